@@ -1,0 +1,249 @@
+//! The catalog: which Parquet files exist, where, and what they hold.
+//!
+//! Owns the `files`, `quarantine` and `history` tables and the queries over
+//! them. Scanning the disk to fill it lives in [`scan`]; the catalog itself
+//! never reads a file.
+
+pub mod scan;
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::state::{now_ns, Db};
+
+/// One cataloged data file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEntry {
+    pub tier: String,
+    /// Path under the tier root, `/`-separated.
+    pub relpath: String,
+    pub dataset: String,
+    pub partition: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub min_ts: Option<i64>,
+    pub max_ts: Option<i64>,
+    pub schema_fp: String,
+    pub mtime_ns: i64,
+    pub drift: Option<String>,
+    pub misfiled: bool,
+}
+
+/// Size and mtime as last seen: enough to know a file is unchanged without
+/// opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub bytes: u64,
+    pub mtime_ns: i64,
+}
+
+/// Partition values parsed back from a `col=value/...` key, in order.
+pub fn partition_values(partition: &str) -> Vec<(String, String)> {
+    partition
+        .split('/')
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One partition of one dataset in one tier, summed over its files.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSummary {
+    pub dataset: String,
+    pub partition: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip)]
+    pub partition_key: String,
+    pub tier: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    #[serde(serialize_with = "ser_ts")]
+    pub min_ts: Option<i64>,
+    #[serde(serialize_with = "ser_ts")]
+    pub max_ts: Option<i64>,
+    pub drift_files: u64,
+    pub misfiled_files: u64,
+}
+
+/// Nanoseconds → RFC 3339 (UTC), the form scripts rely on.
+pub fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn ser_ts<S: serde::Serializer>(v: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(ns) => s.serialize_str(&rfc3339(*ns)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Every cataloged file's size and mtime, keyed by (tier, relpath).
+pub fn seen_files(db: &Db) -> Result<HashMap<(String, String), Seen>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT tier, relpath, bytes, mtime_ns FROM files")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                Seen {
+                    bytes: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                },
+            ))
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+pub fn upsert(conn: &Connection, e: &FileEntry) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO files (tier, relpath, dataset, partition, rows, bytes, min_ts, max_ts, schema_fp, mtime_ns, drift, misfiled, scanned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tier, relpath) DO UPDATE SET
+           dataset = excluded.dataset, partition = excluded.partition, rows = excluded.rows,
+           bytes = excluded.bytes, min_ts = excluded.min_ts, max_ts = excluded.max_ts,
+           schema_fp = excluded.schema_fp, mtime_ns = excluded.mtime_ns, drift = excluded.drift,
+           misfiled = excluded.misfiled, scanned_at = excluded.scanned_at",
+    )?
+    .execute(params![
+        e.tier,
+        e.relpath,
+        e.dataset,
+        e.partition,
+        e.rows as i64,
+        e.bytes as i64,
+        e.min_ts,
+        e.max_ts,
+        e.schema_fp,
+        e.mtime_ns,
+        e.drift,
+        e.misfiled,
+        now_ns()
+    ])?;
+    Ok(())
+}
+
+pub fn remove(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM files WHERE tier = ?1 AND relpath = ?2")?
+        .execute(params![tier, relpath])?;
+    Ok(())
+}
+
+/// An entry in the action history, which reports read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryEvent<'a> {
+    pub action: &'a str,
+    pub dataset: Option<&'a str>,
+    pub partition: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub reason: Option<&'a str>,
+}
+
+pub fn record(conn: &Connection, ev: &HistoryEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO history (at, action, dataset, partition, path, rows, bytes, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        now_ns(),
+        ev.action,
+        ev.dataset,
+        ev.partition,
+        ev.path,
+        ev.rows.map(|v| v as i64),
+        ev.bytes.map(|v| v as i64),
+        ev.reason
+    ])?;
+    Ok(())
+}
+
+/// Partitions, optionally of one dataset, ordered by dataset, partition, tier.
+pub fn partitions(db: &Db, dataset: Option<&str>) -> Result<Vec<PartitionSummary>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT dataset, partition, tier, count(*), sum(rows), sum(bytes), min(min_ts), max(max_ts),
+                    sum(drift IS NOT NULL), sum(misfiled)
+             FROM files WHERE ?1 IS NULL OR dataset = ?1
+             GROUP BY dataset, partition, tier ORDER BY dataset, partition, tier",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([dataset], |r| {
+            let key: String = r.get(1)?;
+            Ok(PartitionSummary {
+                dataset: r.get(0)?,
+                partition: partition_values(&key)
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect(),
+                partition_key: key,
+                tier: r.get(2)?,
+                files: r.get::<_, i64>(3)? as u64,
+                rows: r.get::<_, i64>(4)? as u64,
+                bytes: r.get::<_, i64>(5)? as u64,
+                min_ts: r.get(6)?,
+                max_ts: r.get(7)?,
+                drift_files: r.get::<_, i64>(8)? as u64,
+                misfiled_files: r.get::<_, i64>(9)? as u64,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Total rows and files of a dataset (all tiers).
+pub fn dataset_totals(db: &Db, dataset: &str) -> Result<(u64, u64)> {
+    db.conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(rows), 0) FROM files WHERE dataset = ?1",
+            [dataset],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .optional()
+        .map_err(db.err())
+        .map(|o| o.unwrap_or((0, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(rel: &str, part: &str) -> FileEntry {
+        FileEntry {
+            tier: "hot".into(),
+            relpath: rel.into(),
+            dataset: "trades".into(),
+            partition: part.into(),
+            rows: 10,
+            bytes: 100,
+            min_ts: Some(1),
+            max_ts: Some(5),
+            schema_fp: "x".into(),
+            mtime_ns: 7,
+            drift: None,
+            misfiled: false,
+        }
+    }
+
+    #[test]
+    fn upsert_sum_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let db = Db::open(&d.path().join("s.db")).unwrap();
+        upsert(&db.conn, &entry("a", "symbol=X/date=2024-01-01")).unwrap();
+        upsert(&db.conn, &entry("b", "symbol=X/date=2024-01-01")).unwrap();
+        upsert(&db.conn, &entry("b", "symbol=X/date=2024-01-01")).unwrap();
+        let p = partitions(&db, None).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].files, p[0].rows, p[0].bytes), (2, 20, 200));
+        assert_eq!(p[0].partition["symbol"], "X");
+        remove(&db.conn, "hot", "a").unwrap();
+        assert_eq!(dataset_totals(&db, "trades").unwrap(), (1, 10));
+    }
+}

@@ -1,0 +1,352 @@
+//! `scan`: reconcile the catalog with what is on disk.
+//!
+//! Owns walking the tier roots, deciding per file whether it is unchanged
+//! (size and mtime as cataloged: the body is not read), pending (too young,
+//! a collector may still be writing), corrupt (quarantined, never deleted),
+//! drifted or misfiled, and applying all changes in one transaction.
+//! It does not fix drift or misfiled rows; compaction does that.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+use walkdir::WalkDir;
+
+use super::{FileEntry, Seen};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::parquet_io::{inspect, FileInfo};
+use crate::state::{now_ns, Db};
+
+#[derive(Debug, Default, Serialize)]
+pub struct ScanReport {
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    /// Too young to touch: a collector may still be writing them.
+    pub pending: Vec<String>,
+    /// Unreadable files, moved to the quarantine folder.
+    pub corrupt: Vec<Corrupt>,
+    /// Cataloged files whose schema differs from their dataset's.
+    pub drift: Vec<String>,
+    /// Cataloged files holding rows outside their partition's time range.
+    pub misfiled: Vec<String>,
+    /// Files under a tier root that are not in any dataset's layout.
+    pub ignored: Vec<Ignored>,
+    /// Files whose footer was read in this scan (0 when nothing changed).
+    pub files_read: u64,
+    /// Files and rows in the catalog after the scan.
+    pub files: u64,
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Corrupt {
+    pub path: String,
+    pub reason: String,
+    pub moved_to: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ignored {
+    pub path: String,
+    pub reason: String,
+}
+
+struct Candidate {
+    tier: String,
+    root: PathBuf,
+    relpath: String,
+    dataset: String,
+    partition: String,
+    range: (i64, i64),
+    seen: Seen,
+}
+
+impl Candidate {
+    fn abs(&self) -> PathBuf {
+        self.root.join(&self.relpath)
+    }
+}
+
+/// Walk every tier root and bring the catalog in line with the disk.
+pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanReport> {
+    let started = Instant::now();
+    let known = super::seen_files(db)?;
+    let settle_ns = cfg.scan.settle_time.0.as_nanos() as i64;
+    let now = now_ns();
+    let mut report = ScanReport::default();
+    let mut present: HashSet<(String, String)> = HashSet::new();
+    let mut todo: Vec<Candidate> = Vec::new();
+
+    for (tier, root) in cfg.tier_roots() {
+        if !root.is_dir() {
+            continue;
+        }
+        for entry in WalkDir::new(&root).follow_links(false).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    report.ignored.push(Ignored {
+                        path,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let name = entry.file_name().to_string_lossy();
+            if !entry.file_type().is_file() || !layout::is_data_file(&name) {
+                continue;
+            }
+            let abs = entry.path();
+            let Ok(rel) = abs.strip_prefix(&root) else { continue };
+            let relpath = rel.to_string_lossy().replace('\\', "/");
+            let (dataset, partition, range) = match classify(cfg, rel) {
+                Ok(v) => v,
+                Err(reason) => {
+                    report.ignored.push(Ignored {
+                        path: abs.display().to_string(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let meta = entry.metadata().map_err(|e| Error::Io {
+                op: "stat",
+                path: abs.to_path_buf(),
+                source: e.into(),
+            })?;
+            let seen = Seen {
+                bytes: meta.len(),
+                mtime_ns: mtime_ns(meta.modified().ok()),
+            };
+            let key = (tier.clone(), relpath.clone());
+            let unchanged = known.get(&key) == Some(&seen);
+            present.insert(key);
+            if unchanged {
+                report.unchanged += 1;
+            } else if now - seen.mtime_ns < settle_ns {
+                report.pending.push(abs.display().to_string());
+            } else {
+                todo.push(Candidate {
+                    tier: tier.clone(),
+                    root: root.clone(),
+                    relpath,
+                    dataset,
+                    partition,
+                    range,
+                    seen,
+                });
+            }
+        }
+    }
+
+    progress.set_length(todo.len() as u64);
+    let threads = match cfg.scan.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("scan threads: {e}")))?;
+    let inspected: Vec<(Candidate, std::result::Result<FileInfo, String>)> = pool.install(|| {
+        todo.into_par_iter()
+            .map(|c| {
+                let ds = &cfg.datasets[&c.dataset];
+                let r = inspect(&c.abs(), &ds.time_column);
+                progress.inc(1);
+                (c, r)
+            })
+            .collect()
+    });
+    report.files_read = inspected.len() as u64;
+
+    let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
+    let dberr = crate::state::db_err(&db.path);
+    for (c, result) in inspected {
+        let key = (c.tier.clone(), c.relpath.clone());
+        match result {
+            Ok(info) => {
+                let ds = &cfg.datasets[&c.dataset];
+                let drift = ds.schema_drift(&info.schema);
+                let misfiled =
+                    matches!((info.min_ts, info.max_ts), (Some(lo), Some(hi)) if lo < c.range.0 || hi >= c.range.1);
+                let entry = FileEntry {
+                    tier: c.tier.clone(),
+                    relpath: c.relpath.clone(),
+                    dataset: c.dataset.clone(),
+                    partition: c.partition.clone(),
+                    rows: info.rows,
+                    bytes: c.seen.bytes,
+                    min_ts: info.min_ts,
+                    max_ts: info.max_ts,
+                    schema_fp: info.schema_fp,
+                    mtime_ns: c.seen.mtime_ns,
+                    drift: (!drift.is_empty()).then(|| drift.join("; ")),
+                    misfiled,
+                };
+                super::upsert(&tx, &entry).map_err(&dberr)?;
+                if known.contains_key(&key) {
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+            }
+            Err(reason) => {
+                let from = c.abs();
+                let moved_to = quarantine(cfg, &tx, &c, &reason)?;
+                present.remove(&key);
+                tracing::warn!(path = %from.display(), %reason, moved_to = %moved_to.display(), "quarantined corrupt file");
+                report.corrupt.push(Corrupt {
+                    path: from.display().to_string(),
+                    reason,
+                    moved_to: moved_to.display().to_string(),
+                });
+            }
+        }
+    }
+    for key in known.keys() {
+        if !present.contains(key) {
+            super::remove(&tx, &key.0, &key.1).map_err(&dberr)?;
+            report.removed += 1;
+        }
+    }
+    tx.commit().map_err(&dberr)?;
+    progress.finish_and_clear();
+
+    fill_state(cfg, db, &mut report)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        added = report.added,
+        updated = report.updated,
+        removed = report.removed,
+        unchanged = report.unchanged,
+        pending = report.pending.len(),
+        corrupt = report.corrupt.len(),
+        "scan done"
+    );
+    Ok(report)
+}
+
+/// Dataset, partition key and time range of a path under a tier root, or
+/// why it is not part of any dataset.
+fn classify(cfg: &Config, rel: &Path) -> std::result::Result<(String, String, (i64, i64)), String> {
+    let loc = layout::locate(rel).ok_or("not in a Hive layout (<dataset>/<col>=<value>/.../file.parquet)")?;
+    let ds = cfg
+        .dataset_by_path(&loc.dataset_path)
+        .ok_or_else(|| format!("no dataset is configured with path `{}`", loc.dataset_path))?;
+    if !loc.fits(ds) {
+        let want: Vec<&str> = ds
+            .partition_by
+            .iter()
+            .chain([&ds.time_partition])
+            .map(|s| s.as_str())
+            .collect();
+        return Err(format!("dataset `{}` expects partitions {}", ds.name, want.join("/")));
+    }
+    let period = loc.get(&ds.time_partition).unwrap_or_default();
+    let range = ds
+        .period_range(period)
+        .ok_or_else(|| format!("`{}={period}` is not a {:?} period", ds.time_partition, ds.granularity))?;
+    Ok((ds.name.clone(), loc.partition_key(), range))
+}
+
+/// Move an unreadable file out of the data roots and record why. The file is
+/// never deleted: a person decides what to do with it.
+fn quarantine(cfg: &Config, tx: &rusqlite::Transaction, c: &Candidate, reason: &str) -> Result<PathBuf> {
+    let from = c.abs();
+    let base = cfg.quarantine_dir().join(&c.tier).join(&c.relpath);
+    let mut to = base.clone();
+    let mut n = 1;
+    while to.exists() {
+        to = PathBuf::from(format!("{}.{n}", base.display()));
+        n += 1;
+    }
+    crate::fsutil::move_file(&from, &to)?;
+    let dberr = crate::state::db_err(Path::new("state"));
+    tx.execute(
+        "INSERT INTO quarantine (tier, relpath, moved_to, reason, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![
+            c.tier,
+            c.relpath,
+            to.display().to_string(),
+            reason,
+            c.seen.bytes as i64,
+            now_ns()
+        ],
+    )
+    .map_err(&dberr)?;
+    super::remove(tx, &c.tier, &c.relpath).map_err(&dberr)?;
+    super::record(
+        tx,
+        &super::HistoryEvent {
+            action: "quarantine",
+            dataset: Some(&c.dataset),
+            partition: Some(&c.partition),
+            path: Some(&from.display().to_string()),
+            bytes: Some(c.seen.bytes),
+            reason: Some(reason),
+            ..Default::default()
+        },
+    )
+    .map_err(&dberr)?;
+    Ok(to)
+}
+
+/// Drift, misfiled and totals come from the catalog as it now stands, so a
+/// second scan still reports problems found by the first.
+fn fill_state(cfg: &Config, db: &Db, report: &mut ScanReport) -> Result<()> {
+    let roots: std::collections::HashMap<String, PathBuf> = cfg.tier_roots().into_iter().collect();
+    let mut st = db
+        .conn
+        .prepare("SELECT tier, relpath, drift IS NOT NULL, misfiled FROM files WHERE drift IS NOT NULL OR misfiled ORDER BY tier, relpath")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })
+        .map_err(db.err())?;
+    for row in rows {
+        let (tier, rel, drift, misfiled) = row.map_err(db.err())?;
+        let path = roots
+            .get(&tier)
+            .map(|r| r.join(&rel))
+            .unwrap_or_else(|| PathBuf::from(&rel))
+            .display()
+            .to_string();
+        if drift {
+            report.drift.push(path.clone());
+        }
+        if misfiled {
+            report.misfiled.push(path);
+        }
+    }
+    let (files, rows): (i64, i64) = db
+        .conn
+        .query_row("SELECT count(*), coalesce(sum(rows), 0) FROM files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(db.err())?;
+    report.files = files as u64;
+    report.rows = rows as u64;
+    Ok(())
+}
+
+fn mtime_ns(t: Option<SystemTime>) -> i64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

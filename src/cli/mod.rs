@@ -1,0 +1,115 @@
+//! The command line: one file per command, each a thin shell over the library.
+//!
+//! Owns argument parsing, text/JSON output and exit codes. No storage logic
+//! lives here.
+
+mod demo;
+mod gen;
+mod ingest;
+mod init;
+mod ls;
+mod output;
+mod scan;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mdkeep::{Config, Error};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mdkeep",
+    version,
+    about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 64 refused request, 65 bad input data, \
+                  74 I/O error, 75 state database busy, 78 bad config."
+)]
+pub struct Cli {
+    /// Folder holding configs/, data/ and jobs/.
+    #[arg(long, global = true, env = "MDKEEP_ROOT", default_value = ".")]
+    pub root: PathBuf,
+    /// Config file (default: <root>/configs/mdkeep.toml, else the embedded default).
+    #[arg(long, global = true, env = "MDKEEP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr; the level comes from RUST_LOG (default: warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the folders, the default config and the state database (idempotent).
+    Init(init::Args),
+    /// Reconcile the catalog with the files on disk.
+    Scan(scan::Args),
+    /// List datasets and their partitions.
+    Ls(ls::Args),
+    /// Import a Freqtrade data folder or Parquet files into the layout.
+    #[command(subcommand)]
+    Ingest(ingest::Cmd),
+    /// Write a realistic pile of small trade files, as a live collector leaves them.
+    Gen(gen::Args),
+    /// Run the main job end to end on embedded defaults, in a folder of its own.
+    Demo(demo::Args),
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+/// Run a command; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match &cli.command {
+        Command::Init(a) => init::run(&cli, a),
+        Command::Scan(a) => scan::run(&cli, a),
+        Command::Ls(a) => ls::run(&cli, a),
+        Command::Ingest(c) => ingest::run(&cli, c),
+        Command::Gen(a) => gen::run(&cli, a),
+        Command::Demo(a) => demo::run(&cli, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.downcast_ref::<Error>().map(Error::exit_code).unwrap_or(1)
+        }
+    }
+}
+
+impl Cli {
+    /// The config for this invocation, with environment overrides applied.
+    pub fn load_config(&self) -> Result<Config, Error> {
+        Config::load(&self.root, self.config.as_deref(), std::env::vars())
+    }
+}
+
+/// A progress bar on stderr when a person is watching, hidden otherwise.
+pub fn progress(what: &'static str, json: bool) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(what);
+    pb
+}

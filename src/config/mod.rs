@@ -1,0 +1,380 @@
+//! Loading and validating `configs/mdkeep.toml`.
+//!
+//! Owns: where the config comes from (file, embedded default, environment
+//! overrides), how a bad key is reported, and resolving relative paths
+//! against the root. Does not own what a setting *does*; each capability
+//! reads its own section.
+
+mod dataset;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+pub use dataset::{ColumnSpec, ColumnType, DatasetConfig, Granularity};
+pub use units::{ByteSize, SizeOrPercent, Span};
+
+use crate::error::{Error, Result};
+
+/// The config shipped in the binary; `init` writes it out, and it is used
+/// as is when the root has no `configs/mdkeep.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/mdkeep.toml");
+
+/// Relative location of the default config under the root.
+pub const DEFAULT_CONFIG_PATH: &str = "configs/mdkeep.toml";
+
+const ENV_PREFIX: &str = "MDKEEP__";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The folder relative paths resolve against. Not a config key.
+    #[serde(skip)]
+    pub root: PathBuf,
+    /// Where this config came from, for messages.
+    #[serde(skip)]
+    pub source: String,
+    pub paths: Paths,
+    pub tiers: IndexMap<String, TierConfig>,
+    pub scan: ScanConfig,
+    pub jobs: JobsConfig,
+    pub datasets: IndexMap<String, DatasetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    pub state_db: PathBuf,
+    pub quarantine: PathBuf,
+    pub tmp: PathBuf,
+    pub trash: PathBuf,
+    pub jobs: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub root: PathBuf,
+    pub zstd_level: i32,
+    pub target_file_size: ByteSize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    pub settle_time: Span,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub memory_budget: ByteSize,
+}
+
+impl Config {
+    /// Load from `explicit` if given, else `<root>/configs/mdkeep.toml` if it
+    /// exists, else the embedded default; then apply `MDKEEP__*` overrides
+    /// from `env` and validate.
+    pub fn load(
+        root: &Path,
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let default_path = root.join(DEFAULT_CONFIG_PATH);
+        let (text, source) = match explicit {
+            Some(p) => {
+                let p = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+                (
+                    std::fs::read_to_string(&p).map_err(Error::io("read config", &p))?,
+                    p.display().to_string(),
+                )
+            }
+            None if default_path.exists() => (
+                std::fs::read_to_string(&default_path).map_err(Error::io("read config", &default_path))?,
+                default_path.display().to_string(),
+            ),
+            None => (DEFAULT_CONFIG.to_string(), "<embedded default config>".to_string()),
+        };
+        Self::from_str_with_env(&text, &source, root, env)
+    }
+
+    pub fn from_str_with_env(
+        text: &str,
+        source: &str,
+        root: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Config {
+            source_name: source.to_string(),
+            key: toml_error_line(text, &e),
+            message: e.message().to_string(),
+        })?;
+        let overridden = apply_env(&mut table, env)?;
+        let mut cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = error_key(&e);
+            let source_name = overridden
+                .iter()
+                .find(|(k, _)| key.starts_with(k.as_str()))
+                .map(|(_, var)| format!("environment variable {var}"))
+                .unwrap_or_else(|| source.to_string());
+            Error::Config {
+                source_name,
+                key,
+                message: e.inner().message().to_string(),
+            }
+        })?;
+        cfg.root = root.to_path_buf();
+        cfg.source = source.to_string();
+        for (name, ds) in cfg.datasets.iter_mut() {
+            ds.name = name.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: String, message: String| Error::Config {
+            source_name: self.source.clone(),
+            key,
+            message,
+        };
+        if self.tiers.is_empty() {
+            return Err(bad(
+                "tiers".into(),
+                "at least one tier (the hot one) is required".into(),
+            ));
+        }
+        for (name, t) in &self.tiers {
+            crate::layout::check_segment("tier", name).map_err(|e| bad(format!("tiers.{name}"), e.to_string()))?;
+            if !(1..=22).contains(&t.zstd_level) {
+                return Err(bad(
+                    format!("tiers.{name}.zstd_level"),
+                    "must be between 1 and 22".into(),
+                ));
+            }
+        }
+        for (name, ds) in &self.datasets {
+            let k = |f: &str| format!("datasets.{name}.{f}");
+            crate::layout::check_segment("dataset", name)
+                .map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
+            crate::layout::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
+            match ds.column(&ds.time_column) {
+                Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
+                Some(_) => {
+                    return Err(bad(
+                        k("time_column"),
+                        format!("column `{}` is not a timestamp", ds.time_column),
+                    ))
+                }
+                None => {
+                    return Err(bad(
+                        k("time_column"),
+                        format!("`{}` is not among `columns`", ds.time_column),
+                    ))
+                }
+            }
+            if ds.key.is_empty() {
+                return Err(bad(k("key"), "at least one key column is required".into()));
+            }
+            for key in &ds.key {
+                if ds.column(key).is_none() {
+                    return Err(bad(k("key"), format!("`{key}` is not among `columns`")));
+                }
+            }
+            for p in ds.partition_by.iter().chain([&ds.time_partition]) {
+                crate::layout::check_segment("partition column", p)
+                    .map_err(|e| bad(k("partition_by"), e.to_string()))?;
+                if ds.column(p).is_some() {
+                    return Err(bad(
+                        k("partition_by"),
+                        format!("`{p}` is a data column; partition columns come from the path"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve a config path against the root.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.resolve(&self.paths.state_db)
+    }
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.resolve(&self.paths.quarantine)
+    }
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.resolve(&self.paths.tmp)
+    }
+    pub fn trash_dir(&self) -> PathBuf {
+        self.resolve(&self.paths.trash)
+    }
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.resolve(&self.paths.jobs)
+    }
+
+    /// Tier names and their resolved roots, hottest first.
+    pub fn tier_roots(&self) -> Vec<(String, PathBuf)> {
+        self.tiers
+            .iter()
+            .map(|(n, t)| (n.clone(), self.resolve(&t.root)))
+            .collect()
+    }
+
+    /// The tier collectors write to and users query.
+    pub fn hot_tier(&self) -> (&str, PathBuf) {
+        let (name, t) = self.tiers.first().expect("validated: at least one tier");
+        (name, self.resolve(&t.root))
+    }
+
+    pub fn dataset(&self, name: &str) -> Result<&DatasetConfig> {
+        self.datasets
+            .get(name)
+            .ok_or_else(|| Error::UnknownDataset(name.to_string()))
+    }
+
+    /// The dataset stored under folder `path` of a tier root.
+    pub fn dataset_by_path(&self, path: &str) -> Option<&DatasetConfig> {
+        self.datasets.values().find(|d| d.path == path)
+    }
+}
+
+/// Apply `MDKEEP__SECTION__KEY=value` overrides. Values are read as TOML
+/// (numbers, booleans, arrays) and fall back to plain strings, so both
+/// `MDKEEP__SCAN__THREADS=4` and `MDKEEP__JOBS__MEMORY_BUDGET=5GiB` work.
+/// Returns the dotted keys that were overridden, with their variables.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>> {
+    let mut done = Vec::new();
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let parts: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::Config {
+                source_name: format!("environment variable {var}"),
+                key: parts.join("."),
+                message: "empty segment in variable name".into(),
+            });
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let mut cur = &mut *table;
+        for seg in &parts[..parts.len() - 1] {
+            let entry = cur
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = entry.as_table_mut().ok_or_else(|| Error::Config {
+                source_name: format!("environment variable {var}"),
+                key: parts.join("."),
+                message: format!("`{seg}` is a value, not a section"),
+            })?;
+        }
+        cur.insert(parts[parts.len() - 1].clone(), value);
+        done.push((parts.join("."), var));
+    }
+    Ok(done)
+}
+
+/// The dotted key a deserialization error is about, including the unknown
+/// field's own name, which serde only puts in the message.
+fn error_key(e: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let mut key = e.path().to_string();
+    let msg = e.inner().message();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some(field) = rest.split('`').next() {
+            key = if key == "." || key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+        }
+    }
+    if key == "." {
+        key = "(top level)".into();
+    }
+    key
+}
+
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => format!(
+            "(syntax, line {})",
+            text[..span.start.min(text.len())].lines().count().max(1)
+        ),
+        None => "(syntax)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        Config::from_str_with_env(
+            text,
+            "test.toml",
+            Path::new("/r"),
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+    }
+
+    #[test]
+    fn default_config_loads() {
+        let c = load(DEFAULT_CONFIG, &[]).unwrap();
+        assert_eq!(c.hot_tier().0, "hot");
+        assert_eq!(c.hot_tier().1, Path::new("/r/data/processed"));
+        assert_eq!(c.datasets["trades"].key, vec!["trade_id"]);
+        assert_eq!(c.datasets.len(), 3);
+    }
+
+    #[test]
+    fn env_overrides_sizes_and_numbers() {
+        let c = load(
+            DEFAULT_CONFIG,
+            &[("MDKEEP__JOBS__MEMORY_BUDGET", "3GiB"), ("MDKEEP__SCAN__THREADS", "4")],
+        )
+        .unwrap();
+        assert_eq!(c.jobs.memory_budget.0, 3 << 30);
+        assert_eq!(c.scan.threads, 4);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = DEFAULT_CONFIG.replace("settle_time =", "settle_tme =");
+        let e = load(&text, &[]).unwrap_err().to_string();
+        assert!(e.contains("test.toml") && e.contains("scan.settle_tme"), "{e}");
+        let e = load(DEFAULT_CONFIG, &[("MDKEEP__SCAN__BOGUS", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MDKEEP__SCAN__BOGUS") && e.contains("scan.bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let text = DEFAULT_CONFIG.replace("memory_budget = \"5GiB\"", "memory_budget = \"5 parsecs\"");
+        let e = load(&text, &[]).unwrap_err().to_string();
+        assert!(e.contains("jobs.memory_budget") && e.contains("parsecs"), "{e}");
+        let text = DEFAULT_CONFIG.replace("key = [\"trade_id\"]", "key = [\"tid\"]");
+        let e = load(&text, &[]).unwrap_err().to_string();
+        assert!(e.contains("datasets.trades.key"), "{e}");
+    }
+}

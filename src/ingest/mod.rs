@@ -1,0 +1,351 @@
+//! `ingest`: bring outside data into the layout.
+//!
+//! Owns conforming foreign batches to a dataset's schema (checked before any
+//! byte is written), splitting them by time partition into new files through
+//! the safe write path, and cataloging what was written. Reading particular
+//! foreign formats lives in [`freqtrade`] and [`parquet_files`].
+
+pub mod freqtrade;
+pub mod parquet_files;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use serde::Serialize;
+
+use crate::catalog::{self, FileEntry};
+use crate::config::{Config, DatasetConfig};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::parquet_io::{self, unit_ns, DataFileWriter, WriteOptions, WrittenFile};
+use crate::state::Db;
+
+/// Buffered row groups across all open partition files; beyond it the
+/// largest is flushed, so memory does not grow with the number of partitions.
+const SINK_MEMORY: usize = 64 << 20;
+
+#[derive(Debug, Default, Serialize)]
+pub struct IngestReport {
+    pub sources: Vec<SourceReport>,
+    pub skipped: Vec<Skipped>,
+    pub files_written: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub dataset: String,
+    pub partition: String,
+    pub rows: u64,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub source: String,
+    pub reason: String,
+}
+
+/// Cast and reorder `batch` to `ds`'s schema. Types that only differ in
+/// encoding or precision (timestamp units, large strings, narrower ints) are
+/// cast; anything else, a missing column or an extra one, is refused.
+pub fn conform(batch: &RecordBatch, ds: &DatasetConfig, source: &Path) -> Result<RecordBatch> {
+    let schema: SchemaRef = Arc::new(ds.arrow_schema());
+    let in_schema = batch.schema();
+    for f in in_schema.fields() {
+        if ds.column(f.name()).is_none() {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("extra column `{}` (expected exactly: {})", f.name(), column_list(ds)),
+            });
+        }
+    }
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(ds.columns.len());
+    for c in &ds.columns {
+        let idx = in_schema.index_of(&c.name).map_err(|_| Error::Schema {
+            path: source.to_path_buf(),
+            dataset: ds.name.clone(),
+            message: format!("missing column `{}` (expected: {})", c.name, column_list(ds)),
+        })?;
+        let col = batch.column(idx);
+        let want = c.ty.to_arrow();
+        let from = col.data_type();
+        let castable = c.ty.accepts(from)
+            || matches!((from, &want), (DataType::Timestamp(..), DataType::Timestamp(..)))
+            || matches!(
+                (from, &want),
+                (DataType::Int32 | DataType::Int16 | DataType::UInt32, DataType::Int64)
+            )
+            || matches!(
+                (from, &want),
+                (DataType::Float32 | DataType::Int64 | DataType::Int32, DataType::Float64)
+            )
+            || matches!((from, &want), (DataType::Null, _));
+        if !castable {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("column `{}` is {from}, expected {}", c.name, c.ty),
+            });
+        }
+        let out = match (from, &want) {
+            _ if from == &want => col.clone(),
+            (DataType::Timestamp(..), DataType::Timestamp(unit, _)) => {
+                parquet_io::to_utc(col, *unit).map_err(Error::arrow(source))?
+            }
+            _ => cast(col, &want).map_err(Error::arrow(source))?,
+        };
+        if c.name == ds.time_column && out.null_count() > 0 {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("time column `{}` has {} null values", c.name, out.null_count()),
+            });
+        }
+        cols.push(out);
+    }
+    RecordBatch::try_new(schema, cols).map_err(Error::arrow(source))
+}
+
+fn column_list(ds: &DatasetConfig) -> String {
+    ds.columns
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes conformed batches of one series into per-time-partition files
+/// named `<stem>.parquet`. Re-ingesting the same source replaces its files
+/// rather than duplicating them.
+pub struct PartitionSink<'a> {
+    root: PathBuf,
+    ds: &'a DatasetConfig,
+    fixed: Vec<(String, String)>,
+    stem: String,
+    opts: WriteOptions,
+    open: BTreeMap<String, DataFileWriter>,
+}
+
+impl<'a> PartitionSink<'a> {
+    /// `fixed` holds a value for each of the dataset's `partition_by` columns.
+    pub fn try_new(cfg: &Config, ds: &'a DatasetConfig, fixed: Vec<(String, String)>, stem: &str) -> Result<Self> {
+        for col in &ds.partition_by {
+            let v = fixed.iter().find(|(k, _)| k == col).map(|(_, v)| v).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "dataset `{}` needs a value for partition column `{col}`",
+                    ds.name
+                ))
+            })?;
+            layout::check_segment("partition value", v)?;
+        }
+        let fixed = ds
+            .partition_by
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    fixed.iter().find(|(k, _)| k == c).expect("checked").1.clone(),
+                )
+            })
+            .collect();
+        layout::check_segment("file name", stem)?;
+        let (tier, root) = cfg.hot_tier();
+        Ok(PartitionSink {
+            root,
+            ds,
+            fixed,
+            stem: stem.to_string(),
+            opts: WriteOptions::zstd(cfg.tiers[tier].zstd_level),
+            open: BTreeMap::new(),
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let ts_idx = batch
+            .schema()
+            .index_of(&self.ds.time_column)
+            .map_err(Error::arrow(&self.root))?;
+        let ts = cast(batch.column(ts_idx), &DataType::Int64).map_err(Error::arrow(&self.root))?;
+        let ts = ts.as_primitive::<Int64Type>();
+        let scale = unit_ns(self.ds.time_unit());
+        // Group row indices by period; rows stay in their input order.
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut last: Option<(i64, i64, String)> = None;
+        for (i, v) in ts.values().iter().enumerate() {
+            let ns = v.saturating_mul(scale);
+            let period = match &last {
+                Some((lo, hi, p)) if ns >= *lo && ns < *hi => p.clone(),
+                _ => {
+                    let p = self.ds.period_of(ns);
+                    let (lo, hi) = self.ds.period_range(&p).unwrap_or((ns, ns + 1));
+                    last = Some((lo, hi, p.clone()));
+                    p
+                }
+            };
+            groups.entry(period).or_default().push(i as u32);
+        }
+        for (period, idx) in groups {
+            let part = if idx.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                let idx = UInt32Array::from(idx);
+                let cols = batch
+                    .columns()
+                    .iter()
+                    .map(|c| take(c, &idx, None))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(Error::arrow(&self.root))?;
+                RecordBatch::try_new(batch.schema(), cols).map_err(Error::arrow(&self.root))?
+            };
+            if !self.open.contains_key(&period) {
+                let mut values = self.fixed.clone();
+                values.push((self.ds.time_partition.clone(), period.clone()));
+                let dir = layout::partition_dir(&self.root, self.ds, &values)?;
+                let w =
+                    DataFileWriter::try_new(&dir.join(format!("{}.parquet", self.stem)), batch.schema(), &self.opts)?;
+                self.open.insert(period.clone(), w);
+            }
+            self.open.get_mut(&period).expect("just opened").write(&part)?;
+        }
+        self.honour_budget()
+    }
+
+    fn honour_budget(&mut self) -> Result<()> {
+        while self.open.values().map(|w| w.in_progress_size()).sum::<usize>() > SINK_MEMORY {
+            let biggest = self
+                .open
+                .values_mut()
+                .max_by_key(|w| w.in_progress_size())
+                .expect("non-empty");
+            biggest.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Finish every file; each appears under its final name only now.
+    pub fn close(self) -> Result<Vec<WrittenFile>> {
+        self.open.into_values().map(|w| w.close()).collect()
+    }
+}
+
+/// Catalog files mdkeep itself just wrote under the hot tier (no settle
+/// time: we know they are complete) and record the ingest in the history.
+pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, files: &[WrittenFile]) -> Result<()> {
+    let (tier, root) = cfg.hot_tier();
+    let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
+    let dberr = crate::state::db_err(&db.path);
+    for f in files {
+        let info = parquet_io::inspect(&f.path, &ds.time_column).map_err(|message| Error::Parquet {
+            path: f.path.clone(),
+            message,
+        })?;
+        let rel = f
+            .path
+            .strip_prefix(&root)
+            .map_err(|_| Error::Invalid(format!("{} is outside {}", f.path.display(), root.display())))?;
+        let loc =
+            layout::locate(rel).ok_or_else(|| Error::Invalid(format!("{} is not in the layout", f.path.display())))?;
+        let meta = std::fs::metadata(&f.path).map_err(Error::io("stat", &f.path))?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let entry = FileEntry {
+            tier: tier.to_string(),
+            relpath: rel.to_string_lossy().replace('\\', "/"),
+            dataset: ds.name.clone(),
+            partition: loc.partition_key(),
+            rows: info.rows,
+            bytes: meta.len(),
+            min_ts: info.min_ts,
+            max_ts: info.max_ts,
+            schema_fp: info.schema_fp,
+            mtime_ns,
+            drift: None,
+            misfiled: false,
+        };
+        catalog::upsert(&tx, &entry).map_err(&dberr)?;
+        catalog::record(
+            &tx,
+            &catalog::HistoryEvent {
+                action: "ingest",
+                dataset: Some(&ds.name),
+                partition: Some(&entry.partition),
+                path: Some(&entry.relpath),
+                rows: Some(entry.rows),
+                bytes: Some(entry.bytes),
+                reason: Some(&source.display().to_string()),
+            },
+        )
+        .map_err(&dberr)?;
+    }
+    tx.commit().map_err(&dberr)
+}
+
+/// One series to import: where it came from and where it goes.
+pub struct Series<'a> {
+    pub ds: &'a DatasetConfig,
+    pub source: &'a Path,
+    /// Values of the dataset's `partition_by` columns.
+    pub fixed: Vec<(String, String)>,
+}
+
+/// Stream `batches` (already conformed) of one series into the layout and
+/// catalog the result.
+pub fn ingest_series(
+    cfg: &Config,
+    db: &mut Db,
+    series: Series,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let Series { ds, source, fixed } = series;
+    let partition = layout::partition_key(&fixed);
+    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem_for(source))?;
+    for b in batches {
+        sink.write(&b?)?;
+    }
+    let files = sink.close()?;
+    register(cfg, db, source, ds, &files)?;
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    report.files_written += files.len() as u64;
+    report.rows += rows;
+    report.bytes += files.iter().map(|f| f.bytes).sum::<u64>();
+    report.sources.push(SourceReport {
+        source: source.display().to_string(),
+        dataset: ds.name.clone(),
+        partition,
+        rows,
+        files: files.iter().map(|f| f.path.display().to_string()).collect(),
+    });
+    Ok(())
+}
+
+/// Stem for files derived from `source`: its name, made safe for a path segment.
+pub fn stem_for(source: &Path) -> String {
+    let name = source.file_name().and_then(|n| n.to_str()).unwrap_or("source");
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ingest-{safe}")
+}

@@ -1,0 +1,58 @@
+//! `init`: create the folders and the state database. Idempotent.
+//!
+//! Writes the default config only where none exists; never overwrites.
+
+use serde::Serialize;
+
+use crate::config::{Config, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH};
+use crate::error::{Error, Result};
+use crate::state::Db;
+
+#[derive(Debug, Default, Serialize)]
+pub struct InitReport {
+    /// Folders and files created by this run (empty on a second run).
+    pub created: Vec<String>,
+    pub config: String,
+    pub state_db: String,
+    pub schema_version: i64,
+}
+
+/// Write the default config under `root` if there is none. Returns whether it was written.
+pub fn write_default_config(root: &std::path::Path) -> Result<bool> {
+    let path = root.join(DEFAULT_CONFIG_PATH);
+    if path.exists() {
+        return Ok(false);
+    }
+    crate::fsutil::write_atomic(&path, DEFAULT_CONFIG.as_bytes())?;
+    Ok(true)
+}
+
+pub fn init(cfg: &Config, write_config: bool) -> Result<InitReport> {
+    let mut report = InitReport::default();
+    if write_config && write_default_config(&cfg.root)? {
+        report
+            .created
+            .push(cfg.root.join(DEFAULT_CONFIG_PATH).display().to_string());
+    }
+    let mut dirs = vec![cfg.quarantine_dir(), cfg.tmp_dir(), cfg.trash_dir(), cfg.jobs_dir()];
+    dirs.extend(cfg.tier_roots().into_iter().map(|(_, r)| r));
+    if let Some(p) = cfg.state_db().parent() {
+        dirs.push(p.to_path_buf());
+    }
+    for d in dirs {
+        if !d.is_dir() {
+            std::fs::create_dir_all(&d).map_err(Error::io("create folder", &d))?;
+            report.created.push(d.display().to_string());
+        }
+    }
+    let db_path = cfg.state_db();
+    let existed = db_path.exists();
+    let db = Db::open(&db_path)?;
+    if !existed {
+        report.created.push(db_path.display().to_string());
+    }
+    report.config = cfg.source.clone();
+    report.state_db = db_path.display().to_string();
+    report.schema_version = db.schema_version()?;
+    Ok(report)
+}

@@ -1,0 +1,145 @@
+//! The on-disk Hive layout: `<tier root>/<dataset>/<col>=<value>/.../<file>.parquet`.
+//!
+//! Owns parsing a path into dataset and partition values, building the
+//! folder for a partition, and refusing names that could escape a folder.
+//! Does not touch the disk: callers decide what to do with the paths.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::config::DatasetConfig;
+use crate::error::{Error, Result};
+
+/// Refuse a name that is empty, hidden, a path, or could escape a folder
+/// when used as one path segment (`..`, `/`, `\`, NUL, `=`).
+pub fn check_segment(what: &'static str, value: &str) -> Result<()> {
+    let reason = if value.is_empty() {
+        Some("it is empty")
+    } else if value == "." || value == ".." || value.contains("..") {
+        Some("it contains `..`")
+    } else if value.contains('/') || value.contains('\\') {
+        Some("it contains a path separator")
+    } else if value.starts_with('.') {
+        Some("it starts with `.`")
+    } else if value.contains('\0') || value.chars().any(|c| c.is_control()) {
+        Some("it contains a control character")
+    } else if value.contains('=') {
+        Some("it contains `=`, which Hive paths reserve")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::UnsafeName {
+            what,
+            value: value.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A data file's place in the layout, parsed from its path under a tier root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// First path segment: the dataset's folder.
+    pub dataset_path: String,
+    /// `col=value` segments, outermost first.
+    pub values: Vec<(String, String)>,
+}
+
+impl Located {
+    /// `exchange=binance/symbol=BTC_USDT/date=2024-01-01`.
+    pub fn partition_key(&self) -> String {
+        partition_key(&self.values)
+    }
+
+    pub fn get(&self, col: &str) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k == col).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the segments are exactly the dataset's partition columns, in order.
+    pub fn fits(&self, ds: &DatasetConfig) -> bool {
+        let want = ds.partition_by.iter().chain([&ds.time_partition]);
+        self.values.len() == ds.partition_by.len() + 1 && self.values.iter().map(|(k, _)| k).eq(want)
+    }
+}
+
+pub fn partition_key(values: &[(String, String)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Parse `trades/exchange=x/symbol=y/date=d/part.parquet` (relative to a tier
+/// root). None when the path is not in the layout.
+pub fn locate(rel: &Path) -> Option<Located> {
+    let mut segs: Vec<&str> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(s) => segs.push(s.to_str()?),
+            _ => return None,
+        }
+    }
+    if segs.len() < 2 {
+        return None;
+    }
+    let dataset_path = segs[0].to_string();
+    let mut values = Vec::new();
+    for seg in &segs[1..segs.len() - 1] {
+        let (k, v) = seg.split_once('=')?;
+        values.push((k.to_string(), v.to_string()));
+    }
+    Some(Located { dataset_path, values })
+}
+
+/// The folder of one partition under a tier root.
+pub fn partition_dir(tier_root: &Path, ds: &DatasetConfig, values: &[(String, String)]) -> Result<PathBuf> {
+    let mut p = tier_root.join(&ds.path);
+    for (k, v) in values {
+        check_segment("partition value", v)?;
+        p.push(format!("{k}={v}"));
+    }
+    Ok(p)
+}
+
+/// Whether a file name is a live data file (not a temporary, hidden or foreign file).
+pub fn is_data_file(name: &str) -> bool {
+    name.ends_with(".parquet") && !name.starts_with('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escapes() {
+        for bad in ["..", "../evil", "a/b", ".hidden", "", "a\\b", "x=y", "a\0b"] {
+            assert!(check_segment("symbol", bad).is_err(), "{bad:?}");
+        }
+        for good in ["BTC_USDT", "binance", "1m", "2024-01-01", "XRP_USDT_USDT"] {
+            assert!(check_segment("symbol", good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn locates_hive_paths() {
+        let l = locate(Path::new(
+            "trades/exchange=binance/symbol=BTC_USDT/date=2024-01-01/part-0.parquet",
+        ))
+        .unwrap();
+        assert_eq!(l.dataset_path, "trades");
+        assert_eq!(l.get("symbol"), Some("BTC_USDT"));
+        assert_eq!(l.partition_key(), "exchange=binance/symbol=BTC_USDT/date=2024-01-01");
+        assert!(locate(Path::new("trades/nokey/part.parquet")).is_none());
+        assert!(locate(Path::new("part.parquet")).is_none());
+    }
+
+    #[test]
+    fn data_files() {
+        assert!(is_data_file("part-0.parquet"));
+        assert!(!is_data_file(".part-0.parquet.tmp"));
+        assert!(!is_data_file(".x.parquet"));
+        assert!(!is_data_file("notes.txt"));
+    }
+}

@@ -1,0 +1,20 @@
+//! mdkeep keeps a trader's Parquet market data healthy.
+//!
+//! This library is the blocking, testable core: config, the SQLite state,
+//! the catalog and scan, ingest and the pile generator. The `mdkeep` binary
+//! is a thin command-line shell over it; a daemon will be another.
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod fsutil;
+pub mod gen;
+pub mod ingest;
+pub mod init;
+pub mod layout;
+pub mod parquet_io;
+pub mod state;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,344 @@
+//! Single Parquet files: inspecting a footer, and writing a data file safely.
+//!
+//! Owns the read side a catalog needs (row count, schema, time range from
+//! row-group statistics, computed from the column when statistics are
+//! missing) and the write side every rewrite uses ([`DataFileWriter`]: temp
+//! name → fsync → rename → fsync folder). Which files to read or write, and
+//! when inputs may go, is decided elsewhere.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::kernels::aggregate;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Error, Result};
+use crate::fsutil::AtomicFile;
+
+/// What a footer (and, failing statistics, the time column) says about a file.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub rows: u64,
+    pub schema: SchemaRef,
+    pub schema_fp: String,
+    /// Nanoseconds since the epoch; None when the file has no usable time column or no rows.
+    pub min_ts: Option<i64>,
+    pub max_ts: Option<i64>,
+    /// True when the time range had to be computed by reading the column.
+    pub read_column: bool,
+}
+
+/// Read a file's footer and time range. The error string is the reason the
+/// file is unreadable, for the quarantine ledger.
+pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("invalid footer: {e}"))?;
+    let meta = builder.metadata().clone();
+    let schema = builder.schema().clone();
+    let rows = meta.file_metadata().num_rows().max(0) as u64;
+    let mut info = FileInfo {
+        rows,
+        schema_fp: fingerprint(&schema),
+        schema: schema.clone(),
+        min_ts: None,
+        max_ts: None,
+        read_column: false,
+    };
+    let unit = match schema.field_with_name(time_column).map(|f| f.data_type().clone()) {
+        Ok(DataType::Timestamp(u, _)) => u,
+        _ => return Ok(info),
+    };
+    if rows == 0 {
+        return Ok(info);
+    }
+    let conv = StatisticsConverter::try_new(time_column, &schema, builder.parquet_schema())
+        .map_err(|e| format!("statistics of `{time_column}`: {e}"))?;
+    let mins = conv.row_group_mins(meta.row_groups().iter()).ok();
+    let maxes = conv.row_group_maxes(meta.row_groups().iter()).ok();
+    if let (Some(mins), Some(maxes)) = (mins, maxes) {
+        if mins.null_count() == 0 && maxes.null_count() == 0 && !mins.is_empty() {
+            info.min_ts = min_of(&mins, unit);
+            info.max_ts = max_of(&maxes, unit);
+            return Ok(info);
+        }
+    }
+    // No statistics (some writers omit them): read just the time column.
+    let mask = ProjectionMask::columns(builder.parquet_schema(), [time_column]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| format!("reading `{time_column}`: {e}"))?;
+    info.read_column = true;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("reading `{time_column}`: {e}"))?;
+        let col = batch.column(0);
+        info.min_ts = opt_min(info.min_ts, min_of(col, unit));
+        info.max_ts = opt_max(info.max_ts, max_of(col, unit));
+    }
+    Ok(info)
+}
+
+fn opt_min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn opt_max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Nanoseconds per tick of a time unit.
+pub fn unit_ns(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+fn as_i64(a: &ArrayRef) -> Option<ArrayRef> {
+    arrow::compute::cast(a, &DataType::Int64).ok()
+}
+
+fn min_of(a: &ArrayRef, unit: TimeUnit) -> Option<i64> {
+    let v = as_i64(a)?;
+    aggregate::min(v.as_primitive::<Int64Type>()).map(|x| x.saturating_mul(unit_ns(unit)))
+}
+
+fn max_of(a: &ArrayRef, unit: TimeUnit) -> Option<i64> {
+    let v = as_i64(a)?;
+    aggregate::max(v.as_primitive::<Int64Type>()).map(|x| x.saturating_mul(unit_ns(unit)))
+}
+
+/// Cast any timestamp (or epoch integer) column to `unit` in UTC. Naive
+/// timestamps are taken as UTC, as collectors write them; the conversion
+/// only relabels, so no timezone database is needed.
+pub fn to_utc(a: &ArrayRef, unit: TimeUnit) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    use arrow::compute::cast;
+    let a = match a.data_type() {
+        DataType::Timestamp(_, tz) => cast(a, &DataType::Timestamp(unit, tz.clone()))?,
+        _ => a.clone(),
+    };
+    let ints = cast(&a, &DataType::Int64)?;
+    cast(&ints, &DataType::Timestamp(unit, Some("UTC".into())))
+}
+
+/// A stable fingerprint of column names and types (FNV-1a; stable across
+/// Rust versions, unlike `DefaultHasher`).
+pub fn fingerprint(schema: &arrow::datatypes::Schema) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in schema.fields() {
+        for b in format!("{}:{};", f.name(), f.data_type()).bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// How a data file is written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    pub compression: Codec,
+    pub max_row_group_rows: usize,
+    /// Recorded in the footer so readers know the order.
+    pub sorting_columns: Option<Vec<SortingColumn>>,
+}
+
+/// Compression of written files: zstd for everything mdkeep keeps; snappy
+/// only where it imitates a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Zstd(i32),
+    Snappy,
+}
+
+impl WriteOptions {
+    pub fn zstd(level: i32) -> Self {
+        WriteOptions {
+            compression: Codec::Zstd(level),
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            compression: Codec::Zstd(3),
+            max_row_group_rows: 1 << 20,
+            sorting_columns: None,
+        }
+    }
+}
+
+impl WriteOptions {
+    fn properties(&self) -> Result<WriterProperties> {
+        let compression = match self.compression {
+            Codec::Zstd(level) => {
+                Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::Invalid(format!("zstd level: {e}")))?)
+            }
+            Codec::Snappy => Compression::SNAPPY,
+        };
+        Ok(WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.max_row_group_rows))
+            // Page-level statistics also write the page index.
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_sorting_columns(self.sorting_columns.clone())
+            .build())
+    }
+}
+
+/// A finished, durable data file.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Streams record batches into one Parquet file that appears under its final
+/// name only once complete and synced.
+pub struct DataFileWriter {
+    writer: ArrowWriter<File>,
+    target: AtomicFile,
+    rows: u64,
+}
+
+impl DataFileWriter {
+    pub fn try_new(dest: &Path, schema: SchemaRef, opts: &WriteOptions) -> Result<Self> {
+        let (target, file) = AtomicFile::create(dest)?;
+        let writer = ArrowWriter::try_new(file, schema, Some(opts.properties()?)).map_err(Error::parquet(dest))?;
+        Ok(DataFileWriter {
+            writer,
+            target,
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(Error::parquet(self.target.dest()))
+    }
+
+    /// Bytes buffered for the open row group: the memory hook budgets watch.
+    pub fn in_progress_size(&self) -> usize {
+        self.writer.in_progress_size()
+    }
+
+    /// Bytes already written plus the buffered estimate: when to roll over.
+    pub fn estimated_size(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Force the open row group out, to honour a memory budget.
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer.flush().map_err(Error::parquet(self.target.dest()))
+    }
+
+    pub fn close(self) -> Result<WrittenFile> {
+        let dest = self.target.dest().to_path_buf();
+        self.writer.close().map_err(Error::parquet(&dest))?;
+        let path = self.target.commit()?;
+        let bytes = std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+        Ok(WrittenFile {
+            path,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}
+
+/// Write a whole (small) set of batches to one file.
+pub fn write_file(dest: &Path, schema: SchemaRef, batches: &[RecordBatch], opts: &WriteOptions) -> Result<WrittenFile> {
+    let mut w = DataFileWriter::try_new(dest, schema, opts)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()
+}
+
+/// Open a file for streaming reads of its record batches.
+pub fn open_batches(
+    path: &Path,
+    batch_size: usize,
+) -> Result<(SchemaRef, parquet::arrow::arrow_reader::ParquetRecordBatchReader)> {
+    let f = File::open(path).map_err(Error::io("open", path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?;
+    let schema = b.schema().clone();
+    let r = b.with_batch_size(batch_size).build().map_err(Error::parquet(path))?;
+    Ok((schema, r))
+}
+
+pub fn arc_schema(s: arrow::datatypes::Schema) -> SchemaRef {
+    Arc::new(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("id", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![5, 1, 9]).with_timezone("UTC")),
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn write_then_inspect() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.parquet");
+        let b = batch();
+        let w = write_file(&p, b.schema(), &[b], &WriteOptions::default()).unwrap();
+        assert_eq!(w.rows, 3);
+        let i = inspect(&p, "ts").unwrap();
+        assert_eq!((i.rows, i.min_ts, i.max_ts), (3, Some(1_000_000), Some(9_000_000)));
+        assert!(!i.read_column);
+    }
+
+    #[test]
+    fn truncated_file_is_unreadable() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.parquet");
+        let b = batch();
+        write_file(&p, b.schema(), &[b], &WriteOptions::default()).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(inspect(&p, "ts").is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! Schema history. Append only: never edit an entry that has shipped, add a
+//! new one. Entry N (1-based) brings the database to `user_version` N.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the catalog of Parquet files, the quarantine ledger, the action history.
+    r#"
+    CREATE TABLE files (
+        id          INTEGER PRIMARY KEY,
+        tier        TEXT    NOT NULL,
+        relpath     TEXT    NOT NULL,   -- under the tier root
+        dataset     TEXT    NOT NULL,
+        partition   TEXT    NOT NULL,   -- col=value/col=value, outermost first
+        rows        INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        min_ts      INTEGER,            -- ns since epoch, NULL when unknown
+        max_ts      INTEGER,
+        schema_fp   TEXT    NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        drift       TEXT,               -- why the schema differs, NULL when it fits
+        misfiled    INTEGER NOT NULL DEFAULT 0,
+        scanned_at  INTEGER NOT NULL,
+        UNIQUE (tier, relpath)
+    );
+    CREATE INDEX files_by_partition ON files (dataset, partition, tier);
+
+    CREATE TABLE quarantine (
+        id          INTEGER PRIMARY KEY,
+        tier        TEXT    NOT NULL,
+        relpath     TEXT    NOT NULL,
+        moved_to    TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        bytes       INTEGER NOT NULL,
+        at          INTEGER NOT NULL
+    );
+
+    CREATE TABLE history (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        action      TEXT    NOT NULL,   -- ingest, quarantine, compact, tier, evict, ...
+        dataset     TEXT,
+        partition   TEXT,
+        path        TEXT,
+        rows        INTEGER,
+        bytes       INTEGER,
+        reason      TEXT
+    );
+    CREATE INDEX history_by_time ON history (at);
+    "#,
+];

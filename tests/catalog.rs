@@ -1,0 +1,158 @@
+//! Scan and ls against real files, checked by DuckDB and pyarrow.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{age, py, Sandbox};
+
+#[test]
+fn scan_counts_what_gen_wrote_and_duckdb_agrees() {
+    let s = Sandbox::new();
+    let g = s.gen(2, 2, 2, 300);
+    let files = g["files"].as_u64().unwrap();
+    let rows = g["rows"].as_u64().unwrap();
+    assert_eq!(files, 2 * 2 * 24 * 2);
+
+    let r = s.json(&["scan"]);
+    assert_eq!(r["added"].as_u64(), Some(files));
+    assert_eq!(r["rows"].as_u64(), Some(rows));
+    assert_eq!(r["pending"].as_array().unwrap().len(), 0);
+    assert_eq!(r["corrupt"].as_array().unwrap().len(), 0);
+    // The first flush of day 2 carries day 1's last trades: misfiled, once per symbol.
+    assert_eq!(r["misfiled"].as_array().unwrap().len(), 2, "{r}");
+
+    let hot = s.hot().display().to_string();
+    let duck = py(
+        "import duckdb,sys; print(duckdb.connect().execute(f\"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true)\").fetchone()[0])",
+        &[&hot],
+    );
+    assert_eq!(duck, rows.to_string());
+    let arrow = py(
+        "import pyarrow.dataset as ds,sys; print(ds.dataset(sys.argv[1] + '/trades', format='parquet', partitioning='hive').count_rows())",
+        &[&hot],
+    );
+    assert_eq!(arrow, rows.to_string());
+
+    // ls agrees and keeps its JSON contract.
+    let ls = s.json(&["ls"]);
+    let parts = ls.as_array().unwrap();
+    assert_eq!(parts.len(), 4);
+    let sum: u64 = parts.iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    assert_eq!(sum, rows);
+    let p = &parts[0];
+    for k in [
+        "dataset",
+        "partition",
+        "tier",
+        "files",
+        "rows",
+        "bytes",
+        "min_ts",
+        "max_ts",
+    ] {
+        assert!(p.get(k).is_some(), "ls entry lacks {k}: {p}");
+    }
+    assert_eq!(p["dataset"], "trades");
+    assert_eq!(p["tier"], "hot");
+    assert_eq!(p["partition"]["exchange"], "binance");
+    assert_eq!(p["partition"]["date"], "2024-01-01");
+    assert!(p["min_ts"].as_str().unwrap().starts_with("2024-01-01T"), "{p}");
+}
+
+#[test]
+fn second_scan_reads_no_file_and_vanished_files_leave() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 2, 100);
+    let first = s.json(&["scan"]);
+    let n = first["added"].as_u64().unwrap();
+    let again = s.json(&["scan"]);
+    assert_eq!(again["unchanged"].as_u64(), Some(n));
+    assert_eq!(again["added"].as_u64(), Some(0));
+    assert_eq!(again["updated"].as_u64(), Some(0));
+    assert_eq!(again["files_read"].as_u64(), Some(0));
+
+    let victim = s.data_files().pop().unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    let after = s.json(&["scan"]);
+    assert_eq!(after["removed"].as_u64(), Some(1));
+    assert_eq!(after["files"].as_u64(), Some(n - 1));
+}
+
+#[test]
+fn truncated_old_file_is_quarantined_not_deleted() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 2, 100);
+    let victim = s.data_files()[3].clone();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    age(&victim, Duration::from_secs(3600));
+
+    let r = s.json(&["scan"]);
+    let corrupt = r["corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1, "{r}");
+    assert_eq!(corrupt[0]["path"].as_str().unwrap(), victim.display().to_string());
+    assert!(!corrupt[0]["reason"].as_str().unwrap().is_empty());
+    let moved = std::path::PathBuf::from(corrupt[0]["moved_to"].as_str().unwrap());
+    assert!(
+        moved.starts_with(s.root().join("data/quarantine")),
+        "{}",
+        moved.display()
+    );
+    assert_eq!(
+        std::fs::read(&moved).unwrap(),
+        bytes[..bytes.len() / 2],
+        "quarantined bytes kept as they were"
+    );
+    assert!(!victim.exists());
+    // The run went on: every other file is cataloged.
+    assert_eq!(r["added"].as_u64(), Some(47));
+}
+
+#[test]
+fn just_written_file_is_pending_and_untouched() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 1, 50);
+    let src = s.data_files()[0].clone();
+    let fresh = src.with_file_name("live-flush.parquet");
+    std::fs::copy(&src, &fresh).unwrap();
+    // A collector half-way through a write: no footer yet, but young.
+    let half = src.with_file_name("half-written.parquet");
+    std::fs::write(&half, b"PAR1 partial").unwrap();
+
+    let r = s.json(&["scan"]);
+    let pending: Vec<&str> = r["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(pending.contains(&fresh.display().to_string().as_str()), "{r}");
+    assert!(pending.contains(&half.display().to_string().as_str()), "{r}");
+    assert_eq!(r["corrupt"].as_array().unwrap().len(), 0);
+    assert!(half.exists() && fresh.exists());
+    assert_eq!(r["added"].as_u64(), Some(24));
+}
+
+#[test]
+fn drift_is_reported() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 1, 50);
+    let dir = s.data_files()[0].parent().unwrap().to_path_buf();
+    let odd = dir.join("odd.parquet");
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+         t = pa.table({'ts': pa.array([1704067200000], pa.timestamp('ms', tz='UTC')), 'trade_id': [1], 'price': [1.0], 'amount': [1.0], 'side': ['buy'], 'fee': [0.1]})\n\
+         pq.write_table(t, sys.argv[1])",
+        &[&odd.display().to_string()],
+    );
+    age(&odd, Duration::from_secs(3600));
+    let r = s.json(&["scan"]);
+    let drift: Vec<&str> = r["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(drift, vec![odd.display().to_string().as_str()]);
+}

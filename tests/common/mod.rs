@@ -1,0 +1,194 @@
+//! Shared helpers for the integration tests: a sandbox root, running the
+//! real `mdkeep` binary, and the venv's Python (DuckDB, pyarrow) as an
+//! independent reader.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A fresh root with `mdkeep init` done.
+    pub fn new() -> Sandbox {
+        let s = Sandbox::empty();
+        s.ok(&["init"]);
+        s
+    }
+
+    pub fn empty() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn hot(&self) -> PathBuf {
+        self.root().join("data/processed")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mdkeep"));
+        c.args(args).env("MDKEEP_ROOT", self.root()).env_remove("MDKEEP_CONFIG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MDKEEP__") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run mdkeep")
+    }
+
+    /// Run, assert success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "mdkeep {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf8")
+    }
+
+    /// Run with `--json` appended and parse stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("mdkeep {a:?}: bad JSON ({e}):\n{out}"))
+    }
+
+    /// A small pile on fixed dates: `symbols` × `days` × 24 × `fph` files.
+    pub fn gen(&self, symbols: u32, days: u32, fph: u32, rows: u32) -> Value {
+        self.json(&[
+            "gen",
+            "--symbols",
+            &symbols.to_string(),
+            "--days",
+            &days.to_string(),
+            "--flushes-per-hour",
+            &fph.to_string(),
+            "--rows-per-flush",
+            &rows.to_string(),
+            "--start",
+            "2024-01-01",
+        ])
+    }
+
+    /// All data files under the hot tier, sorted.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = walk(&self.hot())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Make a file look old enough to be settled.
+pub fn age(path: &Path, by: Duration) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - by).unwrap();
+}
+
+/// The venv's Python, with DuckDB and pyarrow. `.ci/run` creates it; when
+/// it is missing (a bare `cargo test` on a fresh clone) the first test that
+/// needs it creates it, under a lock so parallel tests wait for one install.
+pub fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Ok(p) = std::env::var("MDKEEP_TEST_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join(".venv");
+        let py = venv.join("bin/python");
+        let ready = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import duckdb, pyarrow, numpy"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if ready(&py) {
+            return py;
+        }
+        let lock = root.join(".venv.lock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(900);
+        while std::fs::create_dir(&lock).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 15 min for {}",
+                lock.display()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if !ready(&py) {
+            let run = |c: &mut Command| {
+                let o = c.output().expect("run python3");
+                if !o.status.success() {
+                    let _ = std::fs::remove_dir(&lock);
+                    panic!("creating the test venv failed:\n{}", String::from_utf8_lossy(&o.stderr));
+                }
+            };
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(root.join("tests/requirements.txt")));
+        }
+        let _ = std::fs::remove_dir(&lock);
+        py
+    })
+    .clone()
+}
+
+/// Run a Python snippet (argv[1..] = args) and return its stdout, trimmed.
+pub fn py(code: &str, args: &[&str]) -> String {
+    let o = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        o.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// Path to the shared material beside the project.
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+}

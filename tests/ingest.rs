@@ -1,0 +1,235 @@
+//! Ingest: Freqtrade folders (written here with the arrow crate, and the real
+//! files in ../shared), arbitrary Parquet, and names that would escape.
+
+mod common;
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use common::{py, shared, Sandbox};
+use serde_json::Value;
+
+fn partitions(s: &Sandbox, dataset: &str) -> Vec<Value> {
+    s.json(&["ls", "--dataset", dataset]).as_array().unwrap().clone()
+}
+
+/// Write `<dir>/<name>` as Freqtrade does: Arrow IPC (feather v2), date in ns UTC.
+fn write_candles_feather(path: &std::path::Path, start_ms: i64, step_ms: i64, n: usize) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "date",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("open", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("close", DataType::Float64, true),
+        Field::new("volume", DataType::Float64, true),
+    ]));
+    let dates: Vec<i64> = (0..n as i64).map(|i| (start_ms + i * step_ms) * 1_000_000).collect();
+    let px: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampNanosecondArray::from(dates).with_timezone("UTC")),
+            Arc::new(Float64Array::from(px.clone())),
+            Arc::new(Float64Array::from(px.iter().map(|p| p + 1.0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(px.iter().map(|p| p - 1.0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(px.clone())),
+            Arc::new(Float64Array::from(vec![10.0; n])),
+        ],
+    )
+    .unwrap();
+    let f = File::create(path).unwrap();
+    let opts = arrow::ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))
+        .unwrap();
+    let mut w = arrow::ipc::writer::FileWriter::try_new_with_options(f, &schema, opts).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn freqtrade_feather_imports_with_rows_and_time_range() {
+    let s = Sandbox::new();
+    let ft = tempfile::tempdir().unwrap();
+    // 2023-12-31 23:00 UTC, hourly, 30 candles: spans two months.
+    let start_ms = 1_704_063_600_000;
+    write_candles_feather(&ft.path().join("BTC_USDT-1h.feather"), start_ms, 3_600_000, 30);
+    let r = s.json(&[
+        "ingest",
+        "freqtrade",
+        ft.path().to_str().unwrap(),
+        "--exchange",
+        "binance",
+    ]);
+    assert_eq!(r["rows"].as_u64(), Some(30), "{r}");
+
+    let parts = partitions(&s, "ohlcv");
+    assert_eq!(parts.len(), 2, "December and January: {parts:?}");
+    assert_eq!(parts[0]["partition"]["symbol"], "BTC_USDT");
+    assert_eq!(parts[0]["partition"]["timeframe"], "1h");
+    assert_eq!(parts[0]["partition"]["month"], "2023-12");
+    assert_eq!(parts[0]["rows"].as_u64(), Some(1));
+    assert_eq!(parts[1]["rows"].as_u64(), Some(29));
+    assert_eq!(parts[0]["min_ts"], "2023-12-31T23:00:00Z");
+    assert_eq!(parts[1]["max_ts"], "2024-01-02T04:00:00Z");
+
+    // Re-ingesting the same file replaces its output instead of doubling it.
+    s.json(&[
+        "ingest",
+        "freqtrade",
+        ft.path().to_str().unwrap(),
+        "--exchange",
+        "binance",
+    ]);
+    let total: u64 = partitions(&s, "ohlcv")
+        .iter()
+        .map(|p| p["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 30);
+
+    // Another engine reads the result with the right type and values.
+    let out = py(
+        "import pyarrow.dataset as ds, sys\n\
+         t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()\n\
+         print(t.num_rows, t.schema.field('ts').type, t.column('close').to_pylist()[0])",
+        &[&s.hot().join("ohlcv").display().to_string()],
+    );
+    assert_eq!(out, "30 timestamp[ms, tz=UTC] 100.0");
+}
+
+#[test]
+fn real_freqtrade_folder_imports_every_file() {
+    let dir = shared("data/freqtrade");
+    assert!(dir.is_dir(), "{} is missing", dir.display());
+    let s = Sandbox::new();
+    let r = s.json(&["ingest", "freqtrade", dir.to_str().unwrap(), "--exchange", "binance"]);
+    // Count rows per source with pyarrow, independently.
+    let expected: u64 = py(
+        "import pyarrow.feather as f, pyarrow.parquet as pq, glob, sys\n\
+         n = 0\n\
+         for p in glob.glob(sys.argv[1] + '/*.feather') + glob.glob(sys.argv[1] + '/futures/*.feather'):\n\
+         \x20   n += f.read_table(p).num_rows\n\
+         n += pq.read_table(sys.argv[1] + '/XRP_ETH-trades.parquet').num_rows\n\
+         print(n)",
+        &[dir.to_str().unwrap()],
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(r["rows"].as_u64(), Some(expected), "{r}");
+    let trades = partitions(&s, "trades");
+    let trade_rows: u64 = trades.iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    // The feather and the parquet trades file hold the same 12,477 trades, into the same partitions.
+    assert_eq!(trade_rows, 2 * 12_477);
+    assert_eq!(trades[0]["partition"]["symbol"], "XRP_ETH");
+    assert_eq!(trades[0]["min_ts"], "2019-10-11T00:00:11.620Z");
+    let futures = partitions(&s, "ohlcv");
+    assert!(futures.iter().any(|p| p["partition"]["symbol"] == "XRP_USDT_USDT"));
+    // The catalog and the disk agree after a scan.
+    let scan = s.json(&["scan"]);
+    assert_eq!(scan["added"].as_u64(), Some(0));
+    assert_eq!(scan["updated"].as_u64(), Some(0));
+}
+
+#[test]
+fn ingest_refuses_names_that_escape() {
+    let s = Sandbox::new();
+    let src = s.root().join("in.parquet");
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+         t = pa.table({'ts': pa.array([1704067200000], pa.timestamp('ms', tz='UTC')), 'trade_id': [1], 'price': [1.0], 'amount': [1.0], 'side': ['buy']})\n\
+         pq.write_table(t, sys.argv[1])",
+        &[&src.display().to_string()],
+    );
+    let src = src.display().to_string();
+    for bad in ["../evil", "a/b", ".."] {
+        let set = format!("symbol={bad}");
+        let o = s.run(&[
+            "ingest",
+            "parquet",
+            "--dataset",
+            "trades",
+            "--set",
+            "exchange=binance",
+            "--set",
+            &set,
+            &src,
+        ]);
+        assert_eq!(o.status.code(), Some(64), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(bad),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(s.data_files().is_empty());
+    assert!(!s.root().join("data/evil").exists());
+
+    // The same file with a proper symbol goes in.
+    let r = s.json(&[
+        "ingest",
+        "parquet",
+        "--dataset",
+        "trades",
+        "--set",
+        "exchange=binance",
+        "--set",
+        "symbol=BTC_USDT",
+        &src,
+    ]);
+    assert_eq!(r["rows"].as_u64(), Some(1));
+}
+
+#[test]
+fn ingest_checks_schema_before_writing() {
+    let s = Sandbox::new();
+    let src = s.root().join("bad.parquet");
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+         pq.write_table(pa.table({'ts': pa.array([1], pa.timestamp('ms')), 'trade_id': ['x1'], 'price': [1.0]}), sys.argv[1])",
+        &[&src.display().to_string()],
+    );
+    let o = s.run(&[
+        "ingest",
+        "parquet",
+        "--dataset",
+        "trades",
+        "--set",
+        "exchange=b",
+        "--set",
+        "symbol=S",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.parquet") && err.contains("trades"), "{err}");
+    assert!(s.data_files().is_empty());
+}
+
+#[test]
+fn freqtrade_json_trades_with_string_ids() {
+    let s = Sandbox::new();
+    let ft = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ft.path().join("ETH_BTC-trades.json"),
+        r#"[[1570752011620,"13519807",null,"sell",0.001,23.0,0.023],[1570752011700,"13519808",null,"buy",0.002,5.0,0.01]]"#,
+    )
+    .unwrap();
+    std::fs::write(ft.path().join("README.txt"), "not data").unwrap();
+    let r = s.json(&[
+        "ingest",
+        "freqtrade",
+        ft.path().to_str().unwrap(),
+        "--exchange",
+        "kraken",
+    ]);
+    assert_eq!(r["rows"].as_u64(), Some(2));
+    assert_eq!(r["skipped"].as_array().unwrap().len(), 1);
+    let p = &partitions(&s, "trades")[0];
+    assert_eq!(p["partition"]["exchange"], "kraken");
+    assert_eq!(p["partition"]["date"], "2019-10-11");
+}
