@@ -1,6 +1,6 @@
 //! `demo`: the main job end to end, on embedded defaults, in a folder of its own.
 //!
-//! Each capability adds its step here. Today: init → gen → scan → ls.
+//! Each capability adds its step here. Today: init → gen → scan → compact → ls.
 
 use std::path::Path;
 
@@ -20,6 +20,7 @@ pub struct DemoReport {
     pub init: InitReport,
     pub gen: GenReport,
     pub scan: ScanReport,
+    pub compact: crate::compaction::Metrics,
     pub partitions: Vec<PartitionSummary>,
 }
 
@@ -42,12 +43,15 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     let gen = crate::gen::generate(&cfg, &demo_gen_options())?;
     let mut db = Db::open(&cfg.state_db())?;
     let scan = catalog::scan::scan(&cfg, &mut db, &ProgressBar::hidden())?;
+    let plan = crate::compaction::plan(&cfg, &db, &Default::default())?;
+    let compact = crate::compaction::execute(&cfg, &mut db, &plan, &ProgressBar::hidden())?;
     let partitions = catalog::partitions(&db, None)?;
     Ok(DemoReport {
         root: root.display().to_string(),
         init,
         gen,
         scan,
+        compact,
         partitions,
     })
 }

@@ -5,6 +5,7 @@
 //! is a thin command-line shell over it; a daemon will be another.
 
 pub mod catalog;
+pub mod compaction;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod fsutil;
 pub mod gen;
 pub mod ingest;
 pub mod init;
+pub mod journal;
 pub mod layout;
 pub mod parquet_io;
 pub mod state;

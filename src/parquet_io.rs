@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
 use arrow::compute::kernels::aggregate;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -20,6 +21,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
 
@@ -34,7 +36,12 @@ pub struct FileInfo {
     pub max_ts: Option<i64>,
     /// True when the time range had to be computed by reading the column.
     pub read_column: bool,
+    /// The footer says mdkeep wrote it sorted and deduplicated.
+    pub compacted: bool,
 }
+
+/// Footer key marking files mdkeep wrote sorted by (time, key) and deduplicated.
+pub const COMPACTED_KEY: &str = "mdkeep.compacted";
 
 /// Read a file's footer and time range. The error string is the reason the
 /// file is unreadable, for the quarantine ledger.
@@ -51,6 +58,10 @@ pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, 
         min_ts: None,
         max_ts: None,
         read_column: false,
+        compacted: meta.file_metadata().key_value_metadata().is_some_and(|kv| {
+            kv.iter()
+                .any(|k| k.key == COMPACTED_KEY && k.value.as_deref() == Some("1"))
+        }),
     };
     let unit = match schema.field_with_name(time_column).map(|f| f.data_type().clone()) {
         Ok(DataType::Timestamp(u, _)) => u,
@@ -125,6 +136,76 @@ fn max_of(a: &ArrayRef, unit: TimeUnit) -> Option<i64> {
     aggregate::max(v.as_primitive::<Int64Type>()).map(|x| x.saturating_mul(unit_ns(unit)))
 }
 
+/// Cast and reorder `batch` to `ds`'s schema. Types that only differ in
+/// encoding or precision (timestamp units, large strings, narrower ints) are
+/// cast; anything else, a missing column or an extra one, is refused.
+pub fn conform(batch: &RecordBatch, ds: &DatasetConfig, source: &Path) -> Result<RecordBatch> {
+    let schema: SchemaRef = Arc::new(ds.arrow_schema());
+    let in_schema = batch.schema();
+    for f in in_schema.fields() {
+        if ds.column(f.name()).is_none() {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("extra column `{}` (expected exactly: {})", f.name(), column_list(ds)),
+            });
+        }
+    }
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(ds.columns.len());
+    for c in &ds.columns {
+        let idx = in_schema.index_of(&c.name).map_err(|_| Error::Schema {
+            path: source.to_path_buf(),
+            dataset: ds.name.clone(),
+            message: format!("missing column `{}` (expected: {})", c.name, column_list(ds)),
+        })?;
+        let col = batch.column(idx);
+        let want = c.ty.to_arrow();
+        let from = col.data_type();
+        let castable = c.ty.accepts(from)
+            || matches!((from, &want), (DataType::Timestamp(..), DataType::Timestamp(..)))
+            || matches!(
+                (from, &want),
+                (DataType::Int32 | DataType::Int16 | DataType::UInt32, DataType::Int64)
+            )
+            || matches!(
+                (from, &want),
+                (DataType::Float32 | DataType::Int64 | DataType::Int32, DataType::Float64)
+            )
+            || matches!((from, &want), (DataType::Null, _));
+        if !castable {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("column `{}` is {from}, expected {}", c.name, c.ty),
+            });
+        }
+        let out = match (from, &want) {
+            _ if from == &want => col.clone(),
+            (DataType::Timestamp(..), DataType::Timestamp(unit, _)) => {
+                to_utc(col, *unit).map_err(Error::arrow(source))?
+            }
+            _ => cast(col, &want).map_err(Error::arrow(source))?,
+        };
+        if c.name == ds.time_column && out.null_count() > 0 {
+            return Err(Error::Schema {
+                path: source.to_path_buf(),
+                dataset: ds.name.clone(),
+                message: format!("time column `{}` has {} null values", c.name, out.null_count()),
+            });
+        }
+        cols.push(out);
+    }
+    RecordBatch::try_new(schema, cols).map_err(Error::arrow(source))
+}
+
+fn column_list(ds: &DatasetConfig) -> String {
+    ds.columns
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Cast any timestamp (or epoch integer) column to `unit` in UTC. Naive
 /// timestamps are taken as UTC, as collectors write them; the conversion
 /// only relabels, so no timezone database is needed.
@@ -158,6 +239,10 @@ pub struct WriteOptions {
     pub max_row_group_rows: usize,
     /// Recorded in the footer so readers know the order.
     pub sorting_columns: Option<Vec<SortingColumn>>,
+    /// Columns written with delta encoding and no dictionary (sorted or unique integers).
+    pub delta_columns: Vec<String>,
+    /// Mark the file as sorted and deduplicated by mdkeep.
+    pub compacted: bool,
 }
 
 /// Compression of written files: zstd for everything mdkeep keeps; snappy
@@ -183,6 +268,8 @@ impl Default for WriteOptions {
             compression: Codec::Zstd(3),
             max_row_group_rows: 1 << 20,
             sorting_columns: None,
+            delta_columns: Vec::new(),
+            compacted: false,
         }
     }
 }
@@ -195,13 +282,25 @@ impl WriteOptions {
             }
             Codec::Snappy => Compression::SNAPPY,
         };
-        Ok(WriterProperties::builder()
+        let mut b = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.max_row_group_rows))
             // Page-level statistics also write the page index.
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_sorting_columns(self.sorting_columns.clone())
-            .build())
+            .set_sorting_columns(self.sorting_columns.clone());
+        for c in &self.delta_columns {
+            let path = parquet::schema::types::ColumnPath::from(c.as_str());
+            b = b
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, parquet::basic::Encoding::DELTA_BINARY_PACKED);
+        }
+        if self.compacted {
+            b = b.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                COMPACTED_KEY.to_string(),
+                "1".to_string(),
+            )]));
+        }
+        Ok(b.build())
     }
 }
 

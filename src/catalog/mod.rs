@@ -30,6 +30,8 @@ pub struct FileEntry {
     pub mtime_ns: i64,
     pub drift: Option<String>,
     pub misfiled: bool,
+    /// Written by mdkeep sorted by (time, key) and without duplicates.
+    pub compacted: bool,
 }
 
 /// Size and mtime as last seen: enough to know a file is unchanged without
@@ -102,13 +104,13 @@ pub fn seen_files(db: &Db) -> Result<HashMap<(String, String), Seen>> {
 
 pub fn upsert(conn: &Connection, e: &FileEntry) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO files (tier, relpath, dataset, partition, rows, bytes, min_ts, max_ts, schema_fp, mtime_ns, drift, misfiled, scanned_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO files (tier, relpath, dataset, partition, rows, bytes, min_ts, max_ts, schema_fp, mtime_ns, drift, misfiled, scanned_at, compacted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (tier, relpath) DO UPDATE SET
            dataset = excluded.dataset, partition = excluded.partition, rows = excluded.rows,
            bytes = excluded.bytes, min_ts = excluded.min_ts, max_ts = excluded.max_ts,
            schema_fp = excluded.schema_fp, mtime_ns = excluded.mtime_ns, drift = excluded.drift,
-           misfiled = excluded.misfiled, scanned_at = excluded.scanned_at",
+           misfiled = excluded.misfiled, scanned_at = excluded.scanned_at, compacted = excluded.compacted",
     )?
     .execute(params![
         e.tier,
@@ -123,7 +125,8 @@ pub fn upsert(conn: &Connection, e: &FileEntry) -> rusqlite::Result<()> {
         e.mtime_ns,
         e.drift,
         e.misfiled,
-        now_ns()
+        now_ns(),
+        e.compacted
     ])?;
     Ok(())
 }
@@ -229,6 +232,7 @@ mod tests {
             mtime_ns: 7,
             drift: None,
             misfiled: false,
+            compacted: false,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct ScanReport {
     pub ignored: Vec<Ignored>,
     /// Files whose footer was read in this scan (0 when nothing changed).
     pub files_read: u64,
+    /// Interrupted rewrites finished or rolled back before scanning.
+    pub recovered: crate::journal::RecoveryReport,
     /// Files and rows in the catalog after the scan.
     pub files: u64,
     pub rows: u64,
@@ -78,10 +80,15 @@ impl Candidate {
 /// Walk every tier root and bring the catalog in line with the disk.
 pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanReport> {
     let started = Instant::now();
+    // A half-done rewrite leaves extra files on disk; settle it before they are counted.
+    let recovered = crate::journal::recover(cfg, db)?;
     let known = super::seen_files(db)?;
     let settle_ns = cfg.scan.settle_time.0.as_nanos() as i64;
     let now = now_ns();
-    let mut report = ScanReport::default();
+    let mut report = ScanReport {
+        recovered,
+        ..Default::default()
+    };
     let mut present: HashSet<(String, String)> = HashSet::new();
     let mut todo: Vec<Candidate> = Vec::new();
 
@@ -192,6 +199,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
                     mtime_ns: c.seen.mtime_ns,
                     drift: (!drift.is_empty()).then(|| drift.join("; ")),
                     misfiled,
+                    compacted: info.compacted,
                 };
                 super::upsert(&tx, &entry).map_err(&dberr)?;
                 if known.contains_key(&key) {

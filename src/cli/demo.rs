@@ -44,7 +44,19 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         output::thousands(r.scan.files),
         output::thousands(r.scan.rows)
     );
-    println!("4. ls:");
+    let c = &r.compact;
+    println!(
+        "4. compact: {} files → {}, {} rows → {} ({} duplicates removed, misfiled rows moved home), {} → {}, {:.2}s",
+        output::thousands(c.files_in),
+        c.files_out,
+        output::thousands(c.rows_in),
+        output::thousands(c.rows_out),
+        output::thousands(c.duplicates_removed),
+        human_bytes(c.bytes_in),
+        human_bytes(c.bytes_out),
+        c.seconds
+    );
+    println!("5. ls:");
     for p in &r.partitions {
         println!(
             "   {:<5} {:<8} {:<50} {:>5} files {:>10} rows {:>9}  {} .. {}",

@@ -3,12 +3,14 @@
 //! Owns argument parsing, text/JSON output and exit codes. No storage logic
 //! lives here.
 
+mod compact;
 mod demo;
 mod gen;
 mod ingest;
 mod init;
 mod ls;
 mod output;
+mod pin;
 mod scan;
 
 use std::io::IsTerminal;
@@ -53,6 +55,14 @@ pub enum Command {
     Scan(scan::Args),
     /// List datasets and their partitions.
     Ls(ls::Args),
+    /// Rewrite small, unsorted, duplicated or misfiled files into sorted, deduplicated zstd files.
+    Compact(compact::Args),
+    /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
+    Pin(pin::PinArgs),
+    /// Remove pins; trashed files are deleted after compaction.trash_grace.
+    Unpin(pin::UnpinArgs),
+    /// List pinned files.
+    Pins(pin::ListArgs),
     /// Import a Freqtrade data folder or Parquet files into the layout.
     #[command(subcommand)]
     Ingest(ingest::Cmd),
@@ -80,6 +90,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Scan(a) => scan::run(&cli, a),
         Command::Ls(a) => ls::run(&cli, a),
         Command::Ingest(c) => ingest::run(&cli, c),
+        Command::Compact(a) => compact::run(&cli, a),
+        Command::Pin(a) => pin::pin(&cli, a),
+        Command::Unpin(a) => pin::unpin(&cli, a),
+        Command::Pins(a) => pin::list(&cli, a),
         Command::Gen(a) => gen::run(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
     };

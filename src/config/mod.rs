@@ -39,6 +39,7 @@ pub struct Config {
     pub paths: Paths,
     pub tiers: IndexMap<String, TierConfig>,
     pub scan: ScanConfig,
+    pub compaction: CompactionConfig,
     pub jobs: JobsConfig,
     pub datasets: IndexMap<String, DatasetConfig>,
 }
@@ -66,6 +67,25 @@ pub struct TierConfig {
 pub struct ScanConfig {
     pub settle_time: Span,
     pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionConfig {
+    pub memory_limit: ByteSize,
+    pub small_file_fraction: f64,
+    pub row_group_rows: usize,
+    pub keep: Keep,
+    pub threads: usize,
+    pub trash_grace: Span,
+}
+
+/// Which duplicate survives compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    Newest,
+    Oldest,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,6 +176,19 @@ impl Config {
                 ));
             }
         }
+        let c = &self.compaction;
+        if c.memory_limit.0 < 16 << 20 {
+            return Err(bad("compaction.memory_limit".into(), "must be at least 16MiB".into()));
+        }
+        if !(0.0..=1.0).contains(&c.small_file_fraction) {
+            return Err(bad(
+                "compaction.small_file_fraction".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
+        if c.row_group_rows < 1024 {
+            return Err(bad("compaction.row_group_rows".into(), "must be at least 1024".into()));
+        }
         for (name, ds) in &self.datasets {
             let k = |f: &str| format!("datasets.{name}.{f}");
             crate::layout::check_segment("dataset", name)
@@ -241,6 +274,14 @@ impl Config {
         self.datasets
             .get(name)
             .ok_or_else(|| Error::UnknownDataset(name.to_string()))
+    }
+
+    /// The root of a named tier.
+    pub fn tier_root(&self, tier: &str) -> Result<PathBuf> {
+        self.tiers
+            .get(tier)
+            .map(|t| self.resolve(&t.root))
+            .ok_or_else(|| Error::Invalid(format!("unknown tier `{tier}` (declared under [tiers])")))
     }
 
     /// The dataset stored under folder `path` of a tier root.

@@ -18,11 +18,12 @@ use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::Value;
 
-use super::{conform, ingest_series, IngestReport, Series, Skipped};
+use super::{ingest_series, IngestReport, Series, Skipped};
 use crate::config::{Config, DatasetConfig};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::parquet_io;
+use crate::parquet_io::conform;
 use crate::state::Db;
 
 const BATCH_ROWS: usize = 64 * 1024;

@@ -10,11 +10,10 @@ pub mod parquet_files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type};
 use serde::Serialize;
 
 use crate::catalog::{self, FileEntry};
@@ -50,76 +49,6 @@ pub struct SourceReport {
 pub struct Skipped {
     pub source: String,
     pub reason: String,
-}
-
-/// Cast and reorder `batch` to `ds`'s schema. Types that only differ in
-/// encoding or precision (timestamp units, large strings, narrower ints) are
-/// cast; anything else, a missing column or an extra one, is refused.
-pub fn conform(batch: &RecordBatch, ds: &DatasetConfig, source: &Path) -> Result<RecordBatch> {
-    let schema: SchemaRef = Arc::new(ds.arrow_schema());
-    let in_schema = batch.schema();
-    for f in in_schema.fields() {
-        if ds.column(f.name()).is_none() {
-            return Err(Error::Schema {
-                path: source.to_path_buf(),
-                dataset: ds.name.clone(),
-                message: format!("extra column `{}` (expected exactly: {})", f.name(), column_list(ds)),
-            });
-        }
-    }
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(ds.columns.len());
-    for c in &ds.columns {
-        let idx = in_schema.index_of(&c.name).map_err(|_| Error::Schema {
-            path: source.to_path_buf(),
-            dataset: ds.name.clone(),
-            message: format!("missing column `{}` (expected: {})", c.name, column_list(ds)),
-        })?;
-        let col = batch.column(idx);
-        let want = c.ty.to_arrow();
-        let from = col.data_type();
-        let castable = c.ty.accepts(from)
-            || matches!((from, &want), (DataType::Timestamp(..), DataType::Timestamp(..)))
-            || matches!(
-                (from, &want),
-                (DataType::Int32 | DataType::Int16 | DataType::UInt32, DataType::Int64)
-            )
-            || matches!(
-                (from, &want),
-                (DataType::Float32 | DataType::Int64 | DataType::Int32, DataType::Float64)
-            )
-            || matches!((from, &want), (DataType::Null, _));
-        if !castable {
-            return Err(Error::Schema {
-                path: source.to_path_buf(),
-                dataset: ds.name.clone(),
-                message: format!("column `{}` is {from}, expected {}", c.name, c.ty),
-            });
-        }
-        let out = match (from, &want) {
-            _ if from == &want => col.clone(),
-            (DataType::Timestamp(..), DataType::Timestamp(unit, _)) => {
-                parquet_io::to_utc(col, *unit).map_err(Error::arrow(source))?
-            }
-            _ => cast(col, &want).map_err(Error::arrow(source))?,
-        };
-        if c.name == ds.time_column && out.null_count() > 0 {
-            return Err(Error::Schema {
-                path: source.to_path_buf(),
-                dataset: ds.name.clone(),
-                message: format!("time column `{}` has {} null values", c.name, out.null_count()),
-            });
-        }
-        cols.push(out);
-    }
-    RecordBatch::try_new(schema, cols).map_err(Error::arrow(source))
-}
-
-fn column_list(ds: &DatasetConfig) -> String {
-    ds.columns
-        .iter()
-        .map(|c| format!("{}: {}", c.name, c.ty))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Writes conformed batches of one series into per-time-partition files
@@ -276,6 +205,7 @@ pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, fi
             mtime_ns,
             drift: None,
             misfiled: false,
+            compacted: info.compacted,
         };
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
         catalog::record(

@@ -9,10 +9,11 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 
-use super::{conform, ingest_series, IngestReport, Series};
+use super::{ingest_series, IngestReport, Series};
 use crate::config::Config;
 use crate::error::Result;
 use crate::parquet_io;
+use crate::parquet_io::conform;
 use crate::state::Db;
 
 pub fn ingest_files(

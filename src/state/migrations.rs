@@ -46,4 +46,51 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX history_by_time ON history (at);
     "#,
+    // 2: compaction: a per-file "written sorted and deduplicated by mdkeep" flag,
+    // the crash journal, pins and trash.
+    r#"
+    ALTER TABLE files ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE journal (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT    NOT NULL,   -- compact, tier, ...
+        dataset     TEXT    NOT NULL,
+        tier        TEXT    NOT NULL,   -- where inputs live
+        out_tier    TEXT    NOT NULL,   -- where outputs go
+        series      TEXT    NOT NULL,
+        state       TEXT    NOT NULL,   -- writing, committed, done, rolled_back
+        pid         INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE journal_inputs (
+        journal_id  INTEGER NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+        relpath     TEXT    NOT NULL,
+        rows        INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL
+    );
+    CREATE TABLE journal_outputs (
+        journal_id  INTEGER NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+        relpath     TEXT    NOT NULL
+    );
+
+    CREATE TABLE pins (
+        id          INTEGER PRIMARY KEY,
+        tier        TEXT    NOT NULL,
+        relpath     TEXT    NOT NULL,
+        owner       TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX pins_by_file ON pins (tier, relpath);
+
+    CREATE TABLE trash (
+        id          INTEGER PRIMARY KEY,
+        tier        TEXT    NOT NULL,   -- where the file used to live
+        relpath     TEXT    NOT NULL,
+        path        TEXT    NOT NULL,   -- where it waits now
+        bytes       INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        released_at INTEGER             -- when its last pin went; deleted after the grace period
+    );
+    "#,
 ];

@@ -1,0 +1,128 @@
+//! `mdkeep compact`
+
+use mdkeep::compaction::{self, Filter};
+use mdkeep::config::units::human_bytes;
+use mdkeep::state::Db;
+
+use super::{output, progress, Cli};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this dataset.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Only series matching these partition values, e.g. exchange=binance,symbol=BTC_USDT
+    /// (a time partition value, e.g. date=2024-01-02, limits which partitions start a rewrite).
+    #[arg(long = "where", value_name = "COL=VALUE,...", value_parser = parse_where)]
+    filter: Option<Vec<(String, String)>>,
+    /// Print the plan and change nothing, on disk or in the database.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print metrics (or, with --dry-run, the plan) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_where(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("`{p}` is not COL=VALUE"))
+        })
+        .collect()
+}
+
+pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
+    let cfg = cli.load_config()?;
+    let mut db = Db::open_existing(&cfg.state_db())?;
+    let filter = Filter {
+        dataset: a.dataset.clone(),
+        values: a.filter.clone().unwrap_or_default(),
+    };
+    let plan = compaction::plan(&cfg, &db, &filter)?;
+    if a.dry_run {
+        if a.json {
+            #[derive(serde::Serialize)]
+            struct DryRun<'a> {
+                #[serde(flatten)]
+                metrics: compaction::Metrics,
+                plan: &'a compaction::Plan,
+            }
+            output::json(&DryRun {
+                metrics: compaction::dry_run_metrics(&plan),
+                plan: &plan,
+            })?;
+            return Ok(0);
+        }
+        if plan.is_empty() {
+            println!(
+                "nothing to compact ({} partitions already compact)",
+                plan.partitions_skipped
+            );
+        }
+        for s in &plan.series {
+            let files: u64 = s.partitions.iter().map(|p| p.files).sum();
+            println!(
+                "would rewrite {} {} [{}]: {} partitions, {} files",
+                s.dataset,
+                s.series,
+                s.tier,
+                s.partitions.len(),
+                files
+            );
+            for p in &s.partitions {
+                println!(
+                    "  {}  {} files, {} rows, {}: {}",
+                    p.partition,
+                    p.files,
+                    output::thousands(p.rows),
+                    human_bytes(p.bytes),
+                    p.reasons.join("; ")
+                );
+            }
+        }
+        for d in &plan.skipped_drift {
+            println!("skipped (schema drift): {d}");
+        }
+        println!("dry run: nothing was changed");
+        return Ok(0);
+    }
+    let m = compaction::execute(&cfg, &mut db, &plan, &progress("compact", a.json))?;
+    if a.json {
+        output::json(&m)?;
+        return Ok(0);
+    }
+    if m.recovered.rolled_back + m.recovered.finished > 0 {
+        println!(
+            "recovered: {} interrupted rewrite(s) rolled back, {} finished",
+            m.recovered.rolled_back, m.recovered.finished
+        );
+    }
+    println!(
+        "rewrote {} partitions in {} series ({} already compact): {} files → {}, {} rows → {} ({} duplicates removed), {} → {} in {:.1}s, peak memory {}",
+        m.partitions_rewritten,
+        m.series_rewritten,
+        m.partitions_skipped,
+        output::thousands(m.files_in),
+        output::thousands(m.files_out),
+        output::thousands(m.rows_in),
+        output::thousands(m.rows_out),
+        output::thousands(m.duplicates_removed),
+        human_bytes(m.bytes_in),
+        human_bytes(m.bytes_out),
+        m.seconds,
+        human_bytes(m.peak_memory_bytes)
+    );
+    if m.pinned_to_trash > 0 {
+        println!(
+            "{} pinned input(s) moved to the trash, deleted once unpinned",
+            m.pinned_to_trash
+        );
+    }
+    for d in &m.skipped_drift {
+        println!("skipped (schema drift): {d}");
+    }
+    Ok(0)
+}

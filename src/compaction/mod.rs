@@ -1,0 +1,416 @@
+//! `compact`: rewrite small, unsorted, duplicated or misfiled files into
+//! sorted, deduplicated zstd files of a target size, crash-safely.
+//!
+//! [`plan`] reads only the catalog and returns a printable plan (the dry
+//! run); [`execute`] carries it out, series by series, through the journal:
+//! record inputs → write outputs (temp, fsync, rename, fsync folder) →
+//! verify row counts → swap catalog rows in one transaction → retire
+//! inputs (pinned ones to the trash). Memory is bounded by
+//! `compaction.memory_limit`, shared by the parallel series workers.
+
+pub mod merge;
+pub mod plan;
+mod sink;
+mod sort;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+pub use plan::{plan, Filter, Plan, SeriesPlan};
+
+use crate::catalog::{self, FileEntry};
+use crate::config::{Config, Keep};
+use crate::error::{Error, Result};
+use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
+use crate::parquet_io;
+use crate::state::{db_err, Db};
+use merge::{merge, overlap_depth, MergeCtx, MergeError, MergeInput, MergeStats, Sink};
+use sink::{PartitionWriter, SpillWriter};
+
+/// Rough bytes one open input costs: a decoded batch, its row-format keys
+/// and the reader's page buffers. Used to size batches and fan-in.
+const BYTES_PER_ROW_ESTIMATE: usize = 96;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Metrics {
+    pub dry_run: bool,
+    pub series_rewritten: u64,
+    pub partitions_rewritten: u64,
+    pub partitions_skipped: u64,
+    pub files_in: u64,
+    pub files_out: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub duplicates_removed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Inputs that were pinned and went to the trash instead of being deleted.
+    pub pinned_to_trash: u64,
+    /// Sorted runs made for inputs that were not sorted.
+    pub sorted_runs: u64,
+    /// Extra merge rounds because too many inputs overlapped for one pass.
+    pub merge_rounds: u64,
+    pub seconds: f64,
+    /// Peak resident memory of this process (VmHWM).
+    pub peak_memory_bytes: u64,
+    pub recovered: RecoveryReport,
+    pub skipped_drift: Vec<String>,
+}
+
+/// Carry out a plan. Recovery of interrupted rewrites runs first.
+pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -> Result<Metrics> {
+    let started = Instant::now();
+    let mut m = Metrics {
+        recovered: journal::recover(cfg, db)?,
+        partitions_skipped: plan.partitions_skipped,
+        skipped_drift: plan.skipped_drift.clone(),
+        ..Default::default()
+    };
+    progress.set_length(plan.series.iter().flat_map(|s| &s.inputs).map(|f| f.rows).sum());
+    let workers = match cfg.compaction.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    }
+    .min(plan.series.len())
+    .max(1);
+    let budget = cfg.compaction.memory_limit.0 as usize / workers;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Result<SeriesMetrics>>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let db = match Db::open(&cfg.state_db()) {
+                    Ok(db) => db,
+                    Err(e) => return results.lock().expect("lock").push(Err(e)),
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(sp) = plan.series.get(i) else { break };
+                    let r = compact_series(cfg, &db, sp, budget, progress);
+                    let failed = r.is_err();
+                    results.lock().expect("lock").push(r);
+                    if failed {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    for r in results.into_inner().expect("lock") {
+        let s = r?;
+        m.series_rewritten += 1;
+        m.partitions_rewritten += s.partitions;
+        m.files_in += s.files_in;
+        m.files_out += s.files_out;
+        m.rows_in += s.rows_in;
+        m.rows_out += s.rows_out;
+        m.duplicates_removed += s.duplicates;
+        m.bytes_in += s.bytes_in;
+        m.bytes_out += s.bytes_out;
+        m.pinned_to_trash += s.pinned;
+        m.sorted_runs += s.sorted_runs;
+        m.merge_rounds += s.rounds;
+    }
+    progress.finish_and_clear();
+    m.seconds = started.elapsed().as_secs_f64();
+    m.peak_memory_bytes = peak_rss();
+    Ok(m)
+}
+
+/// The metrics a dry run reports: what would be read, nothing written.
+pub fn dry_run_metrics(plan: &Plan) -> Metrics {
+    let inputs = plan.series.iter().flat_map(|s| &s.inputs);
+    Metrics {
+        dry_run: true,
+        series_rewritten: plan.series.len() as u64,
+        partitions_rewritten: plan.partitions_rewritten(),
+        partitions_skipped: plan.partitions_skipped,
+        files_in: inputs.clone().count() as u64,
+        rows_in: inputs.clone().map(|f| f.rows).sum(),
+        bytes_in: inputs.map(|f| f.bytes).sum(),
+        skipped_drift: plan.skipped_drift.clone(),
+        ..Default::default()
+    }
+}
+
+#[derive(Default)]
+struct SeriesMetrics {
+    partitions: u64,
+    files_in: u64,
+    files_out: u64,
+    rows_in: u64,
+    rows_out: u64,
+    duplicates: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    pinned: u64,
+    sorted_runs: u64,
+    rounds: u64,
+}
+
+fn compact_series(
+    cfg: &Config,
+    db: &Db,
+    sp: &SeriesPlan,
+    budget: usize,
+    progress: &ProgressBar,
+) -> Result<SeriesMetrics> {
+    let ds = cfg.dataset(&sp.dataset)?;
+    let dberr = db_err(&db.path);
+    let journal_inputs: Vec<(String, u64, u64)> =
+        sp.inputs.iter().map(|f| (f.relpath.clone(), f.rows, f.bytes)).collect();
+    let jid = journal::begin(
+        &db.conn,
+        &NewEntry {
+            kind: "compact",
+            dataset: &sp.dataset,
+            tier: &sp.tier,
+            out_tier: &sp.tier,
+            series: &sp.series,
+            inputs: &journal_inputs,
+        },
+    )
+    .map_err(&dberr)?;
+    failpoint("compact:after-journal");
+    let scratch = journal::scratch_dir(cfg, jid);
+    let result = rewrite(cfg, db, sp, jid, &scratch, budget, progress);
+    if result.is_err() {
+        // Leave nothing behind: outputs of this attempt go, inputs stay.
+        journal::set_state(&db.conn, jid, State::Writing).ok();
+        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = rollback(cfg, db, jid, &sp.tier);
+    }
+    let (outputs, mut m) = result?;
+
+    // The swap: inputs out of the catalog, outputs in, in one transaction.
+    failpoint("compact:before-commit");
+    let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
+    for f in &sp.inputs {
+        catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
+    }
+    for o in &outputs {
+        let info = parquet_io::inspect(&o.file.path, &ds.time_column).map_err(|message| Error::Parquet {
+            path: o.file.path.clone(),
+            message,
+        })?;
+        let meta = std::fs::metadata(&o.file.path).map_err(Error::io("stat", &o.file.path))?;
+        let entry = FileEntry {
+            tier: sp.tier.clone(),
+            relpath: o.relpath.clone(),
+            dataset: sp.dataset.clone(),
+            partition: o.partition.clone(),
+            rows: info.rows,
+            bytes: meta.len(),
+            min_ts: info.min_ts,
+            max_ts: info.max_ts,
+            schema_fp: info.schema_fp,
+            mtime_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
+            drift: None,
+            misfiled: false,
+            compacted: info.compacted,
+        };
+        catalog::upsert(&tx, &entry).map_err(&dberr)?;
+    }
+    for p in &sp.partitions {
+        catalog::record(
+            &tx,
+            &catalog::HistoryEvent {
+                action: "compact",
+                dataset: Some(&sp.dataset),
+                partition: Some(&p.partition),
+                rows: Some(p.rows),
+                bytes: Some(p.bytes),
+                reason: Some(&p.reasons.join("; ")),
+                ..Default::default()
+            },
+        )
+        .map_err(&dberr)?;
+    }
+    journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
+    tx.commit().map_err(&dberr)?;
+    failpoint("compact:after-commit");
+
+    for (i, f) in sp.inputs.iter().enumerate() {
+        if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? {
+            m.pinned += 1;
+        }
+        if i == 0 {
+            failpoint("compact:mid-delete");
+        }
+    }
+    journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    m.partitions = {
+        let mut parts: std::collections::BTreeSet<&str> = sp.partitions.iter().map(|p| p.partition.as_str()).collect();
+        parts.extend(outputs.iter().map(|o| o.partition.as_str()));
+        parts.len() as u64
+    };
+    m.files_in = sp.inputs.len() as u64;
+    m.files_out = outputs.len() as u64;
+    m.bytes_in = sp.inputs.iter().map(|f| f.bytes).sum();
+    m.bytes_out = outputs.iter().map(|o| o.file.bytes).sum();
+    Ok(m)
+}
+
+fn rollback(cfg: &Config, db: &Db, jid: i64, tier: &str) -> Result<()> {
+    let root = cfg.tier_root(tier)?;
+    let outs: Vec<String> = {
+        let mut st = db
+            .conn
+            .prepare("SELECT relpath FROM journal_outputs WHERE journal_id = ?1")
+            .map_err(db.err())?;
+        let r = st.query_map([jid], |r| r.get(0)).map_err(db.err())?;
+        r.collect::<rusqlite::Result<_>>().map_err(db.err())?
+    };
+    for rel in outs {
+        journal::remove_output(&root.join(&rel))?;
+    }
+    journal::set_state(&db.conn, jid, State::RolledBack).map_err(db.err())
+}
+
+/// Merge the series' inputs into partition files; returns the outputs.
+fn rewrite(
+    cfg: &Config,
+    db: &Db,
+    sp: &SeriesPlan,
+    jid: i64,
+    scratch: &std::path::Path,
+    budget: usize,
+    progress: &ProgressBar,
+) -> Result<(Vec<sink::Output>, SeriesMetrics)> {
+    let ds = cfg.dataset(&sp.dataset)?;
+    let tier = &cfg.tiers[&sp.tier];
+    let root = cfg.tier_root(&sp.tier)?;
+    // Half the budget for open inputs, half for the output row group.
+    let batch_rows = (budget / 64 / BYTES_PER_ROW_ESTIMATE).clamp(4096, 64 * 1024);
+    let per_input = batch_rows * BYTES_PER_ROW_ESTIMATE * 2;
+    let fan_in = (budget / 2 / per_input).max(2);
+    let ctx = MergeCtx::new(ds, batch_rows);
+    let sign = if cfg.compaction.keep == Keep::Newest { 1 } else { -1 };
+    let mut inputs: Vec<MergeInput> = sp
+        .inputs
+        .iter()
+        .map(|f| MergeInput {
+            path: root.join(&f.relpath),
+            prio: sign * f.mtime_ns,
+            min_ts_ns: f.min_ts,
+            max_ts_ns: f.max_ts,
+            rows: f.rows,
+        })
+        .collect();
+    let rows_expected: u64 = inputs.iter().map(|i| i.rows).sum();
+    let mut m = SeriesMetrics {
+        rows_in: rows_expected,
+        ..Default::default()
+    };
+    let no_progress = |_: u64| {};
+    let on_rows = |n: u64| progress.inc(n);
+    std::fs::create_dir_all(scratch).map_err(Error::io("create folder", scratch))?;
+
+    // Too many inputs open at once: merge them in rounds into spills first.
+    let mut spill_seq = 0;
+    while overlap_depth(&inputs) > fan_in {
+        inputs.sort_by_key(|i| i.min_ts_ns);
+        let mut next = Vec::new();
+        for chunk in inputs.chunks(fan_in) {
+            let mut chunk = chunk.to_vec();
+            spill_seq += 1;
+            let path = scratch.join(format!("round-{spill_seq}.parquet"));
+            let (w, stats) = merge_sorting(
+                &ctx,
+                &mut chunk,
+                scratch,
+                &mut m,
+                &no_progress,
+                || SpillWriter::try_new(&ctx, &path),
+                |_| Ok(()),
+            )?;
+            m.duplicates += stats.duplicates;
+            next.push(w.close()?);
+        }
+        inputs = next;
+        m.rounds += 1;
+    }
+
+    let row_group_memory = budget / 2;
+    let fixed = crate::catalog::partition_values(&sp.series);
+    let make = || {
+        Ok(PartitionWriter::new(
+            &ctx,
+            root.clone(),
+            fixed.clone(),
+            tier.zstd_level,
+            tier.target_file_size.0,
+            cfg.compaction.row_group_rows,
+            row_group_memory,
+            &db.conn,
+            jid,
+        ))
+    };
+    let (writer, stats) = merge_sorting(&ctx, &mut inputs, scratch, &mut m, &on_rows, make, |w| w.abort())?;
+    m.duplicates += stats.duplicates;
+    let outputs = writer.finish()?;
+    m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
+    // Every input row is either written once or counted as a duplicate.
+    if m.rows_out + m.duplicates != rows_expected || stats.rows_out != m.rows_out {
+        return Err(Error::Invalid(format!(
+            "compaction of {} {}: {} rows out + {} duplicates != {} rows in (inputs changed since the last scan?); rolled back",
+            sp.dataset, sp.series, m.rows_out, m.duplicates, rows_expected
+        )));
+    }
+    Ok((outputs, m))
+}
+
+/// Merge into a fresh sink; when an input turns out unsorted, throw the sink
+/// away, sort that input into runs and start again.
+fn merge_sorting<S: Sink>(
+    ctx: &MergeCtx,
+    inputs: &mut Vec<MergeInput>,
+    scratch: &std::path::Path,
+    m: &mut SeriesMetrics,
+    on_rows: &dyn Fn(u64),
+    mut make: impl FnMut() -> Result<S>,
+    mut abort: impl FnMut(S) -> Result<()>,
+) -> Result<(S, MergeStats)> {
+    let run_rows = (ctx.batch_rows * 16).max(64 * 1024);
+    loop {
+        let mut sink = make()?;
+        match merge(ctx, inputs, &mut sink, on_rows) {
+            Ok(stats) => return Ok((sink, stats)),
+            Err(MergeError::Unsorted(i)) => {
+                abort(sink)?;
+                tracing::info!(input = %inputs[i].path.display(), "input is not sorted; sorting it into runs");
+                let tag = format!("sort{}", m.sorted_runs);
+                let runs = sort::sort_into_runs(ctx, &inputs[i], scratch, &tag, run_rows)?;
+                m.sorted_runs += runs.len() as u64;
+                inputs.splice(i..=i, runs);
+            }
+            Err(MergeError::Other(e)) => {
+                let _ = abort(sink);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Peak resident set size of this process, from /proc (0 where unavailable).
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

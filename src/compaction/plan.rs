@@ -1,0 +1,248 @@
+//! Deciding what to rewrite, from the catalog alone (no file is read).
+//!
+//! A partition is rewritten when it holds a file mdkeep has not compacted
+//! (order and duplicates unknown), misfiled rows, two or more small files,
+//! or files whose time ranges overlap. Because rows are routed by their own
+//! time, a rewrite also takes in every partition of the same series that
+//! the rewritten files' time ranges touch, so a key is deduplicated across
+//! the partition boundary. The plan is a value: printing it is a dry run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::catalog::partition_values;
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::Db;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanFile {
+    pub relpath: String,
+    pub partition: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    #[serde(skip)]
+    pub mtime_ns: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionPlan {
+    pub partition: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesPlan {
+    pub dataset: String,
+    pub tier: String,
+    /// `exchange=x/symbol=y[/timeframe=z]`.
+    pub series: String,
+    pub partitions: Vec<PartitionPlan>,
+    pub inputs: Vec<PlanFile>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Plan {
+    pub series: Vec<SeriesPlan>,
+    pub partitions_skipped: u64,
+    /// Files left alone because their schema differs from their dataset's.
+    pub skipped_drift: Vec<String>,
+}
+
+impl Plan {
+    pub fn partitions_rewritten(&self) -> u64 {
+        self.series.iter().map(|s| s.partitions.len() as u64).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+/// Which series to consider.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub dataset: Option<String>,
+    /// `col=value` pairs; a time-partition column limits which partitions seed a rewrite.
+    pub values: Vec<(String, String)>,
+}
+
+struct Row {
+    file: PlanFile,
+    drift: bool,
+    misfiled: bool,
+    compacted: bool,
+}
+
+pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
+    if let Some(d) = &filter.dataset {
+        cfg.dataset(d)?;
+    }
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT dataset, tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
+                    drift IS NOT NULL, misfiled, compacted
+             FROM files WHERE ?1 IS NULL OR dataset = ?1 ORDER BY dataset, tier, partition, relpath",
+        )
+        .map_err(db.err())?;
+    // (dataset, tier, series) → period → files
+    let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<Row>>> = BTreeMap::new();
+    let rows = st
+        .query_map([filter.dataset.as_deref()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                Row {
+                    file: PlanFile {
+                        partition: r.get(2)?,
+                        relpath: r.get(3)?,
+                        rows: r.get::<_, i64>(4)? as u64,
+                        bytes: r.get::<_, i64>(5)? as u64,
+                        min_ts: r.get(6)?,
+                        max_ts: r.get(7)?,
+                        mtime_ns: r.get(8)?,
+                    },
+                    drift: r.get(9)?,
+                    misfiled: r.get(10)?,
+                    compacted: r.get(11)?,
+                },
+            ))
+        })
+        .map_err(db.err())?;
+    let mut out = Plan::default();
+    for row in rows {
+        let (dataset, tier, row) = row.map_err(db.err())?;
+        let Some(ds) = cfg.datasets.get(&dataset) else { continue };
+        let values = partition_values(&row.file.partition);
+        let series_vals: Vec<_> = values
+            .iter()
+            .filter(|(k, _)| k != &ds.time_partition)
+            .cloned()
+            .collect();
+        let period = values
+            .iter()
+            .find(|(k, _)| k == &ds.time_partition)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let series_ok = filter
+            .values
+            .iter()
+            .filter(|(k, _)| k != &ds.time_partition)
+            .all(|(k, v)| series_vals.iter().any(|(a, b)| a == k && b == v));
+        if !series_ok {
+            continue;
+        }
+        if row.drift {
+            out.skipped_drift.push(format!("{tier}:{}", row.file.relpath));
+            continue;
+        }
+        let series = crate::layout::partition_key(&series_vals);
+        groups
+            .entry((dataset, tier, series))
+            .or_default()
+            .entry(period)
+            .or_default()
+            .push(row);
+    }
+
+    for ((dataset, tier, series), parts) in groups {
+        let ds = &cfg.datasets[&dataset];
+        let target = cfg.tiers.get(&tier).map(|t| t.target_file_size.0).unwrap_or(128 << 20);
+        let small = (target as f64 * cfg.compaction.small_file_fraction) as u64;
+        let period_filter: Vec<&String> = filter
+            .values
+            .iter()
+            .filter(|(k, _)| k == &ds.time_partition)
+            .map(|(_, v)| v)
+            .collect();
+        let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (period, files) in &parts {
+            if !period_filter.is_empty() && !period_filter.contains(&period) {
+                continue;
+            }
+            let mut r = Vec::new();
+            let fresh = files.iter().filter(|f| !f.compacted).count();
+            if fresh > 0 {
+                r.push(format!(
+                    "{fresh} file(s) not yet compacted (order and duplicates unknown)"
+                ));
+            }
+            if files.iter().any(|f| f.misfiled) {
+                r.push("rows outside the partition's time range".into());
+            }
+            let n_small = files.iter().filter(|f| f.file.bytes < small).count();
+            if files.len() > 1 && n_small >= 2 {
+                r.push(format!(
+                    "{n_small} files smaller than {}",
+                    crate::config::units::human_bytes(small)
+                ));
+            }
+            let mut ranges: Vec<(i64, i64)> = files.iter().map(|f| (f.file.min_ts, f.file.max_ts)).collect();
+            ranges.sort();
+            if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
+                r.push("overlapping time ranges".into());
+            }
+            if !r.is_empty() {
+                reasons.insert(period.clone(), r);
+            }
+        }
+        if reasons.is_empty() {
+            out.partitions_skipped += parts.len() as u64;
+            continue;
+        }
+        // Take in neighbours that the rewritten files' rows belong to.
+        let mut chosen: BTreeSet<String> = reasons.keys().cloned().collect();
+        loop {
+            let spans: Vec<(i64, i64)> = chosen
+                .iter()
+                .flat_map(|p| parts[p].iter().map(|f| (f.file.min_ts, f.file.max_ts)))
+                .collect();
+            let add: Vec<String> = parts
+                .keys()
+                .filter(|p| !chosen.contains(*p))
+                .filter(|p| {
+                    ds.period_range(p)
+                        .is_some_and(|(s, e)| spans.iter().any(|&(lo, hi)| lo < e && hi >= s))
+                })
+                .cloned()
+                .collect();
+            if add.is_empty() {
+                break;
+            }
+            for p in add {
+                reasons
+                    .entry(p.clone())
+                    .or_default()
+                    .push("holds rows near a rewritten neighbour's (deduplicated across the boundary)".into());
+                chosen.insert(p);
+            }
+        }
+        out.partitions_skipped += (parts.len() - chosen.len()) as u64;
+        let mut sp = SeriesPlan {
+            dataset: dataset.clone(),
+            tier: tier.clone(),
+            series,
+            partitions: Vec::new(),
+            inputs: Vec::new(),
+        };
+        for p in &chosen {
+            let files = &parts[p];
+            sp.partitions.push(PartitionPlan {
+                partition: files[0].file.partition.clone(),
+                files: files.len() as u64,
+                rows: files.iter().map(|f| f.file.rows).sum(),
+                bytes: files.iter().map(|f| f.file.bytes).sum(),
+                reasons: reasons.remove(p).unwrap_or_default(),
+            });
+            sp.inputs.extend(files.iter().map(|f| f.file.clone()));
+        }
+        out.series.push(sp);
+    }
+    Ok(out)
+}

@@ -1,0 +1,301 @@
+//! Where merged rows go: final partition files, or spill files between rounds.
+//!
+//! [`PartitionWriter`] routes each row to the partition its own time says,
+//! rolls files at the tier's target size, keeps row groups within the
+//! memory budget, and records every output in the journal before writing
+//! it. [`SpillWriter`] keeps rows' priorities for the next merge round.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::file::metadata::SortingColumn;
+use rusqlite::Connection;
+
+use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
+use crate::config::DatasetConfig;
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::layout;
+use crate::parquet_io::{DataFileWriter, WriteOptions, WrittenFile};
+use crate::state::db_err;
+
+/// Rows gathered before a write: fewer, larger writes encode faster.
+const COALESCE_ROWS: usize = 64 * 1024;
+
+/// A finished output file of a rewrite.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub relpath: String,
+    pub partition: String,
+    pub file: WrittenFile,
+}
+
+struct Current {
+    period: String,
+    start: i64,
+    end: i64,
+    writer: Option<(DataFileWriter, String)>,
+}
+
+pub struct PartitionWriter<'a> {
+    ctx: &'a MergeCtx<'a>,
+    root: PathBuf,
+    fixed: Vec<(String, String)>,
+    opts: WriteOptions,
+    target_size: u64,
+    row_group_memory: usize,
+    prefix: String,
+    conn: &'a Connection,
+    journal_id: i64,
+    seq: u32,
+    cur: Option<Current>,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pub outputs: Vec<Output>,
+}
+
+impl<'a> PartitionWriter<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: &'a MergeCtx<'a>,
+        root: PathBuf,
+        fixed: Vec<(String, String)>,
+        zstd_level: i32,
+        target_size: u64,
+        row_group_rows: usize,
+        row_group_memory: usize,
+        conn: &'a Connection,
+        journal_id: i64,
+    ) -> Self {
+        let ds: &DatasetConfig = ctx.ds;
+        let sorting = ctx
+            .sort_cols
+            .iter()
+            .map(|&i| SortingColumn {
+                column_idx: i as i32,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect();
+        // Sorted times and unique integer keys compress best as deltas.
+        let delta_columns = ctx
+            .sort_cols
+            .iter()
+            .map(|&i| ctx.schema.field(i))
+            .filter(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Int64 | DataType::Int32 | DataType::Timestamp(..)
+                )
+            })
+            .map(|f| f.name().clone())
+            .collect();
+        let _ = ds;
+        PartitionWriter {
+            ctx,
+            root,
+            fixed,
+            opts: WriteOptions {
+                compression: crate::parquet_io::Codec::Zstd(zstd_level),
+                max_row_group_rows: row_group_rows,
+                sorting_columns: Some(sorting),
+                delta_columns,
+                compacted: true,
+            },
+            target_size,
+            row_group_memory,
+            prefix: format!("c{journal_id}"),
+            conn,
+            journal_id,
+            seq: 0,
+            cur: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn switch_to(&mut self, ts: i64) -> Result<()> {
+        self.close_current()?;
+        let ds = self.ctx.ds;
+        let period = ds.period_of(ts.saturating_mul(self.ctx.unit_ns));
+        let (s, e) = ds
+            .period_range(&period)
+            .ok_or_else(|| Error::Invalid(format!("no period for time {ts}")))?;
+        self.cur = Some(Current {
+            period,
+            start: s.div_euclid(self.ctx.unit_ns),
+            end: e.div_euclid(self.ctx.unit_ns),
+            writer: None,
+        });
+        Ok(())
+    }
+
+    fn push(&mut self, b: RecordBatch) -> Result<()> {
+        self.pending_rows += b.num_rows();
+        self.pending.push(b);
+        if self.pending_rows >= COALESCE_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = concat_batches(&self.ctx.schema, &self.pending).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        let cur = self.cur.as_mut().expect("a period is open when rows are pending");
+        if cur.writer.is_none() {
+            let mut values = self.fixed.clone();
+            values.push((self.ctx.ds.time_partition.clone(), cur.period.clone()));
+            let dir = layout::partition_dir(&self.root, self.ctx.ds, &values)?;
+            self.seq += 1;
+            let dest = dir.join(format!("{}-{:04}.parquet", self.prefix, self.seq));
+            let rel = dest
+                .strip_prefix(&self.root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            journal::plan_output(self.conn, self.journal_id, &rel).map_err(db_err(Path::new("state")))?;
+            let w = DataFileWriter::try_new(&dest, self.ctx.schema.clone(), &self.opts)?;
+            cur.writer = Some((w, rel));
+        }
+        let (w, _) = cur.writer.as_mut().expect("opened above");
+        w.write(&batch)?;
+        if w.in_progress_size() > self.row_group_memory {
+            w.flush()?;
+        }
+        if w.estimated_size() as u64 >= self.target_size {
+            let (w, rel) = cur.writer.take().expect("open");
+            self.finish_file(w, rel)?;
+        }
+        Ok(())
+    }
+
+    fn finish_file(&mut self, w: DataFileWriter, rel: String) -> Result<()> {
+        let file = w.close()?;
+        let partition = layout::locate(Path::new(&rel))
+            .map(|l| l.partition_key())
+            .unwrap_or_default();
+        self.outputs.push(Output {
+            relpath: rel,
+            partition,
+            file,
+        });
+        if self.outputs.len() == 1 {
+            journal::failpoint("compact:after-first-output");
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        self.write_pending()?;
+        if let Some(Current {
+            writer: Some((w, rel)), ..
+        }) = self.cur.take()
+        {
+            self.finish_file(w, rel)?;
+        }
+        Ok(())
+    }
+
+    /// Finish the last file; returns every output written.
+    pub fn finish(mut self) -> Result<Vec<Output>> {
+        self.close_current()?;
+        Ok(self.outputs)
+    }
+
+    /// Throw away everything written so far (before a restart).
+    pub fn abort(mut self) -> Result<()> {
+        self.pending.clear();
+        self.cur = None; // drops an open writer: its temporary is removed
+        for o in &self.outputs {
+            journal::remove_output(&o.file.path)?;
+            journal::forget_output(self.conn, self.journal_id, &o.relpath).map_err(db_err(Path::new("state")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for PartitionWriter<'_> {
+    fn emit(&mut self, batch: &RecordBatch, _prio: Option<ArrayRef>) -> Result<()> {
+        let ts = self.ctx.ts_values(batch)?;
+        let mut start = 0;
+        while start < ts.len() {
+            let t = ts[start];
+            if self.cur.as_ref().is_none_or(|c| t < c.start || t >= c.end) {
+                self.switch_to(t)?;
+            }
+            let end_t = self.cur.as_ref().expect("just opened").end;
+            let end = start + ts[start..].partition_point(|&x| x < end_t);
+            self.push(batch.slice(start, end - start))?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// One sorted file of (columns + priority) under the scratch folder.
+pub struct SpillWriter {
+    schema: SchemaRef,
+    writer: DataFileWriter,
+    min_ts: Option<i64>,
+    max_ts: i64,
+    unit_ns: i64,
+    ts_col: usize,
+}
+
+impl SpillWriter {
+    pub fn try_new(ctx: &MergeCtx, path: &Path) -> Result<Self> {
+        let mut fields: Vec<Field> = ctx.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(PRIO_COLUMN, DataType::Int64, false));
+        let schema = Arc::new(Schema::new(fields));
+        // Spills are read once, soon: favour speed over size.
+        let writer = DataFileWriter::try_new(path, schema.clone(), &WriteOptions::zstd(1))?;
+        Ok(SpillWriter {
+            schema,
+            writer,
+            min_ts: None,
+            max_ts: i64::MIN,
+            unit_ns: ctx.unit_ns,
+            ts_col: ctx.ts_col,
+        })
+    }
+
+    pub fn close(self) -> Result<MergeInput> {
+        let rows = self.writer.rows();
+        let f = self.writer.close()?;
+        Ok(MergeInput {
+            path: f.path,
+            prio: 0,
+            min_ts_ns: self.min_ts.unwrap_or(0).saturating_mul(self.unit_ns),
+            max_ts_ns: self.max_ts.saturating_mul(self.unit_ns),
+            rows,
+        })
+    }
+}
+
+impl Sink for SpillWriter {
+    fn wants_prio(&self) -> bool {
+        true
+    }
+    fn emit(&mut self, batch: &RecordBatch, prio: Option<ArrayRef>) -> Result<()> {
+        let mut cols = batch.columns().to_vec();
+        cols.push(prio.expect("spills ask for priorities"));
+        let b = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::Invalid(e.to_string()))?;
+        let ts = arrow::compute::cast(batch.column(self.ts_col), &DataType::Int64)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&ts);
+        if !ts.is_empty() {
+            self.min_ts.get_or_insert(ts.value(0));
+            self.max_ts = self.max_ts.max(ts.value(ts.len() - 1));
+        }
+        self.writer.write(&b)
+    }
+}

@@ -1,0 +1,62 @@
+//! Bounded external sort: an input that is not sorted by (time, key) is cut
+//! into runs of at most `run_rows` rows, each sorted in memory and spilled
+//! under the scratch folder, to be merged like any other inputs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+
+use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
+use super::sink::SpillWriter;
+use crate::error::{Error, Result};
+use crate::parquet_io::{conform, open_batches};
+
+pub fn sort_into_runs(
+    ctx: &MergeCtx,
+    input: &MergeInput,
+    scratch: &Path,
+    tag: &str,
+    run_rows: usize,
+) -> Result<Vec<MergeInput>> {
+    let (_, reader) = open_batches(&input.path, ctx.batch_rows)?;
+    let mut runs = Vec::new();
+    let mut buf: Vec<RecordBatch> = Vec::new();
+    let mut rows = 0;
+    let flush = |buf: &mut Vec<RecordBatch>, runs: &mut Vec<MergeInput>| -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let all = concat_batches(&ctx.schema, buf.iter()).map_err(|e| Error::Invalid(e.to_string()))?;
+        buf.clear();
+        let cols: Vec<SortColumn> = ctx
+            .sort_columns(&all)
+            .into_iter()
+            .map(|values| SortColumn { values, options: None })
+            .collect();
+        let idx = lexsort_to_indices(&cols, None).map_err(|e| Error::Invalid(e.to_string()))?;
+        let sorted = take_record_batch(&all, &idx).map_err(|e| Error::Invalid(e.to_string()))?;
+        let path = scratch.join(format!("{tag}-run{}.parquet", runs.len()));
+        let mut w = SpillWriter::try_new(ctx, &path)?;
+        let n = sorted.num_rows();
+        w.emit(&sorted, Some(Arc::new(Int64Array::from_value(input.prio, n))))?;
+        runs.push(w.close()?);
+        Ok(())
+    };
+    for b in reader {
+        let mut b = b.map_err(Error::arrow(&input.path))?;
+        if let Ok(i) = b.schema().index_of(PRIO_COLUMN) {
+            b.remove_column(i);
+        }
+        let b = conform(&b, ctx.ds, &input.path)?;
+        rows += b.num_rows();
+        buf.push(b);
+        if rows >= run_rows {
+            flush(&mut buf, &mut runs)?;
+            rows = 0;
+        }
+    }
+    flush(&mut buf, &mut runs)?;
+    Ok(runs)
+}

@@ -1,0 +1,407 @@
+//! The rewrite journal, pins and trash: what makes a rewrite crash-safe.
+//!
+//! Owns the `journal*`, `pins` and `trash` tables and recovery. A rewrite
+//! records its inputs, then each output *before* writing it; commits the
+//! catalog swap; only then removes inputs. Recovery, run at every start,
+//! rolls back a rewrite that had not committed (deleting its outputs and
+//! temporaries) and finishes one that had (removing its inputs). It does
+//! not decide what to rewrite.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::catalog;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, TMP_PREFIX};
+use crate::state::{db_err, now_ns, Db};
+
+/// Abort the process at a named step when `MDKEEP_FAILPOINT` names it, to
+/// test recovery deterministically. Costs one env lookup per step.
+pub fn failpoint(name: &str) {
+    if std::env::var("MDKEEP_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// A journal entry's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Writing,
+    Committed,
+    Done,
+    RolledBack,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Writing => "writing",
+            State::Committed => "committed",
+            State::Done => "done",
+            State::RolledBack => "rolled_back",
+        }
+    }
+}
+
+pub struct NewEntry<'a> {
+    pub kind: &'a str,
+    pub dataset: &'a str,
+    pub tier: &'a str,
+    pub out_tier: &'a str,
+    pub series: &'a str,
+    /// (relpath, rows, bytes) under `tier`.
+    pub inputs: &'a [(String, u64, u64)],
+}
+
+pub fn begin(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
+    let tx = conn.unchecked_transaction()?;
+    let now = now_ns();
+    tx.execute(
+        "INSERT INTO journal (kind, dataset, tier, out_tier, series, state, pid, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'writing', ?6, ?7, ?7)",
+        params![e.kind, e.dataset, e.tier, e.out_tier, e.series, std::process::id(), now],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut st =
+            tx.prepare("INSERT INTO journal_inputs (journal_id, relpath, rows, bytes) VALUES (?1, ?2, ?3, ?4)")?;
+        for (rel, rows, bytes) in e.inputs {
+            st.execute(params![id, rel, *rows as i64, *bytes as i64])?;
+        }
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+/// Record an output before it is written, so a crash can find it.
+pub fn plan_output(conn: &Connection, id: i64, relpath: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO journal_outputs (journal_id, relpath) VALUES (?1, ?2)",
+        params![id, relpath],
+    )?;
+    Ok(())
+}
+
+pub fn forget_output(conn: &Connection, id: i64, relpath: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM journal_outputs WHERE journal_id = ?1 AND relpath = ?2",
+        params![id, relpath],
+    )?;
+    Ok(())
+}
+
+pub fn set_state(conn: &Connection, id: i64, s: State) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE journal SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, s.as_str(), now_ns()],
+    )?;
+    Ok(())
+}
+
+/// Scratch folder of one journal entry (spills, sorted runs); never under a tier root.
+pub fn scratch_dir(cfg: &Config, id: i64) -> PathBuf {
+    cfg.tmp_dir().join(format!("j{id}"))
+}
+
+/// Delete an output and any temporary a crash left beside it.
+pub fn remove_output(path: &Path) -> Result<()> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(Error::io("remove", path))?;
+    }
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        let prefix = format!("{TMP_PREFIX}{name}-");
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let p = e.path();
+                    std::fs::remove_file(&p).map_err(Error::io("remove", &p))?;
+                }
+            }
+        }
+        fsutil::fsync_dir(dir).ok();
+    }
+    Ok(())
+}
+
+pub fn is_pinned(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pins WHERE tier = ?1 AND relpath = ?2)",
+        params![tier, relpath],
+        |r| r.get(0),
+    )
+}
+
+/// Remove an input that a committed rewrite replaced. A pinned file is moved
+/// to the trash instead, to be deleted after its pins go and a grace period.
+/// Returns whether it went to the trash.
+pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) -> Result<bool> {
+    let root = cfg.tier_root(tier)?;
+    let path = root.join(relpath);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let dberr = db_err(Path::new("state"));
+    if is_pinned(conn, tier, relpath).map_err(&dberr)? {
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut to = cfg.trash_dir().join(tier).join(relpath);
+        let mut n = 1;
+        while to.exists() {
+            to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
+            n += 1;
+        }
+        fsutil::move_file(&path, &to)?;
+        conn.execute(
+            "INSERT INTO trash (tier, relpath, path, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![tier, relpath, to.display().to_string(), bytes as i64, now_ns()],
+        )
+        .map_err(&dberr)?;
+        return Ok(true);
+    }
+    std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+    if let Some(dir) = path.parent() {
+        fsutil::fsync_dir(dir)?;
+        remove_empty_dirs(dir, &root);
+    }
+    Ok(false)
+}
+
+/// Remove `dir` and its parents while empty, stopping at `stop`: Hive readers
+/// should not see partitions that no longer hold data.
+pub fn remove_empty_dirs(dir: &Path, stop: &Path) {
+    let mut d = dir.to_path_buf();
+    while d.starts_with(stop) && d != stop {
+        if std::fs::remove_dir(&d).is_err() {
+            break;
+        }
+        if !d.pop() {
+            break;
+        }
+    }
+}
+
+fn pid_alive(pid: i64) -> bool {
+    pid == std::process::id() as i64 || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RecoveryReport {
+    pub rolled_back: u64,
+    pub finished: u64,
+    pub outputs_removed: u64,
+    pub inputs_removed: u64,
+    pub trash_purged: u64,
+}
+
+/// Finish or roll back every rewrite whose process is gone.
+pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport::default();
+    let open: Vec<(i64, String, String, String, i64)> = {
+        let mut st = db
+            .conn
+            .prepare("SELECT id, state, tier, out_tier, pid FROM journal WHERE state IN ('writing', 'committed') ORDER BY id")
+            .map_err(db.err())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(db.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db.err())?
+    };
+    for (id, state, tier, out_tier, pid) in open {
+        if pid_alive(pid) && pid != std::process::id() as i64 {
+            continue; // another process is still working on it
+        }
+        let conn = &db.conn;
+        let dberr = db_err(&db.path);
+        if state == "writing" {
+            let out_root = cfg.tier_root(&out_tier)?;
+            let outs: Vec<String> = {
+                let mut st = conn
+                    .prepare("SELECT relpath FROM journal_outputs WHERE journal_id = ?1")
+                    .map_err(&dberr)?;
+                let r = st.query_map([id], |r| r.get(0)).map_err(&dberr)?;
+                r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
+            };
+            let tx = conn.unchecked_transaction().map_err(&dberr)?;
+            for rel in &outs {
+                let p = out_root.join(rel);
+                remove_output(&p)?;
+                // A concurrent scan may have cataloged it; it never held unique rows.
+                catalog::remove(&tx, &out_tier, rel).map_err(&dberr)?;
+                if let Some(dir) = p.parent() {
+                    remove_empty_dirs(dir, &out_root);
+                }
+                report.outputs_removed += 1;
+            }
+            set_state(&tx, id, State::RolledBack).map_err(&dberr)?;
+            tx.commit().map_err(&dberr)?;
+            report.rolled_back += 1;
+            tracing::warn!(journal = id, outputs = outs.len(), "rolled back an interrupted rewrite");
+        } else {
+            let ins: Vec<String> = {
+                let mut st = conn
+                    .prepare("SELECT relpath FROM journal_inputs WHERE journal_id = ?1")
+                    .map_err(&dberr)?;
+                let r = st.query_map([id], |r| r.get(0)).map_err(&dberr)?;
+                r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
+            };
+            for rel in &ins {
+                if cfg.tier_root(&tier)?.join(rel).exists() {
+                    retire_input(cfg, conn, &tier, rel)?;
+                    report.inputs_removed += 1;
+                }
+            }
+            set_state(conn, id, State::Done).map_err(&dberr)?;
+            report.finished += 1;
+            tracing::warn!(journal = id, "finished an interrupted rewrite");
+        }
+        let scratch = scratch_dir(cfg, id);
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch).map_err(Error::io("remove", &scratch))?;
+        }
+    }
+    report.trash_purged = purge_trash(cfg, db)?;
+    Ok(report)
+}
+
+/// Delete trashed files whose pins are gone and whose grace period has passed.
+pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
+    let grace = cfg.compaction.trash_grace.0.as_nanos() as i64;
+    let now = now_ns();
+    let dberr = db_err(&db.path);
+    let rows: Vec<(i64, String, String, String, Option<i64>)> = {
+        let mut st = db
+            .conn
+            .prepare("SELECT id, tier, relpath, path, released_at FROM trash")
+            .map_err(&dberr)?;
+        let r = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(&dberr)?;
+        r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
+    };
+    let mut purged = 0;
+    for (id, tier, rel, path, released) in rows {
+        let pinned = is_pinned(&db.conn, &tier, &rel).map_err(&dberr)?;
+        match (pinned, released) {
+            (true, Some(_)) => {
+                db.conn
+                    .execute("UPDATE trash SET released_at = NULL WHERE id = ?1", [id])
+                    .map_err(&dberr)?;
+            }
+            (true, None) => {}
+            (false, None) => {
+                db.conn
+                    .execute("UPDATE trash SET released_at = ?2 WHERE id = ?1", params![id, now])
+                    .map_err(&dberr)?;
+            }
+            (false, Some(at)) if now - at >= grace => {
+                let p = PathBuf::from(&path);
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(Error::io("remove", &p))?;
+                }
+                db.conn
+                    .execute("DELETE FROM trash WHERE id = ?1", [id])
+                    .map_err(&dberr)?;
+                purged += 1;
+            }
+            (false, Some(_)) => {}
+        }
+    }
+    Ok(purged)
+}
+
+/// A file given by path, as (tier, relpath under that tier's root).
+pub fn locate_file(cfg: &Config, path: &Path) -> Result<(String, String)> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("current dir", "."))?
+            .join(path)
+    };
+    let abs = abs.canonicalize().unwrap_or(abs);
+    for (tier, root) in cfg.tier_roots() {
+        let root = root.canonicalize().unwrap_or(root);
+        if let Ok(rel) = abs.strip_prefix(&root) {
+            return Ok((tier, rel.to_string_lossy().replace('\\', "/")));
+        }
+    }
+    Err(Error::Invalid(format!("{} is not under any tier root", path.display())))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pin {
+    pub tier: String,
+    pub relpath: String,
+    pub owner: String,
+    pub created_at: String,
+}
+
+pub fn pin(conn: &Connection, tier: &str, relpath: &str, owner: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO pins (tier, relpath, owner, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![tier, relpath, owner, now_ns()],
+    )?;
+    Ok(())
+}
+
+/// Remove pins on a file (only `owner`'s when given). Returns how many went.
+pub fn unpin(conn: &Connection, tier: &str, relpath: &str, owner: Option<&str>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM pins WHERE tier = ?1 AND relpath = ?2 AND (?3 IS NULL OR owner = ?3)",
+        params![tier, relpath, owner],
+    )
+}
+
+pub fn pins(conn: &Connection) -> rusqlite::Result<Vec<Pin>> {
+    let mut st = conn.prepare("SELECT tier, relpath, owner, created_at FROM pins ORDER BY tier, relpath")?;
+    let r = st.query_map([], |r| {
+        Ok(Pin {
+            tier: r.get(0)?,
+            relpath: r.get(1)?,
+            owner: r.get(2)?,
+            created_at: catalog::rfc3339(r.get(3)?),
+        })
+    })?;
+    r.collect()
+}
+
+/// Bytes that use disk outside the live data: trash, scratch, quarantine.
+#[derive(Debug, Default, Serialize)]
+pub struct Overhead {
+    pub trash_bytes: u64,
+    pub tmp_bytes: u64,
+    pub quarantine_bytes: u64,
+    pub open_journals: u64,
+}
+
+pub fn overhead(cfg: &Config, db: &Db) -> Result<Overhead> {
+    let open_journals: i64 = db
+        .conn
+        .query_row(
+            "SELECT count(*) FROM journal WHERE state IN ('writing', 'committed')",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db.err())?
+        .unwrap_or(0);
+    Ok(Overhead {
+        trash_bytes: dir_bytes(&cfg.trash_dir()),
+        tmp_bytes: dir_bytes(&cfg.tmp_dir()),
+        quarantine_bytes: dir_bytes(&cfg.quarantine_dir()),
+        open_journals: open_journals as u64,
+    })
+}
+
+pub fn dir_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
