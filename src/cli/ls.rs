@@ -69,6 +69,15 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         );
         println!();
     }
+    // Disk that is not live data still counts against the disk.
+    let o = mdkeep::journal::overhead(&cfg, &db)?;
+    println!(
+        "outside the data: trash {}, tmp {}, quarantine {}, open journals {}",
+        human_bytes(o.trash_bytes),
+        human_bytes(o.tmp_bytes),
+        human_bytes(o.quarantine_bytes),
+        o.open_journals
+    );
     Ok(0)
 }
 

@@ -66,6 +66,14 @@ impl Db {
 
     fn migrate(&mut self) -> Result<()> {
         let p = self.path.clone();
+        // Read-only when current: a dry run must leave the file byte-identical.
+        let seen: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(db_err(&p))? as usize;
+        if seen == migrations::MIGRATIONS.len() {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

@@ -39,7 +39,10 @@ impl Sandbox {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_mdkeep"));
-        c.args(args).env("MDKEEP_ROOT", self.root()).env_remove("MDKEEP_CONFIG");
+        c.args(args)
+            .env("MDKEEP_ROOT", self.root())
+            .env_remove("MDKEEP_CONFIG")
+            .env_remove("MDKEEP_FAILPOINT");
         for (k, _) in std::env::vars() {
             if k.starts_with("MDKEEP__") {
                 c.env_remove(k);
@@ -191,4 +194,74 @@ pub fn py(code: &str, args: &[&str]) -> String {
 /// Path to the shared material beside the project.
 pub fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+}
+
+/// A root holding a pile written by the shared `gen_trades.py` (the bench's
+/// own generator), ready for `scan` with no settle time. Returns the
+/// sandbox and the pristine copy of the pile for `verify_compacted.py`.
+pub fn gen_trades_pile(args: &[&str]) -> (Sandbox, tempfile::TempDir) {
+    let s = Sandbox::new();
+    let pristine = tempfile::tempdir().unwrap();
+    let gen = shared("bench/gen_trades.py");
+    let o = Command::new(python())
+        .arg(&gen)
+        .arg(pristine.path())
+        .args(args)
+        .output()
+        .expect("run gen_trades.py");
+    assert!(
+        o.status.success(),
+        "gen_trades.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    copy_tree(pristine.path(), &s.hot());
+    (s, pristine)
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    for f in walk(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
+}
+
+/// Every file under `dir` with a hash of its bytes: to prove a dry run changed nothing.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, usize)> {
+    let mut v: Vec<(PathBuf, u64, usize)> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+                (h ^ x as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            (p, h, b.len())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run the shared DuckDB verifier on an input pile and a compacted tree.
+pub fn verify_compacted(input: &Path, output: &Path) {
+    let o = Command::new(python())
+        .arg(shared("bench/verify_compacted.py"))
+        .arg(input)
+        .arg(output)
+        .output()
+        .expect("run verify_compacted.py");
+    assert!(
+        o.status.success(),
+        "verify_compacted.py: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Hidden in-flight files left anywhere under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".part-")))
+        .collect()
 }
