@@ -353,6 +353,35 @@ fn fill_state(cfg: &Config, db: &Db, report: &mut ScanReport) -> Result<()> {
     Ok(())
 }
 
+/// The catalog entry for a file mdkeep itself just wrote under `root` (no
+/// settle time: it is known complete; no drift or misfiled rows by construction).
+pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &str, path: &Path) -> Result<FileEntry> {
+    let info = inspect(path, time_column).map_err(|message| Error::Parquet {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| Error::Invalid(format!("{} is outside {}", path.display(), root.display())))?;
+    let loc = layout::locate(rel).ok_or_else(|| Error::Invalid(format!("{} is not in the layout", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+    Ok(FileEntry {
+        tier: tier.to_string(),
+        relpath: rel.to_string_lossy().replace('\\', "/"),
+        dataset: dataset.to_string(),
+        partition: loc.partition_key(),
+        rows: info.rows,
+        bytes: meta.len(),
+        min_ts: info.min_ts,
+        max_ts: info.max_ts,
+        schema_fp: info.schema_fp,
+        mtime_ns: mtime_ns(meta.modified().ok()),
+        drift: None,
+        misfiled: false,
+        compacted: info.compacted,
+    })
+}
+
 fn mtime_ns(t: Option<SystemTime>) -> i64 {
     t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i64)

@@ -22,11 +22,10 @@ use serde::Serialize;
 
 pub use plan::{plan, Filter, Plan, SeriesPlan};
 
-use crate::catalog::{self, FileEntry};
+use crate::catalog;
 use crate::config::{Config, Keep};
 use crate::error::{Error, Result};
 use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
-use crate::parquet_io;
 use crate::state::{db_err, Db};
 use merge::{merge, overlap_depth, MergeCtx, MergeError, MergeInput, MergeStats, Sink};
 use sink::{PartitionWriter, SpillWriter};
@@ -192,32 +191,9 @@ fn compact_series(
     for f in &sp.inputs {
         catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
     }
+    let root = cfg.tier_root(&sp.tier)?;
     for o in &outputs {
-        let info = parquet_io::inspect(&o.file.path, &ds.time_column).map_err(|message| Error::Parquet {
-            path: o.file.path.clone(),
-            message,
-        })?;
-        let meta = std::fs::metadata(&o.file.path).map_err(Error::io("stat", &o.file.path))?;
-        let entry = FileEntry {
-            tier: sp.tier.clone(),
-            relpath: o.relpath.clone(),
-            dataset: sp.dataset.clone(),
-            partition: o.partition.clone(),
-            rows: info.rows,
-            bytes: meta.len(),
-            min_ts: info.min_ts,
-            max_ts: info.max_ts,
-            schema_fp: info.schema_fp,
-            mtime_ns: meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0),
-            drift: None,
-            misfiled: false,
-            compacted: info.compacted,
-        };
+        let entry = catalog::scan::entry_for_written(&root, &sp.tier, &sp.dataset, &ds.time_column, &o.file.path)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
     }
     for p in &sp.partitions {

@@ -16,11 +16,11 @@ use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Int64Type};
 use serde::Serialize;
 
-use crate::catalog::{self, FileEntry};
+use crate::catalog;
 use crate::config::{Config, DatasetConfig};
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::parquet_io::{self, unit_ns, DataFileWriter, WriteOptions, WrittenFile};
+use crate::parquet_io::{unit_ns, DataFileWriter, WriteOptions, WrittenFile};
 use crate::state::Db;
 
 /// Buffered row groups across all open partition files; beyond it the
@@ -175,38 +175,7 @@ pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, fi
     let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
     let dberr = crate::state::db_err(&db.path);
     for f in files {
-        let info = parquet_io::inspect(&f.path, &ds.time_column).map_err(|message| Error::Parquet {
-            path: f.path.clone(),
-            message,
-        })?;
-        let rel = f
-            .path
-            .strip_prefix(&root)
-            .map_err(|_| Error::Invalid(format!("{} is outside {}", f.path.display(), root.display())))?;
-        let loc =
-            layout::locate(rel).ok_or_else(|| Error::Invalid(format!("{} is not in the layout", f.path.display())))?;
-        let meta = std::fs::metadata(&f.path).map_err(Error::io("stat", &f.path))?;
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
-        let entry = FileEntry {
-            tier: tier.to_string(),
-            relpath: rel.to_string_lossy().replace('\\', "/"),
-            dataset: ds.name.clone(),
-            partition: loc.partition_key(),
-            rows: info.rows,
-            bytes: meta.len(),
-            min_ts: info.min_ts,
-            max_ts: info.max_ts,
-            schema_fp: info.schema_fp,
-            mtime_ns,
-            drift: None,
-            misfiled: false,
-            compacted: info.compacted,
-        };
+        let entry = catalog::scan::entry_for_written(&root, tier, &ds.name, &ds.time_column, &f.path)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
         catalog::record(
             &tx,
