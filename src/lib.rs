@@ -17,6 +17,7 @@ pub mod journal;
 pub mod layout;
 pub mod parquet_io;
 pub mod state;
+pub mod tiering;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -148,11 +148,11 @@ fn abort_at_every_step_recovers() {
         s
     });
     for step in [
-        "compact:after-journal",
-        "compact:after-first-output",
-        "compact:before-commit",
-        "compact:after-commit",
-        "compact:mid-delete",
+        "rewrite:after-journal",
+        "rewrite:after-first-output",
+        "rewrite:before-commit",
+        "rewrite:after-commit",
+        "rewrite:mid-delete",
     ] {
         let s = fresh_copy(pristine.path());
         let o = s

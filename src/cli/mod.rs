@@ -12,6 +12,7 @@ mod ls;
 mod output;
 mod pin;
 mod scan;
+mod tier;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub enum Command {
     Ls(ls::Args),
     /// Rewrite small, unsorted, duplicated or misfiled files into sorted, deduplicated zstd files.
     Compact(compact::Args),
+    /// Move old partitions to colder tiers (heavier zstd), per dataset `tier_after`.
+    Tier(tier::Args),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
     /// Remove pins; trashed files are deleted after compaction.trash_grace.
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ls(a) => ls::run(&cli, a),
         Command::Ingest(c) => ingest::run(&cli, c),
         Command::Compact(a) => compact::run(&cli, a),
+        Command::Tier(a) => tier::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),

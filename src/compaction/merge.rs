@@ -333,6 +333,34 @@ fn emit(
     Ok(())
 }
 
+/// Order-independent checksum of the (time, key) columns of `batch`: a
+/// wrapping sum of FNV-1a hashes of each row's byte-comparable form.
+pub fn key_checksum(ctx: &MergeCtx, conv: &RowConverter, batch: &RecordBatch) -> Result<u64> {
+    let rows = conv
+        .convert_columns(&ctx.sort_columns(batch))
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut sum = 0u64;
+    for r in rows.iter() {
+        let h = r.as_ref().iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        sum = sum.wrapping_add(h);
+    }
+    Ok(sum)
+}
+
+/// [`key_checksum`] over a whole file, read back from disk.
+pub fn file_key_checksum(ctx: &MergeCtx, path: &std::path::Path) -> Result<u64> {
+    let conv = ctx.converter();
+    let (_, reader) = parquet_io::open_batches(path, ctx.batch_rows)?;
+    let mut sum = 0u64;
+    for b in reader {
+        let b = conform(&b.map_err(Error::arrow(path))?, ctx.ds, path)?;
+        sum = sum.wrapping_add(key_checksum(ctx, &conv, &b)?);
+    }
+    Ok(sum)
+}
+
 /// Deepest overlap of the inputs' time ranges: how many would be open at once.
 pub fn overlap_depth(inputs: &[MergeInput]) -> usize {
     let mut ev: Vec<(i64, i32)> = inputs

@@ -89,7 +89,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sp) = plan.series.get(i) else { break };
-                    let r = compact_series(cfg, &db, sp, budget, progress);
+                    let r = rewrite_series(cfg, &db, sp, &Rewrite::compact(&sp.tier), budget, progress);
                     let failed = r.is_err();
                     results.lock().expect("lock").push(r);
                     if failed {
@@ -137,24 +137,46 @@ pub fn dry_run_metrics(plan: &Plan) -> Metrics {
 }
 
 #[derive(Default)]
-struct SeriesMetrics {
-    partitions: u64,
-    files_in: u64,
-    files_out: u64,
-    rows_in: u64,
-    rows_out: u64,
-    duplicates: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    pinned: u64,
+pub(crate) struct SeriesMetrics {
+    pub partitions: u64,
+    pub files_in: u64,
+    pub files_out: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub duplicates: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub pinned: u64,
     sorted_runs: u64,
     rounds: u64,
 }
 
-fn compact_series(
+/// What kind of rewrite, and where its outputs go.
+pub(crate) struct Rewrite<'a> {
+    /// Journal kind and history action: `compact`, `tier`.
+    pub kind: &'static str,
+    pub out_tier: &'a str,
+    /// Re-read the outputs and compare a checksum of their key columns with
+    /// the rows that were written (tier moves, where the source then goes).
+    pub verify_keys: bool,
+}
+
+impl<'a> Rewrite<'a> {
+    pub fn compact(tier: &'a str) -> Self {
+        Rewrite {
+            kind: "compact",
+            out_tier: tier,
+            verify_keys: false,
+        }
+    }
+}
+
+/// Rewrite one series (or some partitions of it) through the journal.
+pub(crate) fn rewrite_series(
     cfg: &Config,
     db: &Db,
     sp: &SeriesPlan,
+    how: &Rewrite,
     budget: usize,
     progress: &ProgressBar,
 ) -> Result<SeriesMetrics> {
@@ -165,42 +187,43 @@ fn compact_series(
     let jid = journal::begin(
         &db.conn,
         &NewEntry {
-            kind: "compact",
+            kind: how.kind,
             dataset: &sp.dataset,
             tier: &sp.tier,
-            out_tier: &sp.tier,
+            out_tier: how.out_tier,
             series: &sp.series,
             inputs: &journal_inputs,
         },
     )
     .map_err(&dberr)?;
-    failpoint("compact:after-journal");
+    failpoint("rewrite:after-journal");
     let scratch = journal::scratch_dir(cfg, jid);
-    let result = rewrite(cfg, db, sp, jid, &scratch, budget, progress);
+    let result = rewrite(cfg, db, sp, how, jid, &scratch, budget, progress);
     if result.is_err() {
         // Leave nothing behind: outputs of this attempt go, inputs stay.
         journal::set_state(&db.conn, jid, State::Writing).ok();
         let _ = std::fs::remove_dir_all(&scratch);
-        let _ = rollback(cfg, db, jid, &sp.tier);
+        let _ = rollback(cfg, db, jid, how.out_tier);
     }
     let (outputs, mut m) = result?;
 
     // The swap: inputs out of the catalog, outputs in, in one transaction.
-    failpoint("compact:before-commit");
+    failpoint("rewrite:before-commit");
     let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
     for f in &sp.inputs {
         catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
     }
-    let root = cfg.tier_root(&sp.tier)?;
+    let out_root = cfg.tier_root(how.out_tier)?;
     for o in &outputs {
-        let entry = catalog::scan::entry_for_written(&root, &sp.tier, &sp.dataset, &ds.time_column, &o.file.path)?;
+        let entry =
+            catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file.path)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
     }
     for p in &sp.partitions {
         catalog::record(
             &tx,
             &catalog::HistoryEvent {
-                action: "compact",
+                action: how.kind,
                 dataset: Some(&sp.dataset),
                 partition: Some(&p.partition),
                 rows: Some(p.rows),
@@ -213,14 +236,14 @@ fn compact_series(
     }
     journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
-    failpoint("compact:after-commit");
+    failpoint("rewrite:after-commit");
 
     for (i, f) in sp.inputs.iter().enumerate() {
         if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? {
             m.pinned += 1;
         }
         if i == 0 {
-            failpoint("compact:mid-delete");
+            failpoint("rewrite:mid-delete");
         }
     }
     journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
@@ -254,18 +277,21 @@ fn rollback(cfg: &Config, db: &Db, jid: i64, tier: &str) -> Result<()> {
 }
 
 /// Merge the series' inputs into partition files; returns the outputs.
+#[allow(clippy::too_many_arguments)]
 fn rewrite(
     cfg: &Config,
     db: &Db,
     sp: &SeriesPlan,
+    how: &Rewrite,
     jid: i64,
     scratch: &std::path::Path,
     budget: usize,
     progress: &ProgressBar,
 ) -> Result<(Vec<sink::Output>, SeriesMetrics)> {
     let ds = cfg.dataset(&sp.dataset)?;
-    let tier = &cfg.tiers[&sp.tier];
+    let out = &cfg.tiers[how.out_tier];
     let root = cfg.tier_root(&sp.tier)?;
+    let out_root = cfg.tier_root(how.out_tier)?;
     // Half the budget for open inputs, half for the output row group.
     let batch_rows = (budget / 64 / BYTES_PER_ROW_ESTIMATE).clamp(4096, 64 * 1024);
     let per_input = batch_rows * BYTES_PER_ROW_ESTIMATE * 2;
@@ -320,27 +346,41 @@ fn rewrite(
     let row_group_memory = budget / 2;
     let fixed = crate::catalog::partition_values(&sp.series);
     let make = || {
-        Ok(PartitionWriter::new(
+        let w = PartitionWriter::new(
             &ctx,
-            root.clone(),
+            out_root.clone(),
             fixed.clone(),
-            tier.zstd_level,
-            tier.target_file_size.0,
+            out.zstd_level,
+            out.target_file_size.0,
             cfg.compaction.row_group_rows,
             row_group_memory,
             &db.conn,
             jid,
-        ))
+        );
+        Ok(if how.verify_keys { w.track_keys() } else { w })
     };
     let (writer, stats) = merge_sorting(&ctx, &mut inputs, scratch, &mut m, &on_rows, make, |w| w.abort())?;
     m.duplicates += stats.duplicates;
+    let written_keys = writer.key_checksum;
     let outputs = writer.finish()?;
+    if how.verify_keys {
+        let mut reread = 0u64;
+        for o in &outputs {
+            reread = reread.wrapping_add(merge::file_key_checksum(&ctx, &o.file.path)?);
+        }
+        if reread != written_keys {
+            return Err(Error::Invalid(format!(
+                "{} of {} {}: key checksum of the written files differs from the rows merged; rolled back",
+                how.kind, sp.dataset, sp.series
+            )));
+        }
+    }
     m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
     // Every input row is either written once or counted as a duplicate.
     if m.rows_out + m.duplicates != rows_expected || stats.rows_out != m.rows_out {
         return Err(Error::Invalid(format!(
-            "compaction of {} {}: {} rows out + {} duplicates != {} rows in (inputs changed since the last scan?); rolled back",
-            sp.dataset, sp.series, m.rows_out, m.duplicates, rows_expected
+            "{} of {} {}: {} rows out + {} duplicates != {} rows in (inputs changed since the last scan?); rolled back",
+            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates, rows_expected
         )));
     }
     Ok((outputs, m))

@@ -55,6 +55,10 @@ pub struct PartitionWriter<'a> {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pub outputs: Vec<Output>,
+    /// Checksum of the keys of every row emitted (see `merge::key_checksum`).
+    pub key_checksum: u64,
+    track_keys: bool,
+    conv: arrow::row::RowConverter,
 }
 
 impl<'a> PartitionWriter<'a> {
@@ -115,7 +119,16 @@ impl<'a> PartitionWriter<'a> {
             pending: Vec::new(),
             pending_rows: 0,
             outputs: Vec::new(),
+            key_checksum: 0,
+            track_keys: false,
+            conv: ctx.converter(),
         }
+    }
+
+    /// Keep a checksum of every emitted row's keys, to verify the files later.
+    pub fn track_keys(mut self) -> Self {
+        self.track_keys = true;
+        self
     }
 
     fn switch_to(&mut self, ts: i64) -> Result<()> {
@@ -189,7 +202,7 @@ impl<'a> PartitionWriter<'a> {
             file,
         });
         if self.outputs.len() == 1 {
-            journal::failpoint("compact:after-first-output");
+            journal::failpoint("rewrite:after-first-output");
         }
         Ok(())
     }
@@ -225,6 +238,10 @@ impl<'a> PartitionWriter<'a> {
 
 impl Sink for PartitionWriter<'_> {
     fn emit(&mut self, batch: &RecordBatch, _prio: Option<ArrayRef>) -> Result<()> {
+        if self.track_keys {
+            let sum = super::merge::key_checksum(self.ctx, &self.conv, batch)?;
+            self.key_checksum = self.key_checksum.wrapping_add(sum);
+        }
         let ts = self.ctx.ts_values(batch)?;
         let mut start = 0;
         while start < ts.len() {

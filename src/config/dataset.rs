@@ -25,6 +25,10 @@ pub struct DatasetConfig {
     pub time_partition: String,
     pub granularity: Granularity,
     pub columns: Vec<ColumnSpec>,
+    /// Age (of a partition's end, against the dataset's guarded clock) after
+    /// which it moves to a colder tier, e.g. `{ warm = "7d", cold = "30d" }`.
+    #[serde(default)]
+    pub tier_after: indexmap::IndexMap<String, super::Span>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -244,6 +248,7 @@ mod tests {
                     ty: ColumnType::Int64,
                 },
             ],
+            tier_after: Default::default(),
         }
     }
 

@@ -217,6 +217,29 @@ impl Config {
                     return Err(bad(k("key"), format!("`{key}` is not among `columns`")));
                 }
             }
+            for (i, t) in ds.tier_after.keys().enumerate() {
+                match self.tiers.get_index_of(t) {
+                    None => {
+                        return Err(bad(
+                            k("tier_after"),
+                            format!("`{t}` is not a tier declared under [tiers]"),
+                        ))
+                    }
+                    Some(0) => {
+                        return Err(bad(
+                            k("tier_after"),
+                            format!("`{t}` is the hot tier; data starts there"),
+                        ))
+                    }
+                    Some(_) if i > 0 && ds.tier_after[i - 1] > ds.tier_after[i] => {
+                        return Err(bad(
+                            k("tier_after"),
+                            "ages must grow from warmer to colder tiers".into(),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
             for p in ds.partition_by.iter().chain([&ds.time_partition]) {
                 crate::layout::check_segment("partition column", p)
                     .map_err(|e| bad(k("partition_by"), e.to_string()))?;

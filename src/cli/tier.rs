@@ -1,0 +1,75 @@
+//! `mdkeep tier`
+
+use mdkeep::config::units::human_bytes;
+use mdkeep::state::Db;
+use mdkeep::tiering;
+
+use super::{output, progress, Cli};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this dataset.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Print what would move, and why, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print metrics (or, with --dry-run, the plan) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
+    let cfg = cli.load_config()?;
+    if let Some(d) = &a.dataset {
+        cfg.dataset(d)?;
+    }
+    let mut db = Db::open_existing(&cfg.state_db())?;
+    let plan = tiering::plan(&cfg, &db, a.dataset.as_deref())?;
+    if a.dry_run {
+        if a.json {
+            output::json(&plan)?;
+            return Ok(0);
+        }
+        for mv in &plan.moves {
+            println!(
+                "would move {} {}  {} → {}  ({} files, {} rows, {}): {}",
+                mv.dataset,
+                mv.partition,
+                mv.from,
+                mv.to,
+                mv.files,
+                output::thousands(mv.rows),
+                human_bytes(mv.bytes),
+                mv.reason
+            );
+        }
+        for b in &plan.blocked {
+            println!("not moving {} {} [{}]: {}", b.dataset, b.partition, b.tier, b.reason);
+        }
+        if plan.moves.is_empty() {
+            println!("nothing to move");
+        }
+        println!("dry run: nothing was changed");
+        return Ok(0);
+    }
+    let m = tiering::execute(&cfg, &mut db, &plan, &progress("tier", a.json))?;
+    if a.json {
+        output::json(&m)?;
+        return Ok(0);
+    }
+    println!(
+        "moved {} partitions: {} files → {}, {} rows, {} → {} in {:.1}s",
+        m.moves,
+        m.files_in,
+        m.files_out,
+        output::thousands(m.rows),
+        human_bytes(m.bytes_in),
+        human_bytes(m.bytes_out),
+        m.seconds
+    );
+    for b in &m.blocked {
+        println!("not moving {} {} [{}]: {}", b.dataset, b.partition, b.tier, b.reason);
+    }
+    Ok(0)
+}

@@ -1,0 +1,224 @@
+//! `tier`: move old partitions to colder tiers with heavier compression.
+//!
+//! Owns deciding which partition goes where (from the catalog, against a
+//! guarded clock: min(now, newest row of the dataset), so a future-dated
+//! row cannot age everything at once) and carrying the moves out. A move is
+//! a journaled rewrite into the colder root at its zstd level and file size,
+//! verified by row count and a checksum of the key columns re-read from the
+//! written files, swapped in the catalog in one transaction; only then is
+//! the source removed (a pinned source goes to the trash). Partitions that
+//! still need compaction are left for `compact`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::catalog::rfc3339;
+use crate::compaction::plan::{PartitionPlan, PlanFile, SeriesPlan};
+use crate::compaction::{peak_rss, rewrite_series, Rewrite};
+use crate::config::Config;
+use crate::error::Result;
+use crate::journal::{self, RecoveryReport};
+use crate::state::{now_ns, Db};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Move {
+    pub dataset: String,
+    pub partition: String,
+    pub from: String,
+    pub to: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reason: String,
+    #[serde(skip)]
+    series: SeriesPlan,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blocked {
+    pub dataset: String,
+    pub tier: String,
+    pub partition: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct TierPlan {
+    pub moves: Vec<Move>,
+    /// Old enough to move, but not movable yet.
+    pub blocked: Vec<Blocked>,
+    /// The guarded clock per dataset (RFC 3339).
+    pub reference_time: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct TierMetrics {
+    pub dry_run: bool,
+    pub moves: u64,
+    pub files_in: u64,
+    pub files_out: u64,
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub pinned_to_trash: u64,
+    pub seconds: f64,
+    pub peak_memory_bytes: u64,
+    pub recovered: RecoveryReport,
+    pub blocked: Vec<Blocked>,
+}
+
+pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
+    let mut out = TierPlan::default();
+    let now = now_ns();
+    for (name, ds) in &cfg.datasets {
+        if dataset.is_some_and(|d| d != name) || ds.tier_after.is_empty() {
+            continue;
+        }
+        let newest: Option<i64> = db
+            .conn
+            .query_row("SELECT max(max_ts) FROM files WHERE dataset = ?1", [name], |r| r.get(0))
+            .map_err(db.err())?;
+        let Some(newest) = newest else { continue };
+        let reference = now.min(newest);
+        out.reference_time.insert(name.clone(), rfc3339(reference));
+        let mut st = db
+            .conn
+            .prepare(
+                "SELECT tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
+                        drift IS NOT NULL, misfiled, compacted
+                 FROM files WHERE dataset = ?1 ORDER BY tier, partition, relpath",
+            )
+            .map_err(db.err())?;
+        type Row = (String, PlanFile, bool, bool, bool);
+        let rows: Vec<Row> = st
+            .query_map([name], |r| {
+                Ok((
+                    r.get(0)?,
+                    PlanFile {
+                        partition: r.get(1)?,
+                        relpath: r.get(2)?,
+                        rows: r.get::<_, i64>(3)? as u64,
+                        bytes: r.get::<_, i64>(4)? as u64,
+                        min_ts: r.get(5)?,
+                        max_ts: r.get(6)?,
+                        mtime_ns: r.get(7)?,
+                    },
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })
+            .map_err(db.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db.err())?;
+        let mut parts: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        for r in rows {
+            parts.entry((r.0.clone(), r.1.partition.clone())).or_default().push(r);
+        }
+        for ((tier, partition), files) in parts {
+            let values = crate::catalog::partition_values(&partition);
+            let Some((_, period)) = values.iter().find(|(k, _)| k == &ds.time_partition) else {
+                continue;
+            };
+            let Some((_, end)) = ds.period_range(period) else {
+                continue;
+            };
+            let age = reference.saturating_sub(end).max(0);
+            // The coldest tier whose threshold this partition has passed.
+            let Some((target, after)) = ds.tier_after.iter().rev().find(|(_, a)| age as u128 >= a.0.as_nanos()) else {
+                continue;
+            };
+            let (Some(from_i), Some(to_i)) = (cfg.tiers.get_index_of(&tier), cfg.tiers.get_index_of(target)) else {
+                continue;
+            };
+            if to_i <= from_i {
+                continue;
+            }
+            let block = |reason: &str| Blocked {
+                dataset: name.clone(),
+                tier: tier.clone(),
+                partition: partition.clone(),
+                reason: reason.into(),
+            };
+            if files.iter().any(|f| f.2) {
+                out.blocked.push(block("a file's schema differs from the dataset's"));
+                continue;
+            }
+            if files.iter().any(|f| f.3 || !f.4) {
+                out.blocked.push(block("not compacted yet: run `mdkeep compact` first"));
+                continue;
+            }
+            let series = crate::layout::partition_key(
+                &values
+                    .iter()
+                    .filter(|(k, _)| k != &ds.time_partition)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.1).collect();
+            let reason = format!("ended {:.1} days ago (≥ {after}) → {target}", age as f64 / 86_400e9);
+            let (rows, bytes) = (
+                inputs.iter().map(|f| f.rows).sum(),
+                inputs.iter().map(|f| f.bytes).sum(),
+            );
+            out.moves.push(Move {
+                dataset: name.clone(),
+                partition: partition.clone(),
+                from: tier.clone(),
+                to: target.clone(),
+                files: inputs.len() as u64,
+                rows,
+                bytes,
+                reason: reason.clone(),
+                series: SeriesPlan {
+                    dataset: name.clone(),
+                    tier: tier.clone(),
+                    series,
+                    partitions: vec![PartitionPlan {
+                        partition,
+                        files: inputs.len() as u64,
+                        rows,
+                        bytes,
+                        reasons: vec![reason],
+                    }],
+                    inputs,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Carry out the moves, one partition at a time (each is its own atomic rewrite).
+pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBar) -> Result<TierMetrics> {
+    let started = Instant::now();
+    let mut m = TierMetrics {
+        recovered: journal::recover(cfg, db)?,
+        blocked: plan.blocked.clone(),
+        ..Default::default()
+    };
+    progress.set_length(plan.moves.iter().map(|mv| mv.rows).sum());
+    let budget = cfg.compaction.memory_limit.0 as usize;
+    for mv in &plan.moves {
+        let how = Rewrite {
+            kind: "tier",
+            out_tier: &mv.to,
+            verify_keys: true,
+        };
+        let s = rewrite_series(cfg, db, &mv.series, &how, budget, progress)?;
+        m.moves += 1;
+        m.files_in += s.files_in;
+        m.files_out += s.files_out;
+        m.rows += s.rows_out;
+        m.bytes_in += s.bytes_in;
+        m.bytes_out += s.bytes_out;
+        m.pinned_to_trash += s.pinned;
+    }
+    progress.finish_and_clear();
+    m.seconds = started.elapsed().as_secs_f64();
+    m.peak_memory_bytes = peak_rss();
+    Ok(m)
+}
