@@ -431,6 +431,22 @@ mod tests {
     }
 
     #[test]
+    fn time_range_is_computed_when_statistics_are_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("nostats.parquet");
+        let b = batch();
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::None)
+            .build();
+        let mut w = ArrowWriter::try_new(File::create(&p).unwrap(), b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        let i = inspect(&p, "ts").unwrap();
+        assert!(i.read_column, "statistics were present after all");
+        assert_eq!((i.min_ts, i.max_ts), (Some(1_000_000), Some(9_000_000)));
+    }
+
+    #[test]
     fn truncated_file_is_unreadable() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.parquet");

@@ -147,13 +147,7 @@ fn abort_at_every_step_recovers() {
         copy_tree(pristine.path(), &s.hot());
         s
     });
-    for step in [
-        "rewrite:after-journal",
-        "rewrite:after-first-output",
-        "rewrite:before-commit",
-        "rewrite:after-commit",
-        "rewrite:mid-delete",
-    ] {
+    for step in common::REWRITE_STEPS {
         let s = fresh_copy(pristine.path());
         let o = s
             .cmd(&["compact"])

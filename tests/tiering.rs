@@ -85,13 +85,7 @@ fn pinned_source_survives_a_move() {
 
 #[test]
 fn a_move_interrupted_at_any_step_leaves_every_row_once() {
-    for step in [
-        "rewrite:after-journal",
-        "rewrite:after-first-output",
-        "rewrite:before-commit",
-        "rewrite:after-commit",
-        "rewrite:mid-delete",
-    ] {
+    for step in common::REWRITE_STEPS {
         let cold = tempfile::tempdir().unwrap();
         let (s, env) = three_days(cold.path());
         let want = counts(&[&s.hot()]);

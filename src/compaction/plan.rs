@@ -72,17 +72,19 @@ pub struct Filter {
     pub values: Vec<(String, String)>,
 }
 
-struct Row {
-    file: PlanFile,
-    drift: bool,
-    misfiled: bool,
-    compacted: bool,
+/// A cataloged file as the planners (compaction, tiering) see it.
+#[derive(Debug, Clone)]
+pub struct CatalogFile {
+    pub dataset: String,
+    pub tier: String,
+    pub file: PlanFile,
+    pub drift: bool,
+    pub misfiled: bool,
+    pub compacted: bool,
 }
 
-pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
-    if let Some(d) = &filter.dataset {
-        cfg.dataset(d)?;
-    }
+/// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.
+pub fn catalog_files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
     let mut st = db
         .conn
         .prepare(
@@ -91,33 +93,38 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
              FROM files WHERE ?1 IS NULL OR dataset = ?1 ORDER BY dataset, tier, partition, relpath",
         )
         .map_err(db.err())?;
-    // (dataset, tier, series) → period → files
-    let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<Row>>> = BTreeMap::new();
     let rows = st
-        .query_map([filter.dataset.as_deref()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                Row {
-                    file: PlanFile {
-                        partition: r.get(2)?,
-                        relpath: r.get(3)?,
-                        rows: r.get::<_, i64>(4)? as u64,
-                        bytes: r.get::<_, i64>(5)? as u64,
-                        min_ts: r.get(6)?,
-                        max_ts: r.get(7)?,
-                        mtime_ns: r.get(8)?,
-                    },
-                    drift: r.get(9)?,
-                    misfiled: r.get(10)?,
-                    compacted: r.get(11)?,
+        .query_map([dataset], |r| {
+            Ok(CatalogFile {
+                dataset: r.get(0)?,
+                tier: r.get(1)?,
+                file: PlanFile {
+                    partition: r.get(2)?,
+                    relpath: r.get(3)?,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    min_ts: r.get(6)?,
+                    max_ts: r.get(7)?,
+                    mtime_ns: r.get(8)?,
                 },
-            ))
+                drift: r.get(9)?,
+                misfiled: r.get(10)?,
+                compacted: r.get(11)?,
+            })
         })
         .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
+    if let Some(d) = &filter.dataset {
+        cfg.dataset(d)?;
+    }
+    // (dataset, tier, series) → period → files
+    let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<CatalogFile>>> = BTreeMap::new();
     let mut out = Plan::default();
-    for row in rows {
-        let (dataset, tier, row) = row.map_err(db.err())?;
+    for row in catalog_files(db, filter.dataset.as_deref())? {
+        let (dataset, tier) = (row.dataset.clone(), row.tier.clone());
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
         let values = partition_values(&row.file.partition);
         let series_vals: Vec<_> = values

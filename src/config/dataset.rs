@@ -68,6 +68,18 @@ impl DatasetConfig {
         )
     }
 
+    /// `tier_after` in tier order, warmest first, whatever order the config
+    /// (or the environment) gave it in.
+    pub fn tier_thresholds(&self, cfg: &super::Config) -> Vec<(String, super::Span)> {
+        let mut v: Vec<(usize, String, super::Span)> = self
+            .tier_after
+            .iter()
+            .filter_map(|(t, a)| cfg.tiers.get_index_of(t).map(|i| (i, t.clone(), *a)))
+            .collect();
+        v.sort_by_key(|(i, _, _)| *i);
+        v.into_iter().map(|(_, t, a)| (t, a)).collect()
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
         self.columns.iter().find(|c| c.name == name)
     }

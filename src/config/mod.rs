@@ -217,7 +217,7 @@ impl Config {
                     return Err(bad(k("key"), format!("`{key}` is not among `columns`")));
                 }
             }
-            for (i, t) in ds.tier_after.keys().enumerate() {
+            for t in ds.tier_after.keys() {
                 match self.tiers.get_index_of(t) {
                     None => {
                         return Err(bad(
@@ -231,14 +231,15 @@ impl Config {
                             format!("`{t}` is the hot tier; data starts there"),
                         ))
                     }
-                    Some(_) if i > 0 && ds.tier_after[i - 1] > ds.tier_after[i] => {
-                        return Err(bad(
-                            k("tier_after"),
-                            "ages must grow from warmer to colder tiers".into(),
-                        ))
-                    }
                     Some(_) => {}
                 }
+            }
+            let ages: Vec<Span> = ds.tier_thresholds(self).into_iter().map(|(_, a)| a).collect();
+            if ages.windows(2).any(|w| w[0] > w[1]) {
+                return Err(bad(
+                    k("tier_after"),
+                    "ages must grow from warmer to colder tiers".into(),
+                ));
             }
             for p in ds.partition_by.iter().chain([&ds.time_partition]) {
                 crate::layout::check_segment("partition column", p)
@@ -430,6 +431,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("MDKEEP__SCAN__BOGUS") && e.contains("scan.bogus"), "{e}");
+    }
+
+    #[test]
+    fn tier_thresholds_follow_tier_order_not_env_order() {
+        // The environment sorts COLD before WARM; the tiers still decide the order.
+        let c = load(
+            DEFAULT_CONFIG,
+            &[
+                ("MDKEEP__DATASETS__BOOK__TIER_AFTER__COLD", "10d"),
+                ("MDKEEP__DATASETS__BOOK__TIER_AFTER__WARM", "1d"),
+            ],
+        )
+        .unwrap();
+        let t = c.datasets["book"].tier_thresholds(&c);
+        assert_eq!(
+            t.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            vec!["warm", "cold"]
+        );
+        let bad = [("MDKEEP__DATASETS__BOOK__TIER_AFTER__WARM", "30d")];
+        assert!(load(DEFAULT_CONFIG, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("datasets.book.tier_after"));
     }
 
     #[test]

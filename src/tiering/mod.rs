@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog::rfc3339;
-use crate::compaction::plan::{PartitionPlan, PlanFile, SeriesPlan};
+use crate::compaction::plan::{catalog_files, CatalogFile, PartitionPlan, PlanFile, SeriesPlan};
 use crate::compaction::{peak_rss, rewrite_series, Rewrite};
 use crate::config::Config;
 use crate::error::Result;
@@ -84,39 +84,12 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
         let Some(newest) = newest else { continue };
         let reference = now.min(newest);
         out.reference_time.insert(name.clone(), rfc3339(reference));
-        let mut st = db
-            .conn
-            .prepare(
-                "SELECT tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
-                        drift IS NOT NULL, misfiled, compacted
-                 FROM files WHERE dataset = ?1 ORDER BY tier, partition, relpath",
-            )
-            .map_err(db.err())?;
-        type Row = (String, PlanFile, bool, bool, bool);
-        let rows: Vec<Row> = st
-            .query_map([name], |r| {
-                Ok((
-                    r.get(0)?,
-                    PlanFile {
-                        partition: r.get(1)?,
-                        relpath: r.get(2)?,
-                        rows: r.get::<_, i64>(3)? as u64,
-                        bytes: r.get::<_, i64>(4)? as u64,
-                        min_ts: r.get(5)?,
-                        max_ts: r.get(6)?,
-                        mtime_ns: r.get(7)?,
-                    },
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                ))
-            })
-            .map_err(db.err())?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db.err())?;
-        let mut parts: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
-        for r in rows {
-            parts.entry((r.0.clone(), r.1.partition.clone())).or_default().push(r);
+        let mut parts: BTreeMap<(String, String), Vec<CatalogFile>> = BTreeMap::new();
+        for f in catalog_files(db, Some(name))? {
+            parts
+                .entry((f.tier.clone(), f.file.partition.clone()))
+                .or_default()
+                .push(f);
         }
         for ((tier, partition), files) in parts {
             let values = crate::catalog::partition_values(&partition);
@@ -143,11 +116,11 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
                 partition: partition.clone(),
                 reason: reason.into(),
             };
-            if files.iter().any(|f| f.2) {
+            if files.iter().any(|f| f.drift) {
                 out.blocked.push(block("a file's schema differs from the dataset's"));
                 continue;
             }
-            if files.iter().any(|f| f.3 || !f.4) {
+            if files.iter().any(|f| f.misfiled || !f.compacted) {
                 out.blocked.push(block("not compacted yet: run `mdkeep compact` first"));
                 continue;
             }
@@ -158,7 +131,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
                     .cloned()
                     .collect::<Vec<_>>(),
             );
-            let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.1).collect();
+            let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.file).collect();
             let reason = format!("ended {:.1} days ago (≥ {after}) → {target}", age as f64 / 86_400e9);
             let (rows, bytes) = (
                 inputs.iter().map(|f| f.rows).sum(),

@@ -11,6 +11,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+/// Every step at which a rewrite (compaction or tier move) can be aborted with MDKEEP_FAILPOINT.
+pub const REWRITE_STEPS: [&str; 5] = [
+    "rewrite:after-journal",
+    "rewrite:after-first-output",
+    "rewrite:before-commit",
+    "rewrite:after-commit",
+    "rewrite:mid-delete",
+];
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
