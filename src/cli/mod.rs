@@ -11,6 +11,7 @@ mod init;
 mod ls;
 mod output;
 mod pin;
+mod retention;
 mod scan;
 mod tier;
 
@@ -60,6 +61,8 @@ pub enum Command {
     Compact(compact::Args),
     /// Move old partitions to colder tiers (heavier zstd), per dataset `tier_after`.
     Tier(tier::Args),
+    /// Drop partitions older than their dataset's `keep`, against a guarded clock.
+    Retention(retention::Args),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
     /// Remove pins; trashed files are deleted after compaction.trash_grace.
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ingest(c) => ingest::run(&cli, c),
         Command::Compact(a) => compact::run(&cli, a),
         Command::Tier(a) => tier::run(&cli, a),
+        Command::Retention(a) => retention::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),

@@ -29,6 +29,10 @@ pub struct DatasetConfig {
     /// which it moves to a colder tier, e.g. `{ warm = "7d", cold = "30d" }`.
     #[serde(default)]
     pub tier_after: indexmap::IndexMap<String, super::Span>,
+    /// Partitions that ended longer ago than this (against the guarded clock)
+    /// are dropped by `retention`. None keeps everything.
+    #[serde(default)]
+    pub keep: Option<super::Span>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -261,6 +265,7 @@ mod tests {
                 },
             ],
             tier_after: Default::default(),
+            keep: None,
         }
     }
 

@@ -1,0 +1,156 @@
+//! `retention`: drop partitions older than a dataset's `keep`.
+//!
+//! Owns the cut: reference time = min(now, newest row of the dataset), so a
+//! single future-dated row can never purge everything, and a stalled
+//! collector does not age data it no longer refreshes. Only whole
+//! partitions that ended before the cut go; one that straddles it stays.
+//! A drop is journaled: catalog rows leave in one transaction, then the
+//! files (a pinned file goes to the trash). Rollup before expiry is not
+//! here yet.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::catalog::{self, rfc3339};
+use crate::compaction::plan::catalog_files;
+use crate::config::Config;
+use crate::error::Result;
+use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
+use crate::state::{db_err, now_ns, Db};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expired {
+    pub dataset: String,
+    pub tier: String,
+    pub partition: String,
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RetentionPlan {
+    pub drops: Vec<Expired>,
+    /// Per dataset: the guarded clock and the cut (RFC 3339).
+    pub reference_time: std::collections::BTreeMap<String, String>,
+    pub cut: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RetentionMetrics {
+    pub dry_run: bool,
+    pub partitions_dropped: u64,
+    pub files_removed: u64,
+    pub rows_removed: u64,
+    pub bytes_removed: u64,
+    pub pinned_to_trash: u64,
+    pub seconds: f64,
+    pub recovered: RecoveryReport,
+}
+
+pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPlan> {
+    let mut out = RetentionPlan::default();
+    for (name, ds) in &cfg.datasets {
+        let Some(keep) = ds.keep else { continue };
+        if dataset.is_some_and(|d| d != name) {
+            continue;
+        }
+        let files = catalog_files(db, Some(name))?;
+        let Some(newest) = files.iter().map(|f| f.file.max_ts).max() else {
+            continue;
+        };
+        let reference = now_ns().min(newest);
+        let cut = reference.saturating_sub(keep.0.as_nanos() as i64);
+        out.reference_time.insert(name.clone(), rfc3339(reference));
+        out.cut.insert(name.clone(), rfc3339(cut));
+        let mut parts: std::collections::BTreeMap<(String, String), Vec<_>> = Default::default();
+        for f in files {
+            parts
+                .entry((f.tier.clone(), f.file.partition.clone()))
+                .or_default()
+                .push(f);
+        }
+        for ((tier, partition), files) in parts {
+            let values = catalog::partition_values(&partition);
+            let Some((_, period)) = values.iter().find(|(k, _)| k == &ds.time_partition) else {
+                continue;
+            };
+            let Some((_, end)) = ds.period_range(period) else {
+                continue;
+            };
+            // The rows must be old too: a misfiled row newer than the cut keeps the partition.
+            let newest_row = files.iter().map(|f| f.file.max_ts).max().unwrap_or(end);
+            if end > cut || newest_row >= cut {
+                continue;
+            }
+            out.drops.push(Expired {
+                dataset: name.clone(),
+                tier,
+                partition,
+                rows: files.iter().map(|f| f.file.rows).sum(),
+                bytes: files.iter().map(|f| f.file.bytes).sum(),
+                files: files.into_iter().map(|f| f.file.relpath).collect(),
+                reason: format!("ended before {} (keep = {keep})", rfc3339(cut)),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<RetentionMetrics> {
+    let started = Instant::now();
+    let mut m = RetentionMetrics {
+        recovered: journal::recover(cfg, db)?,
+        ..Default::default()
+    };
+    let dberr = db_err(&db.path);
+    for d in &plan.drops {
+        let inputs: Vec<(String, u64, u64)> = d.files.iter().map(|f| (f.clone(), 0, 0)).collect();
+        let jid = journal::begin(
+            &db.conn,
+            &NewEntry {
+                kind: "retention",
+                dataset: &d.dataset,
+                tier: &d.tier,
+                out_tier: &d.tier,
+                series: &d.partition,
+                inputs: &inputs,
+            },
+        )
+        .map_err(&dberr)?;
+        let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
+        for f in &d.files {
+            catalog::remove(&tx, &d.tier, f).map_err(&dberr)?;
+        }
+        catalog::record(
+            &tx,
+            &catalog::HistoryEvent {
+                action: "retention",
+                dataset: Some(&d.dataset),
+                partition: Some(&d.partition),
+                rows: Some(d.rows),
+                bytes: Some(d.bytes),
+                reason: Some(&d.reason),
+                ..Default::default()
+            },
+        )
+        .map_err(&dberr)?;
+        journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
+        tx.commit().map_err(&dberr)?;
+        failpoint("retention:after-commit");
+        for f in &d.files {
+            if journal::retire_input(cfg, &db.conn, &d.tier, f)? {
+                m.pinned_to_trash += 1;
+            }
+        }
+        journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+        m.partitions_dropped += 1;
+        m.files_removed += d.files.len() as u64;
+        m.rows_removed += d.rows;
+        m.bytes_removed += d.bytes;
+    }
+    m.seconds = started.elapsed().as_secs_f64();
+    Ok(m)
+}

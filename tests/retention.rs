@@ -1,0 +1,102 @@
+//! Retention: whole old partitions go, against a guarded clock; dry runs and
+//! crashes change nothing they should not.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{age, py, snapshot, Sandbox};
+
+fn rows_by_date(s: &Sandbox) -> String {
+    py(
+        "import duckdb, sys\n\
+         print(duckdb.connect().execute(f\"SELECT string_agg(CAST(date AS VARCHAR), ',' ORDER BY date) FROM (SELECT DISTINCT date FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet', hive_partitioning=true))\").fetchone()[0])",
+        &[&s.hot().display().to_string()],
+    )
+}
+
+#[test]
+fn old_partitions_go_and_a_dry_run_changes_nothing() {
+    let s = Sandbox::new();
+    s.gen(1, 3, 1, 50);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    let keep = ("MDKEEP__DATASETS__TRADES__KEEP", "1d");
+    let before = snapshot(s.root());
+    let o = s
+        .cmd(&["retention", "--dry-run", "--json"])
+        .env(keep.0, keep.1)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["drops"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(
+        plan["drops"][0]["partition"],
+        "exchange=binance/symbol=BTC_USDT/date=2024-01-01"
+    );
+    assert_eq!(snapshot(s.root()), before, "a dry run changed something");
+
+    let o = s.cmd(&["retention", "--json"]).env(keep.0, keep.1).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["partitions_dropped"].as_u64(), Some(1));
+    assert_eq!(rows_by_date(&s), "2024-01-02,2024-01-03");
+    // The catalog agrees, and the drop is in the history for reports.
+    let ls = s.json(&["ls"]);
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_future_dated_row_does_not_purge_the_dataset() {
+    // Recent data: the last three days; and one row stamped in 2030.
+    let s = Sandbox::new();
+    s.json(&[
+        "gen",
+        "--symbols",
+        "1",
+        "--days",
+        "3",
+        "--flushes-per-hour",
+        "1",
+        "--rows-per-flush",
+        "20",
+    ]);
+    let last_dir = s.data_files().last().unwrap().parent().unwrap().to_path_buf();
+    let future = last_dir.join("clock-skew.parquet");
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+         t = pa.table({'ts': pa.array([1893456000000], pa.timestamp('ms', tz='UTC')), 'trade_id': [9], 'price': [1.0], 'amount': [1.0], 'side': ['buy']})\n\
+         pq.write_table(t, sys.argv[1])",
+        &[future.to_str().unwrap()],
+    );
+    age(&future, Duration::from_secs(3600));
+    s.ok(&["scan"]);
+    let o = s
+        .cmd(&["retention", "--json"])
+        .env("MDKEEP__DATASETS__TRADES__KEEP", "2d")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Only the oldest day ended more than two days before now; the 2030 row changes nothing.
+    assert_eq!(m["partitions_dropped"].as_u64(), Some(1), "{m}");
+    assert_eq!(s.json(&["ls"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_crash_after_the_catalog_commit_is_finished_by_recovery() {
+    let s = Sandbox::new();
+    s.gen(1, 3, 1, 50);
+    s.ok(&["scan"]);
+    let o = s
+        .cmd(&["retention"])
+        .env("MDKEEP__DATASETS__TRADES__KEEP", "1d")
+        .env("MDKEEP_FAILPOINT", "retention:after-commit")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let r = s.json(&["scan"]);
+    assert_eq!(r["recovered"]["finished"].as_u64(), Some(1), "{r}");
+    assert_eq!(r["added"].as_u64(), Some(0), "files of a dropped partition came back");
+    assert_eq!(rows_by_date(&s), "2024-01-02,2024-01-03");
+}
