@@ -2,7 +2,6 @@
 
 use mdkeep::catalog::{self, rfc3339};
 use mdkeep::config::units::human_bytes;
-use mdkeep::state::Db;
 
 use super::{output, Cli};
 
@@ -17,11 +16,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
-    let cfg = cli.load_config()?;
-    if let Some(d) = &a.dataset {
-        cfg.dataset(d)?;
-    }
-    let db = Db::open_existing(&cfg.state_db())?;
+    let (cfg, db) = super::open_state(cli, a.dataset.as_deref())?;
     let parts = catalog::partitions(&db, a.dataset.as_deref())?;
     if a.json {
         output::json(&parts)?;

@@ -60,9 +60,9 @@ pub enum Command {
     /// Rewrite small, unsorted, duplicated or misfiled files into sorted, deduplicated zstd files.
     Compact(compact::Args),
     /// Move old partitions to colder tiers (heavier zstd), per dataset `tier_after`.
-    Tier(tier::Args),
+    Tier(PolicyArgs),
     /// Drop partitions older than their dataset's `keep`, against a guarded clock.
-    Retention(retention::Args),
+    Retention(PolicyArgs),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
     /// Remove pins; trashed files are deleted after compaction.trash_grace.
@@ -119,6 +119,30 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, Error> {
         Config::load(&self.root, self.config.as_deref(), std::env::vars())
     }
+}
+
+/// `--dataset`, `--dry-run` and `--json`: what every policy command takes.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Only this dataset.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Print what would change, and why, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result (or, with --dry-run, the plan) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The config and the existing state database, after checking a named dataset exists.
+pub fn open_state(cli: &Cli, dataset: Option<&str>) -> anyhow::Result<(Config, mdkeep::state::Db)> {
+    let cfg = cli.load_config()?;
+    if let Some(d) = dataset {
+        cfg.dataset(d)?;
+    }
+    let db = mdkeep::state::Db::open_existing(&cfg.state_db())?;
+    Ok((cfg, db))
 }
 
 /// A progress bar on stderr when a person is watching, hidden otherwise.

@@ -2,29 +2,11 @@
 
 use mdkeep::config::units::human_bytes;
 use mdkeep::retention;
-use mdkeep::state::Db;
 
-use super::{output, Cli};
+use super::{open_state, output, Cli, PolicyArgs};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Only this dataset.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Print what would be dropped, and why, and change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Print metrics (or, with --dry-run, the plan) as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
-    let cfg = cli.load_config()?;
-    if let Some(d) = &a.dataset {
-        cfg.dataset(d)?;
-    }
-    let mut db = Db::open_existing(&cfg.state_db())?;
+pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
+    let (cfg, mut db) = open_state(cli, a.dataset.as_deref())?;
     let plan = retention::plan(&cfg, &db, a.dataset.as_deref())?;
     if a.dry_run {
         if a.json {
