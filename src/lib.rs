@@ -16,6 +16,7 @@ pub mod init;
 pub mod journal;
 pub mod layout;
 pub mod parquet_io;
+pub mod quota;
 pub mod retention;
 pub mod state;
 pub mod tiering;

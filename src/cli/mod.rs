@@ -11,6 +11,7 @@ mod init;
 mod ls;
 mod output;
 mod pin;
+mod quota;
 mod retention;
 mod scan;
 mod tier;
@@ -26,8 +27,8 @@ use mdkeep::{Config, Error};
     name = "mdkeep",
     version,
     about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 64 refused request, 65 bad input data, \
-                  74 I/O error, 75 state database busy, 78 bad config."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 quota cannot be met, 64 refused request, \
+                  65 bad input data, 74 I/O error, 75 state database busy, 78 bad config."
 )]
 pub struct Cli {
     /// Folder holding configs/, data/ and jobs/.
@@ -63,6 +64,8 @@ pub enum Command {
     Tier(PolicyArgs),
     /// Drop partitions older than their dataset's `keep`, against a guarded clock.
     Retention(PolicyArgs),
+    /// Enforce disk limits: warn above the soft one, evict above the hard one.
+    Quota(PolicyArgs),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
     /// Remove pins; trashed files are deleted after compaction.trash_grace.
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Compact(a) => compact::run(&cli, a),
         Command::Tier(a) => tier::run(&cli, a),
         Command::Retention(a) => retention::run(&cli, a),
+        Command::Quota(a) => quota::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),

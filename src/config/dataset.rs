@@ -33,6 +33,12 @@ pub struct DatasetConfig {
     /// are dropped by `retention`. None keeps everything.
     #[serde(default)]
     pub keep: Option<super::Span>,
+    /// Hard quota eviction order: lower priorities are evicted first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Never evicted to meet a quota.
+    #[serde(default)]
+    pub keep_forever: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -266,6 +272,8 @@ mod tests {
             ],
             tier_after: Default::default(),
             keep: None,
+            priority: 0,
+            keep_forever: false,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub tiers: IndexMap<String, TierConfig>,
     pub scan: ScanConfig,
     pub compaction: CompactionConfig,
+    #[serde(default)]
+    pub quota: QuotaConfig,
     pub jobs: JobsConfig,
     pub datasets: IndexMap<String, DatasetConfig>,
 }
@@ -78,6 +80,22 @@ pub struct CompactionConfig {
     pub keep: Keep,
     pub threads: usize,
     pub trash_grace: Span,
+}
+
+/// Disk limits. Usage counts every byte mdkeep keeps: data roots, state,
+/// scratch, trash and quarantine.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Above this, `quota` warns.
+    #[serde(default)]
+    pub soft_total: Option<ByteSize>,
+    /// Above this, `quota` evicts partitions (lowest dataset priority, then oldest, first).
+    #[serde(default)]
+    pub hard_total: Option<ByteSize>,
+    /// Free space each root's filesystem must keep; evicts like a hard limit.
+    #[serde(default)]
+    pub min_free: Option<SizeOrPercent>,
 }
 
 /// Which duplicate survives compaction.

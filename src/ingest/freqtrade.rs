@@ -114,7 +114,8 @@ pub fn ingest_dir(cfg: &Config, db: &mut Db, dir: &Path, exchange: &str) -> Resu
         }
         for e in std::fs::read_dir(&sub).map_err(Error::io("read folder", &sub))? {
             let e = e.map_err(Error::io("read folder", &sub))?;
-            if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            // Follow symlinks: a data folder often links files from elsewhere.
+            if e.path().is_file() {
                 files.push(e.path());
             }
         }

@@ -105,13 +105,28 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         recovered: journal::recover(cfg, db)?,
         ..Default::default()
     };
+    drop_partitions(cfg, db, &plan.drops, "retention", &mut m)?;
+    m.seconds = started.elapsed().as_secs_f64();
+    Ok(m)
+}
+
+/// Drop whole partitions through the journal: catalog rows leave in one
+/// transaction, then the files (pinned ones to the trash). `action` names
+/// the policy in the journal and the history (`retention`, `evict`).
+pub fn drop_partitions(
+    cfg: &Config,
+    db: &mut Db,
+    drops: &[Expired],
+    action: &'static str,
+    m: &mut RetentionMetrics,
+) -> Result<()> {
     let dberr = db_err(&db.path);
-    for d in &plan.drops {
+    for d in drops {
         let inputs: Vec<(String, u64, u64)> = d.files.iter().map(|f| (f.clone(), 0, 0)).collect();
         let jid = journal::begin(
             &db.conn,
             &NewEntry {
-                kind: "retention",
+                kind: action,
                 dataset: &d.dataset,
                 tier: &d.tier,
                 out_tier: &d.tier,
@@ -127,7 +142,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         catalog::record(
             &tx,
             &catalog::HistoryEvent {
-                action: "retention",
+                action,
                 dataset: Some(&d.dataset),
                 partition: Some(&d.partition),
                 rows: Some(d.rows),
@@ -151,6 +166,5 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         m.rows_removed += d.rows;
         m.bytes_removed += d.bytes;
     }
-    m.seconds = started.elapsed().as_secs_f64();
-    Ok(m)
+    Ok(())
 }
