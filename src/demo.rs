@@ -1,13 +1,14 @@
 //! `demo`: the main job end to end, on embedded defaults, in a folder of its own.
 //!
-//! Each capability adds its step here. Today: init → gen → scan → compact → ls.
+//! Each capability adds its step here. Today: init → gen → maintain (scan,
+//! compact, retention, tier, quota) → ls.
 
 use std::path::Path;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::catalog::{self, scan::ScanReport, PartitionSummary};
+use crate::catalog::{self, PartitionSummary};
 use crate::config::Config;
 use crate::error::Result;
 use crate::gen::{GenOptions, GenReport};
@@ -19,8 +20,7 @@ pub struct DemoReport {
     pub root: String,
     pub init: InitReport,
     pub gen: GenReport,
-    pub scan: ScanReport,
-    pub compact: crate::compaction::Metrics,
+    pub maintain: crate::maintenance::MaintainReport,
     pub partitions: Vec<PartitionSummary>,
 }
 
@@ -42,16 +42,13 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     let init = crate::init::init(&cfg, false)?;
     let gen = crate::gen::generate(&cfg, &demo_gen_options())?;
     let mut db = Db::open(&cfg.state_db())?;
-    let scan = catalog::scan::scan(&cfg, &mut db, &ProgressBar::hidden())?;
-    let plan = crate::compaction::plan(&cfg, &db, &Default::default())?;
-    let compact = crate::compaction::execute(&cfg, &mut db, &plan, &ProgressBar::hidden())?;
+    let maintain = crate::maintenance::maintain(&cfg, &mut db, false, &ProgressBar::hidden())?;
     let partitions = catalog::partitions(&db, None)?;
     Ok(DemoReport {
         root: root.display().to_string(),
         init,
         gen,
-        scan,
-        compact,
+        maintain,
         partitions,
     })
 }

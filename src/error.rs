@@ -65,6 +65,10 @@ pub enum Error {
     #[error("{path}: {message}")]
     BadInput { path: PathBuf, message: String },
 
+    /// Another process holds what this one needs (a lock).
+    #[error("{0}")]
+    Busy(String),
+
     /// A command-level request that cannot be honoured.
     #[error("{0}")]
     Invalid(String),
@@ -99,7 +103,7 @@ impl Error {
             Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) => 64, // EX_USAGE
             Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65,   // EX_DATAERR
             Error::Io { .. } => 74,                                                        // EX_IOERR
-            Error::Db { .. } => 75,                                                        // EX_TEMPFAIL: often a lock
+            Error::Db { .. } | Error::Busy(_) => 75,                                       // EX_TEMPFAIL: often a lock
         }
     }
 }

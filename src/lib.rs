@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod init;
 pub mod journal;
 pub mod layout;
+pub mod maintenance;
 pub mod parquet_io;
 pub mod quota;
 pub mod retention;

@@ -128,3 +128,41 @@ fn unknown_tier_in_tier_after_names_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_move_killed_at_random_moments_leaves_every_row_once() {
+    let mut interrupted = 0;
+    for i in 0..8u32 {
+        let cold = tempfile::tempdir().unwrap();
+        let (s, env) = three_days(cold.path());
+        let want = counts(&[&s.hot()]);
+        let t0 = std::time::Instant::now();
+        let mut child = s.cmd(&["tier"]).envs(env.iter().map(|(k, v)| (*k, v))).spawn().unwrap();
+        // Spread the kills over the first ~0.4 s (a debug-build move of this pile takes about that).
+        std::thread::sleep(std::time::Duration::from_millis(50 * i as u64));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let scan = run_json(&s, &env, &["scan"]);
+        if scan["recovered"]["rolled_back"].as_u64().unwrap() + scan["recovered"]["finished"].as_u64().unwrap() > 0 {
+            interrupted += 1;
+        }
+        let warm = s.root().join("data/warm");
+        assert_eq!(
+            counts(&[&s.hot(), &warm, cold.path()]),
+            want,
+            "kill {i} after {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            temp_files(s.root()).is_empty() && temp_files(cold.path()).is_empty(),
+            "kill {i}: temporaries left"
+        );
+        run_json(&s, &env, &["tier"]);
+        assert_eq!(
+            counts(&[&s.hot(), &warm, cold.path()]),
+            want,
+            "kill {i}, after the retry"
+        );
+    }
+    assert!(interrupted >= 2, "only {interrupted} of 8 kills interrupted a move");
+}

@@ -31,22 +31,20 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         output::thousands(r.gen.rows),
         output::thousands(r.gen.distinct_rows)
     );
+    let m = &r.maintain;
+    if let Some(scan) = &m.scan {
+        println!(
+            "3. maintain / scan: {} added, {} pending, {} corrupt, {} misfiled (rows a flush carried past midnight); catalog holds {} rows",
+            scan.added,
+            scan.pending.len(),
+            scan.corrupt.len(),
+            scan.misfiled.len(),
+            output::thousands(scan.rows)
+        );
+    }
+    let c = &m.compact;
     println!(
-        "3. scan: {} added, {} unchanged, {} pending, {} corrupt, {} misfiled (rows a flush carried past midnight)",
-        r.scan.added,
-        r.scan.unchanged,
-        r.scan.pending.len(),
-        r.scan.corrupt.len(),
-        r.scan.misfiled.len()
-    );
-    println!(
-        "   catalog holds {} files, {} rows",
-        output::thousands(r.scan.files),
-        output::thousands(r.scan.rows)
-    );
-    let c = &r.compact;
-    println!(
-        "4. compact: {} files → {}, {} rows → {} ({} duplicates removed, misfiled rows moved home), {} → {}, {:.2}s",
+        "   maintain / compact: {} files → {}, {} rows → {} ({} duplicates removed, misfiled rows moved home), {} → {}, {:.2}s",
         output::thousands(c.files_in),
         c.files_out,
         output::thousands(c.rows_in),
@@ -56,7 +54,21 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         human_bytes(c.bytes_out),
         c.seconds
     );
-    println!("5. ls:");
+    println!(
+        "   maintain / retention: {} partitions dropped (no dataset sets `keep` by default)",
+        m.retention.partitions_dropped
+    );
+    println!(
+        "   maintain / tier: {} partitions moved (the pile is younger than tier_after)",
+        m.tier.moves
+    );
+    println!(
+        "   maintain / quota: usage {}, {} evictions",
+        human_bytes(m.quota.plan.usage.total),
+        m.quota.plan.evictions.len()
+    );
+    println!("4. ls:");
+
     for p in &r.partitions {
         println!(
             "   {:<5} {:<8} {:<50} {:>5} files {:>10} rows {:>9}  {} .. {}",

@@ -9,6 +9,7 @@ mod gen;
 mod ingest;
 mod init;
 mod ls;
+mod maintain;
 mod output;
 mod pin;
 mod quota;
@@ -28,7 +29,7 @@ use mdkeep::{Config, Error};
     version,
     about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 quota cannot be met, 64 refused request, \
-                  65 bad input data, 74 I/O error, 75 state database busy, 78 bad config."
+                  65 bad input data, 74 I/O error, 75 busy (state database or maintenance lock), 78 bad config."
 )]
 pub struct Cli {
     /// Folder holding configs/, data/ and jobs/.
@@ -66,6 +67,8 @@ pub enum Command {
     Retention(PolicyArgs),
     /// Enforce disk limits: warn above the soft one, evict above the hard one.
     Quota(PolicyArgs),
+    /// Run scan → compact → retention → tier → quota, one run at a time.
+    Maintain(maintain::Args),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
     /// Remove pins; trashed files are deleted after compaction.trash_grace.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Tier(a) => tier::run(&cli, a),
         Command::Retention(a) => retention::run(&cli, a),
         Command::Quota(a) => quota::run(&cli, a),
+        Command::Maintain(a) => maintain::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),

@@ -93,4 +93,13 @@ pub const MIGRATIONS: &[&str] = &[
         released_at INTEGER             -- when its last pin went; deleted after the grace period
     );
     "#,
+    // 3: named locks (one maintenance run at a time, CLI or daemon).
+    r#"
+    CREATE TABLE locks (
+        name         TEXT    PRIMARY KEY,
+        pid          INTEGER NOT NULL,
+        acquired_at  INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    "#,
 ];

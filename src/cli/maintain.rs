@@ -1,0 +1,65 @@
+//! `mdkeep maintain`
+
+use mdkeep::config::units::human_bytes;
+use mdkeep::maintenance;
+
+use super::{open_state, output, progress, Cli};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Report what each step would do, and change nothing (the scan is skipped).
+    #[arg(long)]
+    dry_run: bool,
+    /// Print each step's result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
+    let (cfg, mut db) = open_state(cli, None)?;
+    let r = maintenance::maintain(&cfg, &mut db, a.dry_run, &progress("maintain", a.json))?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        if let Some(s) = &r.scan {
+            println!(
+                "scan:      {} added, {} updated, {} removed, {} pending, {} corrupt",
+                s.added,
+                s.updated,
+                s.removed,
+                s.pending.len(),
+                s.corrupt.len()
+            );
+        }
+        let c = &r.compact;
+        println!(
+            "compact:   {} partitions, {} files → {}, {} duplicates removed",
+            c.partitions_rewritten, c.files_in, c.files_out, c.duplicates_removed
+        );
+        println!(
+            "retention: {} partitions dropped, {}",
+            r.retention.partitions_dropped,
+            human_bytes(r.retention.bytes_removed)
+        );
+        println!(
+            "tier:      {} partitions moved, {}",
+            r.tier.moves,
+            human_bytes(r.tier.bytes_in)
+        );
+        let q = &r.quota.plan;
+        println!(
+            "quota:     usage {}, {} evictions{}",
+            human_bytes(q.usage.total),
+            q.evictions.len(),
+            if q.soft_exceeded { " (above the soft limit)" } else { "" }
+        );
+        if a.dry_run {
+            println!("dry run: nothing was changed");
+        }
+    }
+    if let Some(why) = &r.quota.plan.unmet {
+        eprintln!("error: quota cannot be met: {why}");
+        return Ok(3);
+    }
+    Ok(0)
+}
