@@ -65,7 +65,7 @@ fn bench_compact(c: &mut Criterion) {
             |(root, cfg, mut db)| {
                 let plan = compaction::plan(&cfg, &db, &Default::default()).unwrap();
                 let m = compaction::execute(&cfg, &mut db, &plan, &ProgressBar::hidden()).unwrap();
-                assert_eq!(m.rows_out, g.distinct_rows);
+                assert_eq!(m.totals.rows_out, g.distinct_rows);
                 drop(root);
             },
             BatchSize::PerIteration,

@@ -107,6 +107,35 @@ pub fn scratch_dir(cfg: &Config, id: i64) -> PathBuf {
     cfg.tmp_dir().join(format!("j{id}"))
 }
 
+/// Paths recorded for a journal entry in `journal_inputs` or `journal_outputs`.
+fn paths(conn: &Connection, table: &'static str, id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(&format!("SELECT relpath FROM {table} WHERE journal_id = ?1"))?;
+    let r = st.query_map([id], |r| r.get(0))?;
+    r.collect()
+}
+
+/// Undo a rewrite that had not committed: delete every output it planned
+/// (and their temporaries and catalog rows; a concurrent scan may have
+/// cataloged one, it never held unique rows). Inputs stay. Returns how many
+/// outputs were planned.
+pub fn roll_back(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> Result<u64> {
+    let dberr = db_err(Path::new("state"));
+    let out_root = cfg.tier_root(out_tier)?;
+    let outs = paths(conn, "journal_outputs", id).map_err(&dberr)?;
+    let tx = conn.unchecked_transaction().map_err(&dberr)?;
+    for rel in &outs {
+        let p = out_root.join(rel);
+        remove_output(&p)?;
+        catalog::remove(&tx, out_tier, rel).map_err(&dberr)?;
+        if let Some(dir) = p.parent() {
+            remove_empty_dirs(dir, &out_root);
+        }
+    }
+    set_state(&tx, id, State::RolledBack).map_err(&dberr)?;
+    tx.commit().map_err(&dberr)?;
+    Ok(outs.len() as u64)
+}
+
 /// Delete an output and any temporary a crash left beside it.
 pub fn remove_output(path: &Path) -> Result<()> {
     if path.exists() {
@@ -216,37 +245,12 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         let conn = &db.conn;
         let dberr = db_err(&db.path);
         if state == "writing" {
-            let out_root = cfg.tier_root(&out_tier)?;
-            let outs: Vec<String> = {
-                let mut st = conn
-                    .prepare("SELECT relpath FROM journal_outputs WHERE journal_id = ?1")
-                    .map_err(&dberr)?;
-                let r = st.query_map([id], |r| r.get(0)).map_err(&dberr)?;
-                r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
-            };
-            let tx = conn.unchecked_transaction().map_err(&dberr)?;
-            for rel in &outs {
-                let p = out_root.join(rel);
-                remove_output(&p)?;
-                // A concurrent scan may have cataloged it; it never held unique rows.
-                catalog::remove(&tx, &out_tier, rel).map_err(&dberr)?;
-                if let Some(dir) = p.parent() {
-                    remove_empty_dirs(dir, &out_root);
-                }
-                report.outputs_removed += 1;
-            }
-            set_state(&tx, id, State::RolledBack).map_err(&dberr)?;
-            tx.commit().map_err(&dberr)?;
+            let n = roll_back(cfg, conn, id, &out_tier)?;
+            report.outputs_removed += n;
             report.rolled_back += 1;
-            tracing::warn!(journal = id, outputs = outs.len(), "rolled back an interrupted rewrite");
+            tracing::warn!(journal = id, outputs = n, "rolled back an interrupted rewrite");
         } else {
-            let ins: Vec<String> = {
-                let mut st = conn
-                    .prepare("SELECT relpath FROM journal_inputs WHERE journal_id = ?1")
-                    .map_err(&dberr)?;
-                let r = st.query_map([id], |r| r.get(0)).map_err(&dberr)?;
-                r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
-            };
+            let ins = paths(conn, "journal_inputs", id).map_err(&dberr)?;
             for rel in &ins {
                 if cfg.tier_root(&tier)?.join(rel).exists() {
                     retire_input(cfg, conn, &tier, rel)?;

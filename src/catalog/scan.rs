@@ -353,14 +353,6 @@ fn fill_state(cfg: &Config, db: &Db, report: &mut ScanReport) -> Result<()> {
     Ok(())
 }
 
-/// A cataloged file by name and size, for policies that drop whole partitions.
-#[derive(Debug, Clone)]
-pub struct CatalogRef {
-    pub relpath: String,
-    pub rows: u64,
-    pub bytes: u64,
-}
-
 /// The catalog entry for a file mdkeep itself just wrote under `root` (no
 /// settle time: it is known complete; no drift or misfiled rows by construction).
 pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &str, path: &Path) -> Result<FileEntry> {

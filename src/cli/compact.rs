@@ -102,23 +102,23 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     }
     println!(
         "rewrote {} partitions in {} series ({} already compact): {} files → {}, {} rows → {} ({} duplicates removed), {} → {} in {:.1}s, peak memory {}",
-        m.partitions_rewritten,
+        m.totals.partitions_rewritten,
         m.series_rewritten,
         m.partitions_skipped,
-        output::thousands(m.files_in),
-        output::thousands(m.files_out),
-        output::thousands(m.rows_in),
-        output::thousands(m.rows_out),
-        output::thousands(m.duplicates_removed),
-        human_bytes(m.bytes_in),
-        human_bytes(m.bytes_out),
+        output::thousands(m.totals.files_in),
+        output::thousands(m.totals.files_out),
+        output::thousands(m.totals.rows_in),
+        output::thousands(m.totals.rows_out),
+        output::thousands(m.totals.duplicates_removed),
+        human_bytes(m.totals.bytes_in),
+        human_bytes(m.totals.bytes_out),
         m.seconds,
         human_bytes(m.peak_memory_bytes)
     );
-    if m.pinned_to_trash > 0 {
+    if m.totals.pinned_to_trash > 0 {
         println!(
             "{} pinned input(s) moved to the trash, deleted once unpinned",
-            m.pinned_to_trash
+            m.totals.pinned_to_trash
         );
     }
     for d in &m.skipped_drift {

@@ -45,13 +45,13 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let c = &m.compact;
     println!(
         "   maintain / compact: {} files → {}, {} rows → {} ({} duplicates removed, misfiled rows moved home), {} → {}, {:.2}s",
-        output::thousands(c.files_in),
-        c.files_out,
-        output::thousands(c.rows_in),
-        output::thousands(c.rows_out),
-        output::thousands(c.duplicates_removed),
-        human_bytes(c.bytes_in),
-        human_bytes(c.bytes_out),
+        output::thousands(c.totals.files_in),
+        c.totals.files_out,
+        output::thousands(c.totals.rows_in),
+        output::thousands(c.totals.rows_out),
+        output::thousands(c.totals.duplicates_removed),
+        human_bytes(c.totals.bytes_in),
+        human_bytes(c.totals.bytes_out),
         c.seconds
     );
     println!(

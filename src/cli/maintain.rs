@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         let c = &r.compact;
         println!(
             "compact:   {} partitions, {} files → {}, {} duplicates removed",
-            c.partitions_rewritten, c.files_in, c.files_out, c.duplicates_removed
+            c.totals.partitions_rewritten, c.totals.files_in, c.totals.files_out, c.totals.duplicates_removed
         );
         println!(
             "retention: {} partitions dropped, {}",
@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         println!(
             "tier:      {} partitions moved, {}",
             r.tier.moves,
-            human_bytes(r.tier.bytes_in)
+            human_bytes(r.tier.totals.bytes_in)
         );
         let q = &r.quota.plan;
         println!(

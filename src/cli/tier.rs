@@ -43,11 +43,11 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     println!(
         "moved {} partitions: {} files → {}, {} rows, {} → {} in {:.1}s",
         m.moves,
-        m.files_in,
-        m.files_out,
-        output::thousands(m.rows),
-        human_bytes(m.bytes_in),
-        human_bytes(m.bytes_out),
+        m.totals.files_in,
+        m.totals.files_out,
+        output::thousands(m.totals.rows_out),
+        human_bytes(m.totals.bytes_in),
+        human_bytes(m.totals.bytes_out),
         m.seconds
     );
     for b in &m.blocked {

@@ -38,21 +38,9 @@ const BYTES_PER_ROW_ESTIMATE: usize = 96;
 pub struct Metrics {
     pub dry_run: bool,
     pub series_rewritten: u64,
-    pub partitions_rewritten: u64,
     pub partitions_skipped: u64,
-    pub files_in: u64,
-    pub files_out: u64,
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub duplicates_removed: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Inputs that were pinned and went to the trash instead of being deleted.
-    pub pinned_to_trash: u64,
-    /// Sorted runs made for inputs that were not sorted.
-    pub sorted_runs: u64,
-    /// Extra merge rounds because too many inputs overlapped for one pass.
-    pub merge_rounds: u64,
+    #[serde(flatten)]
+    pub totals: RewriteTotals,
     pub seconds: f64,
     /// Peak resident memory of this process (VmHWM).
     pub peak_memory_bytes: u64,
@@ -78,7 +66,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
     .max(1);
     let budget = cfg.compaction.memory_limit.0 as usize / workers;
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Result<SeriesMetrics>>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Result<RewriteTotals>>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -100,19 +88,8 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
         }
     });
     for r in results.into_inner().expect("lock") {
-        let s = r?;
+        m.totals += r?;
         m.series_rewritten += 1;
-        m.partitions_rewritten += s.partitions;
-        m.files_in += s.files_in;
-        m.files_out += s.files_out;
-        m.rows_in += s.rows_in;
-        m.rows_out += s.rows_out;
-        m.duplicates_removed += s.duplicates;
-        m.bytes_in += s.bytes_in;
-        m.bytes_out += s.bytes_out;
-        m.pinned_to_trash += s.pinned;
-        m.sorted_runs += s.sorted_runs;
-        m.merge_rounds += s.rounds;
     }
     progress.finish_and_clear();
     m.seconds = started.elapsed().as_secs_f64();
@@ -126,29 +103,53 @@ pub fn dry_run_metrics(plan: &Plan) -> Metrics {
     Metrics {
         dry_run: true,
         series_rewritten: plan.series.len() as u64,
-        partitions_rewritten: plan.partitions_rewritten(),
         partitions_skipped: plan.partitions_skipped,
-        files_in: inputs.clone().count() as u64,
-        rows_in: inputs.clone().map(|f| f.rows).sum(),
-        bytes_in: inputs.map(|f| f.bytes).sum(),
+        totals: RewriteTotals {
+            partitions_rewritten: plan.partitions_rewritten(),
+            files_in: inputs.clone().count() as u64,
+            rows_in: inputs.clone().map(|f| f.rows).sum(),
+            bytes_in: inputs.map(|f| f.bytes).sum(),
+            ..Default::default()
+        },
         skipped_drift: plan.skipped_drift.clone(),
         ..Default::default()
     }
 }
 
-#[derive(Default)]
-pub(crate) struct SeriesMetrics {
-    pub partitions: u64,
+/// What rewrites did, summed over series: the figures compaction and tier
+/// moves report alike.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct RewriteTotals {
+    pub partitions_rewritten: u64,
     pub files_in: u64,
     pub files_out: u64,
     pub rows_in: u64,
     pub rows_out: u64,
-    pub duplicates: u64,
+    pub duplicates_removed: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub pinned: u64,
-    sorted_runs: u64,
-    rounds: u64,
+    /// Inputs that were pinned and went to the trash instead of being deleted.
+    pub pinned_to_trash: u64,
+    /// Sorted runs made for inputs that were not sorted.
+    pub sorted_runs: u64,
+    /// Extra merge rounds because too many inputs overlapped for one pass.
+    pub merge_rounds: u64,
+}
+
+impl std::ops::AddAssign for RewriteTotals {
+    fn add_assign(&mut self, o: Self) {
+        self.partitions_rewritten += o.partitions_rewritten;
+        self.files_in += o.files_in;
+        self.files_out += o.files_out;
+        self.rows_in += o.rows_in;
+        self.rows_out += o.rows_out;
+        self.duplicates_removed += o.duplicates_removed;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.pinned_to_trash += o.pinned_to_trash;
+        self.sorted_runs += o.sorted_runs;
+        self.merge_rounds += o.merge_rounds;
+    }
 }
 
 /// What kind of rewrite, and where its outputs go.
@@ -179,7 +180,7 @@ pub(crate) fn rewrite_series(
     how: &Rewrite,
     budget: usize,
     progress: &ProgressBar,
-) -> Result<SeriesMetrics> {
+) -> Result<RewriteTotals> {
     let ds = cfg.dataset(&sp.dataset)?;
     let dberr = db_err(&db.path);
     let journal_inputs: Vec<(String, u64, u64)> =
@@ -201,9 +202,8 @@ pub(crate) fn rewrite_series(
     let result = rewrite(cfg, db, sp, how, jid, &scratch, budget, progress);
     if result.is_err() {
         // Leave nothing behind: outputs of this attempt go, inputs stay.
-        journal::set_state(&db.conn, jid, State::Writing).ok();
         let _ = std::fs::remove_dir_all(&scratch);
-        let _ = rollback(cfg, db, jid, how.out_tier);
+        let _ = journal::roll_back(cfg, &db.conn, jid, how.out_tier);
     }
     let (outputs, mut m) = result?;
 
@@ -240,7 +240,7 @@ pub(crate) fn rewrite_series(
 
     for (i, f) in sp.inputs.iter().enumerate() {
         if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? {
-            m.pinned += 1;
+            m.pinned_to_trash += 1;
         }
         if i == 0 {
             failpoint("rewrite:mid-delete");
@@ -248,7 +248,7 @@ pub(crate) fn rewrite_series(
     }
     journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
     let _ = std::fs::remove_dir_all(&scratch);
-    m.partitions = {
+    m.partitions_rewritten = {
         let mut parts: std::collections::BTreeSet<&str> = sp.partitions.iter().map(|p| p.partition.as_str()).collect();
         parts.extend(outputs.iter().map(|o| o.partition.as_str()));
         parts.len() as u64
@@ -258,22 +258,6 @@ pub(crate) fn rewrite_series(
     m.bytes_in = sp.inputs.iter().map(|f| f.bytes).sum();
     m.bytes_out = outputs.iter().map(|o| o.file.bytes).sum();
     Ok(m)
-}
-
-fn rollback(cfg: &Config, db: &Db, jid: i64, tier: &str) -> Result<()> {
-    let root = cfg.tier_root(tier)?;
-    let outs: Vec<String> = {
-        let mut st = db
-            .conn
-            .prepare("SELECT relpath FROM journal_outputs WHERE journal_id = ?1")
-            .map_err(db.err())?;
-        let r = st.query_map([jid], |r| r.get(0)).map_err(db.err())?;
-        r.collect::<rusqlite::Result<_>>().map_err(db.err())?
-    };
-    for rel in outs {
-        journal::remove_output(&root.join(&rel))?;
-    }
-    journal::set_state(&db.conn, jid, State::RolledBack).map_err(db.err())
 }
 
 /// Merge the series' inputs into partition files; returns the outputs.
@@ -287,7 +271,7 @@ fn rewrite(
     scratch: &std::path::Path,
     budget: usize,
     progress: &ProgressBar,
-) -> Result<(Vec<sink::Output>, SeriesMetrics)> {
+) -> Result<(Vec<sink::Output>, RewriteTotals)> {
     let ds = cfg.dataset(&sp.dataset)?;
     let out = &cfg.tiers[how.out_tier];
     let root = cfg.tier_root(&sp.tier)?;
@@ -310,7 +294,7 @@ fn rewrite(
         })
         .collect();
     let rows_expected: u64 = inputs.iter().map(|i| i.rows).sum();
-    let mut m = SeriesMetrics {
+    let mut m = RewriteTotals {
         rows_in: rows_expected,
         ..Default::default()
     };
@@ -336,11 +320,11 @@ fn rewrite(
                 || SpillWriter::try_new(&ctx, &path),
                 |_| Ok(()),
             )?;
-            m.duplicates += stats.duplicates;
+            m.duplicates_removed += stats.duplicates;
             next.push(w.close()?);
         }
         inputs = next;
-        m.rounds += 1;
+        m.merge_rounds += 1;
     }
 
     let row_group_memory = budget / 2;
@@ -360,7 +344,7 @@ fn rewrite(
         Ok(if how.verify_keys { w.track_keys() } else { w })
     };
     let (writer, stats) = merge_sorting(&ctx, &mut inputs, scratch, &mut m, &on_rows, make, |w| w.abort())?;
-    m.duplicates += stats.duplicates;
+    m.duplicates_removed += stats.duplicates;
     let written_keys = writer.key_checksum;
     let outputs = writer.finish()?;
     if how.verify_keys {
@@ -377,10 +361,10 @@ fn rewrite(
     }
     m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
     // Every input row is either written once or counted as a duplicate.
-    if m.rows_out + m.duplicates != rows_expected || stats.rows_out != m.rows_out {
+    if m.rows_out + m.duplicates_removed != rows_expected || stats.rows_out != m.rows_out {
         return Err(Error::Invalid(format!(
             "{} of {} {}: {} rows out + {} duplicates != {} rows in (inputs changed since the last scan?); rolled back",
-            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates, rows_expected
+            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, rows_expected
         )));
     }
     Ok((outputs, m))
@@ -392,7 +376,7 @@ fn merge_sorting<S: Sink>(
     ctx: &MergeCtx,
     inputs: &mut Vec<MergeInput>,
     scratch: &std::path::Path,
-    m: &mut SeriesMetrics,
+    m: &mut RewriteTotals,
     on_rows: &dyn Fn(u64),
     mut make: impl FnMut() -> Result<S>,
     mut abort: impl FnMut(S) -> Result<()>,

@@ -15,7 +15,6 @@ use parquet::file::metadata::SortingColumn;
 use rusqlite::Connection;
 
 use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
-use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::layout;
@@ -74,7 +73,6 @@ impl<'a> PartitionWriter<'a> {
         conn: &'a Connection,
         journal_id: i64,
     ) -> Self {
-        let ds: &DatasetConfig = ctx.ds;
         let sorting = ctx
             .sort_cols
             .iter()
@@ -97,7 +95,6 @@ impl<'a> PartitionWriter<'a> {
             })
             .map(|f| f.name().clone())
             .collect();
-        let _ = ds;
         PartitionWriter {
             ctx,
             root,

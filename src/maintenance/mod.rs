@@ -123,7 +123,7 @@ pub fn maintain(cfg: &Config, db: &mut Db, dry_run: bool, progress: &ProgressBar
         let tp = tiering::plan(cfg, db, None)?;
         r.tier.dry_run = true;
         r.tier.moves = tp.moves.len() as u64;
-        r.tier.bytes_in = tp.moves.iter().map(|m| m.bytes).sum();
+        r.tier.totals.bytes_in = tp.moves.iter().map(|m| m.bytes).sum();
         r.quota = QuotaReport {
             dry_run: true,
             plan: quota::plan(cfg, db, None)?,

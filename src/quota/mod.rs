@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::catalog;
-use crate::compaction::plan::catalog_files;
+use crate::compaction::plan::{catalog_files, PlanFile};
 use crate::config::units::human_bytes;
 use crate::config::Config;
 use crate::error::Result;
@@ -120,16 +120,12 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
         return Ok(p);
     }
     // Candidates: whole partitions, in eviction order.
-    let mut parts: BTreeMap<(String, String, String), Vec<catalog::scan::CatalogRef>> = BTreeMap::new();
+    let mut parts: BTreeMap<(String, String, String), Vec<PlanFile>> = BTreeMap::new();
     for f in catalog_files(db, dataset)? {
         parts
-            .entry((f.dataset.clone(), f.tier.clone(), f.file.partition.clone()))
+            .entry((f.dataset, f.tier, f.file.partition.clone()))
             .or_default()
-            .push(catalog::scan::CatalogRef {
-                relpath: f.file.relpath,
-                rows: f.file.rows,
-                bytes: f.file.bytes,
-            });
+            .push(f.file);
     }
     let mut candidates: Vec<(i64, i64, Expired)> = Vec::new();
     for ((dataset, tier, partition), files) in parts {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::catalog::rfc3339;
 use crate::compaction::plan::{catalog_files, CatalogFile, PartitionPlan, PlanFile, SeriesPlan};
-use crate::compaction::{peak_rss, rewrite_series, Rewrite};
+use crate::compaction::{peak_rss, rewrite_series, Rewrite, RewriteTotals};
 use crate::config::Config;
 use crate::error::Result;
 use crate::journal::{self, RecoveryReport};
@@ -58,12 +58,8 @@ pub struct TierPlan {
 pub struct TierMetrics {
     pub dry_run: bool,
     pub moves: u64,
-    pub files_in: u64,
-    pub files_out: u64,
-    pub rows: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub pinned_to_trash: u64,
+    #[serde(flatten)]
+    pub totals: RewriteTotals,
     pub seconds: f64,
     pub peak_memory_bytes: u64,
     pub recovered: RecoveryReport,
@@ -183,12 +179,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
         };
         let s = rewrite_series(cfg, db, &mv.series, &how, budget, progress)?;
         m.moves += 1;
-        m.files_in += s.files_in;
-        m.files_out += s.files_out;
-        m.rows += s.rows_out;
-        m.bytes_in += s.bytes_in;
-        m.bytes_out += s.bytes_out;
-        m.pinned_to_trash += s.pinned;
+        m.totals += s;
     }
     progress.finish_and_clear();
     m.seconds = started.elapsed().as_secs_f64();
