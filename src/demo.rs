@@ -1,7 +1,9 @@
 //! `demo`: the main job end to end, on embedded defaults, in a folder of its own.
 //!
 //! Each capability adds its step here. Today: init → gen → maintain (scan,
-//! compact, retention, tier, quota) → ls.
+//! compact, rollup, retention, tier, quota) → ls → two jobs of different
+//! frameworks, each handed its data in its framework's format, run within
+//! the memory budget.
 
 use std::path::Path;
 
@@ -22,6 +24,33 @@ pub struct DemoReport {
     pub gen: GenReport,
     pub maintain: crate::maintenance::MaintainReport,
     pub partitions: Vec<PartitionSummary>,
+    pub jobs: Vec<crate::jobs::queue::JobView>,
+    pub worker: crate::jobs::worker::WorkReport,
+}
+
+/// Two stand-in backtests: each gets the candles in its framework's own
+/// format (Freqtrade feather files, a vectorbt wide close table) and holds
+/// some memory, so the budget and the peaks show. Real framework specs are
+/// under `jobs/` in the repository.
+fn demo_specs(root: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let exe = std::env::current_exe().map_err(crate::Error::io("locate", "mdkeep"))?;
+    let dir = root.join("jobs");
+    std::fs::create_dir_all(&dir).map_err(crate::Error::io("create folder", &dir))?;
+    let mut out = Vec::new();
+    for (name, group, format, mb) in [
+        ("ft-style", "freqtrade", "freqtrade", 48),
+        ("vbt-style", "vectorbt", "vectorbt", 32),
+    ] {
+        let p = dir.join(format!("{name}.toml"));
+        let text = format!(
+            "name = \"{name}\"\nframework = \"command\"\ngroup = \"{group}\"\nmemory = \"128MiB\"\n\
+             argv = [{exe:?}, \"hog\", \"--mb\", \"{mb}\", \"--hold-ms\", \"300\"]\n\n\
+             [data]\ndataset = \"ohlcv\"\ntimeframe = \"1m\"\nformat = \"{format}\"\n"
+        );
+        std::fs::write(&p, text).map_err(crate::Error::io("write", &p))?;
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// Small enough to finish in seconds, big enough to show the shape: two
@@ -44,11 +73,22 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     let mut db = Db::open(&cfg.state_db())?;
     let maintain = crate::maintenance::maintain(&cfg, &mut db, false, &ProgressBar::hidden())?;
     let partitions = catalog::partitions(&db, None)?;
+    for spec in demo_specs(root)? {
+        crate::jobs::submit(&cfg, &db, &spec, &[])?;
+    }
+    let worker = crate::jobs::worker::work(&cfg, &mut db, true, &|| false, None)?;
+    let jobs = crate::jobs::queue::list(&db, None)?
+        .iter()
+        .rev()
+        .map(|j| j.view())
+        .collect();
     Ok(DemoReport {
         root: root.display().to_string(),
         init,
         gen,
         maintain,
         partitions,
+        jobs,
+        worker,
     })
 }

@@ -65,6 +65,18 @@ pub enum Error {
     #[error("{path}: {message}")]
     BadInput { path: PathBuf, message: String },
 
+    /// A job spec is invalid at a named key.
+    #[error("job spec {path}: key `{key}`: {message}")]
+    Spec {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+
+    /// A request about a job that cannot be honoured (unknown id, wrong state, over budget).
+    #[error("job {id}: {message}")]
+    Job { id: i64, message: String },
+
     /// Another process holds what this one needs (a lock).
     #[error("{0}")]
     Busy(String),
@@ -99,11 +111,12 @@ impl Error {
     /// Exit code for the binary, after sysexits.h where one fits.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } => 78,                                                    // EX_CONFIG
-            Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) => 64, // EX_USAGE
-            Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65,   // EX_DATAERR
-            Error::Io { .. } => 74,                                                        // EX_IOERR
-            Error::Db { .. } | Error::Busy(_) => 75,                                       // EX_TEMPFAIL: often a lock
+            Error::Config { .. } => 78, // EX_CONFIG
+            Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => 64, // EX_USAGE
+            Error::Spec { .. } => 65,
+            Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65, // EX_DATAERR
+            Error::Io { .. } => 74,                                                      // EX_IOERR
+            Error::Db { .. } | Error::Busy(_) => 75,                                     // EX_TEMPFAIL: often a lock
         }
     }
 }

@@ -223,6 +223,7 @@ pub struct RecoveryReport {
     pub outputs_removed: u64,
     pub inputs_removed: u64,
     pub trash_purged: u64,
+    pub stale_pins: u64,
 }
 
 /// Finish or roll back every rewrite whose process is gone.
@@ -266,8 +267,34 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
             std::fs::remove_dir_all(&scratch).map_err(Error::io("remove", &scratch))?;
         }
     }
+    report.stale_pins = release_stale_pins(db)?;
     report.trash_purged = purge_trash(cfg, db)?;
     Ok(report)
+}
+
+/// Pins are owned `<kind>:<pid>` by processes that hold them only while
+/// they run (exports); a pin whose process is gone is released. Other
+/// owners (`manual`, `job:<id>`) are left to their owners.
+fn release_stale_pins(db: &Db) -> Result<u64> {
+    let owners: Vec<String> = {
+        let mut st = db
+            .conn
+            .prepare("SELECT DISTINCT owner FROM pins WHERE owner LIKE 'export:%'")
+            .map_err(db.err())?;
+        let r = st.query_map([], |r| r.get(0)).map_err(db.err())?;
+        r.collect::<rusqlite::Result<_>>().map_err(db.err())?
+    };
+    let mut n = 0;
+    for o in owners {
+        let pid = o.rsplit(':').next().and_then(|p| p.parse::<i64>().ok());
+        if pid.is_some_and(|p| !pid_alive(p)) {
+            n += db
+                .conn
+                .execute("DELETE FROM pins WHERE owner = ?1", [&o])
+                .map_err(db.err())? as u64;
+        }
+    }
+    Ok(n)
 }
 
 /// Delete trashed files whose pins are gone and whose grace period has passed.

@@ -21,11 +21,12 @@ fn maintain_runs_every_step_and_a_second_run_is_quiet() {
     let o = s.cmd(&["maintain", "--json"]).env(env.0, env.1).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in ["scan", "compact", "retention", "tier", "quota"] {
+    for k in ["scan", "compact", "rollup", "retention", "tier", "quota"] {
         assert!(r.get(k).is_some(), "no {k} step: {r}");
     }
     assert_eq!(r["scan"]["added"].as_u64(), Some(96));
     assert_eq!(r["compact"]["files_in"].as_u64(), Some(96));
+    assert_eq!(r["rollup"]["partitions"].as_u64(), Some(1), "day 1 is finished: {r}");
     let again: serde_json::Value = serde_json::from_slice(
         &s.cmd(&["maintain", "--json"])
             .env(env.0, env.1)
@@ -35,6 +36,7 @@ fn maintain_runs_every_step_and_a_second_run_is_quiet() {
     )
     .unwrap();
     assert_eq!(again["compact"]["files_in"].as_u64(), Some(0));
+    assert_eq!(again["rollup"]["partitions"].as_u64(), Some(0));
 }
 
 #[test]

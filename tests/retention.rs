@@ -21,6 +21,8 @@ fn old_partitions_go_and_a_dry_run_changes_nothing() {
     s.gen(1, 3, 1, 50);
     s.ok(&["scan"]);
     s.ok(&["compact"]);
+    // Trades keep their candles: retention waits for a verified rollup.
+    s.ok(&["rollup"]);
     let keep = ("MDKEEP__DATASETS__TRADES__KEEP", "1d");
     let before = snapshot(s.root());
     let o = s
@@ -42,7 +44,7 @@ fn old_partitions_go_and_a_dry_run_changes_nothing() {
     assert_eq!(m["partitions_dropped"].as_u64(), Some(1));
     assert_eq!(rows_by_date(&s), "2024-01-02,2024-01-03");
     // The catalog agrees, and the drop is in the history for reports.
-    let ls = s.json(&["ls"]);
+    let ls = s.json(&["ls", "--dataset", "trades"]);
     assert_eq!(ls.as_array().unwrap().len(), 2);
 }
 
@@ -71,6 +73,7 @@ fn a_future_dated_row_does_not_purge_the_dataset() {
     );
     age(&future, Duration::from_secs(3600));
     s.ok(&["scan"]);
+    s.ok(&["rollup"]);
     let o = s
         .cmd(&["retention", "--json"])
         .env("MDKEEP__DATASETS__TRADES__KEEP", "2d")
@@ -80,7 +83,7 @@ fn a_future_dated_row_does_not_purge_the_dataset() {
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // Only the oldest day ended more than two days before now; the 2030 row changes nothing.
     assert_eq!(m["partitions_dropped"].as_u64(), Some(1), "{m}");
-    assert_eq!(s.json(&["ls"]).as_array().unwrap().len(), 2);
+    assert_eq!(s.json(&["ls", "--dataset", "trades"]).as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -88,6 +91,7 @@ fn a_crash_after_the_catalog_commit_is_finished_by_recovery() {
     let s = Sandbox::new();
     s.gen(1, 3, 1, 50);
     s.ok(&["scan"]);
+    s.ok(&["rollup"]);
     let o = s
         .cmd(&["retention"])
         .env("MDKEEP__DATASETS__TRADES__KEEP", "1d")

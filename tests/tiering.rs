@@ -131,6 +131,15 @@ fn unknown_tier_in_tier_after_names_the_key() {
 
 #[test]
 fn a_move_killed_at_random_moments_leaves_every_row_once() {
+    // How long an uninterrupted run takes here, so that the kills spread
+    // over the run on a fast machine and a slow CI box alike.
+    let full = {
+        let cold = tempfile::tempdir().unwrap();
+        let (s, env) = three_days(cold.path());
+        let t0 = std::time::Instant::now();
+        run_json(&s, &env, &["tier"]);
+        t0.elapsed()
+    };
     let mut interrupted = 0;
     for i in 0..8u32 {
         let cold = tempfile::tempdir().unwrap();
@@ -138,8 +147,7 @@ fn a_move_killed_at_random_moments_leaves_every_row_once() {
         let want = counts(&[&s.hot()]);
         let t0 = std::time::Instant::now();
         let mut child = s.cmd(&["tier"]).envs(env.iter().map(|(k, v)| (*k, v))).spawn().unwrap();
-        // Spread the kills over the first ~0.4 s (a debug-build move of this pile takes about that).
-        std::thread::sleep(std::time::Duration::from_millis(50 * i as u64));
+        std::thread::sleep(full.mul_f64(0.25 + 0.09 * f64::from(i)));
         child.kill().unwrap();
         child.wait().unwrap();
         let scan = run_json(&s, &env, &["scan"]);

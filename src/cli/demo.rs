@@ -54,6 +54,12 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         human_bytes(c.totals.bytes_out),
         c.seconds
     );
+    let candles: u64 = m.rollup.candles.values().sum();
+    println!(
+        "   maintain / rollup: {} finished trades partitions → {} verified 1m candles in ohlcv",
+        m.rollup.partitions,
+        output::thousands(candles)
+    );
     println!(
         "   maintain / retention: {} partitions dropped (no dataset sets `keep` by default)",
         m.retention.partitions_dropped
@@ -80,6 +86,22 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
             human_bytes(p.bytes),
             p.min_ts.map(rfc3339).unwrap_or_default(),
             p.max_ts.map(rfc3339).unwrap_or_default()
+        );
+    }
+    println!(
+        "5. jobs: two stand-in backtests of different frameworks, one framework at a time, {} limits:",
+        r.worker.mechanism
+    );
+    for j in &r.jobs {
+        println!(
+            "   job {} {:<10} {:<10} {:<10} reserved {:>9}  peak {:>9}  {}",
+            j.id,
+            j.name,
+            j.group,
+            j.state,
+            human_bytes(j.reserved_memory_bytes),
+            j.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
+            j.dir
         );
     }
     println!("\nQuery it: duckdb -c \"SELECT symbol, count(*) FROM read_parquet('{}/data/processed/trades/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", r.root);

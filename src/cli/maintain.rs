@@ -36,6 +36,13 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
             "compact:   {} partitions, {} files → {}, {} duplicates removed",
             c.totals.partitions_rewritten, c.totals.files_in, c.totals.files_out, c.totals.duplicates_removed
         );
+        let candles: u64 = r.rollup.candles.values().sum();
+        println!(
+            "rollup:    {} partitions, {} trades → {} candles",
+            r.rollup.partitions,
+            output::thousands(r.rollup.trades),
+            output::thousands(candles)
+        );
         println!(
             "retention: {} partitions dropped, {}",
             r.retention.partitions_dropped,

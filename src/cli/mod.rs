@@ -5,15 +5,19 @@
 
 mod compact;
 mod demo;
+mod export;
 mod gen;
+mod hog;
 mod ingest;
 mod init;
+mod jobs;
 mod ls;
 mod maintain;
 mod output;
 mod pin;
 mod quota;
 mod retention;
+mod rollup;
 mod scan;
 mod tier;
 
@@ -63,11 +67,13 @@ pub enum Command {
     Compact(compact::Args),
     /// Move old partitions to colder tiers (heavier zstd), per dataset `tier_after`.
     Tier(PolicyArgs),
+    /// Build candles from finished trades partitions (always before they expire), verified.
+    Rollup(PolicyArgs),
     /// Drop partitions older than their dataset's `keep`, against a guarded clock.
     Retention(PolicyArgs),
     /// Enforce disk limits: warn above the soft one, evict above the hard one.
     Quota(PolicyArgs),
-    /// Run scan → compact → retention → tier → quota, one run at a time.
+    /// Run scan → compact → rollup → retention → tier → quota, one run at a time.
     Maintain(maintain::Args),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
     Pin(pin::PinArgs),
@@ -75,9 +81,17 @@ pub enum Command {
     Unpin(pin::UnpinArgs),
     /// List pinned files.
     Pins(pin::ListArgs),
+    /// Write a slice of a dataset in a backtest framework's own format, from any tier.
+    Export(export::Args),
     /// Import a Freqtrade data folder or Parquet files into the layout.
     #[command(subcommand)]
     Ingest(ingest::Cmd),
+    /// Queue, run and inspect backtest jobs within the memory budget.
+    #[command(subcommand)]
+    Jobs(jobs::Cmd),
+    /// Hold memory (for testing limits).
+    #[command(hide = true)]
+    Hog(hog::Args),
     /// Write a realistic pile of small trade files, as a live collector leaves them.
     Gen(gen::Args),
     /// Run the main job end to end on embedded defaults, in a folder of its own.
@@ -104,12 +118,16 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ingest(c) => ingest::run(&cli, c),
         Command::Compact(a) => compact::run(&cli, a),
         Command::Tier(a) => tier::run(&cli, a),
+        Command::Rollup(a) => rollup::run(&cli, a),
         Command::Retention(a) => retention::run(&cli, a),
         Command::Quota(a) => quota::run(&cli, a),
         Command::Maintain(a) => maintain::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),
+        Command::Export(a) => export::run(&cli, a),
+        Command::Jobs(c) => jobs::run(&cli, c),
+        Command::Hog(a) => hog::run(a),
         Command::Gen(a) => gen::run(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
     };

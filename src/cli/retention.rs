@@ -25,6 +25,12 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
                 d.reason
             );
         }
+        for d in &plan.waiting_for_rollup {
+            println!(
+                "would keep {} {} [{}] until its rollup is verified: {}",
+                d.dataset, d.partition, d.tier, d.reason
+            );
+        }
         if plan.drops.is_empty() {
             println!("nothing to drop");
         }
@@ -42,6 +48,12 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
             output::thousands(m.rows_removed),
             human_bytes(m.bytes_removed)
         );
+        if !plan.waiting_for_rollup.is_empty() {
+            println!(
+                "{} expired partitions wait for their rollup (run `mdkeep rollup`)",
+                plan.waiting_for_rollup.len()
+            );
+        }
     }
     Ok(0)
 }

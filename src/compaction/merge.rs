@@ -27,9 +27,12 @@ use crate::parquet_io::{self, conform, unit_ns};
 /// Name of the per-row priority column carried by spill files between rounds.
 pub const PRIO_COLUMN: &str = "__mdkeep_prio";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MergeInput {
     pub path: PathBuf,
+    /// Where the file is found if it was retired while pinned (the trash):
+    /// a reader that pinned it may still be on its way to open it.
+    pub moved_to: Option<PathBuf>,
     /// Priority of every row in the file, unless it carries [`PRIO_COLUMN`].
     pub prio: i64,
     /// Smallest time in the file, in nanoseconds: when to open it.
@@ -128,10 +131,14 @@ struct Cursor {
 
 impl Cursor {
     fn open(ctx: &MergeCtx, conv: &RowConverter, input: usize, inp: &MergeInput) -> Result<Option<Cursor>, MergeError> {
-        let (_, reader) = parquet_io::open_batches(&inp.path, ctx.batch_rows)?;
+        let path = match &inp.moved_to {
+            Some(alt) if !inp.path.exists() && alt.exists() => alt,
+            _ => &inp.path,
+        };
+        let (_, reader) = parquet_io::open_batches(path, ctx.batch_rows)?;
         let mut c = Cursor {
             input,
-            path: inp.path.clone(),
+            path: path.clone(),
             reader,
             batch: RecordBatch::new_empty(ctx.schema.clone()),
             rows: conv.empty_rows(0, 0),

@@ -276,13 +276,10 @@ fn rewrite(
     let out = &cfg.tiers[how.out_tier];
     let root = cfg.tier_root(&sp.tier)?;
     let out_root = cfg.tier_root(how.out_tier)?;
-    // Half the budget for open inputs, half for the output row group.
-    let batch_rows = (budget / 64 / BYTES_PER_ROW_ESTIMATE).clamp(4096, 64 * 1024);
-    let per_input = batch_rows * BYTES_PER_ROW_ESTIMATE * 2;
-    let fan_in = (budget / 2 / per_input).max(2);
+    let (batch_rows, fan_in) = merge_shape(budget);
     let ctx = MergeCtx::new(ds, batch_rows);
     let sign = if cfg.compaction.keep == Keep::Newest { 1 } else { -1 };
-    let mut inputs: Vec<MergeInput> = sp
+    let inputs: Vec<MergeInput> = sp
         .inputs
         .iter()
         .map(|f| MergeInput {
@@ -291,6 +288,7 @@ fn rewrite(
             min_ts_ns: f.min_ts,
             max_ts_ns: f.max_ts,
             rows: f.rows,
+            moved_to: None,
         })
         .collect();
     let rows_expected: u64 = inputs.iter().map(|i| i.rows).sum();
@@ -298,34 +296,8 @@ fn rewrite(
         rows_in: rows_expected,
         ..Default::default()
     };
-    let no_progress = |_: u64| {};
     let on_rows = |n: u64| progress.inc(n);
     std::fs::create_dir_all(scratch).map_err(Error::io("create folder", scratch))?;
-
-    // Too many inputs open at once: merge them in rounds into spills first.
-    let mut spill_seq = 0;
-    while overlap_depth(&inputs) > fan_in {
-        inputs.sort_by_key(|i| i.min_ts_ns);
-        let mut next = Vec::new();
-        for chunk in inputs.chunks(fan_in) {
-            let mut chunk = chunk.to_vec();
-            spill_seq += 1;
-            let path = scratch.join(format!("round-{spill_seq}.parquet"));
-            let (w, stats) = merge_sorting(
-                &ctx,
-                &mut chunk,
-                scratch,
-                &mut m,
-                &no_progress,
-                || SpillWriter::try_new(&ctx, &path),
-                |_| Ok(()),
-            )?;
-            m.duplicates_removed += stats.duplicates;
-            next.push(w.close()?);
-        }
-        inputs = next;
-        m.merge_rounds += 1;
-    }
 
     let row_group_memory = budget / 2;
     let fixed = crate::catalog::partition_values(&sp.series);
@@ -343,8 +315,7 @@ fn rewrite(
         );
         Ok(if how.verify_keys { w.track_keys() } else { w })
     };
-    let (writer, stats) = merge_sorting(&ctx, &mut inputs, scratch, &mut m, &on_rows, make, |w| w.abort())?;
-    m.duplicates_removed += stats.duplicates;
+    let (writer, stats) = merge_inputs(&ctx, inputs, scratch, fan_in, &mut m, &on_rows, make, |w| w.abort())?;
     let written_keys = writer.key_checksum;
     let outputs = writer.finish()?;
     if how.verify_keys {
@@ -368,6 +339,57 @@ fn rewrite(
         )));
     }
     Ok((outputs, m))
+}
+
+/// Batch rows and fan-in for a merge within `budget` bytes: half the budget
+/// for open inputs, half for what the sink builds.
+pub(crate) fn merge_shape(budget: usize) -> (usize, usize) {
+    let batch_rows = (budget / 64 / BYTES_PER_ROW_ESTIMATE).clamp(4096, 64 * 1024);
+    let per_input = batch_rows * BYTES_PER_ROW_ESTIMATE * 2;
+    (batch_rows, (budget / 2 / per_input).max(2))
+}
+
+/// Merge any number of sorted-or-not inputs into one sink: when more than
+/// `fan_in` overlap, they are first merged in rounds into spill files under
+/// `scratch`. Duplicates removed are added to `m`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn merge_inputs<S: Sink>(
+    ctx: &MergeCtx,
+    mut inputs: Vec<MergeInput>,
+    scratch: &std::path::Path,
+    fan_in: usize,
+    m: &mut RewriteTotals,
+    on_rows: &dyn Fn(u64),
+    make: impl FnMut() -> Result<S>,
+    abort: impl FnMut(S) -> Result<()>,
+) -> Result<(S, MergeStats)> {
+    let no_progress = |_: u64| {};
+    let mut spill_seq = 0;
+    while overlap_depth(&inputs) > fan_in {
+        inputs.sort_by_key(|i| i.min_ts_ns);
+        let mut next = Vec::new();
+        for chunk in inputs.chunks(fan_in) {
+            let mut chunk = chunk.to_vec();
+            spill_seq += 1;
+            let path = scratch.join(format!("round-{spill_seq}.parquet"));
+            let (w, stats) = merge_sorting(
+                ctx,
+                &mut chunk,
+                scratch,
+                m,
+                &no_progress,
+                || SpillWriter::try_new(ctx, &path),
+                |_| Ok(()),
+            )?;
+            m.duplicates_removed += stats.duplicates;
+            next.push(w.close()?);
+        }
+        inputs = next;
+        m.merge_rounds += 1;
+    }
+    let (sink, stats) = merge_sorting(ctx, &mut inputs, scratch, m, on_rows, make, abort)?;
+    m.duplicates_removed += stats.duplicates;
+    Ok((sink, stats))
 }
 
 /// Merge into a fresh sink; when an input turns out unsorted, throw the sink

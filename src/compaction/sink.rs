@@ -291,6 +291,7 @@ impl SpillWriter {
             min_ts_ns: self.min_ts.unwrap_or(0).saturating_mul(self.unit_ns),
             max_ts_ns: self.max_ts.saturating_mul(self.unit_ns),
             rows,
+            moved_to: None,
         })
     }
 }

@@ -39,6 +39,50 @@ pub struct DatasetConfig {
     /// Never evicted to meet a quota.
     #[serde(default)]
     pub keep_forever: bool,
+    /// Candles built from this dataset's trades before its partitions expire.
+    #[serde(default)]
+    pub rollup: Option<RollupConfig>,
+}
+
+/// `rollup = { into = "ohlcv", timeframes = ["1m"] }` on a trades dataset.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupConfig {
+    /// The candle dataset written to; it needs a `timeframe` partition column.
+    pub into: String,
+    /// Candle widths: a number and s, m, h or d (e.g. 1m, 5m, 1h, 1d).
+    #[serde(default = "default_timeframes")]
+    pub timeframes: Vec<String>,
+    /// Trade price column (open, high, low, close come from it).
+    #[serde(default = "default_price")]
+    pub price: String,
+    /// Trade size column (volume is its sum).
+    #[serde(default = "default_amount")]
+    pub amount: String,
+}
+
+fn default_timeframes() -> Vec<String> {
+    vec!["1m".into()]
+}
+fn default_price() -> String {
+    "price".into()
+}
+fn default_amount() -> String {
+    "amount".into()
+}
+
+/// A candle width in nanoseconds, from `1m`, `5m`, `1h`, `1d`, `30s`.
+pub fn timeframe_ns(tf: &str) -> Option<i64> {
+    let (n, unit) = tf.split_at(tf.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit_ns: i64 = match unit {
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ns)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -274,6 +318,7 @@ mod tests {
             keep: None,
             priority: 0,
             keep_forever: false,
+            rollup: None,
         }
     }
 

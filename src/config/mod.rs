@@ -6,6 +6,7 @@
 //! reads its own section.
 
 mod dataset;
+mod jobs;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub use dataset::{ColumnSpec, ColumnType, DatasetConfig, Granularity};
+pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
+pub use jobs::{FrameworkProfile, JobsConfig, LimitMode};
 pub use units::{ByteSize, SizeOrPercent, Span};
 
 use crate::error::{Error, Result};
@@ -104,12 +106,6 @@ pub struct QuotaConfig {
 pub enum Keep {
     Newest,
     Oldest,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobsConfig {
-    pub memory_budget: ByteSize,
 }
 
 impl Config {
@@ -259,6 +255,44 @@ impl Config {
                     "ages must grow from warmer to colder tiers".into(),
                 ));
             }
+            if let Some(r) = &ds.rollup {
+                let into = self.datasets.get(&r.into).ok_or_else(|| {
+                    bad(
+                        k("rollup.into"),
+                        format!("`{}` is not a dataset declared under [datasets]", r.into),
+                    )
+                })?;
+                if !into.partition_by.iter().any(|c| c == "timeframe") {
+                    return Err(bad(
+                        k("rollup.into"),
+                        format!("dataset `{}` needs a `timeframe` partition column", r.into),
+                    ));
+                }
+                for c in ["open", "high", "low", "close", "volume"] {
+                    if into.column(c).is_none() {
+                        return Err(bad(
+                            k("rollup.into"),
+                            format!("dataset `{}` has no `{c}` column", r.into),
+                        ));
+                    }
+                }
+                for c in [&r.price, &r.amount] {
+                    if ds.column(c).is_none() {
+                        return Err(bad(k("rollup"), format!("`{c}` is not among `columns`")));
+                    }
+                }
+                if r.timeframes.is_empty() {
+                    return Err(bad(k("rollup.timeframes"), "at least one timeframe is required".into()));
+                }
+                for tf in &r.timeframes {
+                    if dataset::timeframe_ns(tf).is_none() {
+                        return Err(bad(
+                            k("rollup.timeframes"),
+                            format!("`{tf}` is not a timeframe like 1m, 5m, 1h or 1d"),
+                        ));
+                    }
+                }
+            }
             for p in ds.partition_by.iter().chain([&ds.time_partition]) {
                 crate::layout::check_segment("partition column", p)
                     .map_err(|e| bad(k("partition_by"), e.to_string()))?;
@@ -355,26 +389,35 @@ fn apply_env(
                 message: "empty segment in variable name".into(),
             });
         }
-        let value = format!("v = {raw}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(raw.clone()));
-        let mut cur = &mut *table;
-        for seg in &parts[..parts.len() - 1] {
-            let entry = cur
-                .entry(seg.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            cur = entry.as_table_mut().ok_or_else(|| Error::Config {
-                source_name: format!("environment variable {var}"),
-                key: parts.join("."),
-                message: format!("`{seg}` is a value, not a section"),
-            })?;
-        }
-        cur.insert(parts[parts.len() - 1].clone(), value);
+        set_dotted(table, &parts, &raw).map_err(|message| Error::Config {
+            source_name: format!("environment variable {var}"),
+            key: parts.join("."),
+            message,
+        })?;
         done.push((parts.join("."), var));
     }
     Ok(done)
+}
+
+/// Set `parts` (a dotted key) in `table` to `raw` read as a TOML value (a
+/// bare word is a string), creating sections on the way.
+pub(crate) fn set_dotted(table: &mut toml::Table, parts: &[String], raw: &str) -> std::result::Result<(), String> {
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut cur = table;
+    for seg in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{seg}` is a value, not a section"))?;
+    }
+    cur.insert(parts[parts.len() - 1].clone(), value);
+    Ok(())
 }
 
 /// The dotted key a deserialization error is about, including the unknown

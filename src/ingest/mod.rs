@@ -97,6 +97,13 @@ impl<'a> PartitionSink<'a> {
         })
     }
 
+    /// Mark the files as sorted by (time, key) without duplicates, as
+    /// compaction would leave them: for writers that know it (rollup).
+    pub fn sorted(mut self) -> Self {
+        self.opts.compacted = true;
+        self
+    }
+
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());

@@ -1,9 +1,9 @@
-//! `maintain`: scan → compact → retention → tier → quota, under one lock.
+//! `maintain`: scan → compact → rollup → retention → tier → quota, under one lock.
 //!
 //! Owns the maintenance lock (a row in SQLite with the owner's pid and a
 //! heartbeat; a lock whose owner is gone or silent is taken over) and the
-//! order of the steps. Each step is its own module; rollup before expiry
-//! will slot in before retention.
+//! order of the steps. Each step is its own module. Rollup runs before
+//! retention so expiring trades have their candles first.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::quota::{self, QuotaReport};
 use crate::retention::{self, RetentionMetrics};
+use crate::rollup::{self, RollupMetrics};
 use crate::state::{now_ns, Db};
 use crate::tiering::{self, TierMetrics};
 
@@ -96,6 +97,7 @@ pub struct MaintainReport {
     pub dry_run: bool,
     pub scan: Option<ScanReport>,
     pub compact: Metrics,
+    pub rollup: RollupMetrics,
     pub retention: RetentionMetrics,
     pub tier: TierMetrics,
     pub quota: QuotaReport,
@@ -116,6 +118,10 @@ pub fn maintain(cfg: &Config, db: &mut Db, dry_run: bool, progress: &ProgressBar
     };
     if dry_run {
         r.compact = compaction::dry_run_metrics(&compaction::plan(cfg, db, &Default::default())?);
+        let up = rollup::plan(cfg, db, None)?;
+        r.rollup.dry_run = true;
+        r.rollup.partitions = up.items.len() as u64;
+        r.rollup.trades = up.items.iter().map(|i| i.rows).sum();
         let rp = retention::plan(cfg, db, None)?;
         r.retention.dry_run = true;
         r.retention.partitions_dropped = rp.drops.len() as u64;
@@ -138,6 +144,9 @@ pub fn maintain(cfg: &Config, db: &mut Db, dry_run: bool, progress: &ProgressBar
     lock.heartbeat()?;
     let plan = compaction::plan(cfg, db, &Default::default())?;
     r.compact = compaction::execute(cfg, db, &plan, progress)?;
+    lock.heartbeat()?;
+    let plan = rollup::plan(cfg, db, None)?;
+    r.rollup = rollup::execute(cfg, db, &plan, progress)?;
     lock.heartbeat()?;
     let plan = retention::plan(cfg, db, None)?;
     r.retention = retention::execute(cfg, db, &plan)?;

@@ -5,8 +5,9 @@
 //! collector does not age data it no longer refreshes. Only whole
 //! partitions that ended before the cut go; one that straddles it stays.
 //! A drop is journaled: catalog rows leave in one transaction, then the
-//! files (a pinned file goes to the trash). Rollup before expiry is not
-//! here yet.
+//! files (a pinned file goes to the trash). A dataset with a `rollup`
+//! loses a partition only once [`crate::rollup::is_rolled_up`] says its
+//! current rows have verified candles; until then the partition waits.
 
 use std::time::Instant;
 
@@ -33,6 +34,8 @@ pub struct Expired {
 #[derive(Debug, Default, Serialize)]
 pub struct RetentionPlan {
     pub drops: Vec<Expired>,
+    /// Expired, but kept until their rollup is written and verified.
+    pub waiting_for_rollup: Vec<Expired>,
     /// Per dataset: the guarded clock and the cut (RFC 3339).
     pub reference_time: std::collections::BTreeMap<String, String>,
     pub cut: std::collections::BTreeMap<String, String>,
@@ -85,15 +88,22 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
             if end > cut || newest_row >= cut {
                 continue;
             }
-            out.drops.push(Expired {
+            let rows = files.iter().map(|f| f.file.rows).sum();
+            let e = Expired {
                 dataset: name.clone(),
                 tier,
-                partition,
-                rows: files.iter().map(|f| f.file.rows).sum(),
+                rows,
                 bytes: files.iter().map(|f| f.file.bytes).sum(),
                 files: files.into_iter().map(|f| f.file.relpath).collect(),
                 reason: format!("ended before {} (keep = {keep})", rfc3339(cut)),
-            });
+                partition,
+            };
+            match &ds.rollup {
+                Some(r) if !crate::rollup::is_rolled_up(db, r, name, &e.partition, rows)? => {
+                    out.waiting_for_rollup.push(e)
+                }
+                _ => out.drops.push(e),
+            }
         }
     }
     Ok(out)

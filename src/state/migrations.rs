@@ -102,4 +102,57 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
+    // 4: candles built from trades partitions, verified; retention checks them.
+    r#"
+    CREATE TABLE rollups (
+        dataset      TEXT    NOT NULL,
+        partition    TEXT    NOT NULL,
+        timeframe    TEXT    NOT NULL,
+        into_dataset TEXT    NOT NULL,
+        source_rows  INTEGER NOT NULL,   -- cataloged rows of the partition when rolled up
+        trades       INTEGER NOT NULL,   -- distinct trades aggregated
+        amount_sum   REAL    NOT NULL,
+        candles      INTEGER NOT NULL,
+        volume_sum   REAL    NOT NULL,
+        done_at      INTEGER NOT NULL,
+        PRIMARY KEY (dataset, partition, timeframe)
+    );
+    "#,
+    // 5: the backtest job queue and its event log.
+    r#"
+    CREATE TABLE jobs (
+        id               INTEGER PRIMARY KEY,
+        name             TEXT    NOT NULL,
+        framework        TEXT    NOT NULL,
+        grp              TEXT    NOT NULL,   -- framework, or a command job's group
+        spec             TEXT    NOT NULL,   -- JSON; secrets by name only
+        spec_dir         TEXT    NOT NULL,
+        fingerprint      TEXT    NOT NULL,
+        priority         INTEGER NOT NULL,
+        retries          INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        state            TEXT    NOT NULL,
+        reserved_bytes   INTEGER NOT NULL,
+        peak_bytes       INTEGER,
+        limit_mechanism  TEXT,
+        exit_code        INTEGER,
+        pgid             INTEGER,
+        worker_pid       INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        timeout_ms       INTEGER NOT NULL,
+        message          TEXT,
+        dir              TEXT    NOT NULL,
+        queued_at        INTEGER NOT NULL,
+        started_at       INTEGER,
+        finished_at      INTEGER
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, grp);
+    CREATE TABLE job_events (
+        id      INTEGER PRIMARY KEY,
+        job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        at      INTEGER NOT NULL,
+        state   TEXT    NOT NULL,
+        message TEXT    NOT NULL
+    );
+    "#,
 ];

@@ -1,0 +1,80 @@
+//! `mdkeep export`
+
+use std::path::PathBuf;
+
+use mdkeep::config::units::human_bytes;
+use mdkeep::export::{self, parse_time, Format, Request};
+
+use super::{output, Cli};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    mdkeep export --dataset ohlcv --exchange binance --symbol BTC_USDT --timeframe 1m \\\n      \
+    --from 2024-01-01 --to 2024-02-01 --format freqtrade --out user_data/data/binance\n  \
+    mdkeep export --dataset trades --symbol ETH_USDT --format hftbacktest --out /tmp/hbt")]
+pub struct Args {
+    /// Dataset to read (e.g. trades, ohlcv).
+    #[arg(long)]
+    dataset: String,
+    /// Exchange partition value (default: every exchange).
+    #[arg(long)]
+    exchange: Option<String>,
+    /// Symbol partition value, e.g. BTC_USDT; repeat for several (default: all).
+    #[arg(long = "symbol")]
+    symbols: Vec<String>,
+    /// Candle timeframe, e.g. 1m (candle datasets).
+    #[arg(long)]
+    timeframe: Option<String>,
+    /// First time included: 2024-01-31 or RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// First time excluded: 2024-02-01 or RFC 3339.
+    #[arg(long)]
+    to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
+    let (cfg, db) = super::open_state(cli, Some(&a.dataset))?;
+    let req = Request {
+        dataset: a.dataset.clone(),
+        exchange: a.exchange.clone(),
+        symbols: a.symbols.clone(),
+        timeframe: a.timeframe.clone(),
+        from: a.from.as_deref().map(parse_time).transpose()?,
+        to: a.to.as_deref().map(parse_time).transpose()?,
+        format: a.format,
+        out: a.out.clone(),
+    };
+    let report = export::export(&cfg, &db, &req, &format!("export:{}", std::process::id()))?;
+    if a.json {
+        output::json(&report)?;
+        return Ok(0);
+    }
+    for f in &report.files {
+        println!(
+            "{}  {} rows  {}",
+            f.path,
+            output::thousands(f.rows),
+            human_bytes(f.bytes)
+        );
+    }
+    let tiers: Vec<String> = report.source_files.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!(
+        "exported {} rows of {} as {} from {} source files in {:.2}s",
+        output::thousands(report.rows),
+        report.dataset,
+        report.format,
+        tiers.join(" + "),
+        report.seconds
+    );
+    Ok(0)
+}

@@ -1,0 +1,216 @@
+//! `mdkeep jobs submit|ls|show|logs|cancel|retry|work`
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mdkeep::config::units::human_bytes;
+use mdkeep::jobs::{self, queue, worker};
+use mdkeep::state::Db;
+
+use super::{output, Cli};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Cmd {
+    /// Queue a job from a spec file; prints its id.
+    Submit {
+        /// The job spec (TOML), e.g. jobs/command-example.toml.
+        spec: PathBuf,
+        /// Override a spec key, e.g. --set memory=1GiB --set data.symbols='["ETH_USDT"]'.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        /// Print {"id": N}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs, newest first.
+    Ls {
+        /// Only jobs in this state (queued, running, succeeded, failed, cancelled, timed_out, oom_killed, interrupted).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job and its history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's stdout and stderr.
+    Logs {
+        id: i64,
+        /// Keep printing until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a queued job, or stop a running one.
+    Cancel { id: i64 },
+    /// Queue a finished job again.
+    Retry { id: i64 },
+    /// Run queued jobs within the memory budget (in the foreground).
+    Work {
+        /// Stop once the queue is empty and nothing runs.
+        #[arg(long)]
+        once: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
+    let cfg = cli.load_config()?;
+    let mut db = Db::open_existing(&cfg.state_db())?;
+    match cmd {
+        Cmd::Submit { spec, set, json } => {
+            let id = jobs::submit(&cfg, &db, spec, set)?;
+            if *json {
+                output::json(&serde_json::json!({ "id": id }))?;
+            } else {
+                println!("{id}");
+            }
+        }
+        Cmd::Ls { state, json } => {
+            let list = queue::list(&db, state.as_deref())?;
+            let views: Vec<_> = list.iter().map(|j| j.view()).collect();
+            if *json {
+                output::json(&views)?;
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = views
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.id.to_string(),
+                        v.name.clone(),
+                        v.group.clone(),
+                        v.state.to_string(),
+                        human_bytes(v.reserved_memory_bytes),
+                        v.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
+                        v.limit_mechanism.clone().unwrap_or_default(),
+                        v.queued_at.clone(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "id",
+                    "name",
+                    "framework",
+                    "state",
+                    "reserved",
+                    "peak",
+                    "limit",
+                    "queued",
+                ],
+                &rows,
+            );
+        }
+        Cmd::Show { id, json } => {
+            let j = queue::get(&db, *id)?;
+            let events = queue::events(&db, *id)?;
+            if *json {
+                let mut v = serde_json::to_value(j.view())?;
+                v["events"] = serde_json::to_value(&events)?;
+                v["spec"] = serde_json::to_value(&j.spec)?;
+                output::json(&v)?;
+                return Ok(0);
+            }
+            let v = j.view();
+            println!("job {} `{}` ({}), {}", v.id, v.name, v.group, v.state);
+            println!(
+                "  memory: reserved {}, peak {}, limit by {}",
+                human_bytes(v.reserved_memory_bytes),
+                v.peak_memory_bytes.map(human_bytes).unwrap_or("-".into()),
+                v.limit_mechanism.as_deref().unwrap_or("-")
+            );
+            println!(
+                "  attempts {} of {}, exit code {:?}",
+                v.attempts,
+                v.retries + 1,
+                v.exit_code
+            );
+            println!("  folder {}", v.dir);
+            for e in events {
+                println!("  {}  {:<12} {}", e.at, e.state, e.message);
+            }
+        }
+        Cmd::Logs { id, follow } => return logs(&db, *id, *follow),
+        Cmd::Cancel { id } => {
+            let was = queue::cancel(&db, *id)?;
+            println!("job {id}: {}", if was == "queued" { "cancelled" } else { "stopping" });
+        }
+        Cmd::Retry { id } => {
+            queue::retry(&db, *id)?;
+            println!("job {id}: queued again");
+        }
+        Cmd::Work { once, json } => {
+            // SAFETY: the handler only stores to an atomic.
+            unsafe {
+                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            }
+            let r = worker::work(&cfg, &mut db, *once, &|| STOP.load(Ordering::SeqCst), None)?;
+            if *json {
+                output::json(&r)?;
+            } else {
+                let done: Vec<String> = r.finished.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                println!(
+                    "worker ({} limits): {} started, {}, {} recovered, {} re-queued",
+                    r.mechanism,
+                    r.started,
+                    if done.is_empty() {
+                        "none finished".into()
+                    } else {
+                        done.join(", ")
+                    },
+                    r.recovered,
+                    r.requeued
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn logs(db: &Db, id: i64, follow: bool) -> anyhow::Result<i32> {
+    let job = queue::get(db, id)?;
+    let dir = Path::new(&job.dir);
+    let files = [dir.join("stdout.log"), dir.join("stderr.log")];
+    let mut offsets = [0u64, 0u64];
+    loop {
+        // Decided before reading, so what the job wrote last is still printed.
+        let last = !follow || queue::get(db, id)?.life.is_done();
+        for (i, p) in files.iter().enumerate() {
+            if let Ok(mut f) = std::fs::File::open(p) {
+                f.seek(SeekFrom::Start(offsets[i]))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                offsets[i] += buf.len() as u64;
+                if i == 0 {
+                    std::io::stdout().write_all(&buf)?;
+                } else {
+                    std::io::stderr().write_all(&buf)?;
+                }
+            }
+        }
+        if last {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(0)
+}

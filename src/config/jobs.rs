@@ -1,0 +1,104 @@
+//! The `[jobs]` section: the memory budget, how limits are enforced, and
+//! one profile per framework.
+//!
+//! Owns only the declarations and their defaults; the queue and the runner
+//! in `crate::jobs` act on them.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::{ByteSize, Span};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Memory all running jobs may reserve together.
+    pub memory_budget: ByteSize,
+    /// A learned peak is raised by this share before it becomes a reservation.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    /// How a job's limit is enforced: auto, cgroup2, cgroup1 or watchdog.
+    #[serde(default)]
+    pub limit: LimitMode,
+    /// How often the RSS watchdog sums a job's processes (at most 250ms).
+    #[serde(default = "default_watchdog_interval")]
+    pub watchdog_interval: Span,
+    /// SIGTERM, then SIGKILL after this long.
+    #[serde(default = "default_kill_grace")]
+    pub kill_grace: Span,
+    /// When another framework's oldest job has waited this long, the
+    /// active framework stops being admitted so the other gets its turn.
+    #[serde(default = "default_fairness")]
+    pub fairness_window: Span,
+    /// stdout and stderr are each kept up to this size.
+    #[serde(default = "default_log_cap")]
+    pub log_cap: ByteSize,
+    /// Timeout of a job whose spec sets none.
+    #[serde(default = "default_timeout")]
+    pub default_timeout: Span,
+    /// Secrets a spec may reference by name (TOML `NAME = "value"`, mode 0600).
+    #[serde(default = "default_secrets")]
+    pub secrets_file: PathBuf,
+    /// Per framework: command template, default memory, parallelism.
+    #[serde(default)]
+    pub frameworks: IndexMap<String, FrameworkProfile>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    /// cgroup v2 where a memory group can be made, else v1, else the watchdog.
+    #[default]
+    Auto,
+    Cgroup2,
+    Cgroup1,
+    Watchdog,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameworkProfile {
+    /// argv template. `{name}` is replaced by a spec's `args.name` or by
+    /// data_dir, job_dir, artifacts, result, spec_dir, timeframe, from, to.
+    /// Empty for `command`, whose specs give their own argv.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Reservation of a job that declares none and has no learned peak.
+    pub memory: ByteSize,
+    /// Jobs of this framework that may run at once.
+    #[serde(default = "one")]
+    pub max_parallel: usize,
+    /// Format of the data exported for its jobs (see `mdkeep export --format`).
+    #[serde(default = "default_format")]
+    pub data_format: String,
+}
+
+fn default_margin() -> f64 {
+    0.2
+}
+fn default_watchdog_interval() -> Span {
+    "100ms".parse().expect("valid")
+}
+fn default_kill_grace() -> Span {
+    "5s".parse().expect("valid")
+}
+fn default_fairness() -> Span {
+    "30m".parse().expect("valid")
+}
+fn default_log_cap() -> ByteSize {
+    "16MiB".parse().expect("valid")
+}
+fn default_timeout() -> Span {
+    "6h".parse().expect("valid")
+}
+fn default_secrets() -> PathBuf {
+    "configs/secrets.toml".into()
+}
+fn one() -> usize {
+    1
+}
+fn default_format() -> String {
+    "parquet".into()
+}

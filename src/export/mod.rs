@@ -1,0 +1,318 @@
+//! `export`: hand a slice of a dataset to a backtest framework in its own
+//! format.
+//!
+//! Owns choosing the files (any tier, from the catalog), pinning them while
+//! they are read so no compaction or tier move deletes them underneath, and
+//! streaming them through the same k-way merge compaction uses, so the rows
+//! come out sorted by time and without duplicates even from uncompacted
+//! files. Memory is bounded by `compaction.memory_limit`, not by the range
+//! asked for. How rows look in each framework's files is [`formats`]'s
+//! business.
+
+mod formats;
+mod nautilus;
+mod npz;
+mod wide;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use serde::Serialize;
+
+pub use formats::Format;
+
+use crate::catalog::partition_values;
+use crate::compaction::merge::{MergeCtx, MergeInput, Sink};
+use crate::compaction::plan::{catalog_files, CatalogFile};
+use crate::compaction::{merge_inputs, merge_shape, RewriteTotals};
+use crate::config::{Config, DatasetConfig};
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::layout;
+use crate::state::{db_err, Db};
+
+/// What to export. Times are nanoseconds since the epoch, `from` inclusive,
+/// `to` exclusive.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub dataset: String,
+    pub exchange: Option<String>,
+    /// Empty: every symbol.
+    pub symbols: Vec<String>,
+    pub timeframe: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub format: Format,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedFile {
+    pub path: String,
+    /// `exchange=…/symbol=…[/timeframe=…]`, or empty for a file of several series.
+    pub series: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ExportReport {
+    pub dataset: String,
+    pub format: String,
+    pub out: String,
+    pub files: Vec<ExportedFile>,
+    pub rows: u64,
+    /// Source files read, per tier.
+    pub source_files: BTreeMap<String, u64>,
+    pub duplicates_removed: u64,
+    pub seconds: f64,
+}
+
+/// Parse `2024-01-31`, `2024-01-31T12:00:00Z` (any RFC 3339) or integer
+/// nanoseconds into nanoseconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64> {
+    let bad = || Error::Invalid(format!("`{s}` is not a time: use 2024-01-31 or 2024-01-31T12:00:00Z"));
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
+        return t.timestamp_nanos_opt().ok_or_else(bad);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_nanos_opt().ok_or_else(bad);
+    }
+    s.parse::<i64>().map_err(|_| bad())
+}
+
+/// The files of each series that the request touches, by series key.
+fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BTreeMap<String, Vec<CatalogFile>>> {
+    let mut out: BTreeMap<String, Vec<CatalogFile>> = BTreeMap::new();
+    for f in catalog_files(db, Some(&req.dataset))? {
+        if f.drift || !cfg.tiers.contains_key(&f.tier) {
+            continue;
+        }
+        let values = partition_values(&f.file.partition);
+        let get = |c: &str| values.iter().find(|(k, _)| k == c).map(|(_, v)| v.as_str());
+        if let Some(x) = &req.exchange {
+            if get("exchange") != Some(x) {
+                continue;
+            }
+        }
+        if !req.symbols.is_empty() && !get("symbol").is_some_and(|s| req.symbols.iter().any(|r| r == s)) {
+            continue;
+        }
+        if let Some(tf) = &req.timeframe {
+            if ds.partition_by.iter().any(|c| c == "timeframe") && get("timeframe") != Some(tf) {
+                continue;
+            }
+        }
+        if req.from.is_some_and(|from| f.file.max_ts < from) || req.to.is_some_and(|to| f.file.min_ts >= to) {
+            continue;
+        }
+        let series: Vec<String> = values
+            .iter()
+            .filter(|(k, _)| k != &ds.time_partition)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.entry(series.join("/")).or_default().push(f);
+    }
+    Ok(out)
+}
+
+/// Pins that go when the export ends, however it ends.
+struct Pins<'a> {
+    db: &'a Db,
+    owner: String,
+    files: Vec<(String, String)>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        for (tier, rel) in &self.files {
+            let _ = journal::unpin(&self.db.conn, tier, rel, Some(&self.owner));
+        }
+    }
+}
+
+/// Pin the selected files in one transaction with the catalog read, so a
+/// rewrite either committed before (and the selection has its outputs) or
+/// sees the pins and sends its inputs to the trash instead of deleting them.
+fn select_and_pin<'a>(
+    cfg: &Config,
+    db: &'a Db,
+    req: &Request,
+    ds: &DatasetConfig,
+    owner: &str,
+) -> Result<(BTreeMap<String, Vec<CatalogFile>>, Pins<'a>)> {
+    let dberr = db_err(&db.path);
+    let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
+    tx.execute_batch("SELECT 1").map_err(&dberr)?;
+    let chosen = select(cfg, db, req, ds)?;
+    let mut pins = Pins {
+        db,
+        owner: owner.to_string(),
+        files: Vec::new(),
+    };
+    for f in chosen.values().flatten() {
+        journal::pin(&tx, &f.tier, &f.file.relpath, owner).map_err(&dberr)?;
+        pins.files.push((f.tier.clone(), f.file.relpath.clone()));
+    }
+    tx.commit().map_err(&dberr)?;
+    Ok((chosen, pins))
+}
+
+/// Passes on the rows of merged batches that fall in the requested range.
+struct RangeSink<'a> {
+    ctx: &'a MergeCtx<'a>,
+    from: Option<i64>,
+    to: Option<i64>,
+    out: Box<dyn formats::SeriesOut>,
+}
+
+impl Sink for RangeSink<'_> {
+    fn emit(&mut self, batch: &RecordBatch, _prio: Option<arrow::array::ArrayRef>) -> Result<()> {
+        // Merged batches are sorted by time: the range is one contiguous slice.
+        let ts = self.ctx.ts_values(batch)?;
+        let lo = self.from.map_or(0, |f| ts.partition_point(|&t| t < f));
+        let hi = self.to.map_or(ts.len(), |t| ts.partition_point(|&x| x < t));
+        if hi > lo {
+            self.out.write(&batch.slice(lo, hi - lo))?;
+        }
+        Ok(())
+    }
+}
+
+/// Run an export. `owner` names the pins (e.g. `export:<pid>` or `job:<id>`).
+pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<ExportReport> {
+    let started = Instant::now();
+    let ds = cfg.dataset(&req.dataset)?;
+    for (what, v) in [
+        ("exchange", req.exchange.as_deref()),
+        ("timeframe", req.timeframe.as_deref()),
+    ] {
+        if let Some(v) = v {
+            layout::check_segment(what, v)?;
+        }
+    }
+    for s in &req.symbols {
+        layout::check_segment("symbol", s)?;
+    }
+    req.format.check(ds, req)?;
+    let (chosen, pins) = select_and_pin(cfg, db, req, ds, owner)?;
+    if chosen.is_empty() {
+        return Err(Error::Invalid(format!(
+            "nothing to export: no cataloged files of `{}` match{} (run `mdkeep ls --dataset {}`)",
+            req.dataset,
+            describe(req),
+            req.dataset
+        )));
+    }
+    std::fs::create_dir_all(&req.out).map_err(Error::io("create folder", &req.out))?;
+    let scratch = cfg
+        .tmp_dir()
+        .join(format!("export-{}-{}", std::process::id(), crate::state::now_ns()));
+    std::fs::create_dir_all(&scratch).map_err(Error::io("create folder", &scratch))?;
+    let result = run(cfg, ds, req, &chosen, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    drop(pins);
+    let (files, m) = result?;
+    let mut report = ExportReport {
+        dataset: req.dataset.clone(),
+        format: req.format.name().to_string(),
+        out: req.out.display().to_string(),
+        rows: files.iter().filter(|f| !f.series.is_empty()).map(|f| f.rows).sum(),
+        files,
+        duplicates_removed: m.duplicates_removed,
+        ..Default::default()
+    };
+    if report.rows == 0 {
+        report.rows = report.files.iter().map(|f| f.rows).max().unwrap_or(0);
+    }
+    for f in chosen.values().flatten() {
+        *report.source_files.entry(f.tier.clone()).or_default() += 1;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn describe(req: &Request) -> String {
+    let mut s = String::new();
+    if let Some(x) = &req.exchange {
+        s += &format!(" exchange={x}");
+    }
+    if !req.symbols.is_empty() {
+        s += &format!(" symbol={}", req.symbols.join(","));
+    }
+    if let Some(tf) = &req.timeframe {
+        s += &format!(" timeframe={tf}");
+    }
+    for (k, t) in [("from", req.from), ("to", req.to)] {
+        if let Some(t) = t {
+            s += &format!(" {k}={}", crate::catalog::rfc3339(t));
+        }
+    }
+    s
+}
+
+fn run(
+    cfg: &Config,
+    ds: &DatasetConfig,
+    req: &Request,
+    chosen: &BTreeMap<String, Vec<CatalogFile>>,
+    scratch: &Path,
+) -> Result<(Vec<ExportedFile>, RewriteTotals)> {
+    let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
+    let ctx = MergeCtx::new(ds, batch_rows);
+    let unit = crate::parquet_io::unit_ns(ds.time_unit());
+    let (from, to) = (req.from.map(|t| t.div_euclid(unit)), req.to.map(|t| t.div_euclid(unit)));
+    let mut m = RewriteTotals::default();
+    let mut exporter = formats::Exporter::new(req, ds, scratch);
+    for (series, files) in chosen {
+        let inputs: Vec<MergeInput> = files
+            .iter()
+            .map(|f| {
+                let root = cfg.tier_root(&f.tier)?;
+                Ok(MergeInput {
+                    path: root.join(&f.file.relpath),
+                    moved_to: Some(cfg.trash_dir().join(&f.tier).join(&f.file.relpath)),
+                    prio: f.file.mtime_ns,
+                    min_ts_ns: f.file.min_ts,
+                    max_ts_ns: f.file.max_ts,
+                    rows: f.file.rows,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let values = partition_values(series);
+        // An unsorted input restarts the merge: the series file starts over with it.
+        let sub = scratch.join(format!("s{}", exporter.count()));
+        std::fs::create_dir_all(&sub).map_err(Error::io("create folder", &sub))?;
+        let make = || {
+            Ok(RangeSink {
+                ctx: &ctx,
+                from,
+                to,
+                out: exporter.series(series, &values)?,
+            })
+        };
+        let (sink, _) = merge_inputs(&ctx, inputs, &sub, fan_in, &mut m, &|_| {}, make, |s| {
+            drop(s);
+            Ok(())
+        })?;
+        let out = sink.out;
+        exporter.finish_series(out)?;
+    }
+    Ok((exporter.finish()?, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000_000_000);
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
+        assert_eq!(parse_time("5").unwrap(), 5);
+        assert!(parse_time("yesterday").is_err());
+    }
+}

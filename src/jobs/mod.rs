@@ -1,0 +1,59 @@
+//! Backtest jobs: specs, the SQLite queue, the memory-budgeted worker.
+//!
+//! Owns the jobs capability end to end; each part is its own file:
+//! [`spec`] (what a user submits), [`queue`] (rows and lifecycle),
+//! [`worker`] (admission, one framework at a time, recovery), [`run`] (one
+//! job's process, limit and logs), [`limit`] (cgroups and the watchdog),
+//! [`adapters`] (normalized results). Data export is `crate::export`'s.
+
+pub mod adapters;
+pub mod limit;
+pub mod queue;
+pub mod run;
+pub mod spec;
+pub mod worker;
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::state::Db;
+use spec::JobSpec;
+
+/// Queue a job from a spec file, refusing one whose reservation alone
+/// exceeds the budget. Returns its id.
+pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]) -> Result<i64> {
+    let spec = JobSpec::load(cfg, spec_path, sets)?;
+    let reserved = worker::reservation(cfg, db, &spec, 0)?;
+    let budget = cfg.jobs.memory_budget.0;
+    if reserved > budget {
+        return Err(Error::Spec {
+            path: spec_path.to_path_buf(),
+            key: "memory".into(),
+            message: format!(
+                "the job needs {} but jobs.memory_budget is {}; it could never run",
+                crate::config::units::human_bytes(reserved),
+                crate::config::units::human_bytes(budget)
+            ),
+        });
+    }
+    // Secrets must resolve now, not at 3 a.m. when the job starts.
+    spec::resolve_secrets(cfg, &spec.secrets)?;
+    let spec_dir = spec_path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(Error::io("resolve", spec_path))?;
+    let timeout = spec.timeout.unwrap_or(cfg.jobs.default_timeout);
+    queue::submit(
+        db,
+        &queue::NewJob {
+            spec: &spec,
+            spec_dir: &spec_dir.display().to_string(),
+            reserved_bytes: reserved,
+            timeout_ms: timeout.0.as_millis() as i64,
+            jobs_dir: &cfg.jobs_dir(),
+        },
+    )
+}

@@ -1,0 +1,489 @@
+//! The job queue: a table in the state database.
+//!
+//! Owns job rows and their lifecycle: submit, atomic claim (`BEGIN
+//! IMMEDIATE` and one `UPDATE … RETURNING` that also counts the attempt),
+//! finish, cancel requests, retry, and the event log each transition
+//! writes. Deciding *which* job to claim is the runner's business.
+
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+
+use super::spec::JobSpec;
+use crate::catalog::rfc3339;
+use crate::error::{Error, Result};
+use crate::state::{now_ns, Db};
+
+/// How a finished job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    OomKilled,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::TimedOut => "timed_out",
+            Outcome::OomKilled => "oom_killed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+    fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "succeeded" => Outcome::Succeeded,
+            "failed" => Outcome::Failed,
+            "cancelled" => Outcome::Cancelled,
+            "timed_out" => Outcome::TimedOut,
+            "oom_killed" => Outcome::OomKilled,
+            "interrupted" => Outcome::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+/// A job's lifecycle; each stage carries its timestamps (ns since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Queued {
+        queued_at: i64,
+    },
+    Running {
+        queued_at: i64,
+        started_at: i64,
+    },
+    Done {
+        queued_at: i64,
+        started_at: Option<i64>,
+        finished_at: i64,
+        outcome: Outcome,
+    },
+}
+
+impl Lifecycle {
+    pub fn is_queued(&self) -> bool {
+        matches!(self, Lifecycle::Queued { .. })
+    }
+    pub fn is_running(&self) -> bool {
+        matches!(self, Lifecycle::Running { .. })
+    }
+    pub fn is_done(&self) -> bool {
+        matches!(self, Lifecycle::Done { .. })
+    }
+    pub fn state(&self) -> &'static str {
+        match self {
+            Lifecycle::Queued { .. } => "queued",
+            Lifecycle::Running { .. } => "running",
+            Lifecycle::Done { outcome, .. } => outcome.as_str(),
+        }
+    }
+    fn times(&self) -> (i64, Option<i64>, Option<i64>) {
+        match *self {
+            Lifecycle::Queued { queued_at } => (queued_at, None, None),
+            Lifecycle::Running { queued_at, started_at } => (queued_at, Some(started_at), None),
+            Lifecycle::Done {
+                queued_at,
+                started_at,
+                finished_at,
+                ..
+            } => (queued_at, started_at, Some(finished_at)),
+        }
+    }
+}
+
+/// A job row as commands and the runner see it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub name: String,
+    pub framework: String,
+    pub group: String,
+    pub spec: JobSpec,
+    pub spec_dir: String,
+    pub fingerprint: String,
+    pub priority: i64,
+    pub retries: u32,
+    pub attempts: u32,
+    pub life: Lifecycle,
+    pub reserved_bytes: u64,
+    pub peak_bytes: Option<u64>,
+    pub limit_mechanism: Option<String>,
+    pub exit_code: Option<i32>,
+    pub pgid: Option<i64>,
+    pub worker_pid: Option<i64>,
+    pub cancel_requested: bool,
+    pub timeout_ms: i64,
+    pub message: Option<String>,
+    pub dir: String,
+}
+
+/// The stable JSON shape of `jobs show --json` and each `jobs ls --json` element.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    pub name: String,
+    pub framework: String,
+    pub group: String,
+    pub state: &'static str,
+    pub priority: i64,
+    pub attempts: u32,
+    pub retries: u32,
+    pub reserved_memory_bytes: u64,
+    pub peak_memory_bytes: Option<u64>,
+    pub limit_mechanism: Option<String>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i32>,
+    pub message: Option<String>,
+    pub dir: String,
+}
+
+impl Job {
+    pub fn view(&self) -> JobView {
+        let (q, s, f) = self.life.times();
+        JobView {
+            id: self.id,
+            name: self.name.clone(),
+            framework: self.framework.clone(),
+            group: self.group.clone(),
+            state: self.life.state(),
+            priority: self.priority,
+            attempts: self.attempts,
+            retries: self.retries,
+            reserved_memory_bytes: self.reserved_bytes,
+            peak_memory_bytes: self.peak_bytes,
+            limit_mechanism: self.limit_mechanism.clone(),
+            queued_at: rfc3339(q),
+            started_at: s.map(rfc3339),
+            finished_at: f.map(rfc3339),
+            exit_code: self.exit_code,
+            message: self.message.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, framework, grp, spec, spec_dir, fingerprint, priority, retries, attempts, state,
+     reserved_bytes, peak_bytes, limit_mechanism, exit_code, pgid, worker_pid, cancel_requested, timeout_ms,
+     message, dir, queued_at, started_at, finished_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<Job> {
+    let spec_json: String = r.get(4)?;
+    let spec: JobSpec = serde_json::from_str(&spec_json)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?;
+    let state: String = r.get(10)?;
+    let (q, s, f): (i64, Option<i64>, Option<i64>) = (r.get(21)?, r.get(22)?, r.get(23)?);
+    let life = match state.as_str() {
+        "queued" => Lifecycle::Queued { queued_at: q },
+        "running" => Lifecycle::Running {
+            queued_at: q,
+            started_at: s.unwrap_or(q),
+        },
+        other => Lifecycle::Done {
+            queued_at: q,
+            started_at: s,
+            finished_at: f.unwrap_or(q),
+            outcome: Outcome::parse(other).unwrap_or(Outcome::Failed),
+        },
+    };
+    Ok(Job {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        framework: r.get(2)?,
+        group: r.get(3)?,
+        spec,
+        spec_dir: r.get(5)?,
+        fingerprint: r.get(6)?,
+        priority: r.get(7)?,
+        retries: r.get(8)?,
+        attempts: r.get(9)?,
+        life,
+        reserved_bytes: r.get::<_, i64>(11)? as u64,
+        peak_bytes: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+        limit_mechanism: r.get(13)?,
+        exit_code: r.get(14)?,
+        pgid: r.get(15)?,
+        worker_pid: r.get(16)?,
+        cancel_requested: r.get(17)?,
+        timeout_ms: r.get(18)?,
+        message: r.get(19)?,
+        dir: r.get(20)?,
+    })
+}
+
+/// What `submit` needs besides the spec.
+pub struct NewJob<'a> {
+    pub spec: &'a JobSpec,
+    pub spec_dir: &'a str,
+    pub reserved_bytes: u64,
+    pub timeout_ms: i64,
+    pub jobs_dir: &'a std::path::Path,
+}
+
+pub fn submit(db: &Db, j: &NewJob) -> Result<i64> {
+    let spec = serde_json::to_string(j.spec).map_err(|e| Error::Invalid(e.to_string()))?;
+    let tx = db.conn.unchecked_transaction().map_err(db.err())?;
+    tx.execute(
+        "INSERT INTO jobs (name, framework, grp, spec, spec_dir, fingerprint, priority, retries, state,
+                           reserved_bytes, timeout_ms, dir, queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, '', ?11)",
+        params![
+            j.spec.name,
+            j.spec.framework,
+            j.spec.group(),
+            spec,
+            j.spec_dir,
+            j.spec.fingerprint(),
+            j.spec.priority,
+            j.spec.retries,
+            j.reserved_bytes as i64,
+            j.timeout_ms,
+            now_ns()
+        ],
+    )
+    .map_err(db.err())?;
+    let id = tx.last_insert_rowid();
+    let dir = j.jobs_dir.join(id.to_string());
+    tx.execute(
+        "UPDATE jobs SET dir = ?2 WHERE id = ?1",
+        params![id, dir.display().to_string()],
+    )
+    .map_err(db.err())?;
+    event(&tx, id, "queued", "submitted")?;
+    tx.commit().map_err(db.err())?;
+    Ok(id)
+}
+
+fn event(conn: &rusqlite::Connection, id: i64, state: &str, message: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO job_events (job_id, at, state, message) VALUES (?1, ?2, ?3, ?4)",
+        params![id, now_ns(), state, message],
+    )
+    .map_err(|e| Error::Job {
+        id,
+        message: format!("recording event: {e}"),
+    })?;
+    Ok(())
+}
+
+pub fn get(db: &Db, id: i64) -> Result<Job> {
+    db.conn
+        .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], from_row)
+        .optional()
+        .map_err(db.err())?
+        .ok_or(Error::Job {
+            id,
+            message: "no such job".into(),
+        })
+}
+
+/// Jobs, newest first; `state` filters by state name.
+pub fn list(db: &Db, state: Option<&str>) -> Result<Vec<Job>> {
+    let mut st = db
+        .conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC"
+        ))
+        .map_err(db.err())?;
+    let rows = st.query_map([state], from_row).map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Queued jobs in the order they may run: priority, then age.
+pub fn queued(db: &Db) -> Result<Vec<Job>> {
+    list(db, Some("queued")).map(|mut v| {
+        v.sort_by_key(|j| (-j.priority, j.id));
+        v
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub at: String,
+    pub state: String,
+    pub message: String,
+}
+
+pub fn events(db: &Db, id: i64) -> Result<Vec<Event>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT at, state, message FROM job_events WHERE job_id = ?1 ORDER BY id")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([id], |r| {
+            Ok(Event {
+                at: rfc3339(r.get(0)?),
+                state: r.get(1)?,
+                message: r.get(2)?,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Claim a queued job for this worker. Returns the attempt number, or None
+/// when the job was claimed, cancelled or removed in the meantime.
+pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Option<u32>> {
+    let err = crate::state::db_err(&db.path);
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let attempt: Option<u32> = tx
+        .query_row(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?2, finished_at = NULL,
+                             worker_pid = ?3, reserved_bytes = ?4, limit_mechanism = ?5, exit_code = NULL,
+                             peak_bytes = NULL, pgid = NULL, message = NULL
+             WHERE id = ?1 AND state = 'queued' AND cancel_requested = 0
+             RETURNING attempts",
+            params![id, now_ns(), std::process::id() as i64, reserved as i64, mechanism],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&err)?;
+    if let Some(a) = attempt {
+        event(
+            &tx,
+            id,
+            "running",
+            &format!("attempt {a}, {mechanism} limit {reserved} bytes"),
+        )?;
+    }
+    tx.commit().map_err(&err)?;
+    Ok(attempt)
+}
+
+pub fn set_pgid(db: &Db, id: i64, pgid: i64) -> Result<()> {
+    db.conn
+        .execute("UPDATE jobs SET pgid = ?2 WHERE id = ?1", params![id, pgid])
+        .map_err(db.err())?;
+    Ok(())
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub peak_bytes: Option<u64>,
+    pub message: String,
+}
+
+/// Record how a run ended. An interrupted or failed run with retries left
+/// goes back to the queue (an OOM-killed one with `requeue_reservation`,
+/// which must differ from the one it had).
+pub fn finish(db: &Db, id: i64, f: &Finish, requeue_reservation: Option<u64>) -> Result<()> {
+    let tx = db.conn.unchecked_transaction().map_err(db.err())?;
+    tx.execute(
+        "UPDATE jobs SET state = ?2, exit_code = ?3, peak_bytes = coalesce(?4, peak_bytes), message = ?5,
+                         finished_at = ?6
+         WHERE id = ?1",
+        params![
+            id,
+            f.outcome.as_str(),
+            f.exit_code,
+            f.peak_bytes.map(|p| p as i64),
+            f.message,
+            now_ns()
+        ],
+    )
+    .map_err(db.err())?;
+    event(&tx, id, f.outcome.as_str(), &f.message)?;
+    if let Some(res) = requeue_reservation {
+        tx.execute(
+            "UPDATE jobs SET state = 'queued', reserved_bytes = ?2, queued_at = ?3 WHERE id = ?1",
+            params![id, res as i64, now_ns()],
+        )
+        .map_err(db.err())?;
+        event(&tx, id, "queued", &format!("re-queued with a {res}-byte reservation"))?;
+    }
+    tx.commit().map_err(db.err())
+}
+
+/// Ask for a job to stop: a queued one is cancelled at once, a running one
+/// by its worker. Returns the state it was in.
+pub fn cancel(db: &Db, id: i64) -> Result<&'static str> {
+    let job = get(db, id)?;
+    match job.life {
+        Lifecycle::Queued { .. } => {
+            finish(
+                db,
+                id,
+                &Finish {
+                    outcome: Outcome::Cancelled,
+                    exit_code: None,
+                    peak_bytes: None,
+                    message: "cancelled while queued".into(),
+                },
+                None,
+            )?;
+            Ok("queued")
+        }
+        Lifecycle::Running { .. } => {
+            db.conn
+                .execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id])
+                .map_err(db.err())?;
+            Ok("running")
+        }
+        Lifecycle::Done { outcome, .. } => Err(Error::Job {
+            id,
+            message: format!("already {}", outcome.as_str()),
+        }),
+    }
+}
+
+/// Running jobs whose cancellation was asked for.
+pub fn cancel_requests(db: &Db) -> Result<Vec<i64>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT id FROM jobs WHERE state = 'running' AND cancel_requested = 1")
+        .map_err(db.err())?;
+    let rows = st.query_map([], |r| r.get(0)).map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Put a finished job back in the queue as it was submitted.
+pub fn retry(db: &Db, id: i64) -> Result<()> {
+    let job = get(db, id)?;
+    if !job.life.is_done() {
+        return Err(Error::Job {
+            id,
+            message: format!("is {}; only a finished job can be retried", job.life.state()),
+        });
+    }
+    let tx = db.conn.unchecked_transaction().map_err(db.err())?;
+    tx.execute(
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, queued_at = ?2, started_at = NULL,
+                         finished_at = NULL, exit_code = NULL, message = NULL
+         WHERE id = ?1",
+        params![id, now_ns()],
+    )
+    .map_err(db.err())?;
+    event(&tx, id, "queued", "retry requested")?;
+    tx.commit().map_err(db.err())
+}
+
+/// Measured peaks of the latest finished runs of this framework and spec.
+pub fn recent_peaks(db: &Db, framework: &str, fingerprint: &str, n: usize) -> Result<Vec<u64>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT peak_bytes FROM jobs WHERE framework = ?1 AND fingerprint = ?2 AND peak_bytes IS NOT NULL
+             AND state IN ('succeeded', 'failed', 'oom_killed') ORDER BY finished_at DESC LIMIT ?3",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map(params![framework, fingerprint, n as i64], |r| r.get::<_, i64>(0))
+        .map_err(db.err())?;
+    rows.map(|r| r.map(|v| v as u64))
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db.err())
+}

@@ -1,0 +1,360 @@
+//! Running one job: its folder, its data, its process group, its limit.
+//!
+//! Owns everything between a claim and a [`Finish`]: exporting the data
+//! the spec asks for, building argv from the framework's template, starting
+//! the process in its own group (and memory cgroup), capping its logs,
+//! watching it (exit, timeout, cancel, memory), killing the whole group at
+//! the end, and writing `result.json`. Admission is the worker's business.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::limit::{self, Group, Mechanism};
+use super::queue::{Finish, Job, Outcome};
+use super::spec::resolve_secrets;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::export::{self, Format, Request};
+use crate::state::Db;
+
+/// Why the worker wants a job to stop.
+pub const STOP_NONE: u8 = 0;
+pub const STOP_CANCEL: u8 = 1;
+pub const STOP_SHUTDOWN: u8 = 2;
+
+/// What the worker hands a job thread.
+pub struct Launch {
+    pub cfg: Config,
+    pub job: Job,
+    pub reserved: u64,
+    pub mechanism: Mechanism,
+    pub cgroup_parent: Option<PathBuf>,
+    pub stop: Arc<AtomicU8>,
+}
+
+fn fail(message: String) -> Finish {
+    Finish {
+        outcome: Outcome::Failed,
+        exit_code: None,
+        peak_bytes: None,
+        message,
+    }
+}
+
+/// Run the job to its end; never panics on the job's account.
+pub fn run(l: Launch) -> Finish {
+    let dir = PathBuf::from(&l.job.dir);
+    let f = match prepare(&l, &dir) {
+        Ok(p) => execute(&l, &dir, p),
+        Err(e) => fail(e.to_string()),
+    };
+    write_result(&l, &dir, &f);
+    f
+}
+
+struct Prepared {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
+    let job = &l.job;
+    let artifacts = dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts).map_err(Error::io("create folder", &artifacts))?;
+    let data_dir = dir.join("data");
+    let profile = &l.cfg.jobs.frameworks[&job.framework];
+    let mut vars: Vec<(String, String)> = vec![
+        ("job_dir".into(), dir.display().to_string()),
+        ("data_dir".into(), data_dir.display().to_string()),
+        ("artifacts".into(), artifacts.display().to_string()),
+        ("result".into(), artifacts.join("metrics.json").display().to_string()),
+        ("spec_dir".into(), job.spec_dir.clone()),
+    ];
+    if let Some(d) = &job.spec.data {
+        let format_name = d.format.clone().unwrap_or_else(|| profile.data_format.clone());
+        let format = <Format as clap::ValueEnum>::from_str(&format_name, true).map_err(|_| Error::Job {
+            id: job.id,
+            message: format!("unknown data format `{format_name}`"),
+        })?;
+        let from = d.from.as_deref().map(export::parse_time).transpose()?;
+        let to = d.to.as_deref().map(export::parse_time).transpose()?;
+        let req = Request {
+            dataset: d.dataset.clone(),
+            exchange: d.exchange.clone(),
+            symbols: d.symbols.clone(),
+            timeframe: d.timeframe.clone(),
+            from,
+            to,
+            format,
+            out: data_dir.clone(),
+        };
+        let db = Db::open_existing(&l.cfg.state_db())?;
+        let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {
+            id: job.id,
+            message: format!("data export: {e}"),
+        })?;
+        tracing::info!(
+            job = job.id,
+            rows = r.rows,
+            files = r.files.len(),
+            "exported the job's data"
+        );
+        let day = |t: Option<i64>| {
+            t.map(|t| chrono::DateTime::from_timestamp_nanos(t).format("%Y%m%d").to_string())
+                .unwrap_or_default()
+        };
+        vars.push(("timeframe".into(), d.timeframe.clone().unwrap_or_default()));
+        vars.push(("from".into(), d.from.clone().unwrap_or_default()));
+        vars.push(("to".into(), d.to.clone().unwrap_or_default()));
+        vars.push(("timerange".into(), format!("{}-{}", day(from), day(to))));
+    }
+    for (k, v) in &job.spec.args {
+        vars.push((k.clone(), v.clone()));
+    }
+    let template = if job.spec.argv.is_empty() {
+        &profile.command
+    } else {
+        &job.spec.argv
+    };
+    if template.is_empty() {
+        return Err(Error::Job {
+            id: job.id,
+            message: format!("framework `{}` has no command template", job.framework),
+        });
+    }
+    let argv = template
+        .iter()
+        .map(|a| {
+            fill(a, &vars).map_err(|name| Error::Job {
+                id: job.id,
+                message: format!("argv needs `{{{name}}}`: set args.{name} in the spec"),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut env: Vec<(String, String)> = vars
+        .iter()
+        .filter(|(k, _)| ["job_dir", "data_dir", "artifacts", "result", "spec_dir"].contains(&k.as_str()))
+        .map(|(k, v)| (format!("MDKEEP_{}", k.to_ascii_uppercase()), v.clone()))
+        .collect();
+    env.push(("MDKEEP_JOB_ID".into(), job.id.to_string()));
+    env.extend(job.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(resolve_secrets(&l.cfg, &job.spec.secrets)?);
+    Ok(Prepared { argv, env })
+}
+
+/// Replace `{name}` from `vars`; Err(name) for one that is missing.
+fn fill(s: &str, vars: &[(String, String)]) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else {
+            out.push_str(&rest[i..]);
+            return Ok(out);
+        };
+        let name = &rest[i + 1..i + j];
+        match vars.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => return Err(name.to_string()),
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Copy a pipe into a file up to `cap` bytes, then drain and drop the rest.
+fn pump(mut from: impl Read + Send + 'static, path: PathBuf, cap: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(mut f) = std::fs::File::create(&path) else {
+            return;
+        };
+        let mut buf = [0u8; 64 * 1024];
+        let mut written = 0u64;
+        let mut truncated = false;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let room = cap.saturating_sub(written) as usize;
+            let take = n.min(room);
+            if take > 0 && f.write_all(&buf[..take]).is_ok() {
+                written += take as u64;
+            }
+            if take < n && !truncated {
+                truncated = true;
+                let _ = writeln!(f, "\n[mdkeep: output truncated at {cap} bytes]");
+            }
+        }
+        let _ = f.sync_all();
+    })
+}
+
+fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
+    let job = &l.job;
+    let limit = l.reserved;
+    let group = match Group::create(l.mechanism, l.cgroup_parent.as_deref(), job.id, limit) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(job = job.id, error = %e, "cannot create the job's memory group; using the RSS watchdog");
+            Group::create(Mechanism::Watchdog, None, job.id, limit).expect("the watchdog needs no group")
+        }
+    };
+    let mut cmd = Command::new(&p.argv[0]);
+    cmd.args(&p.argv[1..])
+        .current_dir(dir)
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let fd = group.procs_fd();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe functions (prctl, getpid, write).
+    unsafe {
+        cmd.pre_exec(move || {
+            // The job dies with the thread that watches it, even on kill -9 of the worker.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(fd) = fd {
+                limit::join_from_child(fd)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            group.remove();
+            return fail(format!("cannot start `{}`: {e}", p.argv[0]));
+        }
+    };
+    let pgid = child.id() as i32;
+    if let Ok(db) = Db::open_existing(&l.cfg.state_db()) {
+        let _ = super::queue::set_pgid(&db, job.id, pgid as i64);
+    }
+    tracing::info!(
+        job = job.id,
+        pid = pgid,
+        mechanism = group.mechanism.as_str(),
+        limit,
+        "job started"
+    );
+    let cap = l.cfg.jobs.log_cap.0;
+    let pumps = [
+        pump(child.stdout.take().expect("piped"), dir.join("stdout.log"), cap),
+        pump(child.stderr.take().expect("piped"), dir.join("stderr.log"), cap),
+    ];
+
+    let interval = l.cfg.jobs.watchdog_interval.0.min(Duration::from_millis(250));
+    let grace = l.cfg.jobs.kill_grace.0;
+    let deadline = Instant::now() + Duration::from_millis(job.timeout_ms.max(0) as u64);
+    let mut peak_sampled = 0u64;
+    let mut reason: Option<(Outcome, String)> = None;
+    let mut term_sent: Option<Instant> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        let (rss, _) = limit::group_rss(pgid);
+        peak_sampled = peak_sampled.max(rss);
+        if reason.is_none() {
+            if group.mechanism == Mechanism::Watchdog && rss > limit {
+                reason = Some((
+                    Outcome::OomKilled,
+                    format!("RSS {rss} bytes passed the {limit}-byte limit (watchdog)"),
+                ));
+            } else if Instant::now() >= deadline {
+                reason = Some((Outcome::TimedOut, format!("timed out after {} ms", job.timeout_ms)));
+            } else {
+                match l.stop.load(Ordering::Relaxed) {
+                    STOP_CANCEL => reason = Some((Outcome::Cancelled, "cancelled".into())),
+                    STOP_SHUTDOWN => reason = Some((Outcome::Interrupted, "the worker shut down".into())),
+                    _ => {}
+                }
+            }
+        }
+        if reason.is_some() {
+            match term_sent {
+                None => {
+                    limit::signal_group(pgid, libc::SIGTERM);
+                    term_sent = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= grace => limit::signal_group(pgid, libc::SIGKILL),
+                Some(_) => {}
+            }
+        }
+        std::thread::sleep(interval);
+    };
+    // Nothing the job started outlives it.
+    limit::signal_group(pgid, libc::SIGKILL);
+    for p in pumps {
+        let _ = p.join();
+    }
+    let peak = peak_sampled.max(group.peak().unwrap_or(0));
+    let kernel_oom = group.oom_killed();
+    group.remove();
+    let exit_code = status.and_then(|s| s.code());
+    let signal = status.and_then(|s| s.signal());
+    let (outcome, message) = match (reason, kernel_oom) {
+        (Some(r), _) => r,
+        (None, true) => (
+            Outcome::OomKilled,
+            format!("killed by the kernel at the {limit}-byte cgroup limit"),
+        ),
+        (None, false) => match (exit_code, signal) {
+            (Some(0), _) => (Outcome::Succeeded, "exited 0".into()),
+            (Some(c), _) => (Outcome::Failed, format!("exited {c}")),
+            (None, Some(s)) => (Outcome::Failed, format!("killed by signal {s}")),
+            (None, None) => (Outcome::Failed, "lost track of the process".into()),
+        },
+    };
+    tracing::info!(job = job.id, state = outcome.as_str(), peak, "job ended");
+    Finish {
+        outcome,
+        exit_code,
+        peak_bytes: Some(peak),
+        message,
+    }
+}
+
+/// `result.json`: the same fields for every framework, plus what the
+/// framework's own stable outputs report.
+fn write_result(l: &Launch, dir: &Path, f: &Finish) {
+    let metrics = super::adapters::metrics(&l.job.framework, dir);
+    let v = serde_json::json!({
+        "job_id": l.job.id,
+        "name": l.job.name,
+        "framework": l.job.framework,
+        "state": f.outcome.as_str(),
+        "exit_code": f.exit_code,
+        "peak_memory_bytes": f.peak_bytes,
+        "reserved_memory_bytes": l.reserved,
+        "message": f.message,
+        "metrics": metrics,
+    });
+    let text = serde_json::to_vec_pretty(&v).unwrap_or_default();
+    if let Err(e) = crate::fsutil::write_atomic(&dir.join("result.json"), &text) {
+        tracing::warn!(job = l.job.id, error = %e, "cannot write result.json");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_and_name_what_is_missing() {
+        let vars = vec![("a".to_string(), "1".to_string()), ("b".to_string(), "x y".to_string())];
+        assert_eq!(fill("{a}/{b}.json", &vars).unwrap(), "1/x y.json");
+        assert_eq!(fill("plain", &vars).unwrap(), "plain");
+        assert_eq!(fill("{nope}", &vars).unwrap_err(), "nope");
+    }
+}

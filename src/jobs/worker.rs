@@ -1,0 +1,316 @@
+//! The job worker: admission under one memory budget, one framework at a time.
+//!
+//! Owns the decisions: which framework is active, when to stop admitting it
+//! so another gets its turn (its queue drained, or another framework's
+//! oldest job waited longer than `jobs.fairness_window`), whether a job's
+//! reservation fits what is left of the budget, re-queueing after an
+//! interruption, and recovering jobs whose worker died. Running a job is
+//! [`super::run`]'s business. One worker runs at a time (a named lock).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::limit::{self, Mechanism};
+use super::queue::{self, Finish, Job, Outcome};
+use super::run::{self, Launch, STOP_CANCEL, STOP_SHUTDOWN};
+use crate::config::Config;
+use crate::error::Result;
+use crate::maintenance::Lock;
+use crate::state::{now_ns, Db};
+
+pub const WORKER_LOCK: &str = "jobs-worker";
+
+/// How often the worker looks at the queue when nothing wakes it.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default, Serialize)]
+pub struct WorkReport {
+    pub mechanism: String,
+    pub started: u64,
+    pub finished: HashMap<String, u64>,
+    pub recovered: u64,
+    pub requeued: u64,
+}
+
+struct Running {
+    group: String,
+    reserved: u64,
+    stop: Arc<AtomicU8>,
+    handle: JoinHandle<()>,
+}
+
+/// The reservation of `job` now: max(declared or the profile's default,
+/// the learned peak raised by the margin, what it was given before).
+pub fn reservation(cfg: &Config, db: &Db, job_spec: &super::spec::JobSpec, floor: u64) -> Result<u64> {
+    let profile = &cfg.jobs.frameworks[&job_spec.framework];
+    let declared = job_spec.memory.map(|m| m.0).unwrap_or(profile.memory.0);
+    let mut peaks = queue::recent_peaks(db, &job_spec.framework, &job_spec.fingerprint(), 20)?;
+    let learned = if peaks.is_empty() {
+        0
+    } else {
+        peaks.sort_unstable();
+        // The 90th percentile, nearest rank.
+        let i = ((peaks.len() as f64 * 0.9).ceil() as usize).clamp(1, peaks.len()) - 1;
+        (peaks[i] as f64 * (1.0 + cfg.jobs.margin)) as u64
+    };
+    Ok(declared.max(learned).max(floor))
+}
+
+/// Run the worker until `stop()` says so or, with `once`, until the queue
+/// is empty and nothing runs. `wake` (when given) cuts the wait short.
+pub fn work(
+    cfg: &Config,
+    db: &mut Db,
+    once: bool,
+    stop: &dyn Fn() -> bool,
+    wake: Option<&Receiver<()>>,
+) -> Result<WorkReport> {
+    let lock_db = Db::open(&db.path)?;
+    let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
+    let (mechanism, parent) = limit::detect(cfg.jobs.limit);
+    tracing::info!(
+        mechanism = mechanism.as_str(),
+        budget = cfg.jobs.memory_budget.0,
+        "job worker started"
+    );
+    let mut report = WorkReport {
+        mechanism: mechanism.as_str().into(),
+        ..Default::default()
+    };
+    recover(cfg, db, parent.as_deref(), &mut report)?;
+    let (tx, rx) = channel::<(i64, Finish)>();
+    let mut running: HashMap<i64, Running> = HashMap::new();
+    let mut active: Option<String> = None;
+    let mut beat = Instant::now();
+    let mut shutting_down = false;
+    loop {
+        if stop() && !shutting_down {
+            shutting_down = true;
+            tracing::info!(
+                running = running.len(),
+                "stopping: no new jobs; interrupting the running ones"
+            );
+            for r in running.values() {
+                r.stop.store(STOP_SHUTDOWN, Ordering::Relaxed);
+            }
+        }
+        for id in queue::cancel_requests(db)? {
+            if let Some(r) = running.get(&id) {
+                r.stop.store(STOP_CANCEL, Ordering::Relaxed);
+            }
+        }
+        if !shutting_down {
+            admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
+        }
+        if running.is_empty() && (shutting_down || (once && queue::queued(db)?.is_empty())) {
+            break;
+        }
+        if beat.elapsed() > Duration::from_secs(30) {
+            lock.heartbeat()?;
+            beat = Instant::now();
+        }
+        match rx.recv_timeout(POLL) {
+            Ok((id, f)) => {
+                finish(cfg, db, id, f, &mut running, &mut report)?;
+                while let Ok((id, f)) = rx.try_recv() {
+                    finish(cfg, db, id, f, &mut running, &mut report)?;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(w) = wake {
+                    let _ = w.try_recv();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    cfg: &Config,
+    db: &mut Db,
+    mechanism: Mechanism,
+    parent: &Option<PathBuf>,
+    tx: &Sender<(i64, Finish)>,
+    running: &mut HashMap<i64, Running>,
+    active: &mut Option<String>,
+    report: &mut WorkReport,
+) -> Result<()> {
+    let queued = queue::queued(db)?;
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let fairness = cfg.jobs.fairness_window.0.as_nanos() as i64;
+    let now = now_ns();
+    let waited_too_long = |g: &str| {
+        queued
+            .iter()
+            .filter(|j| j.group != g)
+            .filter_map(|j| match j.life {
+                queue::Lifecycle::Queued { queued_at } => Some((queued_at, j.group.clone())),
+                _ => None,
+            })
+            .min()
+            .filter(|(t, _)| now - t > fairness)
+            .map(|(_, g)| g)
+    };
+    let running_group = running.values().next().map(|r| r.group.clone());
+    let group = match running_group {
+        // Another framework has waited too long: drain this one, admit nothing.
+        Some(g) if waited_too_long(&g).is_some() => return Ok(()),
+        Some(g) => g,
+        None => match active.as_deref().and_then(waited_too_long) {
+            Some(starved) => starved,
+            None => match active.as_ref().filter(|a| queued.iter().any(|j| &j.group == *a)) {
+                Some(a) => a.clone(),
+                None => queued[0].group.clone(),
+            },
+        },
+    };
+    let budget = cfg.jobs.memory_budget.0;
+    for job in queued.iter().filter(|j| j.group == group) {
+        let in_use: u64 = running.values().map(|r| r.reserved).sum();
+        let n_running = running.values().filter(|r| r.group == group).count();
+        let max_parallel = cfg.jobs.frameworks[&job.framework].max_parallel.max(1);
+        if n_running >= max_parallel {
+            break;
+        }
+        let reserved = reservation(cfg, db, &job.spec, job.reserved_bytes)?;
+        if reserved > budget {
+            queue::finish(
+                db,
+                job.id,
+                &Finish {
+                    outcome: Outcome::Failed,
+                    exit_code: None,
+                    peak_bytes: None,
+                    message: format!("reservation {reserved} bytes exceeds the {budget}-byte budget"),
+                },
+                None,
+            )?;
+            continue;
+        }
+        // Keep priority order: a job that does not fit waits, and so do those behind it.
+        if in_use + reserved > budget {
+            break;
+        }
+        let Some(_attempt) = queue::claim(db, job.id, reserved, mechanism.as_str())? else {
+            continue;
+        };
+        let job: Job = queue::get(db, job.id)?;
+        let stop = Arc::new(AtomicU8::new(0));
+        let launch = Launch {
+            cfg: cfg.clone(),
+            job: job.clone(),
+            reserved,
+            mechanism,
+            cgroup_parent: parent.clone(),
+            stop: stop.clone(),
+        };
+        let tx = tx.clone();
+        let id = job.id;
+        let handle = std::thread::Builder::new()
+            .name(format!("job-{id}"))
+            .spawn(move || {
+                let f = run::run(launch);
+                let _ = tx.send((id, f));
+            })
+            .map_err(crate::error::Error::io("start a job thread", &job.dir))?;
+        running.insert(
+            id,
+            Running {
+                group: group.clone(),
+                reserved,
+                stop,
+                handle,
+            },
+        );
+        *active = Some(group.clone());
+        report.started += 1;
+    }
+    Ok(())
+}
+
+fn finish(
+    cfg: &Config,
+    db: &Db,
+    id: i64,
+    f: Finish,
+    running: &mut HashMap<i64, Running>,
+    report: &mut WorkReport,
+) -> Result<()> {
+    if let Some(r) = running.remove(&id) {
+        let _ = r.handle.join();
+    }
+    let job = queue::get(db, id)?;
+    let requeue = requeue_reservation(cfg, &job, &f);
+    if requeue.is_some() {
+        report.requeued += 1;
+    }
+    queue::finish(db, id, &f, requeue)?;
+    *report.finished.entry(f.outcome.as_str().to_string()).or_default() += 1;
+    Ok(())
+}
+
+/// Whether a run that ended like `f` goes back to the queue, and with what
+/// reservation. An OOM kill is retried only with a larger one.
+fn requeue_reservation(cfg: &Config, job: &Job, f: &Finish) -> Option<u64> {
+    if job.attempts > job.retries {
+        return None;
+    }
+    match f.outcome {
+        Outcome::Interrupted | Outcome::Failed => Some(job.reserved_bytes),
+        Outcome::OomKilled => {
+            let bigger = (job.reserved_bytes as f64 * 1.5) as u64;
+            let bigger = bigger.max(f.peak_bytes.unwrap_or(0)).min(cfg.jobs.memory_budget.0);
+            (bigger > job.reserved_bytes).then_some(bigger)
+        }
+        _ => None,
+    }
+}
+
+/// Jobs left `running` by a worker that is gone: kill what is left of
+/// them, mark them interrupted, and re-queue those with retries left.
+fn recover(cfg: &Config, db: &Db, parent: Option<&std::path::Path>, report: &mut WorkReport) -> Result<()> {
+    for job in queue::list(db, Some("running"))? {
+        let alive = job
+            .worker_pid
+            .is_some_and(|p| p != std::process::id() as i64 && std::path::Path::new(&format!("/proc/{p}")).exists());
+        if alive {
+            continue;
+        }
+        if let Some(pgid) = job.pgid {
+            limit::signal_group(pgid as i32, libc::SIGKILL);
+        }
+        if let Some(w) = job.worker_pid {
+            limit::remove_leftover(parent, w, job.id);
+        }
+        let f = Finish {
+            outcome: Outcome::Interrupted,
+            exit_code: None,
+            peak_bytes: None,
+            message: "its worker died while it ran".into(),
+        };
+        let requeue = requeue_reservation(cfg, &job, &f);
+        if requeue.is_some() {
+            report.requeued += 1;
+        }
+        queue::finish(db, job.id, &f, requeue)?;
+        tracing::warn!(
+            job = job.id,
+            requeued = requeue.is_some(),
+            "recovered a job interrupted by a dead worker"
+        );
+        report.recovered += 1;
+    }
+    Ok(())
+}

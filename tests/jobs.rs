@@ -1,0 +1,341 @@
+//! Jobs with real processes: the budget, one framework at a time, OOM,
+//! cancel, timeout, kill -9 of the worker, refusal, secrets.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+fn spec(s: &Sandbox, name: &str, body: &str) -> PathBuf {
+    let p = s.root().join("jobs").join(format!("{name}.toml"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, format!("name = \"{name}\"\n{body}")).unwrap();
+    p
+}
+
+fn hog_argv(mb: u64, hold_ms: u64, tag: &str) -> String {
+    format!(
+        "argv = [\"{}\", \"hog\", \"--mb\", \"{mb}\", \"--step-mb\", \"8\", \"--step-ms\", \"5\", \"--hold-ms\", \"{hold_ms}\", \"--tag\", \"{tag}\"]",
+        env!("CARGO_BIN_EXE_mdkeep")
+    )
+}
+
+fn submit(s: &Sandbox, env: &[(&str, &str)], path: &std::path::Path) -> i64 {
+    let o = s
+        .cmd(&["jobs", "submit", path.to_str().unwrap(), "--json"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn worker(s: &Sandbox, env: &[(&str, &str)]) -> Child {
+    s.cmd(&["jobs", "work", "--once", "--json"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn show(s: &Sandbox, id: i64) -> Value {
+    s.json(&["jobs", "show", &id.to_string()])
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sum of the RSS of processes whose command line holds `tag`.
+fn tagged_rss(tag: &str) -> (u64, usize) {
+    let (mut sum, mut n) = (0, 0);
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let Ok(cmd) = std::fs::read(p.join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmd).contains(tag) {
+            continue;
+        }
+        if let Ok(st) = std::fs::read_to_string(p.join("status")) {
+            if let Some(kb) = st.lines().find(|l| l.starts_with("VmRSS:")) {
+                sum += kb.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024;
+                n += 1;
+            }
+        }
+    }
+    (sum, n)
+}
+
+fn ts(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap()
+}
+
+#[test]
+fn twenty_jobs_of_two_frameworks_stay_within_the_budget_one_framework_at_a_time() {
+    let s = Sandbox::new();
+    let tag = format!("budget-{}", std::process::id());
+    let env = [
+        ("MDKEEP__JOBS__MEMORY_BUDGET", "400MiB"),
+        ("MDKEEP__JOBS__FRAMEWORKS__COMMAND__MAX_PARALLEL", "4"),
+    ];
+    let declared = [64u64, 96, 128, 160, 200];
+    for i in 0..20 {
+        let group = if i % 3 == 0 { "alpha" } else { "beta" };
+        let mem = declared[i % declared.len()];
+        let body = format!(
+            "framework = \"command\"\ngroup = \"{group}\"\nmemory = \"{mem}MiB\"\n{}\n",
+            hog_argv(mem * 6 / 10, 300, &tag)
+        );
+        submit(&s, &env, &spec(&s, &format!("j{i}"), &body));
+    }
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, tag) = (peak.clone(), done.clone(), tag.clone());
+        std::thread::spawn(move || {
+            let mut samples = 0;
+            while !done.load(Ordering::Relaxed) {
+                let (rss, n) = tagged_rss(&tag);
+                peak.fetch_max(rss, Ordering::Relaxed);
+                samples += (n > 0) as u32;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            samples
+        })
+    };
+    let out = worker(&s, &env).wait_with_output().unwrap();
+    done.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(samples > 20, "the sampler saw too few running jobs ({samples})");
+    let peak = peak.load(Ordering::Relaxed);
+    assert!(peak <= 400 * MIB, "sampled job RSS reached {} MiB", peak / MIB);
+
+    let jobs = s.json(&["jobs", "ls"]);
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 20);
+    for j in jobs {
+        assert_eq!(j["state"], "succeeded", "{j}");
+        assert!(j["peak_memory_bytes"].as_u64().unwrap() > 0, "{j}");
+        assert!(["cgroup2", "cgroup1", "watchdog"].contains(&j["limit_mechanism"].as_str().unwrap()));
+    }
+    for a in jobs {
+        for b in jobs {
+            if a["group"] != b["group"] {
+                let (a0, a1) = (ts(&a["started_at"]), ts(&a["finished_at"]));
+                let (b0, b1) = (ts(&b["started_at"]), ts(&b["finished_at"]));
+                assert!(
+                    a1 <= b0 || b1 <= a0,
+                    "jobs {} and {} of different frameworks overlapped",
+                    a["id"],
+                    b["id"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_job_past_its_limit_is_oom_killed_and_the_runner_goes_on() {
+    for mode in ["auto", "watchdog"] {
+        let s = Sandbox::new();
+        let tag = format!("oom-{mode}-{}", std::process::id());
+        let env = [("MDKEEP__JOBS__LIMIT", mode)];
+        let big = submit(
+            &s,
+            &env,
+            &spec(
+                &s,
+                "big",
+                &format!(
+                    "framework = \"command\"\nmemory = \"64MiB\"\n{}\n",
+                    hog_argv(400, 5000, &tag)
+                ),
+            ),
+        );
+        let next = submit(
+            &s,
+            &env,
+            &spec(
+                &s,
+                "next",
+                &format!(
+                    "framework = \"command\"\nmemory = \"64MiB\"\n{}\n",
+                    hog_argv(8, 10, &tag)
+                ),
+            ),
+        );
+        let out = worker(&s, &env).wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j = show(&s, big);
+        assert_eq!(j["state"], "oom_killed", "{mode}: {j}");
+        let peak = j["peak_memory_bytes"].as_u64().unwrap();
+        assert!((32 * MIB..200 * MIB).contains(&peak), "{mode}: peak {peak}");
+        if mode == "watchdog" {
+            assert_eq!(j["limit_mechanism"], "watchdog");
+        }
+        assert_eq!(show(&s, next)["state"], "succeeded");
+    }
+}
+
+#[test]
+fn cancel_and_timeout() {
+    let s = Sandbox::new();
+    let tag = format!("cancel-{}", std::process::id());
+    let long = submit(
+        &s,
+        &[],
+        &spec(
+            &s,
+            "long",
+            &format!("framework = \"command\"\n{}\n", hog_argv(8, 60_000, &tag)),
+        ),
+    );
+    let slow = submit(
+        &s,
+        &[],
+        &spec(
+            &s,
+            "slow",
+            &format!(
+                "framework = \"command\"\ntimeout = \"1s\"\n{}\n",
+                hog_argv(8, 60_000, &tag)
+            ),
+        ),
+    );
+    let w = worker(&s, &[]);
+    wait_for("the long job to run", Duration::from_secs(20), || {
+        show(&s, long)["state"] == "running"
+    });
+    s.ok(&["jobs", "cancel", &long.to_string()]);
+    let out = w.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(show(&s, long)["state"], "cancelled");
+    assert_eq!(show(&s, slow)["state"], "timed_out");
+    assert_eq!(tagged_rss(&tag).1, 0, "a job process outlived its job");
+}
+
+#[test]
+fn kill_9_of_the_worker_interrupts_and_requeues_without_orphans() {
+    let s = Sandbox::new();
+    let tag = format!("kill9-{}", std::process::id());
+    let id = submit(
+        &s,
+        &[],
+        &spec(
+            &s,
+            "victim",
+            &format!("framework = \"command\"\nretries = 1\n{}\n", hog_argv(16, 3000, &tag)),
+        ),
+    );
+    let mut w = worker(&s, &[]);
+    wait_for("the job to start", Duration::from_secs(20), || tagged_rss(&tag).1 > 0);
+    w.kill().unwrap();
+    w.wait().unwrap();
+    wait_for("the orphaned job to die", Duration::from_secs(5), || {
+        tagged_rss(&tag).1 == 0
+    });
+    assert_eq!(show(&s, id)["state"], "running", "nobody has noticed yet");
+
+    let out = worker(&s, &[]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["recovered"].as_u64(), r["requeued"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let j = show(&s, id);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(j["attempts"], 2);
+    let states: Vec<&str> = j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["queued", "running", "interrupted", "queued", "running", "succeeded"]
+    );
+}
+
+#[test]
+fn a_spec_needing_more_than_the_budget_is_refused_at_submit() {
+    let s = Sandbox::new();
+    let p = spec(
+        &s,
+        "huge",
+        "framework = \"command\"\nargv = [\"true\"]\nmemory = \"6GiB\"\n",
+    );
+    let o = s.run(&["jobs", "submit", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("memory_budget") && err.contains("huge.toml"), "{err}");
+    assert_eq!(s.json(&["jobs", "ls"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_secret_reaches_the_job_but_never_the_logs_or_show() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let secret = "sekrit-Value-4242";
+    let f = s.root().join("configs/secrets.toml");
+    std::fs::write(&f, format!("API_KEY = \"{secret}\"\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let p = spec(
+        &s,
+        "secretive",
+        "framework = \"command\"\nsecrets = [\"API_KEY\"]\nargv = [\"sh\", \"-c\", \"printf %s \\\"$API_KEY\\\" > got-key && echo key-ok\"]\n",
+    );
+    let id = submit(&s, &[], &p);
+    let out = s
+        .cmd(&["jobs", "work", "--once"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let j = show(&s, id);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let got = std::fs::read_to_string(std::path::Path::new(j["dir"].as_str().unwrap()).join("got-key")).unwrap();
+    assert_eq!(got, secret, "the job did not get its secret");
+    let logs = s.ok(&["jobs", "logs", &id.to_string()]);
+    assert!(logs.contains("key-ok"));
+    let text = s.ok(&["jobs", "show", &id.to_string()]);
+    for (what, hay) in [
+        (
+            "worker log",
+            String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout),
+        ),
+        ("jobs show", text),
+        ("jobs show --json", j.to_string()),
+        ("jobs logs", logs),
+        ("jobs ls --json", s.json(&["jobs", "ls"]).to_string()),
+    ] {
+        assert!(!hay.contains(secret), "the secret leaked into {what}");
+    }
+    // A secrets file others can read is refused at submit.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = s.run(&["jobs", "submit", p.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0600"));
+}
