@@ -112,3 +112,86 @@ fn keep_forever_and_pinned_survive_and_an_unmet_limit_fails_loudly() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["partition"]["date"], "2024-01-02");
 }
+
+#[test]
+fn a_dataset_hard_limit_evicts_only_that_dataset_oldest_first() {
+    let s = pile();
+    let (_, before, _) = quota(&s, &[], &["--dry-run"]);
+    let trades_used = before["usage"]["datasets"]["trades"].as_u64().unwrap();
+    let days = s.json(&["ls", "--dataset", "trades"]);
+    let day1 = days[0]["bytes"].as_u64().unwrap();
+    // Trades now rank last in the global order, yet their own limit evicts
+    // them, and only them: the candles (lower priority) stay.
+    let limit = (trades_used - day1 - 10).to_string();
+    let env = [
+        ("MDKEEP__DATASETS__TRADES__HARD_LIMIT", limit.as_str()),
+        ("MDKEEP__DATASETS__TRADES__PRIORITY", "100"),
+    ];
+    let candles_before = s.json(&["ls", "--dataset", "ohlcv"]);
+    let (code, r, err) = quota(&s, &env, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(r["hard"][0]["what"], "dataset trades", "{r}");
+    let evicted: Vec<&str> = r["evictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["partition"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        evicted,
+        vec![
+            "exchange=binance/symbol=BTC_USDT/date=2024-01-01",
+            "exchange=binance/symbol=BTC_USDT/date=2024-01-02"
+        ],
+        "oldest first: {r}"
+    );
+    assert!(r["usage_after"]["datasets"]["trades"].as_u64().unwrap() <= limit.parse::<u64>().unwrap());
+    assert_eq!(s.json(&["ls", "--dataset", "ohlcv"]), candles_before);
+}
+
+#[test]
+fn a_soft_limit_warns_and_tiers_early() {
+    let s = pile();
+    // Day 1 ended about 3 days before the newest row: not old enough for
+    // warm at 5d, old enough at 5d × 0.5.
+    let env = [
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "5d"),
+        ("MDKEEP__QUOTA__SOFT_TOTAL", "1KiB"),
+    ];
+    let o = s.cmd(&["tier", "--dry-run", "--json"]).envs(env).output().unwrap();
+    let plain: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plain["moves"].as_array().unwrap().len(), 0, "{plain}");
+
+    let snap = snapshot(s.root());
+    let (code, plan, _) = quota(&s, &env, &["--dry-run"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(snapshot(s.root()), snap, "a dry run changed something");
+    assert_eq!(plan["soft"][0]["what"], "total", "{plan}");
+    let early = plan["early_tier"]["moves"].as_array().unwrap();
+    assert_eq!(early.len(), 1, "{plan}");
+    assert_eq!(
+        early[0]["partition"],
+        "exchange=binance/symbol=BTC_USDT/date=2024-01-01"
+    );
+    assert!(early[0]["reason"].as_str().unwrap().contains("early"), "{plan}");
+
+    let (code, r, err) = quota(&s, &env, &[]);
+    assert_eq!(code, Some(0), "a soft limit only warns: {err}");
+    assert!(err.contains("soft quota exceeded"), "{err}");
+    assert_eq!(r["tiered_early"]["moves"], 1, "{r}");
+    assert_eq!(r["evictions"].as_array().unwrap().len(), 0);
+    let tiers: Vec<String> = s
+        .json(&["ls", "--dataset", "trades"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}",
+                p["partition"]["date"].as_str().unwrap(),
+                p["tier"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(tiers.contains(&"2024-01-01:warm".to_string()), "{tiers:?}");
+}

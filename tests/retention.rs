@@ -104,3 +104,68 @@ fn a_crash_after_the_catalog_commit_is_finished_by_recovery() {
     assert_eq!(r["added"].as_u64(), Some(0), "files of a dropped partition came back");
     assert_eq!(rows_by_date(&s), "2024-01-02,2024-01-03");
 }
+
+#[test]
+fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
+    let s = Sandbox::new();
+    s.gen(1, 3, 2, 200);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    s.ok(&["rollup"]);
+    let env = [
+        ("MDKEEP__DATASETS__TRADES__KEEP", "36h"),
+        ("MDKEEP__DATASETS__TRADES__TRIM", "true"),
+    ];
+    let before = snapshot(s.root());
+    let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(snapshot(s.root()), before, "a dry run changed something");
+    assert_eq!(plan["drops"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(plan["trims"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(
+        plan["trims"][0]["partition"],
+        "exchange=binance/symbol=BTC_USDT/date=2024-01-02"
+    );
+    let cut = plan["cut"]["trades"].as_str().unwrap().to_string();
+
+    // What must stay: every distinct trade at or after the cut, by DuckDB.
+    let count = |root: &std::path::Path| {
+        py(
+            "import duckdb, sys\n\
+             r = duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id), count(*) FILTER (WHERE ts < TIMESTAMPTZ '{sys.argv[2]}') FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
+             print(r[0], r[1])",
+            &[&root.display().to_string(), &cut],
+        )
+    };
+    let want = py(
+        "import duckdb, sys\n\
+         print(duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet') WHERE ts >= TIMESTAMPTZ '{sys.argv[2]}'\").fetchone()[0])",
+        &[&s.hot().display().to_string(), &cut],
+    );
+    let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (m["partitions_dropped"].as_u64(), m["partitions_trimmed"].as_u64()),
+        (Some(1), Some(1)),
+        "{m}"
+    );
+    assert_eq!(
+        count(&s.hot()),
+        format!("{want} 0"),
+        "rows before the cut remain, or rows after it went"
+    );
+    // The trimmed partition keeps its verified candles: no second rollup.
+    let again = s.cmd(&["rollup", "--dry-run", "--json"]).envs(env).output().unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["items"].as_array().unwrap().len(), 0, "{again}");
+    // And a second retention has nothing left to do.
+    let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["trims"].as_array().unwrap().len() + plan["drops"].as_array().unwrap().len(),
+        0,
+        "{plan}"
+    );
+}

@@ -45,8 +45,33 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
                 human_bytes(r.min_free)
             );
         }
-        if p.soft_exceeded {
-            println!("warning: above the soft limit");
+        for e in &p.soft {
+            println!(
+                "warning: {} is above its soft limit ({} > {}): tiering early",
+                e.what,
+                human_bytes(e.usage),
+                human_bytes(e.limit)
+            );
+        }
+        for e in &p.hard {
+            println!(
+                "{} is above its hard limit ({} > {})",
+                e.what,
+                human_bytes(e.usage),
+                human_bytes(e.limit)
+            );
+        }
+        let verb = if report.dry_run { "would move" } else { "moved" };
+        for mv in p.early_tier.iter().flat_map(|t| &t.moves) {
+            println!(
+                "{verb} {} {} {} → {}: {}, {}",
+                mv.dataset,
+                mv.partition,
+                mv.from,
+                mv.to,
+                human_bytes(mv.bytes),
+                mv.reason
+            );
         }
         let verb = if report.dry_run { "would evict" } else { "evicted" };
         for e in &p.evictions {

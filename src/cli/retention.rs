@@ -25,13 +25,24 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
                 d.reason
             );
         }
+        for t in &plan.trims {
+            println!(
+                "would trim {} {} [{}] ({} rows, {}): {}",
+                t.dataset,
+                t.partition,
+                t.tier,
+                output::thousands(t.rows),
+                human_bytes(t.bytes),
+                t.reason
+            );
+        }
         for d in &plan.waiting_for_rollup {
             println!(
                 "would keep {} {} [{}] until its rollup is verified: {}",
                 d.dataset, d.partition, d.tier, d.reason
             );
         }
-        if plan.drops.is_empty() {
+        if plan.drops.is_empty() && plan.trims.is_empty() {
             println!("nothing to drop");
         }
         println!("dry run: nothing was changed");
@@ -48,6 +59,13 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
             output::thousands(m.rows_removed),
             human_bytes(m.bytes_removed)
         );
+        if m.partitions_trimmed > 0 {
+            println!(
+                "trimmed {} straddling partitions: {} expired rows rewritten away",
+                m.partitions_trimmed,
+                output::thousands(m.rows_trimmed)
+            );
+        }
         if !plan.waiting_for_rollup.is_empty() {
             println!(
                 "{} expired partitions wait for their rollup (run `mdkeep rollup`)",

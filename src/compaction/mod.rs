@@ -126,6 +126,8 @@ pub struct RewriteTotals {
     pub rows_in: u64,
     pub rows_out: u64,
     pub duplicates_removed: u64,
+    /// Rows left out because they expired (retention `trim`).
+    pub rows_trimmed: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Inputs that were pinned and went to the trash instead of being deleted.
@@ -149,6 +151,7 @@ impl std::ops::AddAssign for RewriteTotals {
         self.pinned_to_trash += o.pinned_to_trash;
         self.sorted_runs += o.sorted_runs;
         self.merge_rounds += o.merge_rounds;
+        self.rows_trimmed += o.rows_trimmed;
     }
 }
 
@@ -160,6 +163,8 @@ pub(crate) struct Rewrite<'a> {
     /// Re-read the outputs and compare a checksum of their key columns with
     /// the rows that were written (tier moves, where the source then goes).
     pub verify_keys: bool,
+    /// Rows older than this (ns) are left out: a retention trim.
+    pub drop_before_ns: Option<i64>,
 }
 
 impl<'a> Rewrite<'a> {
@@ -168,6 +173,7 @@ impl<'a> Rewrite<'a> {
             kind: "compact",
             out_tier: tier,
             verify_keys: false,
+            drop_before_ns: None,
         }
     }
 }
@@ -313,10 +319,15 @@ fn rewrite(
             &db.conn,
             jid,
         );
+        let cut = how
+            .drop_before_ns
+            .map(|t| t.saturating_add(ctx.unit_ns - 1).div_euclid(ctx.unit_ns));
+        let w = w.drop_before(cut);
         Ok(if how.verify_keys { w.track_keys() } else { w })
     };
     let (writer, stats) = merge_inputs(&ctx, inputs, scratch, fan_in, &mut m, &on_rows, make, |w| w.abort())?;
     let written_keys = writer.key_checksum;
+    m.rows_trimmed = writer.rows_dropped;
     let outputs = writer.finish()?;
     if how.verify_keys {
         let mut reread = 0u64;
@@ -332,10 +343,12 @@ fn rewrite(
     }
     m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
     // Every input row is either written once or counted as a duplicate.
-    if m.rows_out + m.duplicates_removed != rows_expected || stats.rows_out != m.rows_out {
+    if m.rows_out + m.duplicates_removed + m.rows_trimmed != rows_expected
+        || stats.rows_out != m.rows_out + m.rows_trimmed
+    {
         return Err(Error::Invalid(format!(
-            "{} of {} {}: {} rows out + {} duplicates != {} rows in (inputs changed since the last scan?); rolled back",
-            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, rows_expected
+            "{} of {} {}: {} rows out + {} duplicates + {} trimmed != {} rows in (inputs changed since the last scan?); rolled back",
+            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, rows_expected
         )));
     }
     Ok((outputs, m))

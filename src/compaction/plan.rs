@@ -47,6 +47,33 @@ pub struct SeriesPlan {
     pub inputs: Vec<PlanFile>,
 }
 
+impl SeriesPlan {
+    /// One whole partition as its own rewrite (a tier move, a trim).
+    pub fn one_partition(
+        ds: &crate::config::DatasetConfig,
+        tier: &str,
+        partition: &str,
+        inputs: Vec<PlanFile>,
+        reason: String,
+    ) -> SeriesPlan {
+        let values = crate::catalog::partition_values(partition);
+        let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
+        SeriesPlan {
+            dataset: ds.name.clone(),
+            tier: tier.to_string(),
+            series: crate::layout::partition_key(&fixed),
+            partitions: vec![PartitionPlan {
+                partition: partition.to_string(),
+                files: inputs.len() as u64,
+                rows: inputs.iter().map(|f| f.rows).sum(),
+                bytes: inputs.iter().map(|f| f.bytes).sum(),
+                reasons: vec![reason],
+            }],
+            inputs,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Plan {
     pub series: Vec<SeriesPlan>,

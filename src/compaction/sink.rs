@@ -58,6 +58,10 @@ pub struct PartitionWriter<'a> {
     pub key_checksum: u64,
     track_keys: bool,
     conv: arrow::row::RowConverter,
+    /// Rows older than this (in the time column's unit) are not written.
+    drop_before: Option<i64>,
+    /// Rows left out by `drop_before`.
+    pub rows_dropped: u64,
 }
 
 impl<'a> PartitionWriter<'a> {
@@ -118,6 +122,8 @@ impl<'a> PartitionWriter<'a> {
             outputs: Vec::new(),
             key_checksum: 0,
             track_keys: false,
+            drop_before: None,
+            rows_dropped: 0,
             conv: ctx.converter(),
         }
     }
@@ -125,6 +131,13 @@ impl<'a> PartitionWriter<'a> {
     /// Keep a checksum of every emitted row's keys, to verify the files later.
     pub fn track_keys(mut self) -> Self {
         self.track_keys = true;
+        self
+    }
+
+    /// Leave out rows older than `t` (in the time column's unit): a
+    /// retention trim. Rows arrive sorted, so they are a prefix of a batch.
+    pub fn drop_before(mut self, t: Option<i64>) -> Self {
+        self.drop_before = t;
         self
     }
 
@@ -235,6 +248,19 @@ impl<'a> PartitionWriter<'a> {
 
 impl Sink for PartitionWriter<'_> {
     fn emit(&mut self, batch: &RecordBatch, _prio: Option<ArrayRef>) -> Result<()> {
+        let trimmed;
+        let batch = match self.drop_before {
+            Some(cut) => {
+                let n = self.ctx.ts_values(batch)?.partition_point(|&t| t < cut);
+                self.rows_dropped += n as u64;
+                trimmed = batch.slice(n, batch.num_rows() - n);
+                &trimmed
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         if self.track_keys {
             let sum = super::merge::key_checksum(self.ctx, &self.conv, batch)?;
             self.key_checksum = self.key_checksum.wrapping_add(sum);

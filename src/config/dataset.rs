@@ -42,6 +42,17 @@ pub struct DatasetConfig {
     /// Candles built from this dataset's trades before its partitions expire.
     #[serde(default)]
     pub rollup: Option<RollupConfig>,
+    /// With `keep`: a partition that straddles the cut is rewritten without
+    /// its expired rows, instead of staying whole until it has all expired.
+    #[serde(default)]
+    pub trim: bool,
+    /// Above this many bytes (all tiers), `quota` warns and tiers early.
+    #[serde(default)]
+    pub soft_limit: Option<super::ByteSize>,
+    /// Above this many bytes (all tiers), `quota` evicts this dataset's
+    /// oldest partitions.
+    #[serde(default)]
+    pub hard_limit: Option<super::ByteSize>,
 }
 
 /// `rollup = { into = "ohlcv", timeframes = ["1m"] }` on a trades dataset.
@@ -319,6 +330,9 @@ mod tests {
             priority: 0,
             keep_forever: false,
             rollup: None,
+            trim: false,
+            soft_limit: None,
+            hard_limit: None,
         }
     }
 

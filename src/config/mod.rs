@@ -98,6 +98,14 @@ pub struct QuotaConfig {
     /// Free space each root's filesystem must keep; evicts like a hard limit.
     #[serde(default)]
     pub min_free: Option<SizeOrPercent>,
+    /// Above a soft limit, `quota` tiers early: partitions move once their
+    /// age passes `tier_after` × this factor.
+    #[serde(default = "default_early_tier_factor")]
+    pub early_tier_factor: f64,
+}
+
+fn default_early_tier_factor() -> f64 {
+    0.5
 }
 
 /// Which duplicate survives compaction.
@@ -203,6 +211,12 @@ impl Config {
         if c.row_group_rows < 1024 {
             return Err(bad("compaction.row_group_rows".into(), "must be at least 1024".into()));
         }
+        if !(self.quota.early_tier_factor > 0.0 && self.quota.early_tier_factor <= 1.0) {
+            return Err(bad(
+                "quota.early_tier_factor".into(),
+                "must be above 0 and at most 1".into(),
+            ));
+        }
         for (name, ds) in &self.datasets {
             let k = |f: &str| format!("datasets.{name}.{f}");
             crate::layout::check_segment("dataset", name)
@@ -253,6 +267,18 @@ impl Config {
                 return Err(bad(
                     k("tier_after"),
                     "ages must grow from warmer to colder tiers".into(),
+                ));
+            }
+            if ds.keep_forever && ds.hard_limit.is_some() {
+                return Err(bad(
+                    k("hard_limit"),
+                    "a keep_forever dataset is never evicted, so it cannot have a hard_limit".into(),
+                ));
+            }
+            if ds.trim && ds.keep.is_none() {
+                return Err(bad(
+                    k("trim"),
+                    "trim needs `keep`, the age after which rows expire".into(),
                 ));
             }
             if let Some(r) = &ds.rollup {

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog;
@@ -21,10 +22,13 @@ use crate::error::Result;
 use crate::journal::{self, dir_bytes};
 use crate::retention::{drop_partitions, Expired, RetentionMetrics};
 use crate::state::Db;
+use crate::tiering::{self, TierMetrics, TierPlan};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Usage {
     pub tiers: BTreeMap<String, u64>,
+    /// Per dataset, over every tier root.
+    pub datasets: BTreeMap<String, u64>,
     pub state: u64,
     pub tmp: u64,
     pub trash: u64,
@@ -40,18 +44,35 @@ pub struct RootFree {
     pub min_free: u64,
 }
 
+/// A limit that is exceeded: `what` is `total` or `dataset <name>`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exceeded {
+    pub what: String,
+    pub usage: u64,
+    pub limit: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct QuotaPlan {
     pub usage: Usage,
     pub soft_total: Option<u64>,
     pub hard_total: Option<u64>,
     pub soft_exceeded: bool,
+    /// Every soft limit (total or per dataset) that usage is above.
+    pub soft: Vec<Exceeded>,
+    /// Every hard limit (total or per dataset) that usage is above.
+    pub hard: Vec<Exceeded>,
     pub roots: Vec<RootFree>,
-    /// Bytes that must go to meet the hard limit and min_free.
+    /// Bytes that must go to meet the hard total and min_free.
     pub to_free: u64,
+    /// Above a soft limit: the moves of tiering early (thresholds ×
+    /// `quota.early_tier_factor`).
+    pub early_tier: Option<TierPlan>,
     pub evictions: Vec<Expired>,
     /// Why the limits cannot be met, when they cannot.
     pub unmet: Option<String>,
+    #[serde(skip)]
+    dataset: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -59,6 +80,7 @@ pub struct QuotaReport {
     pub dry_run: bool,
     #[serde(flatten)]
     pub plan: QuotaPlan,
+    pub tiered_early: Option<TierMetrics>,
     pub evicted: RetentionMetrics,
     pub usage_after: Option<Usage>,
 }
@@ -67,6 +89,9 @@ pub fn usage(cfg: &Config) -> Usage {
     let mut u = Usage::default();
     for (tier, root) in cfg.tier_roots() {
         u.tiers.insert(tier, dir_bytes(&root));
+        for (name, ds) in &cfg.datasets {
+            *u.datasets.entry(name.clone()).or_default() += dir_bytes(&root.join(&ds.path));
+        }
     }
     u.state = cfg.state_db().parent().map(dir_bytes).unwrap_or(0);
     u.tmp = dir_bytes(&cfg.tmp_dir());
@@ -95,9 +120,39 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
         usage: usage(cfg),
         soft_total: q.soft_total.map(|b| b.0),
         hard_total: q.hard_total.map(|b| b.0),
+        dataset: dataset.map(str::to_string),
         ..Default::default()
     };
-    p.soft_exceeded = p.soft_total.is_some_and(|s| p.usage.total > s);
+    let over = |what: String, usage: u64, limit: Option<u64>| {
+        limit
+            .filter(|l| usage > *l)
+            .map(|limit| Exceeded { what, usage, limit })
+    };
+    p.soft.extend(over("total".into(), p.usage.total, p.soft_total));
+    p.hard.extend(over("total".into(), p.usage.total, p.hard_total));
+    for (name, ds) in &cfg.datasets {
+        let used = p.usage.datasets.get(name).copied().unwrap_or(0);
+        p.soft
+            .extend(over(format!("dataset {name}"), used, ds.soft_limit.map(|b| b.0)));
+        p.hard
+            .extend(over(format!("dataset {name}"), used, ds.hard_limit.map(|b| b.0)));
+    }
+    p.soft_exceeded = !p.soft.is_empty();
+    if p.soft_exceeded {
+        // Early moves are for the datasets over a soft limit, or all when the total is.
+        let total_over = p.soft.iter().any(|e| e.what == "total");
+        let mut early = TierPlan::default();
+        for name in cfg.datasets.keys() {
+            let wanted = total_over || p.soft.iter().any(|e| e.what == format!("dataset {name}"));
+            if wanted && dataset.is_none_or(|d| d == name) {
+                let t = tiering::plan_scaled(cfg, db, Some(name), q.early_tier_factor)?;
+                early.moves.extend(t.moves);
+                early.blocked.extend(t.blocked);
+                early.reference_time.extend(t.reference_time);
+            }
+        }
+        p.early_tier = Some(early);
+    }
     if let Some(h) = p.hard_total {
         p.to_free = p.usage.total.saturating_sub(h);
     }
@@ -116,10 +171,50 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
             });
         }
     }
-    if p.to_free == 0 {
+    if p.to_free == 0 && p.hard.is_empty() {
         return Ok(p);
     }
-    // Candidates: whole partitions, in eviction order.
+    let mut candidates = eviction_candidates(cfg, db, dataset)?;
+    let mut unmet = Vec::new();
+    // Per-dataset hard limits first: only that dataset's partitions, oldest first.
+    for (name, ds) in &cfg.datasets {
+        let Some(limit) = ds.hard_limit.map(|b| b.0) else {
+            continue;
+        };
+        if dataset.is_some_and(|d| d != name) {
+            continue;
+        }
+        let used = p.usage.datasets.get(name).copied().unwrap_or(0);
+        let need = used.saturating_sub(limit);
+        let freed = take(&mut candidates, &mut p.evictions, need, |e| &e.dataset == name);
+        if freed < need {
+            unmet.push(format!(
+                "dataset {name}: {} must be freed but only {} can be evicted (pinned files stay)",
+                human_bytes(need),
+                human_bytes(freed)
+            ));
+        }
+    }
+    // Then the total and free space, in the declared order over every dataset.
+    let already: u64 = p.evictions.iter().map(|e| e.bytes).sum();
+    let need = p.to_free.saturating_sub(already);
+    let freed = take(&mut candidates, &mut p.evictions, need, |_| true);
+    if freed < need {
+        unmet.push(format!(
+            "{} must be freed but only {} can be evicted (keep_forever datasets and pinned files stay)",
+            human_bytes(p.to_free),
+            human_bytes(already + freed)
+        ));
+    }
+    if !unmet.is_empty() {
+        p.unmet = Some(unmet.join("; "));
+    }
+    Ok(p)
+}
+
+/// Whole partitions that may be evicted, in eviction order: lowest dataset
+/// priority first, then oldest. Never keep_forever, never pinned.
+fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<Vec<Expired>> {
     let mut parts: BTreeMap<(String, String, String), Vec<PlanFile>> = BTreeMap::new();
     for f in catalog_files(db, dataset)? {
         parts
@@ -162,37 +257,51 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
         ));
     }
     candidates.sort_by_key(|(prio, end, e)| (*prio, *end, e.partition.clone()));
-    let mut freed = 0;
-    for (_, _, e) in candidates {
-        if freed >= p.to_free {
-            break;
-        }
-        freed += e.bytes;
-        p.evictions.push(e);
-    }
-    if freed < p.to_free {
-        p.unmet = Some(format!(
-            "{} must be freed but only {} can be evicted (keep_forever datasets and pinned files stay)",
-            human_bytes(p.to_free),
-            human_bytes(freed)
-        ));
-    }
-    Ok(p)
+    Ok(candidates.into_iter().map(|(_, _, e)| e).collect())
 }
 
-pub fn execute(cfg: &Config, db: &mut Db, plan: QuotaPlan) -> Result<QuotaReport> {
+/// Move candidates matching `pick`, in order, into `out` until `need` bytes
+/// are freed; returns the bytes taken.
+fn take(candidates: &mut Vec<Expired>, out: &mut Vec<Expired>, need: u64, pick: impl Fn(&Expired) -> bool) -> u64 {
+    let mut freed = 0;
+    let mut i = 0;
+    while freed < need && i < candidates.len() {
+        if pick(&candidates[i]) {
+            let e = candidates.remove(i);
+            freed += e.bytes;
+            out.push(e);
+        } else {
+            i += 1;
+        }
+    }
+    freed
+}
+
+pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaReport> {
     let mut evicted = RetentionMetrics {
         recovered: journal::recover(cfg, db)?,
         ..Default::default()
     };
-    if plan.soft_exceeded {
-        tracing::warn!(usage = plan.usage.total, soft = ?plan.soft_total, "soft quota exceeded");
+    for e in &plan.soft {
+        tracing::warn!(limit = %e.what, usage = e.usage, soft = e.limit, "soft quota exceeded: tiering early");
+    }
+    let mut tiered_early = None;
+    if let Some(early) = plan.early_tier.take() {
+        if !early.moves.is_empty() {
+            tiered_early = Some(tiering::execute(cfg, db, &early, &ProgressBar::hidden())?);
+            // Moves changed what lies where: evictions are chosen afresh.
+            let dataset = plan.dataset.clone();
+            let soft = std::mem::take(&mut plan.soft);
+            plan = plan_after_tiering(cfg, db, dataset.as_deref(), soft)?;
+        }
+        plan.early_tier = Some(early);
     }
     drop_partitions(cfg, db, &plan.evictions, "evict", &mut evicted)?;
     let after = usage(cfg);
     let mut report = QuotaReport {
         dry_run: false,
         plan,
+        tiered_early,
         evicted,
         usage_after: Some(after),
     };
@@ -209,4 +318,13 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: QuotaPlan) -> Result<QuotaReport
         tracing::error!(%why, "quota cannot be met");
     }
     Ok(report)
+}
+
+/// The plan again after early tiering, keeping the soft limits that started it.
+fn plan_after_tiering(cfg: &Config, db: &Db, dataset: Option<&str>, soft: Vec<Exceeded>) -> Result<QuotaPlan> {
+    let mut p = plan(cfg, db, dataset)?;
+    p.early_tier = None;
+    p.soft_exceeded = true;
+    p.soft = soft;
+    Ok(p)
 }

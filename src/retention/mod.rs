@@ -2,8 +2,10 @@
 //!
 //! Owns the cut: reference time = min(now, newest row of the dataset), so a
 //! single future-dated row can never purge everything, and a stalled
-//! collector does not age data it no longer refreshes. Only whole
-//! partitions that ended before the cut go; one that straddles it stays.
+//! collector does not age data it no longer refreshes. Whole partitions
+//! that ended before the cut go; one that straddles it stays, unless the
+//! dataset sets `trim = true`: then it is rewritten (journaled, like a
+//! compaction) without its expired rows.
 //! A drop is journaled: catalog rows leave in one transaction, then the
 //! files (a pinned file goes to the trash). A dataset with a `rollup`
 //! loses a partition only once [`crate::rollup::is_rolled_up`] says its
@@ -11,11 +13,13 @@
 
 use std::time::Instant;
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog::{self, rfc3339};
-use crate::compaction::plan::catalog_files;
-use crate::config::Config;
+use crate::compaction::plan::{catalog_files, SeriesPlan};
+use crate::compaction::{rewrite_series, Rewrite};
+use crate::config::{Config, DatasetConfig};
 use crate::error::Result;
 use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
 use crate::state::{db_err, now_ns, Db};
@@ -31,9 +35,27 @@ pub struct Expired {
     pub reason: String,
 }
 
+/// A partition that straddles the cut, rewritten without its expired rows
+/// (datasets with `trim = true`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Trim {
+    pub dataset: String,
+    pub tier: String,
+    pub partition: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reason: String,
+    #[serde(skip)]
+    cut_ns: i64,
+    #[serde(skip)]
+    series: SeriesPlan,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct RetentionPlan {
     pub drops: Vec<Expired>,
+    /// Straddling partitions to rewrite without their expired rows.
+    pub trims: Vec<Trim>,
     /// Expired, but kept until their rollup is written and verified.
     pub waiting_for_rollup: Vec<Expired>,
     /// Per dataset: the guarded clock and the cut (RFC 3339).
@@ -45,6 +67,8 @@ pub struct RetentionPlan {
 pub struct RetentionMetrics {
     pub dry_run: bool,
     pub partitions_dropped: u64,
+    pub partitions_trimmed: u64,
+    pub rows_trimmed: u64,
     pub files_removed: u64,
     pub rows_removed: u64,
     pub bytes_removed: u64,
@@ -85,10 +109,38 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
             };
             // The rows must be old too: a misfiled row newer than the cut keeps the partition.
             let newest_row = files.iter().map(|f| f.file.max_ts).max().unwrap_or(end);
+            let oldest_row = files.iter().map(|f| f.file.min_ts).min().unwrap_or(end);
+            let rows = files.iter().map(|f| f.file.rows).sum();
             if end > cut || newest_row >= cut {
+                if ds.trim && oldest_row < cut {
+                    let reason = format!("straddles {} (keep = {keep}, trim = true)", rfc3339(cut));
+                    let e = Expired {
+                        dataset: name.clone(),
+                        tier: tier.clone(),
+                        partition: partition.clone(),
+                        rows,
+                        bytes: files.iter().map(|f| f.file.bytes).sum(),
+                        files: files.iter().map(|f| f.file.relpath.clone()).collect(),
+                        reason: reason.clone(),
+                    };
+                    if waits_for_rollup(db, ds, &e)? {
+                        out.waiting_for_rollup.push(e);
+                        continue;
+                    }
+                    let inputs = files.into_iter().map(|f| f.file).collect();
+                    out.trims.push(Trim {
+                        series: SeriesPlan::one_partition(ds, &tier, &partition, inputs, reason.clone()),
+                        dataset: e.dataset,
+                        tier,
+                        partition,
+                        rows,
+                        bytes: e.bytes,
+                        reason,
+                        cut_ns: cut,
+                    });
+                }
                 continue;
             }
-            let rows = files.iter().map(|f| f.file.rows).sum();
             let e = Expired {
                 dataset: name.clone(),
                 tier,
@@ -98,15 +150,21 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
                 reason: format!("ended before {} (keep = {keep})", rfc3339(cut)),
                 partition,
             };
-            match &ds.rollup {
-                Some(r) if !crate::rollup::is_rolled_up(db, r, name, &e.partition, rows)? => {
-                    out.waiting_for_rollup.push(e)
-                }
-                _ => out.drops.push(e),
+            if waits_for_rollup(db, ds, &e)? {
+                out.waiting_for_rollup.push(e);
+            } else {
+                out.drops.push(e);
             }
         }
     }
     Ok(out)
+}
+
+fn waits_for_rollup(db: &Db, ds: &DatasetConfig, e: &Expired) -> Result<bool> {
+    Ok(match &ds.rollup {
+        Some(r) => !crate::rollup::is_rolled_up(db, r, &ds.name, &e.partition, e.rows)?,
+        None => false,
+    })
 }
 
 pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<RetentionMetrics> {
@@ -116,6 +174,29 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         ..Default::default()
     };
     drop_partitions(cfg, db, &plan.drops, "retention", &mut m)?;
+    let budget = cfg.compaction.memory_limit.0 as usize;
+    for t in &plan.trims {
+        let how = Rewrite {
+            kind: "trim",
+            out_tier: &t.tier,
+            verify_keys: true,
+            drop_before_ns: Some(t.cut_ns),
+        };
+        let r = rewrite_series(cfg, db, &t.series, &how, budget, &ProgressBar::hidden())?;
+        // The candles were built from every row; the trim must not make the
+        // partition look un-rolled-up and have its remaining rows rolled up
+        // again into partial candles.
+        db.conn
+            .execute(
+                "UPDATE rollups SET source_rows = ?1 WHERE dataset = ?2 AND partition = ?3 AND source_rows = ?4",
+                rusqlite::params![r.rows_out as i64, t.dataset, t.partition, t.rows as i64],
+            )
+            .map_err(db.err())?;
+        m.partitions_trimmed += 1;
+        m.rows_trimmed += r.rows_trimmed;
+        m.rows_removed += r.rows_trimmed;
+        m.bytes_removed += r.bytes_in.saturating_sub(r.bytes_out);
+    }
     m.seconds = started.elapsed().as_secs_f64();
     Ok(m)
 }

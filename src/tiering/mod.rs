@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog::rfc3339;
-use crate::compaction::plan::{catalog_files, CatalogFile, PartitionPlan, PlanFile, SeriesPlan};
+use crate::compaction::plan::{catalog_files, CatalogFile, PlanFile, SeriesPlan};
 use crate::compaction::{peak_rss, rewrite_series, Rewrite, RewriteTotals};
 use crate::config::Config;
 use crate::error::Result;
@@ -67,6 +67,12 @@ pub struct TierMetrics {
 }
 
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
+    plan_scaled(cfg, db, dataset, 1.0)
+}
+
+/// The plan with every `tier_after` threshold multiplied by `scale`: a
+/// quota above its soft limit tiers early with a scale below 1.
+pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> Result<TierPlan> {
     let mut out = TierPlan::default();
     let now = now_ns();
     for (name, ds) in &cfg.datasets {
@@ -97,7 +103,8 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
             };
             let age = reference.saturating_sub(end).max(0);
             // The coldest tier whose threshold this partition has passed.
-            let Some((target, after)) = ds.tier_after.iter().rev().find(|(_, a)| age as u128 >= a.0.as_nanos()) else {
+            let threshold = |a: &crate::config::Span| (a.0.as_nanos() as f64 * scale) as u128;
+            let Some((target, after)) = ds.tier_after.iter().rev().find(|(_, a)| age as u128 >= threshold(a)) else {
                 continue;
             };
             let (Some(from_i), Some(to_i)) = (cfg.tiers.get_index_of(&tier), cfg.tiers.get_index_of(target)) else {
@@ -120,41 +127,28 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
                 out.blocked.push(block("not compacted yet: run `mdkeep compact` first"));
                 continue;
             }
-            let series = crate::layout::partition_key(
-                &values
-                    .iter()
-                    .filter(|(k, _)| k != &ds.time_partition)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
             let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.file).collect();
-            let reason = format!("ended {:.1} days ago (≥ {after}) → {target}", age as f64 / 86_400e9);
-            let (rows, bytes) = (
-                inputs.iter().map(|f| f.rows).sum(),
-                inputs.iter().map(|f| f.bytes).sum(),
+            let early = if scale < 1.0 {
+                format!(" × {scale}, early: above a soft quota")
+            } else {
+                String::new()
+            };
+            let reason = format!(
+                "ended {:.1} days ago (≥ {after}{early}) → {target}",
+                age as f64 / 86_400e9
             );
+            let series = SeriesPlan::one_partition(ds, &tier, &partition, inputs, reason.clone());
+            let p = &series.partitions[0];
             out.moves.push(Move {
                 dataset: name.clone(),
                 partition: partition.clone(),
                 from: tier.clone(),
                 to: target.clone(),
-                files: inputs.len() as u64,
-                rows,
-                bytes,
-                reason: reason.clone(),
-                series: SeriesPlan {
-                    dataset: name.clone(),
-                    tier: tier.clone(),
-                    series,
-                    partitions: vec![PartitionPlan {
-                        partition,
-                        files: inputs.len() as u64,
-                        rows,
-                        bytes,
-                        reasons: vec![reason],
-                    }],
-                    inputs,
-                },
+                files: p.files,
+                rows: p.rows,
+                bytes: p.bytes,
+                reason,
+                series,
             });
         }
     }
@@ -176,6 +170,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
             kind: "tier",
             out_tier: &mv.to,
             verify_keys: true,
+            drop_before_ns: None,
         };
         let s = rewrite_series(cfg, db, &mv.series, &how, budget, progress)?;
         m.moves += 1;
