@@ -138,6 +138,10 @@ def install(markets):
 
 def main():
     argv = sys.argv[1:]
+    # freqtrade stops if --userdir is missing, and takes a missing
+    # --backtest-directory for a file-name prefix: make both folders.
+    for d in _argv_values(argv, "--userdir", "--user-data-dir", "--backtest-directory"):
+        os.makedirs(d, exist_ok=True)
     install(_load_markets_list(argv))
     from freqtrade.main import main as ft_main
 

@@ -61,7 +61,8 @@ pub enum LimitMode {
 #[serde(deny_unknown_fields)]
 pub struct FrameworkProfile {
     /// argv template. `{name}` is replaced by a spec's `args.name` or by
-    /// data_dir, job_dir, artifacts, result, spec_dir, timeframe, from, to.
+    /// python, data_dir, job_dir, artifacts, result, spec_dir, timeframe,
+    /// from, to, timerange.
     /// Empty for `command`, whose specs give their own argv.
     #[serde(default)]
     pub command: Vec<String>,
@@ -73,6 +74,9 @@ pub struct FrameworkProfile {
     /// Format of the data exported for its jobs (see `mdkeep export --format`).
     #[serde(default = "default_format")]
     pub data_format: String,
+    /// The interpreter behind `{python}` in a command: the framework's venv.
+    #[serde(default = "default_python")]
+    pub python: String,
 }
 
 fn default_margin() -> f64 {
@@ -95,6 +99,9 @@ fn default_timeout() -> Span {
 }
 fn default_secrets() -> PathBuf {
     "configs/secrets.toml".into()
+}
+fn default_python() -> String {
+    "python3".into()
 }
 fn one() -> usize {
     1

@@ -74,6 +74,7 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
         ("artifacts".into(), artifacts.display().to_string()),
         ("result".into(), artifacts.join("metrics.json").display().to_string()),
         ("spec_dir".into(), job.spec_dir.clone()),
+        ("python".into(), profile.python.clone()),
     ];
     if let Some(d) = &job.spec.data {
         let format_name = d.format.clone().unwrap_or_else(|| profile.data_format.clone());

@@ -1,0 +1,102 @@
+//! Real framework backtests through `mdkeep jobs`: vectorbt and Freqtrade,
+//! from the venv `.ci/run` makes (`.fwvenv`, or `MDKEEP_FRAMEWORKS_PYTHON`).
+//! Each job gets generated trades rolled up into candles and exported in its
+//! framework's own format, and must end with a `result.json` holding the
+//! framework's own figures. Skipped, with a message, where the frameworks
+//! did not install.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::Sandbox;
+use serde_json::Value;
+
+/// The frameworks' Python, if it can import `module`.
+fn framework_python(module: &str) -> Option<PathBuf> {
+    let py = std::env::var_os("MDKEEP_FRAMEWORKS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".fwvenv/bin/python"));
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED: {} cannot import {module}; .ci/run installs the frameworks into .fwvenv",
+            py.display()
+        );
+    }
+    ok.then_some(py)
+}
+
+fn spec(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("jobs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Two days of two symbols, compacted and rolled up into 1m candles.
+fn candles() -> Sandbox {
+    let s = Sandbox::new();
+    s.gen(2, 3, 2, 1000);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    s.ok(&["rollup"]);
+    s
+}
+
+fn run_job(s: &Sandbox, framework: &str, py: &PathBuf, spec_file: &str) -> Value {
+    let var = format!("MDKEEP__JOBS__FRAMEWORKS__{}__PYTHON", framework.to_ascii_uppercase());
+    let o = s
+        .cmd(&["jobs", "submit", &spec(spec_file), "--json"])
+        .env(&var, py)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
+    let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let o = s.cmd(&["jobs", "work", "--once"]).env(&var, py).output().unwrap();
+    assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
+    let job = s.json(&["jobs", "show", &id.to_string()]);
+    let logs = s.ok(&["jobs", "logs", &id.to_string()]);
+    assert_eq!(job["state"], "succeeded", "{job}\n{logs}");
+    assert!(job["peak_memory_bytes"].as_u64().unwrap() > 0, "{job}");
+    let dir = s.root().join("data/jobs").join(id.to_string());
+    serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn vectorbt_backtests_the_exported_close_table() {
+    let Some(py) = framework_python("vectorbt") else { return };
+    let s = candles();
+    let r = run_job(&s, "vectorbt", &py, "vectorbt-sma.toml");
+    let m = &r["metrics"];
+    assert_eq!(m["framework"], "vectorbt", "{r}");
+    assert_eq!(m["symbols"], serde_json::json!(["BTC_USDT", "ETH_USDT"]), "{r}");
+    // Two finished days of 1m candles per symbol.
+    assert_eq!(m["candles"], 2880, "{r}");
+    assert!(m["trades"].as_u64().unwrap() > 0, "{r}");
+    assert!(m["total_return"].is_number() && m["max_drawdown"].is_number(), "{r}");
+}
+
+#[test]
+fn freqtrade_backtests_its_own_feather_files() {
+    let Some(py) = framework_python("freqtrade") else {
+        return;
+    };
+    let s = candles();
+    let r = run_job(&s, "freqtrade", &py, "freqtrade-sma.toml");
+    let m = &r["metrics"];
+    assert_eq!(m["framework"], "freqtrade", "{r}");
+    assert_eq!(m["strategy"], "SmaCross", "{r}");
+    assert!(m["total_trades"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        m["profit_total"].is_number() && m["max_drawdown_account"].is_number(),
+        "{r}"
+    );
+    assert!(m["backtest_start"].as_str().unwrap().starts_with("2024-01-01"), "{r}");
+}
