@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod compaction;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod export;
@@ -22,6 +23,7 @@ pub mod parquet_io;
 pub mod quota;
 pub mod retention;
 pub mod rollup;
+pub mod scheduler;
 pub mod state;
 pub mod tiering;
 

@@ -1,5 +1,5 @@
-//! Real framework backtests through `mdkeep jobs`: vectorbt and Freqtrade,
-//! from the venv `.ci/run` makes (`.fwvenv`, or `MDKEEP_FRAMEWORKS_PYTHON`).
+//! Real framework backtests through `mdkeep jobs`: vectorbt, Freqtrade,
+//! hftbacktest and NautilusTrader, from the venvs `.ci/run` makes.
 //! Each job gets generated trades rolled up into candles and exported in its
 //! framework's own format, and must end with a `result.json` holding the
 //! framework's own figures. Skipped, with a message, where the frameworks
@@ -12,11 +12,17 @@ use std::path::PathBuf;
 use common::Sandbox;
 use serde_json::Value;
 
-/// The frameworks' Python, if it can import `module`.
+/// The frameworks' Python, if it can import `module`: vectorbt and Freqtrade
+/// live in `.fwvenv`; hftbacktest and NautilusTrader in `.fwvenv-extra`,
+/// since their numpy and pandas pins clash with vectorbt's.
 fn framework_python(module: &str) -> Option<PathBuf> {
-    let py = std::env::var_os("MDKEEP_FRAMEWORKS_PYTHON")
+    let (var, venv) = match module {
+        "hftbacktest" | "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
+        _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
+    };
+    let py = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".fwvenv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
     let ok = std::process::Command::new(&py)
         .args(["-c", &format!("import {module}")])
         .output()
@@ -99,4 +105,31 @@ fn freqtrade_backtests_its_own_feather_files() {
         "{r}"
     );
     assert!(m["backtest_start"].as_str().unwrap().starts_with("2024-01-01"), "{r}");
+}
+
+#[test]
+fn hftbacktest_makes_markets_on_the_exported_npz() {
+    let Some(py) = framework_python("hftbacktest") else {
+        return;
+    };
+    let s = candles();
+    let r = run_job(&s, "hftbacktest", &py, "hftbacktest-trade-mm.toml");
+    let m = &r["metrics"];
+    assert_eq!(m["framework"], "hftbacktest", "{r}");
+    assert!(m["fills"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(m["total_profit"].is_number(), "{r}");
+}
+
+#[test]
+fn nautilus_backtests_the_exported_catalog() {
+    let Some(py) = framework_python("nautilus_trader") else {
+        return;
+    };
+    let s = candles();
+    let r = run_job(&s, "nautilus", &py, "nautilus-ema-cross.toml");
+    let m = &r["metrics"];
+    assert_eq!(m["framework"], "nautilus_trader", "{r}");
+    assert_eq!(m["iterations"], 1440, "one day of 1m bars: {r}");
+    assert!(m["fills"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(m["total_profit"].is_number(), "{r}");
 }

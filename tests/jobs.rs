@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Sandbox;
+use common::{wait_for, Sandbox};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -51,14 +51,6 @@ fn worker(s: &Sandbox, env: &[(&str, &str)]) -> Child {
 
 fn show(s: &Sandbox, id: i64) -> Value {
     s.json(&["jobs", "show", &id.to_string()])
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Sum of the RSS of processes whose command line holds `tag`.

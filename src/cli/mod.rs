@@ -4,6 +4,7 @@
 //! lives here.
 
 mod compact;
+mod daemon;
 mod demo;
 mod export;
 mod gen;
@@ -19,6 +20,7 @@ mod quota;
 mod retention;
 mod rollup;
 mod scan;
+mod schedule;
 mod tier;
 
 use std::io::IsTerminal;
@@ -89,6 +91,11 @@ pub enum Command {
     /// Queue, run and inspect backtest jobs within the memory budget.
     #[command(subcommand)]
     Jobs(jobs::Cmd),
+    /// Run the scheduler, the job worker and /healthz, /metrics, /status in the foreground.
+    Daemon(daemon::Args),
+    /// Show the daemon's schedules: next and last runs and results.
+    #[command(subcommand)]
+    Schedule(schedule::Cmd),
     /// Hold memory (for testing limits).
     #[command(hide = true)]
     Hog(hog::Args),
@@ -127,6 +134,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Pins(a) => pin::list(&cli, a),
         Command::Export(a) => export::run(&cli, a),
         Command::Jobs(c) => jobs::run(&cli, c),
+        Command::Daemon(a) => daemon::run(&cli, a),
+        Command::Schedule(c) => schedule::run(&cli, c),
         Command::Hog(a) => hog::run(a),
         Command::Gen(a) => gen::run(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),

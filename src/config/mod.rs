@@ -5,6 +5,7 @@
 //! against the root. Does not own what a setting *does*; each capability
 //! reads its own section.
 
+mod daemon;
 mod dataset;
 mod jobs;
 pub mod units;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, WhenBusy, TASKS};
 pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode};
 pub use units::{ByteSize, SizeOrPercent, Span};
@@ -45,6 +47,13 @@ pub struct Config {
     #[serde(default)]
     pub quota: QuotaConfig,
     pub jobs: JobsConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Named maintenance tasks and when they run (`mdkeep daemon`).
+    #[serde(default)]
+    pub schedule: IndexMap<String, ScheduleConfig>,
     pub datasets: IndexMap<String, DatasetConfig>,
 }
 
@@ -216,6 +225,16 @@ impl Config {
                 "quota.early_tier_factor".into(),
                 "must be above 0 and at most 1".into(),
             ));
+        }
+        for (task, sc) in &self.schedule {
+            if !TASKS.contains(&task.as_str()) {
+                return Err(bad(
+                    format!("schedule.{task}"),
+                    format!("not a task; tasks are {}", TASKS.join(", ")),
+                ));
+            }
+            crate::scheduler::CronExpr::parse(&sc.cron, sc.timezone.as_deref())
+                .map_err(|m| bad(format!("schedule.{task}.cron"), m))?;
         }
         for (name, ds) in &self.datasets {
             let k = |f: &str| format!("datasets.{name}.{f}");

@@ -7,6 +7,7 @@
 //! [`adapters`] (normalized results). Data export is `crate::export`'s.
 
 pub mod adapters;
+pub mod budget;
 pub mod limit;
 pub mod queue;
 pub mod run;

@@ -72,6 +72,19 @@ pub fn work(
     stop: &dyn Fn() -> bool,
     wake: Option<&Receiver<()>>,
 ) -> Result<WorkReport> {
+    work_with(cfg, db, once, stop, &|| false, wake)
+}
+
+/// [`work`], and while `drain()` holds, admit nothing new but let the
+/// running jobs go on (a daemon shutting down with `on_shutdown = "finish"`).
+pub fn work_with(
+    cfg: &Config,
+    db: &mut Db,
+    once: bool,
+    stop: &dyn Fn() -> bool,
+    drain: &dyn Fn() -> bool,
+    wake: Option<&Receiver<()>>,
+) -> Result<WorkReport> {
     let lock_db = Db::open(&db.path)?;
     let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
     let (mechanism, parent) = limit::detect(cfg.jobs.limit);
@@ -106,7 +119,7 @@ pub fn work(
                 r.stop.store(STOP_CANCEL, Ordering::Relaxed);
             }
         }
-        if !shutting_down {
+        if !shutting_down && !drain() {
             admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
         }
         if running.is_empty() && (shutting_down || (once && queue::queued(db)?.is_empty())) {
@@ -177,8 +190,10 @@ fn admit(
         },
     };
     let budget = cfg.jobs.memory_budget.0;
+    // Maintenance (daemon schedules) holds part of the same budget.
+    let maintenance = super::budget::maintenance_reserved(db)?;
     for job in queued.iter().filter(|j| j.group == group) {
-        let in_use: u64 = running.values().map(|r| r.reserved).sum();
+        let in_use: u64 = running.values().map(|r| r.reserved).sum::<u64>() + maintenance;
         let n_running = running.values().filter(|r| r.group == group).count();
         let max_parallel = cfg.jobs.frameworks[&job.framework].max_parallel.max(1);
         if n_running >= max_parallel {

@@ -155,4 +155,25 @@ pub const MIGRATIONS: &[&str] = &[
         message TEXT    NOT NULL
     );
     "#,
+    // 6: the daemon's schedules, and memory reserved by maintenance from the jobs' budget.
+    r#"
+    CREATE TABLE schedules (
+        task             TEXT PRIMARY KEY,
+        next_run         INTEGER,
+        last_start       INTEGER,
+        last_end         INTEGER,
+        last_result      TEXT,
+        last_success     INTEGER,
+        last_duration_ms INTEGER,
+        last_skip        TEXT,
+        failures         INTEGER NOT NULL DEFAULT 0,
+        skipped          INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE reservations (
+        owner  TEXT PRIMARY KEY,
+        pid    INTEGER NOT NULL,
+        bytes  INTEGER NOT NULL,
+        at     INTEGER NOT NULL
+    );
+    "#,
 ];

@@ -1,0 +1,106 @@
+//! The `[daemon]`, `[http]` and `[schedule.<task>]` sections.
+//!
+//! Owns only the declarations and their defaults; `crate::scheduler` and
+//! `crate::daemon` act on them.
+
+use serde::{Deserialize, Serialize};
+
+use super::Span;
+
+/// The tasks a schedule may name.
+pub const TASKS: &[&str] = &[
+    "scan",
+    "compact",
+    "rollup",
+    "retention",
+    "tier",
+    "quota",
+    "maintain",
+    "report",
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// After downtime, the latest missed run of a task still starts if it
+    /// is at most this late; older ones are skipped (and recorded).
+    #[serde(default = "default_deadline")]
+    pub starting_deadline: Span,
+    /// On SIGTERM: `interrupt` running jobs (marked interrupted, re-queued
+    /// when they have retries) or let them `finish` within `shutdown_grace`.
+    #[serde(default)]
+    pub on_shutdown: OnShutdown,
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: Span,
+    /// A maintenance task reserves `compaction.memory_limit` from
+    /// `jobs.memory_budget` before it starts. When jobs hold too much:
+    /// `wait` for room, or `shrink` to run with what is left (at least 16MiB).
+    #[serde(default)]
+    pub when_busy: WhenBusy,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            starting_deadline: default_deadline(),
+            on_shutdown: OnShutdown::default(),
+            shutdown_grace: default_grace(),
+            when_busy: WhenBusy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnShutdown {
+    #[default]
+    Interrupt,
+    Finish,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenBusy {
+    #[default]
+    Wait,
+    Shrink,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of /healthz, /metrics and /status; empty turns it off.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { bind: default_bind() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// 5 fields (min hour day month weekday; 0 or 7 = Sunday) or 6-7 with seconds first.
+    pub cron: String,
+    /// IANA zone of the cron's wall clock (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_deadline() -> Span {
+    "1h".parse().expect("valid")
+}
+fn default_grace() -> Span {
+    "30s".parse().expect("valid")
+}
+fn default_bind() -> String {
+    "127.0.0.1:7878".into()
+}
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,109 @@
+//! One scheduled task, run to its end on a blocking thread.
+//!
+//! Owns the order of things around a step: reserve memory from the jobs'
+//! budget, hold the maintenance lock (so a CLI `maintain` and the daemon
+//! never overlap), run the step, and say what it did in one line. The steps
+//! themselves are the library's.
+
+use indicatif::ProgressBar;
+
+use crate::config::Config;
+use crate::jobs::budget;
+use crate::maintenance::{Lock, MAINTENANCE_LOCK};
+use crate::state::Db;
+use crate::{compaction, quota, retention, rollup, tiering};
+
+/// Tasks that rewrite data reserve `compaction.memory_limit`; the others
+/// read footers and the catalog, which the budget's margin covers.
+fn needs_memory(task: &str) -> bool {
+    matches!(task, "compact" | "rollup" | "retention" | "tier" | "quota" | "maintain")
+}
+
+/// Run `task`; `Ok(summary)` or `Err(message)`.
+pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<String, String> {
+    let go = || -> crate::error::Result<String> {
+        let mut db = Db::open(&cfg.state_db())?;
+        let res_db = Db::open(&cfg.state_db())?;
+        let mut cfg = cfg.clone();
+        let _reservation = if needs_memory(task) {
+            match budget::reserve(
+                &cfg,
+                &res_db,
+                &format!("task:{task}"),
+                cfg.compaction.memory_limit.0,
+                stop,
+            )? {
+                Some(r) => {
+                    // Shrunk to what the budget had left.
+                    cfg.compaction.memory_limit.0 = r.bytes;
+                    Some(r)
+                }
+                None => return Ok("not started: shutting down while waiting for memory".into()),
+            }
+        } else {
+            None
+        };
+        let lock_db = Db::open(&cfg.state_db())?;
+        let pb = ProgressBar::hidden();
+        let cfg = &cfg;
+        if task == "maintain" {
+            let r = crate::maintenance::maintain(cfg, &mut db, false, &pb)?;
+            if r.quota_unmet() {
+                return Err(crate::error::Error::Invalid(format!(
+                    "quota cannot be met: {}",
+                    r.quota.plan.unmet.clone().unwrap_or_default()
+                )));
+            }
+            return Ok(format!(
+                "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}",
+                r.compact.totals.partitions_rewritten,
+                r.rollup.partitions,
+                r.retention.partitions_dropped,
+                r.tier.moves,
+                r.quota.evicted.partitions_dropped
+            ));
+        }
+        let _lock = Lock::acquire(&lock_db, MAINTENANCE_LOCK)?;
+        Ok(match task {
+            "scan" => {
+                let r = crate::catalog::scan::scan(cfg, &mut db, &pb)?;
+                format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
+            }
+            "compact" => {
+                let plan = compaction::plan(cfg, &db, &Default::default())?;
+                let m = compaction::execute(cfg, &mut db, &plan, &pb)?;
+                format!(
+                    "rewrote {} partitions: {} files → {}",
+                    m.totals.partitions_rewritten, m.totals.files_in, m.totals.files_out
+                )
+            }
+            "rollup" => {
+                let plan = rollup::plan(cfg, &db, None)?;
+                let m = rollup::execute(cfg, &mut db, &plan, &pb)?;
+                format!("rolled up {} partitions", m.partitions)
+            }
+            "retention" => {
+                let plan = retention::plan(cfg, &db, None)?;
+                let m = retention::execute(cfg, &mut db, &plan)?;
+                format!("dropped {}, trimmed {}", m.partitions_dropped, m.partitions_trimmed)
+            }
+            "tier" => {
+                let plan = tiering::plan(cfg, &db, None)?;
+                let m = tiering::execute(cfg, &mut db, &plan, &pb)?;
+                format!("moved {} partitions", m.moves)
+            }
+            "quota" => {
+                let plan = quota::plan(cfg, &db, None)?;
+                let r = quota::execute(cfg, &mut db, plan)?;
+                if let Some(why) = &r.plan.unmet {
+                    return Err(crate::error::Error::Invalid(format!("quota cannot be met: {why}")));
+                }
+                format!("evicted {} partitions", r.evicted.partitions_dropped)
+            }
+            // Reports land with their own issue; the schedule is accepted now.
+            "report" => "reports are not built yet".into(),
+            other => return Err(crate::error::Error::Invalid(format!("unknown task `{other}`"))),
+        })
+    };
+    go().map_err(|e| e.to_string())
+}

@@ -1,0 +1,107 @@
+//! One memory budget for jobs and maintenance.
+//!
+//! Owns the `reservations` table: a maintenance task (a daemon schedule)
+//! reserves its memory from `jobs.memory_budget` before it starts and gives
+//! it back when it ends. The worker counts those rows, with its running
+//! jobs, before it admits a job, so a backtest and a compaction never
+//! together pass the budget. A row whose process is gone does not count.
+
+use std::time::Duration;
+
+use rusqlite::params;
+
+use crate::config::{Config, WhenBusy};
+use crate::error::Result;
+use crate::state::{now_ns, Db};
+
+/// Bytes reserved by live maintenance owners.
+pub fn maintenance_reserved(db: &Db) -> Result<u64> {
+    let mut st = db
+        .conn
+        .prepare("SELECT pid, bytes FROM reservations")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(db.err())?;
+    let mut sum = 0u64;
+    for r in rows {
+        let (pid, bytes) = r.map_err(db.err())?;
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            sum += bytes.max(0) as u64;
+        }
+    }
+    Ok(sum)
+}
+
+/// Bytes reserved by running jobs.
+pub fn jobs_reserved(db: &Db) -> Result<u64> {
+    db.conn
+        .query_row(
+            "SELECT coalesce(sum(reserved_bytes), 0) FROM jobs WHERE state = 'running'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|v| v.max(0) as u64)
+        .map_err(db.err())
+}
+
+/// Memory held by a maintenance task until dropped.
+pub struct Reservation<'a> {
+    db: &'a Db,
+    owner: String,
+    pub bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .db
+            .conn
+            .execute("DELETE FROM reservations WHERE owner = ?1", [&self.owner]);
+    }
+}
+
+/// Reserve `want` bytes for `owner`: waits while jobs and other tasks hold
+/// too much (`when_busy = "wait"`), or takes what is left
+/// (`"shrink"`, at least 16MiB). `stop` ends a wait with `None`.
+pub fn reserve<'a>(
+    cfg: &Config,
+    db: &'a Db,
+    owner: &str,
+    want: u64,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Reservation<'a>>> {
+    const FLOOR: u64 = 16 << 20;
+    let budget = cfg.jobs.memory_budget.0;
+    let mut logged = false;
+    loop {
+        let used = jobs_reserved(db)? + maintenance_reserved(db)?;
+        let free = budget.saturating_sub(used);
+        let bytes = match cfg.daemon.when_busy {
+            _ if free >= want => Some(want),
+            WhenBusy::Shrink if free >= FLOOR => Some(free),
+            _ => None,
+        };
+        if let Some(bytes) = bytes {
+            db.conn
+                .execute(
+                    "INSERT OR REPLACE INTO reservations (owner, pid, bytes, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![owner, std::process::id(), bytes as i64, now_ns()],
+                )
+                .map_err(db.err())?;
+            return Ok(Some(Reservation {
+                db,
+                owner: owner.to_string(),
+                bytes,
+            }));
+        }
+        if !logged {
+            tracing::info!(task = owner, want, free, "waiting for room in the memory budget");
+            logged = true;
+        }
+        if stop() {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,182 @@
+//! `mdkeep daemon` as a real process: schedules that run every second,
+//! a submitted job, /healthz and /metrics against the catalog, and SIGTERM.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{free_port, http_get, py, wait_for, Sandbox};
+use serde_json::Value;
+
+/// Distinct trades and rows over every root, by DuckDB.
+fn trades(s: &Sandbox) -> String {
+    py(
+        "import duckdb, sys\n\
+         r = duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
+         print(r[0])",
+        &[&s.hot().display().to_string()],
+    )
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
+    let s = Sandbox::new();
+    s.gen(1, 2, 2, 200);
+    let want = trades(&s);
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("MDKEEP__HTTP__BIND", bind.as_str()),
+        ("MDKEEP__SCHEDULE__SCAN__CRON", "* * * * * *"),
+        ("MDKEEP__SCHEDULE__COMPACT__CRON", "*/2 * * * * *"),
+        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
+        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
+        ("RUST_LOG", "mdkeep=info"),
+    ];
+    let mut daemon = s
+        .cmd(&["daemon"])
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    wait_for("/healthz", Duration::from_secs(20), || {
+        http_get(port, "/healthz").is_ok_and(|(code, body)| code == 200 && body.trim() == "ok")
+    });
+    // The schedules scan and compact the collector's files on their own.
+    wait_for("the scheduled compaction", Duration::from_secs(60), || {
+        let ls = s.json(&["ls", "--dataset", "trades"]);
+        let parts = ls.as_array().unwrap();
+        !parts.is_empty() && parts.iter().all(|p| p["files"] == 1)
+    });
+
+    // A submitted job runs, woken promptly.
+    let spec = s.root().join("jobs/quick.toml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"quick\"\nframework = \"command\"\nmemory = \"64MiB\"\nargv = [\"{}\", \"hog\", \"--mb\", \"8\", \"--hold-ms\", \"50\"]\n",
+            env!("CARGO_BIN_EXE_mdkeep")
+        ),
+    )
+    .unwrap();
+    let id = s.json(&["jobs", "submit", spec.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
+    let mut job = Value::Null;
+    wait_for("the job", Duration::from_secs(30), || {
+        job = s.json(&["jobs", "show", &id.to_string()]);
+        job["state"] == "succeeded"
+    });
+    let t = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str().unwrap()).unwrap();
+    let latency = t("started_at") - t("queued_at");
+    eprintln!("submit-to-start latency: {} ms", latency.num_milliseconds());
+    assert!(latency.num_milliseconds() < 2000, "{job}");
+
+    // /metrics agrees with the catalog.
+    let (code, page) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200, "{page}");
+    let ls = s.json(&["ls", "--dataset", "trades"]);
+    let files: u64 = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["files"].as_u64().unwrap())
+        .sum();
+    let bytes: u64 = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        sample(&page, "mdkeep_dataset_files{dataset=\"trades\",tier=\"hot\"}"),
+        Some(files as f64),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "mdkeep_dataset_bytes{dataset=\"trades\",tier=\"hot\"}"),
+        Some(bytes as f64)
+    );
+    assert_eq!(
+        sample(&page, "mdkeep_jobs{state=\"succeeded\",framework=\"command\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        sample(&page, "mdkeep_task_last_success_timestamp_seconds{task=\"compact\"}").is_some(),
+        "{page}"
+    );
+    let (code, status) = http_get(port, "/status").unwrap();
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        status["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["task"] == "compact"),
+        "{status}"
+    );
+    let o = s.cmd(&["schedule", "ls", "--json"]).envs(env).output().unwrap();
+    let sched: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let compact = sched
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task"] == "compact")
+        .unwrap()
+        .clone();
+    assert!(compact["last_result"].as_str().unwrap().starts_with("ok"), "{sched}");
+    assert!(compact["next_run"].is_string(), "{sched}");
+
+    // SIGTERM: exit 0 within a few seconds, every row still there once.
+    let t0 = Instant::now();
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let code = loop {
+        if let Some(st) = daemon.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the daemon did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(code.success(), "exit {code:?}: {err}");
+    eprintln!("stopped {} ms after SIGTERM", t0.elapsed().as_millis());
+    assert!(err.contains("daemon stopped"), "{err}");
+    assert_eq!(trades(&s), want, "rows changed");
+    let raw = py(
+        "import duckdb, sys\n\
+         print(duckdb.connect().execute(f\"SELECT count(*) - count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()[0])",
+        &[&s.hot().display().to_string()],
+    );
+    assert_eq!(raw, "0", "duplicates left after compaction");
+}
+
+#[test]
+fn a_bad_schedule_names_its_key() {
+    let s = Sandbox::new();
+    let o = s
+        .cmd(&["daemon"])
+        .env("MDKEEP__SCHEDULE__SCAN__CRON", "61 * * * *")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("schedule.scan.cron"), "{err}");
+}
