@@ -53,6 +53,9 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     wait_for("/healthz", Duration::from_secs(20), || {
         http_get(port, "/healthz").is_ok_and(|(code, body)| code == 200 && body.trim() == "ok")
     });
+    // The container's HEALTHCHECK command agrees.
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    assert!(s.cmd(&["healthcheck", "--url", &url]).status().unwrap().success());
     // The schedules scan and compact the collector's files on their own.
     wait_for("the scheduled compaction", Duration::from_secs(60), || {
         let ls = s.json(&["ls", "--dataset", "trades"]);

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod export;
 mod gen;
+mod healthcheck;
 mod hog;
 mod ingest;
 mod init;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Show the daemon's schedules: next and last runs and results.
     #[command(subcommand)]
     Schedule(schedule::Cmd),
+    /// Exit 0 when the daemon's /healthz answers 200 (for container health checks).
+    #[command(hide = true)]
+    Healthcheck(healthcheck::Args),
     /// Hold memory (for testing limits).
     #[command(hide = true)]
     Hog(hog::Args),
@@ -136,6 +140,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Jobs(c) => jobs::run(&cli, c),
         Command::Daemon(a) => daemon::run(&cli, a),
         Command::Schedule(c) => schedule::run(&cli, c),
+        Command::Healthcheck(a) => healthcheck::run(a),
         Command::Hog(a) => hog::run(a),
         Command::Gen(a) => gen::run(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),

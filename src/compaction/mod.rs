@@ -168,6 +168,17 @@ pub(crate) struct Rewrite<'a> {
 }
 
 impl<'a> Rewrite<'a> {
+    /// A rewrite whose outputs are re-read and checked by key checksum
+    /// before the source goes (tier moves, trims).
+    pub fn verified(kind: &'static str, out_tier: &'a str, drop_before_ns: Option<i64>) -> Self {
+        Rewrite {
+            kind,
+            out_tier,
+            verify_keys: true,
+            drop_before_ns,
+        }
+    }
+
     pub fn compact(tier: &'a str) -> Self {
         Rewrite {
             kind: "compact",

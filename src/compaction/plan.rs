@@ -110,6 +110,16 @@ pub struct CatalogFile {
     pub compacted: bool,
 }
 
+/// The guarded clock over a dataset's files: min(now, newest row), so a
+/// future-dated row or a stalled collector never ages everything at once.
+pub fn guarded_clock(files: &[CatalogFile]) -> Option<i64> {
+    files
+        .iter()
+        .map(|f| f.file.max_ts)
+        .max()
+        .map(|newest| crate::state::now_ns().min(newest))
+}
+
 /// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.
 pub fn catalog_files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
     let mut st = db

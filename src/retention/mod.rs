@@ -17,12 +17,12 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog::{self, rfc3339};
-use crate::compaction::plan::{catalog_files, SeriesPlan};
+use crate::compaction::plan::{catalog_files, guarded_clock, SeriesPlan};
 use crate::compaction::{rewrite_series, Rewrite};
 use crate::config::{Config, DatasetConfig};
 use crate::error::Result;
 use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
-use crate::state::{db_err, now_ns, Db};
+use crate::state::{db_err, Db};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Expired {
@@ -85,10 +85,9 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
             continue;
         }
         let files = catalog_files(db, Some(name))?;
-        let Some(newest) = files.iter().map(|f| f.file.max_ts).max() else {
+        let Some(reference) = guarded_clock(&files) else {
             continue;
         };
-        let reference = now_ns().min(newest);
         let cut = reference.saturating_sub(keep.0.as_nanos() as i64);
         out.reference_time.insert(name.clone(), rfc3339(reference));
         out.cut.insert(name.clone(), rfc3339(cut));
@@ -176,12 +175,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
     drop_partitions(cfg, db, &plan.drops, "retention", &mut m)?;
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
-        let how = Rewrite {
-            kind: "trim",
-            out_tier: &t.tier,
-            verify_keys: true,
-            drop_before_ns: Some(t.cut_ns),
-        };
+        let how = Rewrite::verified("trim", &t.tier, Some(t.cut_ns));
         let r = rewrite_series(cfg, db, &t.series, &how, budget, &ProgressBar::hidden())?;
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up

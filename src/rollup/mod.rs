@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, partition_values, rfc3339};
 use crate::compaction::merge::{MergeCtx, MergeInput, Sink};
-use crate::compaction::plan::{catalog_files, PlanFile};
+use crate::compaction::plan::{catalog_files, guarded_clock, PlanFile};
 use crate::compaction::{merge_inputs, merge_shape, RewriteTotals};
 use crate::config::{timeframe_ns, Config, DatasetConfig, RollupConfig};
 use crate::error::{Error, Result};
@@ -96,12 +96,11 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RollupPlan> 
             continue;
         }
         let files = catalog_files(db, Some(name))?;
-        let Some(newest) = files.iter().map(|f| f.file.max_ts).max() else {
+        // A partition is finished once the dataset holds newer rows than its
+        // end, and never because of a future-dated row alone.
+        let Some(reference) = guarded_clock(&files) else {
             continue;
         };
-        // The guarded clock: a partition is finished once the dataset holds
-        // newer rows than its end, and never because of a future-dated row alone.
-        let reference = now_ns().min(newest);
         let mut parts: BTreeMap<String, Vec<(String, PlanFile)>> = BTreeMap::new();
         for f in files.into_iter().filter(|f| !f.drift) {
             parts

@@ -204,3 +204,43 @@ fn a_due_task_moves_past_now_after_a_late_wake_up() {
     assert_eq!(d.len(), 1);
     assert_eq!(s.next_run("scan"), Some(t0 + chrono::Duration::seconds(61)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn berlin_dst_days_on_the_loop() {
+    let berlin = |e: &str| {
+        vec![(
+            "maintain".to_string(),
+            CronExpr::parse(e, Some("Europe/Berlin")).unwrap(),
+        )]
+    };
+    // Spring forward, 2024-03-31: 02:30 does not exist; 01:30 CET and 03:30 CEST
+    // are one real hour apart.
+    let ev = drive_for(
+        berlin("30 * * * *"),
+        BTreeMap::new(),
+        utc("2024-03-31T00:00:00Z"),
+        Duration::ZERO,
+        Duration::ZERO,
+        3 * 3600,
+    )
+    .await;
+    assert_eq!(
+        starts(&ev),
+        vec![
+            utc("2024-03-31T00:30:00Z"),
+            utc("2024-03-31T01:30:00Z"),
+            utc("2024-03-31T02:30:00Z")
+        ]
+    );
+    // Fall back, 2024-10-27: the daily 02:30 runs once, at 02:30 CEST.
+    let ev = drive_for(
+        berlin("30 2 * * *"),
+        BTreeMap::new(),
+        utc("2024-10-26T22:00:00Z"),
+        Duration::ZERO,
+        Duration::ZERO,
+        6 * 3600,
+    )
+    .await;
+    assert_eq!(starts(&ev), vec![utc("2024-10-27T00:30:00Z")]);
+}

@@ -166,12 +166,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
     progress.set_length(plan.moves.iter().map(|mv| mv.rows).sum());
     let budget = cfg.compaction.memory_limit.0 as usize;
     for mv in &plan.moves {
-        let how = Rewrite {
-            kind: "tier",
-            out_tier: &mv.to,
-            verify_keys: true,
-            drop_before_ns: None,
-        };
+        let how = Rewrite::verified("tier", &mv.to, None);
         let s = rewrite_series(cfg, db, &mv.series, &how, budget, progress)?;
         m.moves += 1;
         m.totals += s;
