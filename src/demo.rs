@@ -3,7 +3,7 @@
 //! Each capability adds its step here. Today: init → gen → maintain (scan,
 //! compact, rollup, retention, tier, quota) → ls → two jobs of different
 //! frameworks, each handed its data in its framework's format, run within
-//! the memory budget.
+//! the memory budget → a data-retention report.
 
 use std::path::Path;
 
@@ -26,6 +26,8 @@ pub struct DemoReport {
     pub partitions: Vec<PartitionSummary>,
     pub jobs: Vec<crate::jobs::queue::JobView>,
     pub worker: crate::jobs::worker::WorkReport,
+    /// The HTML report written at the end.
+    pub report: String,
 }
 
 /// Two stand-in backtests: each gets the candles in its framework's own
@@ -82,6 +84,7 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
         .rev()
         .map(|j| j.view())
         .collect();
+    let report = crate::report::write_dated(&cfg, &db, &cfg.reports_dir(), cfg.daemon.keep_reports)?;
     Ok(DemoReport {
         root: root.display().to_string(),
         init,
@@ -90,5 +93,6 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
         partitions,
         jobs,
         worker,
+        report: report.display().to_string(),
     })
 }

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod maintenance;
 pub mod parquet_io;
 pub mod quota;
+pub mod report;
 pub mod retention;
 pub mod rollup;
 pub mod scheduler;

@@ -389,6 +389,54 @@ pub fn open_batches(
     Ok((schema, r))
 }
 
+/// Stream one file's time column, in nanoseconds, a batch at a time; only
+/// that column's pages are read. Memory is one batch.
+pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) -> Result<()> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
+    let Some((idx, field)) = b.schema().column_with_name(time_column) else {
+        return Err(Error::BadInput {
+            path: path.to_path_buf(),
+            message: format!("no time column `{time_column}`"),
+        });
+    };
+    let unit = match field.data_type() {
+        DataType::Timestamp(u, _) => unit_ns(*u),
+        _ => 1,
+    };
+    let mask = parquet::arrow::ProjectionMask::roots(b.parquet_schema(), [idx]);
+    let reader = b
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(Error::parquet(path))?;
+    let mut ns = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(Error::arrow(path))?;
+        let c = arrow::compute::cast(batch.column(0), &DataType::Int64).map_err(Error::arrow(path))?;
+        ns.clear();
+        ns.extend(
+            c.as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .flatten()
+                .map(|t| t.saturating_mul(unit)),
+        );
+        f(&ns);
+    }
+    Ok(())
+}
+
+/// Uncompressed bytes of a file's row groups, from its footer.
+pub fn uncompressed_bytes(path: &Path) -> Result<u64> {
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
+    Ok(b.metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.total_byte_size().max(0) as u64)
+        .sum())
+}
+
 pub fn arc_schema(s: arrow::datatypes::Schema) -> SchemaRef {
     Arc::new(s)
 }

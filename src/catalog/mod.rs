@@ -214,6 +214,20 @@ pub fn dataset_totals(db: &Db, dataset: &str) -> Result<(u64, u64)> {
         .map(|o| o.unwrap_or((0, 0)))
 }
 
+/// Record today's cataloged files, rows and bytes per dataset and tier (the
+/// day's last snapshot wins), for growth and forecasts in reports.
+pub fn snapshot_usage(conn: &Connection, now_ns: i64) -> rusqlite::Result<()> {
+    let day = rfc3339(now_ns)[..10].to_string();
+    conn.execute("DELETE FROM usage_daily WHERE day = ?1", [&day])?;
+    conn.execute(
+        "INSERT INTO usage_daily (day, dataset, tier, files, rows, bytes)
+         SELECT ?1, dataset, tier, count(*), coalesce(sum(rows), 0), coalesce(sum(bytes), 0)
+         FROM files GROUP BY dataset, tier",
+        [&day],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,3 +265,4 @@ mod tests {
         assert_eq!(dataset_totals(&db, "trades").unwrap(), (1, 10));
     }
 }
+

@@ -227,6 +227,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
             report.removed += 1;
         }
     }
+    super::snapshot_usage(&tx, crate::state::now_ns()).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
     progress.finish_and_clear();
 

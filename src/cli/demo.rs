@@ -104,6 +104,7 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
             j.dir
         );
     }
+    println!("6. report: {}", r.report);
     println!("\nQuery it: duckdb -c \"SELECT symbol, count(*) FROM read_parquet('{}/data/processed/trades/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", r.root);
     Ok(0)
 }

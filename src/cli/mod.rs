@@ -18,6 +18,7 @@ mod maintain;
 mod output;
 mod pin;
 mod quota;
+mod report;
 mod retention;
 mod rollup;
 mod scan;
@@ -76,6 +77,8 @@ pub enum Command {
     Retention(PolicyArgs),
     /// Enforce disk limits: warn above the soft one, evict above the hard one.
     Quota(PolicyArgs),
+    /// What is stored, what was removed and why, what comes next: table, json, md or html.
+    Report(report::Args),
     /// Run scan → compact → rollup → retention → tier → quota, one run at a time.
     Maintain(maintain::Args),
     /// Pin files so no rewrite deletes them (e.g. while a backtest reads them).
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Retention(a) => retention::run(&cli, a),
         Command::Quota(a) => quota::run(&cli, a),
         Command::Maintain(a) => maintain::run(&cli, a),
+        Command::Report(a) => report::run(&cli, a),
         Command::Pin(a) => pin::pin(&cli, a),
         Command::Unpin(a) => pin::unpin(&cli, a),
         Command::Pins(a) => pin::list(&cli, a),

@@ -37,6 +37,10 @@ pub struct DaemonConfig {
     /// `wait` for room, or `shrink` to run with what is left (at least 16MiB).
     #[serde(default)]
     pub when_busy: WhenBusy,
+    /// The `report` task writes data/reports/retention-<date>.html and
+    /// .json; this many of each are kept.
+    #[serde(default = "default_keep_reports")]
+    pub keep_reports: usize,
 }
 
 impl Default for DaemonConfig {
@@ -46,6 +50,7 @@ impl Default for DaemonConfig {
             on_shutdown: OnShutdown::default(),
             shutdown_grace: default_grace(),
             when_busy: WhenBusy::default(),
+            keep_reports: default_keep_reports(),
         }
     }
 }
@@ -97,6 +102,9 @@ fn default_deadline() -> Span {
 }
 fn default_grace() -> Span {
     "30s".parse().expect("valid")
+}
+fn default_keep_reports() -> usize {
+    14
 }
 fn default_bind() -> String {
     "127.0.0.1:7878".into()

@@ -46,6 +46,10 @@ pub struct DatasetConfig {
     /// its expired rows, instead of staying whole until it has all expired.
     #[serde(default)]
     pub trim: bool,
+    /// Expected spacing of rows, for the report's gaps (default: a candle
+    /// series' timeframe, else 1h).
+    #[serde(default)]
+    pub cadence: Option<super::Span>,
     /// Above this many bytes (all tiers), `quota` warns and tiers early.
     #[serde(default)]
     pub soft_limit: Option<super::ByteSize>,
@@ -331,6 +335,7 @@ mod tests {
             keep_forever: false,
             rollup: None,
             trim: false,
+            cadence: None,
             soft_limit: None,
             hard_limit: None,
         }

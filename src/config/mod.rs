@@ -370,6 +370,10 @@ impl Config {
     pub fn tmp_dir(&self) -> PathBuf {
         self.resolve(&self.paths.tmp)
     }
+    /// Where the daemon's report task writes (next to the state database's folder).
+    pub fn reports_dir(&self) -> PathBuf {
+        self.resolve(Path::new("data/reports"))
+    }
     pub fn trash_dir(&self) -> PathBuf {
         self.resolve(&self.paths.trash)
     }

@@ -100,8 +100,11 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                 }
                 format!("evicted {} partitions", r.evicted.partitions_dropped)
             }
-            // Reports land with their own issue; the schedule is accepted now.
-            "report" => "reports are not built yet".into(),
+            "report" => {
+                let dir = cfg.reports_dir();
+                let p = crate::report::write_dated(cfg, &db, &dir, cfg.daemon.keep_reports)?;
+                format!("wrote {}", p.display())
+            }
             other => return Err(crate::error::Error::Invalid(format!("unknown task `{other}`"))),
         })
     };

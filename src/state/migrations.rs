@@ -176,4 +176,16 @@ pub const MIGRATIONS: &[&str] = &[
         at     INTEGER NOT NULL
     );
     "#,
+    // 7: daily usage per dataset and tier, for the report's growth and forecast.
+    r#"
+    CREATE TABLE usage_daily (
+        day      TEXT    NOT NULL,   -- YYYY-MM-DD (UTC)
+        dataset  TEXT    NOT NULL,
+        tier     TEXT    NOT NULL,
+        files    INTEGER NOT NULL,
+        rows     INTEGER NOT NULL,
+        bytes    INTEGER NOT NULL,
+        PRIMARY KEY (day, dataset, tier)
+    );
+    "#,
 ];

@@ -1,0 +1,181 @@
+//! Coverage and gaps of a dataset's series, from the data itself.
+//!
+//! Owns reading each file's time column (only that column, a batch at a
+//! time) into the set of cadence buckets each series has rows in, and the
+//! polars work over those sets: the gaps (runs of empty buckets between
+//! the dataset's first and last bucket, so a series that stops early or
+//! starts late shows too) and the per-day coverage behind the coverage map.
+//! Memory is the bucket sets: 24 a day for trades, one per candle for
+//! candles, never the rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::{col, lit, DataFrame, IntoLazy, NamedFrom, Series, SortMultipleOptions};
+use serde::Serialize;
+
+use crate::catalog::rfc3339;
+use crate::compaction::plan::CatalogFile;
+use crate::config::{timeframe_ns, Config, DatasetConfig};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gap {
+    pub dataset: String,
+    /// The partition values other than time, e.g. `exchange=binance/symbol=BTC_USDT`.
+    pub series: String,
+    /// First missing instant and the end of the gap (exclusive), RFC 3339.
+    pub from: String,
+    pub to: String,
+    /// Empty buckets of the dataset's cadence.
+    pub missing: u64,
+    pub cadence: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub dataset: String,
+    pub series: String,
+    /// YYYY-MM-DD.
+    pub day: String,
+    /// Share of the day's buckets that hold rows (0..=1).
+    pub covered: f64,
+}
+
+fn perr(e: polars::prelude::PolarsError) -> Error {
+    Error::Invalid(format!("report (polars): {e}"))
+}
+
+/// The expected spacing of rows: `cadence` from config, the timeframe of a
+/// candle series, or an hour.
+fn cadence_ns(ds: &DatasetConfig, series: &str) -> i64 {
+    if let Some(c) = ds.cadence {
+        return c.0.as_nanos() as i64;
+    }
+    crate::catalog::partition_values(series)
+        .iter()
+        .find(|(k, _)| k == "timeframe")
+        .and_then(|(_, tf)| timeframe_ns(tf))
+        .unwrap_or(3_600_000_000_000)
+}
+
+fn human_ns(ns: i64) -> String {
+    match ns {
+        n if n % 86_400_000_000_000 == 0 => format!("{}d", n / 86_400_000_000_000),
+        n if n % 3_600_000_000_000 == 0 => format!("{}h", n / 3_600_000_000_000),
+        n if n % 60_000_000_000 == 0 => format!("{}m", n / 60_000_000_000),
+        n => format!("{}s", n / 1_000_000_000),
+    }
+}
+
+/// Gaps and daily coverage of every series of `ds`, from its files.
+pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Result<(Vec<Gap>, Vec<Coverage>)> {
+    // series → (cadence, buckets with rows)
+    let mut sets: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
+    for f in files.iter().filter(|f| !f.drift) {
+        let values = crate::catalog::partition_values(&f.file.partition);
+        let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
+        let series = crate::layout::partition_key(&fixed);
+        let cadence = cadence_ns(ds, &series);
+        let entry = sets.entry(series).or_insert_with(|| (cadence, BTreeSet::new()));
+        let path = cfg.tier_root(&f.tier)?.join(&f.file.relpath);
+        crate::parquet_io::for_each_time(&path, &ds.time_column, |ts| {
+            entry.1.extend(ts.iter().map(|t| t.div_euclid(cadence)));
+        })?;
+    }
+    let mut gaps = Vec::new();
+    let mut coverage = Vec::new();
+    // Series of one cadence share the dataset's span; a 1m and a 5m candle
+    // series are measured each against their own kind.
+    let mut by_cadence: BTreeMap<i64, Vec<(String, BTreeSet<i64>)>> = BTreeMap::new();
+    for (series, (cadence, set)) in sets {
+        by_cadence.entry(cadence).or_default().push((series, set));
+    }
+    for (cadence, group) in by_cadence {
+        let (mut names, mut buckets) = (Vec::new(), Vec::new());
+        for (series, set) in &group {
+            for b in set {
+                names.push(series.clone());
+                buckets.push(*b);
+            }
+        }
+        let (Some(&lo), Some(&hi)) = (buckets.iter().min(), buckets.iter().max()) else {
+            continue;
+        };
+        // Sentinels one bucket outside the span make a late start or an early end a gap too.
+        for (series, _) in &group {
+            names.push(series.clone());
+            buckets.push(lo - 1);
+            names.push(series.clone());
+            buckets.push(hi + 1);
+        }
+        let df = DataFrame::new(
+            names.len(),
+            vec![
+                Series::new("series".into(), &names).into(),
+                Series::new("bucket".into(), &buckets).into(),
+            ],
+        )
+        .map_err(perr)?;
+        let prev = col("bucket")
+            .shift(lit(1))
+            .over([col("series")])
+            .map_err(perr)?
+            .alias("prev");
+        let found = df
+            .clone()
+            .lazy()
+            .sort(["series", "bucket"], SortMultipleOptions::default())
+            .with_column(prev)
+            .filter((col("bucket") - col("prev")).gt(lit(1i64)))
+            .collect()
+            .map_err(perr)?;
+        let s = found.column("series").map_err(perr)?.str().map_err(perr)?.clone();
+        let cur = found.column("bucket").map_err(perr)?.i64().map_err(perr)?.clone();
+        let prev = found.column("prev").map_err(perr)?.i64().map_err(perr)?.clone();
+        for i in 0..found.height() {
+            let (Some(series), Some(c), Some(p)) = (s.get(i), cur.get(i), prev.get(i)) else {
+                continue;
+            };
+            gaps.push(Gap {
+                dataset: ds.name.clone(),
+                series: series.to_string(),
+                from: rfc3339((p + 1).saturating_mul(cadence)),
+                to: rfc3339(c.saturating_mul(cadence)),
+                missing: (c - p - 1) as u64,
+                cadence: human_ns(cadence),
+            });
+        }
+        // Coverage per series and day, over the real buckets only.
+        let per_day = 86_400_000_000_000i64.div_euclid(cadence).max(1);
+        let daily = df
+            .lazy()
+            .filter(col("bucket").gt_eq(lit(lo)).and(col("bucket").lt_eq(lit(hi))))
+            .with_column((col("bucket") / lit(per_day)).alias("day"))
+            .group_by([col("series"), col("day")])
+            .agg([col("bucket").n_unique().alias("n")])
+            .sort(["series", "day"], SortMultipleOptions::default())
+            .collect()
+            .map_err(perr)?;
+        let s = daily.column("series").map_err(perr)?.str().map_err(perr)?.clone();
+        let day = daily.column("day").map_err(perr)?.i64().map_err(perr)?.clone();
+        let n = daily
+            .column("n")
+            .map_err(perr)?
+            .cast(&polars::prelude::DataType::Int64)
+            .map_err(perr)?;
+        let n = n.i64().map_err(perr)?.clone();
+        for i in 0..daily.height() {
+            let (Some(series), Some(d), Some(k)) = (s.get(i), day.get(i), n.get(i)) else {
+                continue;
+            };
+            coverage.push(Coverage {
+                dataset: ds.name.clone(),
+                series: series.to_string(),
+                day: rfc3339(d.saturating_mul(per_day).saturating_mul(cadence))[..10].to_string(),
+                covered: (k as f64 / per_day as f64).min(1.0),
+            });
+        }
+    }
+    gaps.sort_by(|a, b| (&a.series, &a.from).cmp(&(&b.series, &b.from)));
+    Ok((gaps, coverage))
+}

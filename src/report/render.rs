@@ -1,0 +1,268 @@
+//! The report as a terminal table or as Markdown.
+//!
+//! Owns layout only; every figure comes from [`super::Report`].
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::config::units::human_bytes;
+
+fn days(d: Option<f64>, reached: bool) -> String {
+    match (d, reached) {
+        (_, true) => "reached".into(),
+        (Some(d), _) => format!("{d:.1} days"),
+        (None, _) => "not growing".into(),
+    }
+}
+
+/// Rows of cells, rendered as aligned text or as a Markdown table.
+struct Table {
+    head: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn text(&self, out: &mut String) {
+        let n = self.head.len();
+        let w: Vec<usize> = (0..n)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<&str>, out: &mut String| {
+            let parts: Vec<String> = cells.iter().zip(&w).map(|(c, w)| format!("{c:<w$}")).collect();
+            let _ = writeln!(out, "  {}", parts.join("  ").trim_end());
+        };
+        line(self.head.clone(), out);
+        for r in &self.rows {
+            line(r.iter().map(String::as_str).collect(), out);
+        }
+    }
+
+    fn md(&self, out: &mut String) {
+        let _ = writeln!(out, "| {} |", self.head.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(self.head.len()));
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+    }
+}
+
+/// Section titles and their tables, in order.
+fn sections(r: &Report) -> Vec<(String, Table)> {
+    let mut s = Vec::new();
+    s.push((
+        "Stored".to_string(),
+        Table {
+            head: vec!["dataset", "tier", "files", "rows", "size", "ratio", "from", "to"],
+            rows: r
+                .datasets
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.dataset.clone(),
+                        d.tier.clone(),
+                        d.files.to_string(),
+                        d.rows.to_string(),
+                        human_bytes(d.bytes),
+                        format!("{:.1}x", d.compression_ratio),
+                        d.min_ts.clone().unwrap_or_default(),
+                        d.max_ts.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        },
+    ));
+    s.push((
+        format!("Coverage gaps ({})", r.gaps.len()),
+        Table {
+            head: vec!["dataset", "series", "from", "to", "missing"],
+            rows: r
+                .gaps
+                .iter()
+                .map(|g| {
+                    vec![
+                        g.dataset.clone(),
+                        g.series.clone(),
+                        g.from.clone(),
+                        g.to.clone(),
+                        format!("{} × {}", g.missing, g.cadence),
+                    ]
+                })
+                .collect(),
+        },
+    ));
+    s.push((
+        format!("Since {} ({})", r.since_time, r.since),
+        Table {
+            head: vec!["action", "events", "bytes"],
+            rows: r
+                .history_totals
+                .iter()
+                .map(|t| vec![t.action.clone(), t.events.to_string(), human_bytes(t.bytes)])
+                .collect(),
+        },
+    ));
+    s.push((
+        "Removed, and why".to_string(),
+        Table {
+            head: vec!["when", "action", "dataset", "partition", "size", "reason"],
+            rows: r
+                .history
+                .iter()
+                .filter(|h| matches!(h.action.as_str(), "retention" | "evict" | "trim"))
+                .map(|h| {
+                    vec![
+                        h.at.clone(),
+                        h.action.clone(),
+                        h.dataset.clone().unwrap_or_default(),
+                        h.partition.clone().unwrap_or_default(),
+                        human_bytes(h.bytes.unwrap_or(0)),
+                        h.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        },
+    ));
+    s.push((
+        "Forecast".to_string(),
+        Table {
+            head: vec!["limit", "usage", "limit", "growth/day", "reached in"],
+            rows: r
+                .forecast
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.limit.clone(),
+                        human_bytes(f.usage_bytes),
+                        human_bytes(f.limit_bytes),
+                        format!(
+                            "{}{}",
+                            if f.growth_bytes_per_day < 0.0 { "-" } else { "" },
+                            human_bytes(f.growth_bytes_per_day.abs() as u64)
+                        ),
+                        days(f.days_until, f.reached),
+                    ]
+                })
+                .collect(),
+        },
+    ));
+    let next: Vec<Vec<String>> = r
+        .next_retention
+        .iter()
+        .map(|d| ("retention", d))
+        .chain(r.next_quota.iter().map(|d| ("quota", d)))
+        .map(|(k, d)| {
+            vec![
+                k.to_string(),
+                d.dataset.clone(),
+                d.tier.clone(),
+                d.partition.clone(),
+                human_bytes(d.bytes),
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    s.push((
+        "Next runs would remove".to_string(),
+        Table {
+            head: vec!["run", "dataset", "tier", "partition", "size", "reason"],
+            rows: next,
+        },
+    ));
+    if !r.jobs.is_empty() {
+        s.push((
+            "Jobs".to_string(),
+            Table {
+                head: vec![
+                    "framework",
+                    "jobs",
+                    "ok",
+                    "failed",
+                    "oom",
+                    "timeout",
+                    "max peak",
+                    "peak/reserved",
+                ],
+                rows: r
+                    .jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.framework.clone(),
+                            j.jobs.to_string(),
+                            j.succeeded.to_string(),
+                            j.failed.to_string(),
+                            j.oom_killed.to_string(),
+                            j.timed_out.to_string(),
+                            j.max_peak_bytes.map(human_bytes).unwrap_or_default(),
+                            j.max_peak_over_reserved
+                                .map(|x| format!("{:.0}%", x * 100.0))
+                                .unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            },
+        ));
+    }
+    s
+}
+
+pub fn table(r: &Report) -> String {
+    let mut out = format!("mdkeep data-retention report, {}\n", r.generated_at);
+    for (title, t) in sections(r) {
+        let _ = writeln!(out, "\n{title}");
+        if t.rows.is_empty() {
+            out.push_str("  (none)\n");
+        } else {
+            t.text(&mut out);
+        }
+    }
+    out
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut out = format!("# mdkeep data-retention report\n\nGenerated {}.\n", r.generated_at);
+    for (title, t) in sections(r) {
+        let _ = writeln!(out, "\n## {title}\n");
+        if t.rows.is_empty() {
+            out.push_str("None.\n");
+        } else {
+            t.md(&mut out);
+        }
+    }
+    out
+}
+
+/// The same sections as HTML tables, for the HTML page.
+pub fn html_tables(r: &Report) -> String {
+    let esc = super::html::esc;
+    let mut out = String::new();
+    for (title, t) in sections(r) {
+        let _ = writeln!(out, "<h2>{}</h2>", esc(&title));
+        if t.rows.is_empty() {
+            out.push_str("<p class=\"none\">None.</p>\n");
+            continue;
+        }
+        out.push_str("<table><thead><tr>");
+        for h in &t.head {
+            let _ = write!(out, "<th>{}</th>", esc(h));
+        }
+        out.push_str("</tr></thead><tbody>\n");
+        for row in &t.rows {
+            out.push_str("<tr>");
+            for c in row {
+                let _ = write!(out, "<td>{}</td>", esc(c));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out
+}
