@@ -265,4 +265,3 @@ mod tests {
         assert_eq!(dataset_totals(&db, "trades").unwrap(), (1, 10));
     }
 }
-
