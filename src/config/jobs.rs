@@ -44,6 +44,71 @@ pub struct JobsConfig {
     /// Per framework: command template, default memory, parallelism.
     #[serde(default)]
     pub frameworks: IndexMap<String, FrameworkProfile>,
+    /// Where jobs run: `local` (this box, within memory_budget) or `slurm`.
+    #[serde(default)]
+    pub runner: Runner,
+    #[serde(default)]
+    pub slurm: SlurmConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    #[default]
+    Local,
+    Slurm,
+}
+
+/// `[jobs.slurm]`: how the Slurm runner reaches the cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// SLURM_CONF for every Slurm command (default: Slurm's own).
+    #[serde(default)]
+    pub conf: Option<PathBuf>,
+    /// Folder of sbatch, squeue, scontrol, sacct, sstat, scancel, sinfo (default: PATH).
+    #[serde(default)]
+    pub bin_dir: Option<PathBuf>,
+    /// `--partition` of every submission (default: the cluster's default).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Extra sbatch arguments, e.g. ["--qos=low", "--cpus-per-task=2"].
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// How often a job's state is asked of Slurm.
+    #[serde(default = "default_slurm_poll")]
+    pub poll: Span,
+    /// Keep one framework at a time across the cluster (true), or let Slurm
+    /// schedule every framework together (false).
+    #[serde(default = "yes")]
+    pub one_framework: bool,
+    /// Jobs submitted to Slurm at once.
+    #[serde(default = "default_max_submitted")]
+    pub max_submitted: usize,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            conf: None,
+            bin_dir: None,
+            partition: None,
+            extra_args: Vec::new(),
+            poll: default_slurm_poll(),
+            one_framework: true,
+            max_submitted: default_max_submitted(),
+        }
+    }
+}
+
+fn default_slurm_poll() -> Span {
+    "1s".parse().expect("valid")
+}
+fn default_max_submitted() -> usize {
+    32
+}
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, WhenBusy, TASKS};
 pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
-pub use jobs::{FrameworkProfile, JobsConfig, LimitMode};
+pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
 pub use units::{ByteSize, SizeOrPercent, Span};
 
 use crate::error::{Error, Result};

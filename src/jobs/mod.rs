@@ -11,6 +11,7 @@ pub mod budget;
 pub mod limit;
 pub mod queue;
 pub mod run;
+pub mod slurm;
 pub mod spec;
 pub mod worker;
 
@@ -26,6 +27,26 @@ use spec::JobSpec;
 pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]) -> Result<i64> {
     let spec = JobSpec::load(cfg, spec_path, sets)?;
     let reserved = worker::reservation(cfg, db, &spec, 0)?;
+    if cfg.jobs.runner == crate::config::Runner::Slurm {
+        // What Slurm answers "Requested node configuration is not available"
+        // to, refused here with the reason.
+        if let Some(node) = slurm::max_node_memory(cfg)? {
+            if reserved > node {
+                return Err(Error::Spec {
+                    path: spec_path.to_path_buf(),
+                    key: "memory".into(),
+                    message: format!(
+                        "the job needs {} but no Slurm node of the partition has more than {} \
+                         (Slurm: Requested node configuration is not available)",
+                        crate::config::units::human_bytes(reserved),
+                        crate::config::units::human_bytes(node)
+                    ),
+                });
+            }
+        }
+        spec::resolve_secrets(cfg, &spec.secrets)?;
+        return enqueue(cfg, db, spec_path, &spec, reserved);
+    }
     let budget = cfg.jobs.memory_budget.0;
     if reserved > budget {
         return Err(Error::Spec {
@@ -40,6 +61,10 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
     }
     // Secrets must resolve now, not at 3 a.m. when the job starts.
     spec::resolve_secrets(cfg, &spec.secrets)?;
+    enqueue(cfg, db, spec_path, &spec, reserved)
+}
+
+fn enqueue(cfg: &Config, db: &Db, spec_path: &Path, spec: &JobSpec, reserved: u64) -> Result<i64> {
     let spec_dir = spec_path
         .parent()
         .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
@@ -50,7 +75,7 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
     queue::submit(
         db,
         &queue::NewJob {
-            spec: &spec,
+            spec,
             spec_dir: &spec_dir.display().to_string(),
             reserved_bytes: reserved,
             timeout_ms: timeout.0.as_millis() as i64,

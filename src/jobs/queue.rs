@@ -122,6 +122,8 @@ pub struct Job {
     pub timeout_ms: i64,
     pub message: Option<String>,
     pub dir: String,
+    /// Set when the Slurm runner submitted it.
+    pub slurm_id: Option<i64>,
 }
 
 /// The stable JSON shape of `jobs show --json` and each `jobs ls --json` element.
@@ -144,6 +146,7 @@ pub struct JobView {
     pub exit_code: Option<i32>,
     pub message: Option<String>,
     pub dir: String,
+    pub slurm_id: Option<i64>,
 }
 
 impl Job {
@@ -167,13 +170,14 @@ impl Job {
             exit_code: self.exit_code,
             message: self.message.clone(),
             dir: self.dir.clone(),
+            slurm_id: self.slurm_id,
         }
     }
 }
 
 const COLUMNS: &str = "id, name, framework, grp, spec, spec_dir, fingerprint, priority, retries, attempts, state,
      reserved_bytes, peak_bytes, limit_mechanism, exit_code, pgid, worker_pid, cancel_requested, timeout_ms,
-     message, dir, queued_at, started_at, finished_at";
+     message, dir, queued_at, started_at, finished_at, slurm_id";
 
 fn from_row(r: &Row) -> rusqlite::Result<Job> {
     let spec_json: String = r.get(4)?;
@@ -216,6 +220,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Job> {
         timeout_ms: r.get(18)?,
         message: r.get(19)?,
         dir: r.get(20)?,
+        slurm_id: r.get(24)?,
     })
 }
 
@@ -341,7 +346,7 @@ pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Opt
         .query_row(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?2, finished_at = NULL,
                              worker_pid = ?3, reserved_bytes = ?4, limit_mechanism = ?5, exit_code = NULL,
-                             peak_bytes = NULL, pgid = NULL, message = NULL
+                             peak_bytes = NULL, pgid = NULL, slurm_id = NULL, message = NULL
              WHERE id = ?1 AND state = 'queued' AND cancel_requested = 0
              RETURNING attempts",
             params![id, now_ns(), std::process::id() as i64, reserved as i64, mechanism],
@@ -359,6 +364,30 @@ pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Opt
     }
     tx.commit().map_err(&err)?;
     Ok(attempt)
+}
+
+pub fn set_slurm_id(db: &Db, id: i64, slurm_id: i64) -> Result<()> {
+    db.conn
+        .execute("UPDATE jobs SET slurm_id = ?2 WHERE id = ?1", params![id, slurm_id])
+        .map_err(db.err())?;
+    event(
+        &db.conn,
+        id,
+        "running",
+        &format!("submitted to Slurm as job {slurm_id}"),
+    )?;
+    Ok(())
+}
+
+/// This worker now watches a running job (a Slurm job re-attached after a restart).
+pub fn adopt(db: &Db, id: i64) -> Result<()> {
+    db.conn
+        .execute(
+            "UPDATE jobs SET worker_pid = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, std::process::id() as i64],
+        )
+        .map_err(db.err())?;
+    Ok(())
 }
 
 pub fn set_pgid(db: &Db, id: i64, pgid: i64) -> Result<()> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::limit::{self, Group, Mechanism};
 use super::queue::{Finish, Job, Outcome};
 use super::spec::resolve_secrets;
-use crate::config::Config;
+use crate::config::{Config, Runner};
 use crate::error::{Error, Result};
 use crate::export::{self, Format, Request};
 use crate::state::Db;
@@ -50,10 +50,26 @@ fn fail(message: String) -> Finish {
 pub fn run(l: Launch) -> Finish {
     let dir = PathBuf::from(&l.job.dir);
     let f = match prepare(&l, &dir) {
+        Ok(p) if l.cfg.jobs.runner == Runner::Slurm => match super::slurm::submit(&l, &dir, &p.argv, &p.env) {
+            Ok(sid) => super::slurm::track(&l, &dir, sid),
+            Err(e) => fail(e.to_string()),
+        },
         Ok(p) => execute(&l, &dir, p),
         Err(e) => fail(e.to_string()),
     };
-    write_result(&l, &dir, &f);
+    if f.message != super::slurm::DETACHED {
+        write_result(&l, &dir, &f);
+    }
+    f
+}
+
+/// Watch a Slurm job that an earlier worker submitted, to its end.
+pub fn reattach(l: Launch, slurm_id: i64) -> Finish {
+    let dir = PathBuf::from(&l.job.dir);
+    let f = super::slurm::track(&l, &dir, slurm_id);
+    if f.message != super::slurm::DETACHED {
+        write_result(&l, &dir, &f);
+    }
     f
 }
 

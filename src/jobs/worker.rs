@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::limit::{self, Mechanism};
 use super::queue::{self, Finish, Job, Outcome};
 use super::run::{self, Launch, STOP_CANCEL, STOP_SHUTDOWN};
-use crate::config::Config;
+use crate::config::{Config, Runner};
 use crate::error::Result;
 use crate::maintenance::Lock;
 use crate::state::{now_ns, Db};
@@ -93,13 +93,50 @@ pub fn work_with(
         budget = cfg.jobs.memory_budget.0,
         "job worker started"
     );
+    let slurm = cfg.jobs.runner == Runner::Slurm;
     let mut report = WorkReport {
-        mechanism: mechanism.as_str().into(),
+        mechanism: if slurm {
+            "slurm".into()
+        } else {
+            mechanism.as_str().into()
+        },
         ..Default::default()
     };
-    recover(cfg, db, parent.as_deref(), &mut report)?;
+    let adopt = recover(cfg, db, parent.as_deref(), &mut report)?;
     let (tx, rx) = channel::<(i64, Finish)>();
     let mut running: HashMap<i64, Running> = HashMap::new();
+    // Slurm jobs of a worker that is gone still run: watch them again, never resubmit.
+    for (job, sid) in adopt {
+        queue::adopt(db, job.id)?;
+        let stop = Arc::new(AtomicU8::new(0));
+        let launch = Launch {
+            cfg: cfg.clone(),
+            job: job.clone(),
+            reserved: job.reserved_bytes,
+            mechanism,
+            cgroup_parent: parent.clone(),
+            stop: stop.clone(),
+        };
+        let (tx, id) = (tx.clone(), job.id);
+        let handle = std::thread::Builder::new()
+            .name(format!("job-{id}"))
+            .spawn(move || {
+                let f = run::reattach(launch, sid);
+                let _ = tx.send((id, f));
+            })
+            .map_err(crate::error::Error::io("start a job thread", &job.dir))?;
+        tracing::info!(job = id, slurm_id = sid, "re-attached to a running Slurm job");
+        running.insert(
+            id,
+            Running {
+                group: job.group.clone(),
+                reserved: job.reserved_bytes,
+                stop,
+                handle,
+            },
+        );
+        report.recovered += 1;
+    }
     let mut active: Option<String> = None;
     let mut beat = Instant::now();
     let mut shutting_down = false;
@@ -176,6 +213,7 @@ fn admit(
             .filter(|(t, _)| now - t > fairness)
             .map(|(_, g)| g)
     };
+    let slurm = cfg.jobs.runner == Runner::Slurm;
     let running_group = running.values().next().map(|r| r.group.clone());
     let group = match running_group {
         // Another framework has waited too long: drain this one, admit nothing.
@@ -189,13 +227,27 @@ fn admit(
             },
         },
     };
-    let budget = cfg.jobs.memory_budget.0;
+    // Under Slurm, the cluster's own scheduling and cgroups replace the budget.
+    let budget = if slurm { u64::MAX } else { cfg.jobs.memory_budget.0 };
     // Maintenance (daemon schedules) holds part of the same budget.
-    let maintenance = super::budget::maintenance_reserved(db)?;
-    for job in queued.iter().filter(|j| j.group == group) {
+    let maintenance = if slurm {
+        0
+    } else {
+        super::budget::maintenance_reserved(db)?
+    };
+    let one_framework = !slurm || cfg.jobs.slurm.one_framework;
+    for job in queued.iter().filter(|j| !one_framework || j.group == group) {
         let in_use: u64 = running.values().map(|r| r.reserved).sum::<u64>() + maintenance;
-        let n_running = running.values().filter(|r| r.group == group).count();
-        let max_parallel = cfg.jobs.frameworks[&job.framework].max_parallel.max(1);
+        let n_running = if slurm {
+            running.len()
+        } else {
+            running.values().filter(|r| r.group == group).count()
+        };
+        let max_parallel = if slurm {
+            cfg.jobs.slurm.max_submitted.max(1)
+        } else {
+            cfg.jobs.frameworks[&job.framework].max_parallel.max(1)
+        };
         if n_running >= max_parallel {
             break;
         }
@@ -215,10 +267,11 @@ fn admit(
             continue;
         }
         // Keep priority order: a job that does not fit waits, and so do those behind it.
-        if in_use + reserved > budget {
+        if in_use.saturating_add(reserved) > budget {
             break;
         }
-        let Some(_attempt) = queue::claim(db, job.id, reserved, mechanism.as_str())? else {
+        let label = if slurm { "slurm" } else { mechanism.as_str() };
+        let Some(_attempt) = queue::claim(db, job.id, reserved, label)? else {
             continue;
         };
         let job: Job = queue::get(db, job.id)?;
@@ -243,13 +296,13 @@ fn admit(
         running.insert(
             id,
             Running {
-                group: group.clone(),
+                group: job.group.clone(),
                 reserved,
                 stop,
                 handle,
             },
         );
-        *active = Some(group.clone());
+        *active = Some(job.group.clone());
         report.started += 1;
     }
     Ok(())
@@ -265,6 +318,10 @@ fn finish(
 ) -> Result<()> {
     if let Some(r) = running.remove(&id) {
         let _ = r.handle.join();
+    }
+    if f.message == super::slurm::DETACHED {
+        // The Slurm job runs on; its row stays `running` for the next worker.
+        return Ok(());
     }
     let job = queue::get(db, id)?;
     let requeue = requeue_reservation(cfg, &job, &f);
@@ -295,12 +352,23 @@ fn requeue_reservation(cfg: &Config, job: &Job, f: &Finish) -> Option<u64> {
 
 /// Jobs left `running` by a worker that is gone: kill what is left of
 /// them, mark them interrupted, and re-queue those with retries left.
-fn recover(cfg: &Config, db: &Db, parent: Option<&std::path::Path>, report: &mut WorkReport) -> Result<()> {
+/// Slurm jobs among them are returned instead, to be watched again.
+fn recover(
+    cfg: &Config,
+    db: &Db,
+    parent: Option<&std::path::Path>,
+    report: &mut WorkReport,
+) -> Result<Vec<(Job, i64)>> {
+    let mut adopt = Vec::new();
     for job in queue::list(db, Some("running"))? {
         let alive = job
             .worker_pid
             .is_some_and(|p| p != std::process::id() as i64 && std::path::Path::new(&format!("/proc/{p}")).exists());
         if alive {
+            continue;
+        }
+        if let Some(sid) = job.slurm_id {
+            adopt.push((job, sid));
             continue;
         }
         if let Some(pgid) = job.pgid {
@@ -327,5 +395,5 @@ fn recover(cfg: &Config, db: &Db, parent: Option<&std::path::Path>, report: &mut
         );
         report.recovered += 1;
     }
-    Ok(())
+    Ok(adopt)
 }

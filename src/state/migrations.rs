@@ -188,4 +188,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, dataset, tier)
     );
     "#,
+    // 8: a job's Slurm id, when the Slurm runner submitted it.
+    r#"
+    ALTER TABLE jobs ADD COLUMN slurm_id INTEGER;
+    "#,
 ];
