@@ -144,6 +144,23 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     assert!(compact["last_result"].as_str().unwrap().starts_with("ok"), "{sched}");
     assert!(compact["next_run"].is_string(), "{sched}");
 
+    // A job still running at SIGTERM is interrupted (daemon.on_shutdown = "interrupt").
+    let long = s.root().join("jobs/long.toml");
+    std::fs::write(
+        &long,
+        format!(
+            "name = \"long\"\nframework = \"command\"\nmemory = \"64MiB\"\nargv = [\"{}\", \"hog\", \"--mb\", \"8\", \"--hold-ms\", \"60000\"]\n",
+            env!("CARGO_BIN_EXE_mdkeep")
+        ),
+    )
+    .unwrap();
+    let long_id = s.json(&["jobs", "submit", long.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
+    wait_for("the long job to start", Duration::from_secs(30), || {
+        s.json(&["jobs", "show", &long_id.to_string()])["state"] == "running"
+    });
+
     // SIGTERM: exit 0 within a few seconds, every row still there once.
     let t0 = Instant::now();
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -162,6 +179,7 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     assert!(code.success(), "exit {code:?}: {err}");
     eprintln!("stopped {} ms after SIGTERM", t0.elapsed().as_millis());
     assert!(err.contains("daemon stopped"), "{err}");
+    assert_eq!(s.json(&["jobs", "show", &long_id.to_string()])["state"], "interrupted");
     assert_eq!(trades(&s), want, "rows changed");
     let raw = py(
         "import duckdb, sys\n\

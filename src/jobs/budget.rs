@@ -105,3 +105,50 @@ pub fn reserve<'a>(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(when_busy: &str) -> (tempfile::TempDir, Config, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("MDKEEP__JOBS__MEMORY_BUDGET".to_string(), "1GiB".to_string()),
+            ("MDKEEP__DAEMON__WHEN_BUSY".to_string(), when_busy.to_string()),
+        ];
+        let cfg = Config::load(dir.path(), None, env).unwrap();
+        std::fs::create_dir_all(cfg.state_db().parent().unwrap()).unwrap();
+        let db = Db::open(&cfg.state_db()).unwrap();
+        // A running job holds 900 MiB of the 1 GiB budget.
+        db.conn
+            .execute(
+                "INSERT INTO jobs (name, framework, grp, spec, spec_dir, fingerprint, priority, retries, state,
+                                   reserved_bytes, timeout_ms, dir, queued_at)
+                 VALUES ('big', 'command', 'command', '{}', '.', 'x', 0, 0, 'running', ?1, 1000, '', 0)",
+                [900i64 << 20],
+            )
+            .unwrap();
+        (dir, cfg, db)
+    }
+
+    #[test]
+    fn a_task_waits_for_room_or_shrinks_to_what_is_left() {
+        let (_d, cfg, db) = setup("wait");
+        assert_eq!(jobs_reserved(&db).unwrap(), 900 << 20);
+        // 256 MiB does not fit next to the job: a wait that is told to stop gives up.
+        let r = reserve(&cfg, &db, "task:compact", 256 << 20, &|| true).unwrap();
+        assert!(r.is_none());
+        assert_eq!(maintenance_reserved(&db).unwrap(), 0);
+        // 64 MiB fits, and counts until dropped.
+        let r = reserve(&cfg, &db, "task:scan", 64 << 20, &|| true).unwrap().unwrap();
+        assert_eq!((r.bytes, maintenance_reserved(&db).unwrap()), (64 << 20, 64 << 20));
+        drop(r);
+        assert_eq!(maintenance_reserved(&db).unwrap(), 0);
+
+        let (_d, cfg, db) = setup("shrink");
+        let r = reserve(&cfg, &db, "task:compact", 256 << 20, &|| true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.bytes, 124 << 20, "what the job leaves of the budget");
+    }
+}
