@@ -29,6 +29,25 @@ pub const WORKER_LOCK: &str = "jobs-worker";
 
 /// How often the worker looks at the queue when nothing wakes it.
 const POLL: Duration = Duration::from_millis(100);
+/// An idle worker queries the queue at least this often even when the
+/// state database seems untouched.
+const IDLE_RECHECK: Duration = Duration::from_secs(2);
+
+/// Size and mtime of the state database and its WAL: a submission, a cancel
+/// or any other write changes them.
+type DbSignature = Option<(std::time::SystemTime, u64, Option<(std::time::SystemTime, u64)>)>;
+
+fn db_signature(path: &std::path::Path) -> DbSignature {
+    let stat = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let (m, len) = stat(path)?;
+    Some((m, len, stat(std::path::Path::new(&wal))))
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct WorkReport {
@@ -140,6 +159,7 @@ pub fn work_with(
     let mut active: Option<String> = None;
     let mut beat = Instant::now();
     let mut shutting_down = false;
+    let (mut last_sig, mut last_look) = (None, Instant::now());
     loop {
         if stop() && !shutting_down {
             shutting_down = true;
@@ -151,13 +171,21 @@ pub fn work_with(
                 r.stop.store(STOP_SHUTDOWN, Ordering::Relaxed);
             }
         }
-        for id in queue::cancel_requests(db)? {
-            if let Some(r) = running.get(&id) {
-                r.stop.store(STOP_CANCEL, Ordering::Relaxed);
+        // Idle and nothing written to the state database since the last look:
+        // nothing can have changed, so skip the queries (idle CPU near 0).
+        let sig = db_signature(&db.path);
+        let quiet =
+            running.is_empty() && !once && !shutting_down && sig == last_sig && last_look.elapsed() < IDLE_RECHECK;
+        if !quiet {
+            (last_sig, last_look) = (sig, Instant::now());
+            for id in queue::cancel_requests(db)? {
+                if let Some(r) = running.get(&id) {
+                    r.stop.store(STOP_CANCEL, Ordering::Relaxed);
+                }
             }
-        }
-        if !shutting_down && !drain() {
-            admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
+            if !shutting_down && !drain() {
+                admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
+            }
         }
         if running.is_empty() && (shutting_down || (once && queue::queued(db)?.is_empty())) {
             break;
