@@ -39,6 +39,22 @@ from hftbacktest.types import event_dtype, record_dtype
 
 
 @njit
+def record(hbt, records, n_rec, last_px):
+    """One row of state per asset, marked at the last trade price (there is no book)."""
+    for a in range(records.shape[1]):
+        sv = hbt.state_values(a)
+        r = records[n_rec, a]
+        r.timestamp = hbt.current_timestamp
+        r.price = last_px[a]
+        r.position = sv.position
+        r.balance = sv.balance
+        r.fee = sv.fee
+        r.num_trades = sv.num_trades
+        r.trading_volume = sv.trading_volume
+        r.trading_value = sv.trading_value
+
+
+@njit
 def trade_mm(hbt, records, step_ns, record_every, half_spread, skew, order_qty, max_pos):
     """Quotes every asset; records (ts, last price, state) every `record_every` steps.
 
@@ -77,31 +93,11 @@ def trade_mm(hbt, records, step_ns, record_every, half_spread, skew, order_qty, 
                 hbt.submit_sell_order(a, ask_tick, ask_tick * tick, order_qty, GTX, LIMIT, False)
         step += 1
         if step % record_every == 0 and n_rec < records.shape[0]:
-            for a in range(n_assets):
-                sv = hbt.state_values(a)
-                r = records[n_rec, a]
-                r.timestamp = hbt.current_timestamp
-                r.price = last_px[a]
-                r.position = sv.position
-                r.balance = sv.balance
-                r.fee = sv.fee
-                r.num_trades = sv.num_trades
-                r.trading_volume = sv.trading_volume
-                r.trading_value = sv.trading_value
+            record(hbt, records, n_rec, last_px)
             n_rec += 1
     # Final state at the end of the data.
     if n_rec < records.shape[0]:
-        for a in range(n_assets):
-            sv = hbt.state_values(a)
-            r = records[n_rec, a]
-            r.timestamp = hbt.current_timestamp
-            r.price = last_px[a]
-            r.position = sv.position
-            r.balance = sv.balance
-            r.fee = sv.fee
-            r.num_trades = sv.num_trades
-            r.trading_volume = sv.trading_volume
-            r.trading_value = sv.trading_value
+        record(hbt, records, n_rec, last_px)
         n_rec += 1
     return n_rec
 
