@@ -262,3 +262,48 @@ fn bad_requests_are_refused_with_the_reason() {
     assert_eq!(o.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to export"));
 }
+
+#[test]
+fn nautilus_trades_carry_the_instrument_precision() {
+    let s = pile();
+    let out = s.root().join("naut");
+    s.json(&[
+        "export",
+        "--dataset",
+        "trades",
+        "--symbol",
+        "BTC_USDT",
+        "--to",
+        "2024-01-02",
+        "--format",
+        "nautilus",
+        "--precision",
+        "2,6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // Fixed-point values are little-endian int128 of value × 10^16, rounded to the precision.
+    let got = py(
+        "import glob, sys, pyarrow.parquet as pq\n\
+         f = sorted(glob.glob(sys.argv[1] + '/data/trade_tick/*/*.parquet'))[0]\n\
+         t = pq.read_table(f)\n\
+         meta = t.schema.metadata\n\
+         px = [int.from_bytes(b, 'little', signed=True) for b in t.column('price').to_pylist()[:200]]\n\
+         qty = [int.from_bytes(b, 'little', signed=True) for b in t.column('size').to_pylist()[:200]]\n\
+         print(meta[b'price_precision'].decode(), meta[b'size_precision'].decode(), all(p % 10**14 == 0 for p in px), all(q % 10**10 == 0 for q in qty), t.num_rows > 0)",
+        &[out.to_str().unwrap()],
+    );
+    assert_eq!(got, "2 6 True True True");
+    let bad = s.run(&[
+        "export",
+        "--dataset",
+        "trades",
+        "--format",
+        "nautilus",
+        "--precision",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "a bad --precision is a usage error");
+}

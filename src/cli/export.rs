@@ -37,9 +37,24 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long)]
     out: PathBuf,
+    /// nautilus: decimals of prices and sizes, as the instrument declares them, e.g. 2,6 (default 8,8).
+    #[arg(long, value_parser = parse_precision)]
+    precision: Option<(u32, u32)>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_precision(s: &str) -> Result<(u32, u32), String> {
+    let (p, q) = s.split_once(',').ok_or("expected PRICE,SIZE decimals, e.g. 2,6")?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v <= 16)
+            .ok_or(format!("`{x}` is not 0 to 16"))
+    };
+    Ok((n(p)?, n(q)?))
 }
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
@@ -53,6 +68,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         to: a.to.as_deref().map(parse_time).transpose()?,
         format: a.format,
         out: a.out.clone(),
+        precision: a.precision,
     };
     let report = export::export(&cfg, &db, &req, &format!("export:{}", std::process::id()))?;
     if a.json {

@@ -173,7 +173,9 @@ impl<'a> Exporter<'a> {
                 }
                 Box::new(FeatherlessSpill::new(spill))
             }
-            Format::Nautilus => super::nautilus::series_out(out, &symbol, get("exchange"), tf, shape)?,
+            Format::Nautilus => {
+                super::nautilus::series_out(out, &symbol, get("exchange"), tf, shape, self.req.precision)?
+            }
         })
     }
 

@@ -46,6 +46,9 @@ pub struct Request {
     pub to: Option<i64>,
     pub format: Format,
     pub out: PathBuf,
+    /// Decimals of prices and sizes in the nautilus format, which must equal
+    /// the backtest's instrument's (default 8, 8).
+    pub precision: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -70,12 +70,14 @@ pub(crate) fn series_out(
     exchange: Option<String>,
     tf: Option<String>,
     shape: Shape,
+    precision: Option<(u32, u32)>,
 ) -> Result<Box<dyn SeriesOut>> {
+    let (price_p, size_p) = precision.unwrap_or((PRICE_PRECISION, SIZE_PRECISION));
     let instrument = instrument_id(symbol, exchange.as_deref().unwrap_or("EXTERNAL"));
     let mut meta = HashMap::from([
         ("instrument_id".to_string(), instrument.clone()),
-        ("price_precision".to_string(), PRICE_PRECISION.to_string()),
-        ("size_precision".to_string(), SIZE_PRECISION.to_string()),
+        ("price_precision".to_string(), price_p.to_string()),
+        ("size_precision".to_string(), size_p.to_string()),
     ]);
     let bin = |n: &str| Field::new(n, DataType::FixedSizeBinary(16), false);
     let u64f = |n: &str| Field::new(n, DataType::UInt64, false);
@@ -116,6 +118,8 @@ pub(crate) fn series_out(
         dir,
         schema: Arc::new(Schema::new_with_metadata(fields, meta)),
         kind,
+        price_p,
+        size_p,
         w: None,
         first: None,
         last: 0,
@@ -131,6 +135,8 @@ struct NautilusOut {
     dir: PathBuf,
     schema: SchemaRef,
     kind: Kind,
+    price_p: u32,
+    size_p: u32,
     w: Option<DataFileWriter>,
     first: Option<u64>,
     last: u64,
@@ -148,11 +154,11 @@ impl SeriesOut for NautilusOut {
                 let tsa: ArrayRef = Arc::new(UInt64Array::from(t.clone()));
                 (
                     vec![
-                        fixed(&f("open")?, PRICE_PRECISION)?,
-                        fixed(&f("high")?, PRICE_PRECISION)?,
-                        fixed(&f("low")?, PRICE_PRECISION)?,
-                        fixed(&f("close")?, PRICE_PRECISION)?,
-                        fixed(&f("volume")?, SIZE_PRECISION)?,
+                        fixed(&f("open")?, self.price_p)?,
+                        fixed(&f("high")?, self.price_p)?,
+                        fixed(&f("low")?, self.price_p)?,
+                        fixed(&f("close")?, self.price_p)?,
+                        fixed(&f("volume")?, self.size_p)?,
                         tsa.clone(),
                         tsa,
                     ],
@@ -180,8 +186,8 @@ impl SeriesOut for NautilusOut {
                 };
                 (
                     vec![
-                        fixed(&f("price")?, PRICE_PRECISION)?,
-                        fixed(&f("amount")?, SIZE_PRECISION)?,
+                        fixed(&f("price")?, self.price_p)?,
+                        fixed(&f("amount")?, self.size_p)?,
                         Arc::new(aggressor),
                         ids,
                         tsa.clone(),

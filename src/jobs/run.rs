@@ -109,6 +109,7 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
             to,
             format,
             out: data_dir.clone(),
+            precision: d.precision,
         };
         let db = Db::open_existing(&l.cfg.state_db())?;
         let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {

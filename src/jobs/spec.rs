@@ -71,6 +71,9 @@ pub struct DataNeeds {
     /// Export format; default: the framework profile's `data_format`.
     #[serde(default)]
     pub format: Option<String>,
+    /// nautilus: [price, size] decimals of the instrument (default [8, 8]).
+    #[serde(default)]
+    pub precision: Option<(u32, u32)>,
 }
 
 impl JobSpec {
