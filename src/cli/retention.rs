@@ -13,9 +13,9 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
             output::json(&plan)?;
             return Ok(0);
         }
-        for d in &plan.drops {
+        let line = |verb: &str, d: &retention::Expired| {
             println!(
-                "would drop {} {} [{}]: {} files, {} rows, {}: {}",
+                "{verb} {} {} [{}]: {} files, {} rows, {}: {}",
                 d.dataset,
                 d.partition,
                 d.tier,
@@ -23,24 +23,16 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
                 output::thousands(d.rows),
                 human_bytes(d.bytes),
                 d.reason
-            );
+            )
+        };
+        for d in &plan.drops {
+            line("would drop", d);
         }
         for t in &plan.trims {
-            println!(
-                "would trim {} {} [{}] ({} rows, {}): {}",
-                t.dataset,
-                t.partition,
-                t.tier,
-                output::thousands(t.rows),
-                human_bytes(t.bytes),
-                t.reason
-            );
+            line("would trim", &t.target);
         }
         for d in &plan.waiting_for_rollup {
-            println!(
-                "would keep {} {} [{}] until its rollup is verified: {}",
-                d.dataset, d.partition, d.tier, d.reason
-            );
+            line("would keep until its rollup is verified", d);
         }
         if plan.drops.is_empty() && plan.trims.is_empty() {
             println!("nothing to drop");

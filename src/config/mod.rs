@@ -370,7 +370,7 @@ impl Config {
     pub fn tmp_dir(&self) -> PathBuf {
         self.resolve(&self.paths.tmp)
     }
-    /// Where the daemon's report task writes (next to the state database's folder).
+    /// Where the daemon's report task (and `demo`, `report --write-dated`) writes.
     pub fn reports_dir(&self) -> PathBuf {
         self.resolve(Path::new("data/reports"))
     }

@@ -137,9 +137,9 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
 
 fn record(db: &Db, e: &Event) -> Result<()> {
     match e {
-        Event::Started { task, scheduled, .. } => {
+        Event::Started { task, scheduled, at } => {
             tracing::info!(task, scheduled = %scheduled, "task started");
-            scheduler::record_start(db, task, chrono::Utc::now())
+            scheduler::record_start(db, task, *at)
         }
         Event::Finished {
             task,
@@ -156,7 +156,7 @@ fn record(db: &Db, e: &Event) -> Result<()> {
                 Ok(s) => format!("ok: {s}"),
                 Err(e) => format!("error: {e}"),
             };
-            scheduler::record_end(db, task, chrono::Utc::now(), result.is_ok(), &text, ms)
+            scheduler::record_end(db, task, *at, result.is_ok(), &text, ms)
         }
         Event::Skipped { task, scheduled, why } => {
             tracing::warn!(task, scheduled = %scheduled, why, "run skipped");

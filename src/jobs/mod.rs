@@ -22,49 +22,38 @@ use crate::error::{Error, Result};
 use crate::state::Db;
 use spec::JobSpec;
 
-/// Queue a job from a spec file, refusing one whose reservation alone
-/// exceeds the budget. Returns its id.
+/// Queue a job from a spec file, refusing one that could never run: its
+/// reservation alone exceeds the budget (local runner) or every Slurm node
+/// of the partition (Slurm runner). Returns its id.
 pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]) -> Result<i64> {
+    use crate::config::units::human_bytes;
     let spec = JobSpec::load(cfg, spec_path, sets)?;
     let reserved = worker::reservation(cfg, db, &spec, 0)?;
-    if cfg.jobs.runner == crate::config::Runner::Slurm {
-        // What Slurm answers "Requested node configuration is not available"
-        // to, refused here with the reason.
-        if let Some(node) = slurm::max_node_memory(cfg)? {
-            if reserved > node {
-                return Err(Error::Spec {
-                    path: spec_path.to_path_buf(),
-                    key: "memory".into(),
-                    message: format!(
-                        "the job needs {} but no Slurm node of the partition has more than {} \
-                         (Slurm: Requested node configuration is not available)",
-                        crate::config::units::human_bytes(reserved),
-                        crate::config::units::human_bytes(node)
-                    ),
-                });
-            }
+    let never_fits = match cfg.jobs.runner {
+        crate::config::Runner::Local => {
+            let budget = cfg.jobs.memory_budget.0;
+            (reserved > budget).then(|| format!("jobs.memory_budget is {}; it could never run", human_bytes(budget)))
         }
-        spec::resolve_secrets(cfg, &spec.secrets)?;
-        return enqueue(cfg, db, spec_path, &spec, reserved);
-    }
-    let budget = cfg.jobs.memory_budget.0;
-    if reserved > budget {
+        // What Slurm answers "Requested node configuration is not available" to.
+        crate::config::Runner::Slurm => slurm::max_node_memory(cfg)?
+            .filter(|node| reserved > *node)
+            .map(|node| {
+                format!(
+                    "no Slurm node of the partition has more than {} \
+                 (Slurm: Requested node configuration is not available)",
+                    human_bytes(node)
+                )
+            }),
+    };
+    if let Some(why) = never_fits {
         return Err(Error::Spec {
             path: spec_path.to_path_buf(),
             key: "memory".into(),
-            message: format!(
-                "the job needs {} but jobs.memory_budget is {}; it could never run",
-                crate::config::units::human_bytes(reserved),
-                crate::config::units::human_bytes(budget)
-            ),
+            message: format!("the job needs {} but {why}", human_bytes(reserved)),
         });
     }
     // Secrets must resolve now, not at 3 a.m. when the job starts.
     spec::resolve_secrets(cfg, &spec.secrets)?;
-    enqueue(cfg, db, spec_path, &spec, reserved)
-}
-
-fn enqueue(cfg: &Config, db: &Db, spec_path: &Path, spec: &JobSpec, reserved: u64) -> Result<i64> {
     let spec_dir = spec_path
         .parent()
         .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
@@ -75,7 +64,7 @@ fn enqueue(cfg: &Config, db: &Db, spec_path: &Path, spec: &JobSpec, reserved: u6
     queue::submit(
         db,
         &queue::NewJob {
-            spec,
+            spec: &spec,
             spec_dir: &spec_dir.display().to_string(),
             reserved_bytes: reserved,
             timeout_ms: timeout.0.as_millis() as i64,

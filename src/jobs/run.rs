@@ -57,18 +57,20 @@ pub fn run(l: Launch) -> Finish {
         Ok(p) => execute(&l, &dir, p),
         Err(e) => fail(e.to_string()),
     };
-    if f.message != super::slurm::DETACHED {
-        write_result(&l, &dir, &f);
-    }
-    f
+    ended(&l, &dir, f)
 }
 
 /// Watch a Slurm job that an earlier worker submitted, to its end.
 pub fn reattach(l: Launch, slurm_id: i64) -> Finish {
     let dir = PathBuf::from(&l.job.dir);
     let f = super::slurm::track(&l, &dir, slurm_id);
+    ended(&l, &dir, f)
+}
+
+/// `result.json` for a run that ended; a Slurm job left running has none yet.
+fn ended(l: &Launch, dir: &Path, f: Finish) -> Finish {
     if f.message != super::slurm::DETACHED {
-        write_result(&l, &dir, &f);
+        write_result(l, dir, &f);
     }
     f
 }

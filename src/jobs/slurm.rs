@@ -5,8 +5,8 @@
 //! reservation as `--mem`, its timeout as `--time`, its output files and
 //! working folder; tracking with `scontrol show job` while Slurm remembers
 //! the job and `sacct -c` (the jobcomp file) after; peaks from the batch
-//! script's own record (`/usr/bin/time -f %M`, else the job cgroup's peak),
-//! with `sstat` samples as the fallback; `scancel` for a cancel. Slurm's
+//! script's own record (`/usr/bin/time -f %M`, else the job cgroup's peak)
+//! or `sstat`'s samples, whichever is higher; `scancel` for a cancel. Slurm's
 //! scheduling and cgroups replace the local budget and limits. The
 //! environment (secrets included) reaches the job through sbatch's own
 //! environment, never through the batch script's text.
@@ -72,10 +72,8 @@ fn output(cfg: &Config, name: &str, args: &[&str]) -> Result<String> {
 /// The most memory one node of the partition has, in bytes (`sinfo %m`).
 pub fn max_node_memory(cfg: &Config) -> Result<Option<u64>> {
     let mut args = vec!["-h", "-o", "%m"];
-    let p;
     if let Some(part) = &cfg.jobs.slurm.partition {
-        p = part.clone();
-        args.extend(["-p", p.as_str()]);
+        args.extend(["-p", part.as_str()]);
     }
     let text = output(cfg, "sinfo", &args)?;
     Ok(text
@@ -231,11 +229,8 @@ pub fn track(l: &Launch, dir: &Path, sid: i64) -> Finish {
             Some((st, code)) => {
                 unknown = 0;
                 if let Some(outcome) = terminal(&st) {
-                    let peak =
-                        recorded_peak(dir)
-                            .unwrap_or(0)
-                            .max(if outcome == Outcome::OomKilled { sampled } else { 0 });
-                    let peak = if peak == 0 { sampled } else { peak };
+                    // sstat's once-a-second samples can only miss the peak, never exceed it.
+                    let peak = recorded_peak(dir).unwrap_or(0).max(sampled);
                     tracing::info!(job = l.job.id, slurm_id = sid, state = %st, peak, "Slurm job ended");
                     return Finish {
                         outcome,

@@ -65,6 +65,44 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
+impl Running {
+    /// A thread that carries `job` to its end with `body` (a fresh run, or
+    /// watching a Slurm job again) and reports the [`Finish`] on `tx`.
+    fn start(
+        cfg: &Config,
+        job: Job,
+        reserved: u64,
+        mechanism: Mechanism,
+        parent: &Option<PathBuf>,
+        tx: &Sender<(i64, Finish)>,
+        body: impl FnOnce(Launch) -> Finish + Send + 'static,
+    ) -> Result<Running> {
+        let stop = Arc::new(AtomicU8::new(0));
+        let (id, group, dir) = (job.id, job.group.clone(), job.dir.clone());
+        let launch = Launch {
+            cfg: cfg.clone(),
+            job,
+            reserved,
+            mechanism,
+            cgroup_parent: parent.clone(),
+            stop: stop.clone(),
+        };
+        let tx = tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("job-{id}"))
+            .spawn(move || {
+                let _ = tx.send((id, body(launch)));
+            })
+            .map_err(crate::error::Error::io("start a job thread", &dir))?;
+        Ok(Running {
+            group,
+            reserved,
+            stop,
+            handle,
+        })
+    }
+}
+
 /// The reservation of `job` now: max(declared or the profile's default,
 /// the learned peak raised by the margin, what it was given before).
 pub fn reservation(cfg: &Config, db: &Db, job_spec: &super::spec::JobSpec, floor: u64) -> Result<u64> {
@@ -127,33 +165,12 @@ pub fn work_with(
     // Slurm jobs of a worker that is gone still run: watch them again, never resubmit.
     for (job, sid) in adopt {
         queue::adopt(db, job.id)?;
-        let stop = Arc::new(AtomicU8::new(0));
-        let launch = Launch {
-            cfg: cfg.clone(),
-            job: job.clone(),
-            reserved: job.reserved_bytes,
-            mechanism,
-            cgroup_parent: parent.clone(),
-            stop: stop.clone(),
-        };
-        let (tx, id) = (tx.clone(), job.id);
-        let handle = std::thread::Builder::new()
-            .name(format!("job-{id}"))
-            .spawn(move || {
-                let f = run::reattach(launch, sid);
-                let _ = tx.send((id, f));
-            })
-            .map_err(crate::error::Error::io("start a job thread", &job.dir))?;
-        tracing::info!(job = id, slurm_id = sid, "re-attached to a running Slurm job");
-        running.insert(
-            id,
-            Running {
-                group: job.group.clone(),
-                reserved: job.reserved_bytes,
-                stop,
-                handle,
-            },
-        );
+        tracing::info!(job = job.id, slurm_id = sid, "re-attached to a running Slurm job");
+        let (id, reserved) = (job.id, job.reserved_bytes);
+        let r = Running::start(cfg, job, reserved, mechanism, &parent, &tx, move |l| {
+            run::reattach(l, sid)
+        })?;
+        running.insert(id, r);
         report.recovered += 1;
     }
     let mut active: Option<String> = None;
@@ -266,17 +283,16 @@ fn admit(
     let one_framework = !slurm || cfg.jobs.slurm.one_framework;
     for job in queued.iter().filter(|j| !one_framework || j.group == group) {
         let in_use: u64 = running.values().map(|r| r.reserved).sum::<u64>() + maintenance;
-        let n_running = if slurm {
-            running.len()
+        // Slurm takes up to max_submitted jobs in all; locally each framework has its max_parallel.
+        let (n_running, max_parallel) = if slurm {
+            (running.len(), cfg.jobs.slurm.max_submitted)
         } else {
-            running.values().filter(|r| r.group == group).count()
+            (
+                running.values().filter(|r| r.group == group).count(),
+                cfg.jobs.frameworks[&job.framework].max_parallel,
+            )
         };
-        let max_parallel = if slurm {
-            cfg.jobs.slurm.max_submitted.max(1)
-        } else {
-            cfg.jobs.frameworks[&job.framework].max_parallel.max(1)
-        };
-        if n_running >= max_parallel {
+        if n_running >= max_parallel.max(1) {
             break;
         }
         let reserved = reservation(cfg, db, &job.spec, job.reserved_bytes)?;
@@ -303,34 +319,9 @@ fn admit(
             continue;
         };
         let job: Job = queue::get(db, job.id)?;
-        let stop = Arc::new(AtomicU8::new(0));
-        let launch = Launch {
-            cfg: cfg.clone(),
-            job: job.clone(),
-            reserved,
-            mechanism,
-            cgroup_parent: parent.clone(),
-            stop: stop.clone(),
-        };
-        let tx = tx.clone();
-        let id = job.id;
-        let handle = std::thread::Builder::new()
-            .name(format!("job-{id}"))
-            .spawn(move || {
-                let f = run::run(launch);
-                let _ = tx.send((id, f));
-            })
-            .map_err(crate::error::Error::io("start a job thread", &job.dir))?;
-        running.insert(
-            id,
-            Running {
-                group: job.group.clone(),
-                reserved,
-                stop,
-                handle,
-            },
-        );
         *active = Some(job.group.clone());
+        let id = job.id;
+        running.insert(id, Running::start(cfg, job, reserved, mechanism, parent, tx, run::run)?);
         report.started += 1;
     }
     Ok(())

@@ -115,6 +115,27 @@ pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
 }
 
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
+    let mut p = limits_and_evictions(cfg, db, dataset)?;
+    if p.soft_exceeded {
+        // Early moves are for the datasets over a soft limit, or all when the total is.
+        let total_over = p.soft.iter().any(|e| e.what == "total");
+        let mut early = TierPlan::default();
+        for name in cfg.datasets.keys() {
+            let wanted = total_over || p.soft.iter().any(|e| e.what == format!("dataset {name}"));
+            if wanted && dataset.is_none_or(|d| d == name) {
+                let t = tiering::plan_scaled(cfg, db, Some(name), cfg.quota.early_tier_factor)?;
+                early.moves.extend(t.moves);
+                early.blocked.extend(t.blocked);
+                early.reference_time.extend(t.reference_time);
+            }
+        }
+        p.early_tier = Some(early);
+    }
+    Ok(p)
+}
+
+/// Usage against every limit, and the evictions the hard ones need.
+fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
     let q = &cfg.quota;
     let mut p = QuotaPlan {
         usage: usage(cfg),
@@ -138,21 +159,6 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
             .extend(over(format!("dataset {name}"), used, ds.hard_limit.map(|b| b.0)));
     }
     p.soft_exceeded = !p.soft.is_empty();
-    if p.soft_exceeded {
-        // Early moves are for the datasets over a soft limit, or all when the total is.
-        let total_over = p.soft.iter().any(|e| e.what == "total");
-        let mut early = TierPlan::default();
-        for name in cfg.datasets.keys() {
-            let wanted = total_over || p.soft.iter().any(|e| e.what == format!("dataset {name}"));
-            if wanted && dataset.is_none_or(|d| d == name) {
-                let t = tiering::plan_scaled(cfg, db, Some(name), q.early_tier_factor)?;
-                early.moves.extend(t.moves);
-                early.blocked.extend(t.blocked);
-                early.reference_time.extend(t.reference_time);
-            }
-        }
-        p.early_tier = Some(early);
-    }
     if let Some(h) = p.hard_total {
         p.to_free = p.usage.total.saturating_sub(h);
     }
@@ -289,10 +295,11 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
     if let Some(early) = plan.early_tier.take() {
         if !early.moves.is_empty() {
             tiered_early = Some(tiering::execute(cfg, db, &early, &ProgressBar::hidden())?);
-            // Moves changed what lies where: evictions are chosen afresh.
-            let dataset = plan.dataset.clone();
-            let soft = std::mem::take(&mut plan.soft);
-            plan = plan_after_tiering(cfg, db, dataset.as_deref(), soft)?;
+            // Moves changed what lies where: evictions are chosen afresh,
+            // while the report keeps the soft limits that started the moves.
+            let mut fresh = limits_and_evictions(cfg, db, plan.dataset.as_deref())?;
+            (fresh.soft, fresh.soft_exceeded) = (std::mem::take(&mut plan.soft), true);
+            plan = fresh;
         }
         plan.early_tier = Some(early);
     }
@@ -318,13 +325,4 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
         tracing::error!(%why, "quota cannot be met");
     }
     Ok(report)
-}
-
-/// The plan again after early tiering, keeping the soft limits that started it.
-fn plan_after_tiering(cfg: &Config, db: &Db, dataset: Option<&str>, soft: Vec<Exceeded>) -> Result<QuotaPlan> {
-    let mut p = plan(cfg, db, dataset)?;
-    p.early_tier = None;
-    p.soft_exceeded = true;
-    p.soft = soft;
-    Ok(p)
 }

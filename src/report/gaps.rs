@@ -92,9 +92,10 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
     }
     for (cadence, group) in by_cadence {
         let (mut names, mut buckets) = (Vec::new(), Vec::new());
-        for (series, set) in &group {
+        // A series is its index in `group`: one integer a row, not its name.
+        for (i, (_, set)) in group.iter().enumerate() {
             for b in set {
-                names.push(series.clone());
+                names.push(i as i64);
                 buckets.push(*b);
             }
         }
@@ -102,11 +103,9 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
             continue;
         };
         // Sentinels one bucket outside the span make a late start or an early end a gap too.
-        for (series, _) in &group {
-            names.push(series.clone());
-            buckets.push(lo - 1);
-            names.push(series.clone());
-            buckets.push(hi + 1);
+        for i in 0..group.len() as i64 {
+            names.extend([i, i]);
+            buckets.extend([lo - 1, hi + 1]);
         }
         let df = DataFrame::new(
             names.len(),
@@ -129,7 +128,7 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
             .filter((col("bucket") - col("prev")).gt(lit(1i64)))
             .collect()
             .map_err(perr)?;
-        let s = found.column("series").map_err(perr)?.str().map_err(perr)?.clone();
+        let s = found.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
         let cur = found.column("bucket").map_err(perr)?.i64().map_err(perr)?.clone();
         let prev = found.column("prev").map_err(perr)?.i64().map_err(perr)?.clone();
         for i in 0..found.height() {
@@ -138,7 +137,7 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
             };
             gaps.push(Gap {
                 dataset: ds.name.clone(),
-                series: series.to_string(),
+                series: group[series as usize].0.clone(),
                 from: rfc3339((p + 1).saturating_mul(cadence)),
                 to: rfc3339(c.saturating_mul(cadence)),
                 missing: (c - p - 1) as u64,
@@ -156,7 +155,7 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
             .sort(["series", "day"], SortMultipleOptions::default())
             .collect()
             .map_err(perr)?;
-        let s = daily.column("series").map_err(perr)?.str().map_err(perr)?.clone();
+        let s = daily.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
         let day = daily.column("day").map_err(perr)?.i64().map_err(perr)?.clone();
         let n = daily
             .column("n")
@@ -170,7 +169,7 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
             };
             coverage.push(Coverage {
                 dataset: ds.name.clone(),
-                series: series.to_string(),
+                series: group[series as usize].0.clone(),
                 day: rfc3339(d.saturating_mul(per_day).saturating_mul(cadence))[..10].to_string(),
                 covered: (k as f64 / per_day as f64).min(1.0),
             });

@@ -12,6 +12,7 @@ pub mod render;
 
 use std::collections::BTreeMap;
 
+use chrono::Datelike;
 use serde::Serialize;
 
 use crate::catalog::rfc3339;
@@ -293,8 +294,6 @@ pub fn days_until(usage: u64, limit: u64, rate: f64) -> (Option<f64>, bool) {
     (Some((limit - usage) as f64 / rate), false)
 }
 
-use chrono::Datelike;
-
 fn forecast(cfg: &Config, db: &Db, r: &mut Report) -> Result<()> {
     let plan = crate::quota::plan(cfg, db, None)?;
     let total_rate = growth_rate(&r.growth, None);
@@ -363,14 +362,7 @@ fn forecast(cfg: &Config, db: &Db, r: &mut Report) -> Result<()> {
     };
     let rp = crate::retention::plan(cfg, db, None)?;
     r.next_retention = rp.drops.iter().map(planned).collect();
-    r.next_retention.extend(rp.trims.iter().map(|t| PlannedDrop {
-        dataset: t.dataset.clone(),
-        tier: t.tier.clone(),
-        partition: t.partition.clone(),
-        bytes: t.bytes,
-        rows: t.rows,
-        reason: format!("trim: {}", t.reason),
-    }));
+    r.next_retention.extend(rp.trims.iter().map(|t| planned(&t.target)));
     r.next_quota = plan.evictions.iter().map(planned).collect();
     Ok(())
 }

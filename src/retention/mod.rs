@@ -39,12 +39,9 @@ pub struct Expired {
 /// (datasets with `trim = true`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Trim {
-    pub dataset: String,
-    pub tier: String,
-    pub partition: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub reason: String,
+    /// The partition, as a drop would name it.
+    #[serde(flatten)]
+    pub target: Expired,
     #[serde(skip)]
     cut_ns: i64,
     #[serde(skip)]
@@ -109,50 +106,36 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
             // The rows must be old too: a misfiled row newer than the cut keeps the partition.
             let newest_row = files.iter().map(|f| f.file.max_ts).max().unwrap_or(end);
             let oldest_row = files.iter().map(|f| f.file.min_ts).min().unwrap_or(end);
-            let rows = files.iter().map(|f| f.file.rows).sum();
-            if end > cut || newest_row >= cut {
-                if ds.trim && oldest_row < cut {
-                    let reason = format!("straddles {} (keep = {keep}, trim = true)", rfc3339(cut));
-                    let e = Expired {
-                        dataset: name.clone(),
-                        tier: tier.clone(),
-                        partition: partition.clone(),
-                        rows,
-                        bytes: files.iter().map(|f| f.file.bytes).sum(),
-                        files: files.iter().map(|f| f.file.relpath.clone()).collect(),
-                        reason: reason.clone(),
-                    };
-                    if waits_for_rollup(db, ds, &e)? {
-                        out.waiting_for_rollup.push(e);
-                        continue;
-                    }
-                    let inputs = files.into_iter().map(|f| f.file).collect();
-                    out.trims.push(Trim {
-                        series: SeriesPlan::one_partition(ds, &tier, &partition, inputs, reason.clone()),
-                        dataset: e.dataset,
-                        tier,
-                        partition,
-                        rows,
-                        bytes: e.bytes,
-                        reason,
-                        cut_ns: cut,
-                    });
-                }
+            // Whole partitions go; one that straddles the cut is trimmed if the dataset asks.
+            let whole = end <= cut && newest_row < cut;
+            let trim = ds.trim && oldest_row < cut;
+            if !(whole || trim) {
                 continue;
             }
             let e = Expired {
                 dataset: name.clone(),
-                tier,
-                rows,
+                tier: tier.clone(),
+                partition: partition.clone(),
+                rows: files.iter().map(|f| f.file.rows).sum(),
                 bytes: files.iter().map(|f| f.file.bytes).sum(),
-                files: files.into_iter().map(|f| f.file.relpath).collect(),
-                reason: format!("ended before {} (keep = {keep})", rfc3339(cut)),
-                partition,
+                files: files.iter().map(|f| f.file.relpath.clone()).collect(),
+                reason: if whole {
+                    format!("ended before {} (keep = {keep})", rfc3339(cut))
+                } else {
+                    format!("straddles {} (keep = {keep}, trim = true)", rfc3339(cut))
+                },
             };
             if waits_for_rollup(db, ds, &e)? {
                 out.waiting_for_rollup.push(e);
-            } else {
+            } else if whole {
                 out.drops.push(e);
+            } else {
+                let inputs = files.into_iter().map(|f| f.file).collect();
+                out.trims.push(Trim {
+                    series: SeriesPlan::one_partition(ds, &tier, &partition, inputs, e.reason.clone()),
+                    cut_ns: cut,
+                    target: e,
+                });
             }
         }
     }
@@ -175,7 +158,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
     drop_partitions(cfg, db, &plan.drops, "retention", &mut m)?;
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
-        let how = Rewrite::verified("trim", &t.tier, Some(t.cut_ns));
+        let how = Rewrite::verified("trim", &t.target.tier, Some(t.cut_ns));
         let r = rewrite_series(cfg, db, &t.series, &how, budget, &ProgressBar::hidden())?;
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up
@@ -183,7 +166,12 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         db.conn
             .execute(
                 "UPDATE rollups SET source_rows = ?1 WHERE dataset = ?2 AND partition = ?3 AND source_rows = ?4",
-                rusqlite::params![r.rows_out as i64, t.dataset, t.partition, t.rows as i64],
+                rusqlite::params![
+                    r.rows_out as i64,
+                    t.target.dataset,
+                    t.target.partition,
+                    t.target.rows as i64
+                ],
             )
             .map_err(db.err())?;
         m.partitions_trimmed += 1;
