@@ -81,6 +81,10 @@ pub enum Error {
     #[error("{0}")]
     Busy(String),
 
+    /// An object store (a tier on S3) failed or could not be reached, after retries.
+    #[error("store {url}: {message}")]
+    Store { url: String, message: String },
+
     /// A command-level request that cannot be honoured.
     #[error("{0}")]
     Invalid(String),
@@ -117,6 +121,7 @@ impl Error {
             Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65, // EX_DATAERR
             Error::Io { .. } => 74,                                                      // EX_IOERR
             Error::Db { .. } | Error::Busy(_) => 75,                                     // EX_TEMPFAIL: often a lock
+            Error::Store { .. } => 69,                                                   // EX_UNAVAILABLE
         }
     }
 }

@@ -127,7 +127,7 @@ pub fn roll_back(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> Re
         let p = out_root.join(rel);
         remove_output(&p)?;
         catalog::remove(&tx, out_tier, rel).map_err(&dberr)?;
-        if let Some(dir) = p.parent() {
+        if let Some(dir) = p.parent().filter(|_| !crate::store::is_remote(&p)) {
             remove_empty_dirs(dir, &out_root);
         }
     }
@@ -136,8 +136,26 @@ pub fn roll_back(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> Re
     Ok(outs.len() as u64)
 }
 
-/// Delete an output and any temporary a crash left beside it.
+/// After a commit: remove the upload claims of a rewrite's objects (a
+/// no-op for a local tier).
+pub fn drop_claims(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> Result<()> {
+    let root = cfg.tier_root(out_tier)?;
+    if !crate::store::is_remote(&root) {
+        return Ok(());
+    }
+    for rel in paths(conn, "journal_outputs", id).map_err(db_err(Path::new("state")))? {
+        crate::store::remove(&crate::store::write::claim_path(&root.join(rel)))?;
+    }
+    Ok(())
+}
+
+/// Delete an output and any temporary a crash left beside it (for an
+/// object: its upload claim).
 pub fn remove_output(path: &Path) -> Result<()> {
+    if crate::store::is_remote(path) {
+        crate::store::remove(path)?;
+        return crate::store::remove(&crate::store::write::claim_path(path));
+    }
     if path.exists() {
         std::fs::remove_file(path).map_err(Error::io("remove", path))?;
     }
@@ -170,11 +188,26 @@ pub fn is_pinned(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Resu
 pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) -> Result<bool> {
     let root = cfg.tier_root(tier)?;
     let path = root.join(relpath);
-    if !path.exists() {
+    if !crate::store::exists(&path)? {
         return Ok(false);
     }
     let dberr = db_err(Path::new("state"));
-    if is_pinned(conn, tier, relpath).map_err(&dberr)? {
+    let pinned = is_pinned(conn, tier, relpath).map_err(&dberr)?;
+    if crate::store::is_remote(&path) {
+        if pinned {
+            // An object stays where it is; the trash entry deletes it once unpinned.
+            let bytes = crate::store::size_of(&path).unwrap_or(0);
+            conn.execute(
+                "INSERT INTO trash (tier, relpath, path, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tier, relpath, path.display().to_string(), bytes as i64, now_ns()],
+            )
+            .map_err(&dberr)?;
+            return Ok(true);
+        }
+        crate::store::remove(&path)?;
+        return Ok(false);
+    }
+    if pinned {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let mut to = cfg.trash_dir().join(tier).join(relpath);
         let mut n = 1;
@@ -224,6 +257,8 @@ pub struct RecoveryReport {
     pub inputs_removed: u64,
     pub trash_purged: u64,
     pub stale_pins: u64,
+    /// Roll-backs of uploads left for the next run: their store was unreachable.
+    pub deferred: u64,
 }
 
 /// Finish or roll back every rewrite whose process is gone.
@@ -246,17 +281,40 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         let conn = &db.conn;
         let dberr = db_err(&db.path);
         if state == "writing" {
-            let n = roll_back(cfg, conn, id, &out_tier)?;
+            let n = match roll_back(cfg, conn, id, &out_tier) {
+                Ok(n) => n,
+                // An unreachable store must not stop local work: its
+                // uncommitted objects are in no catalog; the next run retries.
+                Err(e @ Error::Store { .. }) => {
+                    tracing::warn!(journal = id, error = %e, "cannot roll back an interrupted upload yet");
+                    report.deferred += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             report.outputs_removed += n;
             report.rolled_back += 1;
             tracing::warn!(journal = id, outputs = n, "rolled back an interrupted rewrite");
         } else {
-            let ins = paths(conn, "journal_inputs", id).map_err(&dberr)?;
-            for rel in &ins {
-                if cfg.tier_root(&tier)?.join(rel).exists() {
-                    retire_input(cfg, conn, &tier, rel)?;
-                    report.inputs_removed += 1;
+            let finish = || -> Result<u64> {
+                drop_claims(cfg, conn, id, &out_tier)?;
+                let mut n = 0;
+                for rel in paths(conn, "journal_inputs", id).map_err(&dberr)? {
+                    if crate::store::exists(&cfg.tier_root(&tier)?.join(&rel))? {
+                        retire_input(cfg, conn, &tier, &rel)?;
+                        n += 1;
+                    }
                 }
+                Ok(n)
+            };
+            match finish() {
+                Ok(n) => report.inputs_removed += n,
+                Err(e @ Error::Store { .. }) => {
+                    tracing::warn!(journal = id, error = %e, "cannot finish an interrupted rewrite on the store yet");
+                    report.deferred += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             set_state(conn, id, State::Done).map_err(&dberr)?;
             report.finished += 1;
@@ -329,9 +387,7 @@ pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
             }
             (false, Some(at)) if now - at >= grace => {
                 let p = PathBuf::from(&path);
-                if p.exists() {
-                    std::fs::remove_file(&p).map_err(Error::io("remove", &p))?;
-                }
+                crate::store::remove(&p)?;
                 db.conn
                     .execute("DELETE FROM trash WHERE id = ?1", [id])
                     .map_err(&dberr)?;

@@ -26,6 +26,7 @@ pub mod retention;
 pub mod rollup;
 pub mod scheduler;
 pub mod state;
+pub mod store;
 pub mod tiering;
 
 pub use config::Config;

@@ -24,6 +24,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
+use crate::store::Source;
 
 /// What a footer (and, failing statistics, the time column) says about a file.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub const COMPACTED_KEY: &str = "mdkeep.compacted";
 /// Read a file's footer and time range. The error string is the reason the
 /// file is unreadable, for the quarantine ledger.
 pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, String> {
-    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let f = Source::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("invalid footer: {e}"))?;
     let meta = builder.metadata().clone();
     let schema = builder.schema().clone();
@@ -275,7 +276,7 @@ impl Default for WriteOptions {
 }
 
 impl WriteOptions {
-    fn properties(&self) -> Result<WriterProperties> {
+    pub(crate) fn properties(&self) -> Result<WriterProperties> {
         let compression = match self.compression {
             Codec::Zstd(level) => {
                 Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::Invalid(format!("zstd level: {e}")))?)
@@ -313,37 +314,59 @@ pub struct WrittenFile {
 }
 
 /// Streams record batches into one Parquet file that appears under its final
-/// name only once complete and synced.
+/// name only once complete and durable: a local temp file synced and renamed,
+/// or a create-only upload to a store tier (see `store::write`).
 pub struct DataFileWriter {
-    writer: ArrowWriter<File>,
-    target: AtomicFile,
+    target: Target,
+    dest: PathBuf,
     rows: u64,
+}
+
+// One lives per open output file; its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Local(ArrowWriter<File>, AtomicFile),
+    Remote(crate::store::StoreWriter),
 }
 
 impl DataFileWriter {
     pub fn try_new(dest: &Path, schema: SchemaRef, opts: &WriteOptions) -> Result<Self> {
-        let (target, file) = AtomicFile::create(dest)?;
-        let writer = ArrowWriter::try_new(file, schema, Some(opts.properties()?)).map_err(Error::parquet(dest))?;
+        let target = if crate::store::is_remote(dest) {
+            Target::Remote(crate::store::StoreWriter::try_new(dest, schema, opts.properties()?)?)
+        } else {
+            let (target, file) = AtomicFile::create(dest)?;
+            let writer = ArrowWriter::try_new(file, schema, Some(opts.properties()?)).map_err(Error::parquet(dest))?;
+            Target::Local(writer, target)
+        };
         Ok(DataFileWriter {
-            writer,
             target,
+            dest: dest.to_path_buf(),
             rows: 0,
         })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(Error::parquet(self.target.dest()))
+        match &mut self.target {
+            Target::Local(w, _) => w.write(batch).map_err(Error::parquet(&self.dest)),
+            Target::Remote(w) => w.write(batch),
+        }
     }
 
     /// Bytes buffered for the open row group: the memory hook budgets watch.
     pub fn in_progress_size(&self) -> usize {
-        self.writer.in_progress_size()
+        match &self.target {
+            Target::Local(w, _) => w.in_progress_size(),
+            Target::Remote(w) => w.in_progress_size(),
+        }
     }
 
     /// Bytes already written plus the buffered estimate: when to roll over.
     pub fn estimated_size(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
+        match &self.target {
+            Target::Local(w, _) => w.bytes_written() + w.in_progress_size(),
+            Target::Remote(w) => w.bytes_written() + w.in_progress_size(),
+        }
     }
 
     pub fn rows(&self) -> u64 {
@@ -352,16 +375,24 @@ impl DataFileWriter {
 
     /// Force the open row group out, to honour a memory budget.
     pub fn flush(&mut self) -> Result<()> {
-        self.writer.flush().map_err(Error::parquet(self.target.dest()))
+        match &mut self.target {
+            Target::Local(w, _) => w.flush().map_err(Error::parquet(&self.dest)),
+            Target::Remote(w) => w.flush(),
+        }
     }
 
     pub fn close(self) -> Result<WrittenFile> {
-        let dest = self.target.dest().to_path_buf();
-        self.writer.close().map_err(Error::parquet(&dest))?;
-        let path = self.target.commit()?;
-        let bytes = std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+        let dest = self.dest;
+        let bytes = match self.target {
+            Target::Local(w, target) => {
+                w.close().map_err(Error::parquet(&dest))?;
+                let path = target.commit()?;
+                std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len()
+            }
+            Target::Remote(w) => w.close()?,
+        };
         Ok(WrittenFile {
-            path,
+            path: dest,
             rows: self.rows,
             bytes,
         })
@@ -382,7 +413,7 @@ pub fn open_batches(
     path: &Path,
     batch_size: usize,
 ) -> Result<(SchemaRef, parquet::arrow::arrow_reader::ParquetRecordBatchReader)> {
-    let f = File::open(path).map_err(Error::io("open", path))?;
+    let f = Source::open(path)?;
     let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?;
     let schema = b.schema().clone();
     let r = b.with_batch_size(batch_size).build().map_err(Error::parquet(path))?;
@@ -392,7 +423,7 @@ pub fn open_batches(
 /// Stream one file's time column, in nanoseconds, a batch at a time; only
 /// that column's pages are read. Memory is one batch.
 pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) -> Result<()> {
-    let file = File::open(path).map_err(Error::io("open", path))?;
+    let file = Source::open(path)?;
     let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
     let Some((idx, field)) = b.schema().column_with_name(time_column) else {
         return Err(Error::BadInput {
@@ -428,7 +459,7 @@ pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) 
 
 /// Uncompressed bytes of a file's row groups, from its footer.
 pub fn uncompressed_bytes(path: &Path) -> Result<u64> {
-    let file = File::open(path).map_err(Error::io("open", path))?;
+    let file = Source::open(path)?;
     let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
     Ok(b.metadata()
         .row_groups()

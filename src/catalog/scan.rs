@@ -40,6 +40,8 @@ pub struct ScanReport {
     pub ignored: Vec<Ignored>,
     /// Files whose footer was read in this scan (0 when nothing changed).
     pub files_read: u64,
+    /// Store tiers that could not be listed; their catalog entries were kept.
+    pub unreachable: Vec<Unreachable>,
     /// Interrupted rewrites finished or rolled back before scanning.
     pub recovered: crate::journal::RecoveryReport,
     /// Files and rows in the catalog after the scan.
@@ -53,6 +55,12 @@ pub struct Corrupt {
     pub path: String,
     pub reason: String,
     pub moved_to: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unreachable {
+    pub tier: String,
+    pub error: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +163,8 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
         }
     }
 
+    list_stores(cfg, db, &known, &mut present, &mut todo, &mut report)?;
+
     progress.set_length(todo.len() as u64);
     let threads = match cfg.scan.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -208,6 +218,17 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
                     report.added += 1;
                 }
             }
+            Err(reason) if crate::store::is_remote(&c.root) => {
+                // Not moved: the object stays for a person to look at; it
+                // stays out of the catalog, so nothing reads it.
+                present.remove(&key);
+                tracing::warn!(path = %c.abs().display(), %reason, "unreadable object on the store; left in place, not cataloged");
+                report.corrupt.push(Corrupt {
+                    path: c.abs().display().to_string(),
+                    reason,
+                    moved_to: String::new(),
+                });
+            }
             Err(reason) => {
                 let from = c.abs();
                 let moved_to = quarantine(cfg, &tx, &c, &reason)?;
@@ -243,6 +264,78 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
         "scan done"
     );
     Ok(report)
+}
+
+/// Reconcile store tiers with a listing: new objects become candidates,
+/// listed ones count as present. Objects retired while pinned (waiting in
+/// the trash ledger) and upload claims are not data. A store that cannot
+/// be listed keeps its catalog entries as they are.
+fn list_stores(
+    cfg: &Config,
+    db: &Db,
+    known: &std::collections::HashMap<(String, String), Seen>,
+    present: &mut HashSet<(String, String)>,
+    todo: &mut Vec<Candidate>,
+    report: &mut ScanReport,
+) -> Result<()> {
+    for tier in cfg.store_tiers() {
+        let root = cfg.tier_root(&tier)?;
+        let listing = match crate::store::for_tier(cfg, &tier).and_then(|s| s.list("")) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(tier = %tier, error = %e, "store unreachable; its catalog entries are kept");
+                present.extend(known.keys().filter(|k| k.0 == tier).cloned());
+                report.unreachable.push(Unreachable {
+                    tier: tier.clone(),
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let trashed: HashSet<String> = {
+            let mut st = db
+                .conn
+                .prepare("SELECT relpath FROM trash WHERE tier = ?1")
+                .map_err(db.err())?;
+            let r = st.query_map([&tier], |r| r.get(0)).map_err(db.err())?;
+            r.collect::<rusqlite::Result<_>>().map_err(db.err())?
+        };
+        for (relpath, bytes, mtime_ns) in listing {
+            let name = relpath.rsplit('/').next().unwrap_or(&relpath);
+            if crate::store::write::is_claim(name) || !layout::is_data_file(name) || trashed.contains(&relpath) {
+                continue;
+            }
+            let (dataset, partition, range) = match classify(cfg, Path::new(&relpath)) {
+                Ok(v) => v,
+                Err(reason) => {
+                    report.ignored.push(Ignored {
+                        path: root.join(&relpath).display().to_string(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let key = (tier.clone(), relpath.clone());
+            // Objects appear whole, so there is no settle time; mdkeep
+            // catalogs its uploads with its own clock, so only size counts.
+            let unchanged = known.get(&key).is_some_and(|k| k.bytes == bytes);
+            present.insert(key);
+            if unchanged {
+                report.unchanged += 1;
+                continue;
+            }
+            todo.push(Candidate {
+                tier: tier.clone(),
+                root: root.clone(),
+                relpath,
+                dataset,
+                partition,
+                range,
+                seen: Seen { bytes, mtime_ns },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Dataset, partition key and time range of a path under a tier root, or
@@ -365,18 +458,24 @@ pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &s
         .strip_prefix(root)
         .map_err(|_| Error::Invalid(format!("{} is outside {}", path.display(), root.display())))?;
     let loc = layout::locate(rel).ok_or_else(|| Error::Invalid(format!("{} is not in the layout", path.display())))?;
-    let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+    let (bytes, mtime) = if crate::store::is_remote(path) {
+        // Just uploaded: its size is known, and "now" is its modification time.
+        (crate::store::size_of(path)?, crate::state::now_ns())
+    } else {
+        let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+        (meta.len(), mtime_ns(meta.modified().ok()))
+    };
     Ok(FileEntry {
         tier: tier.to_string(),
         relpath: rel.to_string_lossy().replace('\\', "/"),
         dataset: dataset.to_string(),
         partition: loc.partition_key(),
         rows: info.rows,
-        bytes: meta.len(),
+        bytes,
         min_ts: info.min_ts,
         max_ts: info.max_ts,
         schema_fp: info.schema_fp,
-        mtime_ns: mtime_ns(meta.modified().ok()),
+        mtime_ns: mtime,
         drift: None,
         misfiled: false,
         compacted: info.compacted,

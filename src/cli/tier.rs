@@ -36,9 +36,12 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let m = tiering::execute(&cfg, &mut db, &plan, &progress("tier", a.json))?;
+    // A store that could not be reached: what could move moved, and the
+    // exit code says the rest did not (EX_UNAVAILABLE).
+    let code = if m.failed.is_empty() { 0 } else { 69 };
     if a.json {
         output::json(&m)?;
-        return Ok(0);
+        return Ok(code);
     }
     println!(
         "moved {} partitions: {} files → {}, {} rows, {} → {} in {:.1}s",
@@ -53,5 +56,8 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     for b in &m.blocked {
         println!("not moving {} {} [{}]: {}", b.dataset, b.partition, b.tier, b.reason);
     }
-    Ok(0)
+    for f in &m.failed {
+        eprintln!("error: not moved {} {} → {}: {}", f.dataset, f.partition, f.to, f.error);
+    }
+    Ok(code)
 }

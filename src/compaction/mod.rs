@@ -254,6 +254,7 @@ pub(crate) fn rewrite_series(
     journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
     failpoint("rewrite:after-commit");
+    journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
     for (i, f) in sp.inputs.iter().enumerate() {
         if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? {

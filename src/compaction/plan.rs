@@ -163,6 +163,11 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
     for row in catalog_files(db, filter.dataset.as_deref())? {
         let (dataset, tier) = (row.dataset.clone(), row.tier.clone());
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
+        // A store tier only receives files a move already compacted;
+        // rewriting there would download and upload whole partitions.
+        if cfg.tiers.get(&tier).is_some_and(|t| t.is_store()) {
+            continue;
+        }
         let values = partition_values(&row.file.partition);
         let series_vals: Vec<_> = values
             .iter()

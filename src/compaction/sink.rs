@@ -99,6 +99,13 @@ impl<'a> PartitionWriter<'a> {
             })
             .map(|f| f.name().clone())
             .collect();
+        // Journal ids start again with a new state database; a bucket
+        // outlives it, so object names also carry the time.
+        let prefix = if crate::store::is_remote(&root) {
+            format!("c{journal_id}-{:x}", crate::state::now_ns() / 1_000_000)
+        } else {
+            format!("c{journal_id}")
+        };
         PartitionWriter {
             ctx,
             root,
@@ -112,7 +119,7 @@ impl<'a> PartitionWriter<'a> {
             },
             target_size,
             row_group_memory,
-            prefix: format!("c{journal_id}"),
+            prefix,
             conn,
             journal_id,
             seq: 0,
@@ -186,7 +193,15 @@ impl<'a> PartitionWriter<'a> {
                 .to_string_lossy()
                 .replace('\\', "/");
             journal::plan_output(self.conn, self.journal_id, &rel).map_err(db_err(Path::new("state")))?;
-            let w = DataFileWriter::try_new(&dest, self.ctx.schema.clone(), &self.opts)?;
+            let w = match DataFileWriter::try_new(&dest, self.ctx.schema.clone(), &self.opts) {
+                Ok(w) => w,
+                Err(e) => {
+                    // Not ours (a create-only upload found the name taken):
+                    // a roll-back must not delete it.
+                    journal::forget_output(self.conn, self.journal_id, &rel).map_err(db_err(Path::new("state")))?;
+                    return Err(e);
+                }
+            };
             cur.writer = Some((w, rel));
         }
         let (w, _) = cur.writer.as_mut().expect("opened above");

@@ -70,9 +70,24 @@ pub struct Paths {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
+    /// A folder, or `s3://bucket/prefix` for a tier on object storage.
     pub root: PathBuf,
     pub zstd_level: i32,
     pub target_file_size: ByteSize,
+    /// How to reach the store, for an `s3://` root.
+    #[serde(default)]
+    pub s3: Option<crate::store::S3Config>,
+    /// Above this many bytes in this tier, `quota` evicts its oldest
+    /// partitions. The one quota a store tier can have: its free space is
+    /// not measurable.
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+}
+
+impl TierConfig {
+    pub fn is_store(&self) -> bool {
+        crate::store::is_remote(&self.root)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -183,6 +198,8 @@ impl Config {
             ds.name = name.clone();
         }
         cfg.validate()?;
+        // Clients that cannot be built (no credentials) say so when used.
+        crate::store::register(&cfg);
         Ok(cfg)
     }
 
@@ -200,6 +217,20 @@ impl Config {
         }
         for (name, t) in &self.tiers {
             crate::layout::check_segment("tier", name).map_err(|e| bad(format!("tiers.{name}"), e.to_string()))?;
+            if t.is_store() {
+                crate::store::parse_url(&t.root.to_string_lossy()).map_err(|m| bad(format!("tiers.{name}.root"), m))?;
+                if self.tiers.get_index_of(name) == Some(0) {
+                    return Err(bad(
+                        format!("tiers.{name}.root"),
+                        "the hot tier must be a local folder (collectors write there)".into(),
+                    ));
+                }
+            } else if t.s3.is_some() {
+                return Err(bad(
+                    format!("tiers.{name}.s3"),
+                    "only a tier whose root is an s3:// URL takes [s3] settings".into(),
+                ));
+            }
             if !(1..=22).contains(&t.zstd_level) {
                 return Err(bad(
                     format!("tiers.{name}.zstd_level"),
@@ -354,7 +385,7 @@ impl Config {
 
     /// Resolve a config path against the root.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
+        if p.is_absolute() || crate::store::is_remote(p) {
             p.to_path_buf()
         } else {
             self.root.join(p)
@@ -381,11 +412,22 @@ impl Config {
         self.resolve(&self.paths.jobs)
     }
 
-    /// Tier names and their resolved roots, hottest first.
+    /// Local tier names and their resolved roots, hottest first (store
+    /// tiers are walked by listing, see [`Config::store_tiers`]).
     pub fn tier_roots(&self) -> Vec<(String, PathBuf)> {
         self.tiers
             .iter()
+            .filter(|(_, t)| !t.is_store())
             .map(|(n, t)| (n.clone(), self.resolve(&t.root)))
+            .collect()
+    }
+
+    /// Names of the tiers on object storage.
+    pub fn store_tiers(&self) -> Vec<String> {
+        self.tiers
+            .iter()
+            .filter(|(_, t)| t.is_store())
+            .map(|(n, _)| n.clone())
             .collect()
     }
 

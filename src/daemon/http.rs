@@ -172,6 +172,30 @@ pub fn render_metrics(cfg: &Config) -> Result<String> {
             .map(|r| (lab(&["tier"], std::slice::from_ref(&r.tier)), r.free as f64))
             .collect(),
     );
+    let stores: Vec<(String, f64)> = cfg
+        .store_tiers()
+        .into_iter()
+        .map(|t| {
+            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
+            (lab(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
+        })
+        .collect();
+    family(
+        "mdkeep_store_up",
+        "gauge",
+        "Whether each object-store tier answered a listing (1) or not (0).",
+        stores,
+    );
+    family(
+        "mdkeep_store_bytes",
+        "gauge",
+        "Bytes cataloged on each object-store tier (its free space is not measurable).",
+        plan.usage
+            .stores
+            .iter()
+            .map(|(t, b)| (lab(&["tier"], std::slice::from_ref(t)), *b as f64))
+            .collect(),
+    );
     family(
         "mdkeep_jobs",
         "gauge",

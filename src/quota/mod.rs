@@ -26,7 +26,10 @@ use crate::tiering::{self, TierMetrics, TierPlan};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Usage {
+    /// Local tier roots, on disk.
     pub tiers: BTreeMap<String, u64>,
+    /// Store tiers, from the catalog (not in `total`, which is local disk).
+    pub stores: BTreeMap<String, u64>,
     /// Per dataset, over every tier root.
     pub datasets: BTreeMap<String, u64>,
     pub state: u64,
@@ -101,6 +104,33 @@ pub fn usage(cfg: &Config) -> Usage {
     u
 }
 
+/// Local usage, plus the store tiers' bytes from the catalog (their free
+/// space is not measurable; their bytes also count towards datasets).
+pub fn usage_with_stores(cfg: &Config, db: &Db) -> Result<Usage> {
+    let mut u = usage(cfg);
+    for tier in cfg.store_tiers() {
+        let mut st = db
+            .conn
+            .prepare("SELECT dataset, coalesce(sum(bytes), 0) FROM files WHERE tier = ?1 GROUP BY dataset")
+            .map_err(db.err())?;
+        let rows: Vec<(String, i64)> = st
+            .query_map([&tier], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db.err())?;
+        let total = u.stores.entry(tier).or_default();
+        for (ds, b) in rows {
+            *total += b as u64;
+            *u.datasets.entry(ds).or_default() += b as u64;
+        }
+    }
+    Ok(u)
+}
+
+fn is_store(cfg: &Config, tier: &str) -> bool {
+    cfg.tiers.get(tier).is_some_and(|t| t.is_store())
+}
+
 /// (free, size) of the filesystem holding `path`.
 pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
@@ -138,7 +168,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
 fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
     let q = &cfg.quota;
     let mut p = QuotaPlan {
-        usage: usage(cfg),
+        usage: usage_with_stores(cfg, db)?,
         soft_total: q.soft_total.map(|b| b.0),
         hard_total: q.hard_total.map(|b| b.0),
         dataset: dataset.map(str::to_string),
@@ -157,6 +187,11 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             .extend(over(format!("dataset {name}"), used, ds.soft_limit.map(|b| b.0)));
         p.hard
             .extend(over(format!("dataset {name}"), used, ds.hard_limit.map(|b| b.0)));
+    }
+    for (name, t) in &cfg.tiers {
+        let used = p.usage.stores.get(name).copied().unwrap_or(0);
+        p.hard
+            .extend(over(format!("tier {name}"), used, t.max_bytes.map(|b| b.0)));
     }
     p.soft_exceeded = !p.soft.is_empty();
     if let Some(h) = p.hard_total {
@@ -201,10 +236,33 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             ));
         }
     }
-    // Then the total and free space, in the declared order over every dataset.
-    let already: u64 = p.evictions.iter().map(|e| e.bytes).sum();
+    // A store tier's cap: only its own partitions.
+    for (name, t) in cfg.tiers.iter().filter(|(_, t)| t.is_store()) {
+        let Some(limit) = t.max_bytes.map(|b| b.0) else {
+            continue;
+        };
+        let used = p.usage.stores.get(name).copied().unwrap_or(0);
+        let already: u64 = p.evictions.iter().filter(|e| &e.tier == name).map(|e| e.bytes).sum();
+        let need = used.saturating_sub(limit).saturating_sub(already);
+        let freed = take(&mut candidates, &mut p.evictions, need, |e| &e.tier == name);
+        if freed < need {
+            unmet.push(format!(
+                "tier {name}: {} must be freed but only {} can be evicted",
+                human_bytes(need),
+                human_bytes(freed)
+            ));
+        }
+    }
+    // Then the total and free space, in the declared order over every
+    // dataset; only local partitions free local disk.
+    let already: u64 = p
+        .evictions
+        .iter()
+        .filter(|e| !is_store(cfg, &e.tier))
+        .map(|e| e.bytes)
+        .sum();
     let need = p.to_free.saturating_sub(already);
-    let freed = take(&mut candidates, &mut p.evictions, need, |_| true);
+    let freed = take(&mut candidates, &mut p.evictions, need, |e| !is_store(cfg, &e.tier));
     if freed < need {
         unmet.push(format!(
             "{} must be freed but only {} can be evicted (keep_forever datasets and pinned files stay)",
@@ -304,7 +362,7 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
         plan.early_tier = Some(early);
     }
     drop_partitions(cfg, db, &plan.evictions, "evict", &mut evicted)?;
-    let after = usage(cfg);
+    let after = usage_with_stores(cfg, db)?;
     let mut report = QuotaReport {
         dry_run: false,
         plan,

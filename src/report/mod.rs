@@ -43,6 +43,19 @@ pub struct Report {
     pub next_retention: Vec<PlannedDrop>,
     pub next_quota: Vec<PlannedDrop>,
     pub jobs: Vec<JobStats>,
+    /// Store tiers (object storage) and whether they answered just now.
+    pub stores: Vec<StoreStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub tier: String,
+    pub url: String,
+    pub reachable: bool,
+    /// Why not, when unreachable.
+    pub error: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,11 +159,40 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
         next_retention: Vec::new(),
         next_quota: Vec::new(),
         jobs: Vec::new(),
+        stores: Vec::new(),
     };
+    let mut down = std::collections::HashSet::new();
+    for tier in cfg.store_tiers() {
+        let probe = crate::store::for_tier(cfg, &tier)
+            .map_err(|e| e.to_string())
+            .and_then(|st| st.probe());
+        let (files, bytes): (i64, i64) = db
+            .conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM files WHERE tier = ?1",
+                [&tier],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db.err())?;
+        if probe.is_err() {
+            down.insert(tier.clone());
+        }
+        r.stores.push(StoreStatus {
+            url: cfg.tiers[&tier].root.display().to_string(),
+            tier,
+            reachable: probe.is_ok(),
+            error: probe.err().map(|e| format!("unreachable: {e}")),
+            files: files as u64,
+            bytes: bytes as u64,
+        });
+    }
     for (name, ds) in &cfg.datasets {
-        let files = catalog_files(db, Some(name))?;
+        // Files on a store that does not answer are counted from the
+        // catalog, not read: the report must not wait out its retries.
+        let all = catalog_files(db, Some(name))?;
+        let files: Vec<_> = all.iter().filter(|f| !down.contains(&f.tier)).cloned().collect();
         let mut tiers: BTreeMap<String, DatasetTier> = BTreeMap::new();
-        for f in &files {
+        for f in &all {
             let t = tiers.entry(f.tier.clone()).or_insert_with(|| DatasetTier {
                 dataset: name.clone(),
                 tier: f.tier.clone(),
@@ -166,7 +208,9 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             t.rows += f.file.rows;
             t.bytes += f.file.bytes;
             let path = cfg.tier_root(&f.tier)?.join(&f.file.relpath);
-            t.uncompressed_bytes += crate::parquet_io::uncompressed_bytes(&path).unwrap_or(0);
+            if !down.contains(&f.tier) {
+                t.uncompressed_bytes += crate::parquet_io::uncompressed_bytes(&path).unwrap_or(0);
+            }
             let lo = rfc3339(f.file.min_ts);
             let hi = rfc3339(f.file.max_ts);
             if t.min_ts.as_ref().is_none_or(|m| lo < *m) {

@@ -57,6 +57,27 @@ impl Table {
 /// Section titles and their tables, in order.
 fn sections(r: &Report) -> Vec<(String, Table)> {
     let mut s = Vec::new();
+    if !r.stores.is_empty() {
+        s.push((
+            "Object stores".to_string(),
+            Table {
+                head: vec!["tier", "url", "status", "files", "size"],
+                rows: r
+                    .stores
+                    .iter()
+                    .map(|st| {
+                        vec![
+                            st.tier.clone(),
+                            st.url.clone(),
+                            st.error.clone().unwrap_or_else(|| "reachable".into()),
+                            st.files.to_string(),
+                            human_bytes(st.bytes),
+                        ]
+                    })
+                    .collect(),
+            },
+        ));
+    }
     s.push((
         "Stored".to_string(),
         Table {

@@ -70,6 +70,8 @@ pub struct RetentionMetrics {
     pub rows_removed: u64,
     pub bytes_removed: u64,
     pub pinned_to_trash: u64,
+    /// Dropped partitions whose objects wait for an unreachable store.
+    pub deferred: u64,
     pub seconds: f64,
     pub recovered: RecoveryReport,
 }
@@ -228,12 +230,25 @@ pub fn drop_partitions(
         journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
         tx.commit().map_err(&dberr)?;
         failpoint("retention:after-commit");
+        let mut finished = true;
         for f in &d.files {
-            if journal::retire_input(cfg, &db.conn, &d.tier, f)? {
-                m.pinned_to_trash += 1;
+            match journal::retire_input(cfg, &db.conn, &d.tier, f) {
+                Ok(true) => m.pinned_to_trash += 1,
+                Ok(false) => {}
+                // Out of the catalog already; recovery deletes the objects
+                // once the store answers again.
+                Err(e @ crate::error::Error::Store { .. }) => {
+                    tracing::warn!(tier = %d.tier, partition = %d.partition, error = %e, "store unreachable; its objects go on a later run");
+                    m.deferred += 1;
+                    finished = false;
+                    break;
+                }
+                Err(e) => return Err(e),
             }
         }
-        journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+        if finished {
+            journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+        }
         m.partitions_dropped += 1;
         m.files_removed += d.files.len() as u64;
         m.rows_removed += d.rows;

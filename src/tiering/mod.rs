@@ -19,7 +19,7 @@ use crate::catalog::rfc3339;
 use crate::compaction::plan::{catalog_files, CatalogFile, PlanFile, SeriesPlan};
 use crate::compaction::{peak_rss, rewrite_series, Rewrite, RewriteTotals};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::journal::{self, RecoveryReport};
 use crate::state::{now_ns, Db};
 
@@ -64,6 +64,17 @@ pub struct TierMetrics {
     pub peak_memory_bytes: u64,
     pub recovered: RecoveryReport,
     pub blocked: Vec<Blocked>,
+    /// Moves that failed because a store could not be reached (after
+    /// retries); their partitions stay where they were.
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub dataset: String,
+    pub partition: String,
+    pub to: String,
+    pub error: String,
 }
 
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<TierPlan> {
@@ -165,11 +176,32 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
     };
     progress.set_length(plan.moves.iter().map(|mv| mv.rows).sum());
     let budget = cfg.compaction.memory_limit.0 as usize;
+    let mut down: BTreeMap<String, String> = BTreeMap::new();
     for mv in &plan.moves {
+        let fail = |error: String| Failed {
+            dataset: mv.dataset.clone(),
+            partition: mv.partition.clone(),
+            to: mv.to.clone(),
+            error,
+        };
+        // One unreachable store costs one retry window, not one per partition.
+        if let Some(e) = down.get(&mv.to) {
+            m.failed.push(fail(e.clone()));
+            continue;
+        }
         let how = Rewrite::verified("tier", &mv.to, None);
-        let s = rewrite_series(cfg, db, &mv.series, &how, budget, progress)?;
-        m.moves += 1;
-        m.totals += s;
+        match rewrite_series(cfg, db, &mv.series, &how, budget, progress) {
+            Ok(s) => {
+                m.moves += 1;
+                m.totals += s;
+            }
+            Err(e @ Error::Store { .. }) => {
+                tracing::error!(dataset = %mv.dataset, partition = %mv.partition, to = %mv.to, error = %e, "tier move failed; the partition stays where it was");
+                down.insert(mv.to.clone(), e.to_string());
+                m.failed.push(fail(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
     }
     progress.finish_and_clear();
     m.seconds = started.elapsed().as_secs_f64();

@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+pub mod s3;
+
 /// Every step at which a rewrite (compaction or tier move) can be aborted with MDKEEP_FAILPOINT.
 pub const REWRITE_STEPS: [&str; 5] = [
     "rewrite:after-journal",

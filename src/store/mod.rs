@@ -1,0 +1,473 @@
+//! Object-storage tiers: a tier whose `root` is an `s3://bucket/prefix` URL.
+//!
+//! Owns every conversation with an object store: building clients (with
+//! credentials from the AWS environment or a secrets file, never from the
+//! config and never logged), retries with backoff, ranged reads
+//! ([`read::StoreFile`]), create-only uploads ([`write::StoreWriter`]),
+//! listings, deletes and a reachability probe.
+//!
+//! Paths under a store tier are kept as `PathBuf`s spelled as URLs
+//! (`s3://bucket/prefix/trades/.../c12-0001.parquet`), so the catalog,
+//! journal and layout code is the same for both kinds of tier; whatever
+//! opens, stats or removes a file asks [`is_remote`] and comes here. It does
+//! not decide what moves to the store (that is `tiering`).
+//!
+//! The library is blocking: store calls run on a small private tokio
+//! runtime and are waited for with `block_on`.
+
+pub mod read;
+pub mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Span};
+use crate::error::{Error, Result};
+
+pub use read::{Source, StoreFile};
+pub use write::StoreWriter;
+
+pub const SCHEME: &str = "s3://";
+
+/// `[tiers.<name>.s3]`: how to reach an S3-compatible server. Credentials are
+/// not here on purpose: they come from `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) or from `secrets_file`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://nas.local:9000`; unset means AWS itself.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), which most NAS servers need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Allow plain `http://` endpoints (a LAN NAS).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// A TOML file with `aws_access_key_id`, `aws_secret_access_key` and
+    /// optionally `aws_session_token`; it wins over the environment.
+    #[serde(default)]
+    pub secrets_file: Option<PathBuf>,
+    /// Retries of a failed request (network errors, 5xx, throttling).
+    #[serde(default = "default_retries")]
+    pub max_retries: usize,
+    /// No retry starts later than this after the first attempt.
+    #[serde(default = "default_retry_timeout")]
+    pub retry_timeout: Span,
+    /// Multipart part size; memory per upload is about this × `upload_concurrency`.
+    #[serde(default = "default_part_size")]
+    pub part_size: crate::config::ByteSize,
+    #[serde(default = "default_concurrency")]
+    pub upload_concurrency: usize,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_retries() -> usize {
+    6
+}
+fn default_retry_timeout() -> Span {
+    Span(Duration::from_secs(60))
+}
+fn default_part_size() -> crate::config::ByteSize {
+    crate::config::ByteSize(8 << 20)
+}
+fn default_concurrency() -> usize {
+    2
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: None,
+            region: default_region(),
+            path_style: false,
+            allow_http: false,
+            secrets_file: None,
+            max_retries: default_retries(),
+            retry_timeout: default_retry_timeout(),
+            part_size: default_part_size(),
+            upload_concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// Whether a path is under an object-store tier.
+pub fn is_remote(p: &Path) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with(SCHEME))
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix), refusing what could escape.
+pub fn parse_url(url: &str) -> std::result::Result<(String, String), String> {
+    let rest = url
+        .strip_prefix(SCHEME)
+        .ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let ok_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !ok_bucket {
+        return Err(format!("`{bucket}` is not a bucket name (3-63 of a-z, 0-9, '-', '.')"));
+    }
+    let prefix = prefix.trim_end_matches('/');
+    for seg in prefix.split('/').filter(|s| !s.is_empty()) {
+        crate::layout::check_segment("prefix", seg).map_err(|e| e.to_string())?;
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+/// One store tier's client.
+pub struct Store {
+    /// The tier's root URL, `s3://bucket/prefix`.
+    pub url: String,
+    pub tier: String,
+    prefix: String,
+    pub(crate) inner: Arc<dyn ObjectStore>,
+    /// Same server, no retries and short timeouts: for probes.
+    quick: Arc<dyn ObjectStore>,
+    pub(crate) part_size: usize,
+    pub(crate) concurrency: usize,
+}
+
+impl std::fmt::Debug for Store {
+    // Deliberately not the builder's Debug: that one would print the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+#[derive(Deserialize)]
+struct Secrets {
+    aws_access_key_id: String,
+    aws_secret_access_key: String,
+    #[serde(default)]
+    aws_session_token: Option<String>,
+}
+
+impl Store {
+    fn build(cfg: &Config, tier: &str, url: &str, s3: &S3Config) -> Result<Store> {
+        let key = |k: &str| format!("tiers.{tier}.{k}");
+        let (bucket, prefix) = parse_url(url).map_err(|m| Error::Config {
+            source_name: cfg.source.clone(),
+            key: key("root"),
+            message: m,
+        })?;
+        let creds = match &s3.secrets_file {
+            Some(p) => {
+                let p = cfg.resolve(p);
+                let text = std::fs::read_to_string(&p).map_err(Error::io("read secrets file", &p))?;
+                // The parse error could quote the file's text: say only where.
+                let s: Secrets = toml::from_str(&text).map_err(|_| Error::Config {
+                    source_name: cfg.source.clone(),
+                    key: key("s3.secrets_file"),
+                    message: format!(
+                        "{} must hold aws_access_key_id and aws_secret_access_key (TOML strings)",
+                        p.display()
+                    ),
+                })?;
+                (s.aws_access_key_id, s.aws_secret_access_key, s.aws_session_token)
+            }
+            None => {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(a), Some(s)) => (a, s, env("AWS_SESSION_TOKEN")),
+                    _ => {
+                        return Err(Error::Config {
+                    source_name: cfg.source.clone(),
+                            key: key("s3.secrets_file"),
+                            message: "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or point secrets_file at a file holding them".into(),
+                        })
+                    }
+                }
+            }
+        };
+        let make = |retry: RetryConfig, opts: ClientOptions| -> Result<Arc<dyn ObjectStore>> {
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name(&bucket)
+                .with_region(&s3.region)
+                .with_access_key_id(&creds.0)
+                .with_secret_access_key(&creds.1)
+                .with_allow_http(s3.allow_http)
+                .with_virtual_hosted_style_request(!s3.path_style)
+                .with_retry(retry)
+                .with_client_options(opts.with_allow_http(s3.allow_http));
+            if let Some(t) = &creds.2 {
+                b = b.with_token(t);
+            }
+            if let Some(e) = &s3.endpoint {
+                b = b.with_endpoint(e);
+            }
+            // The builder's error names a setting, never a key's value.
+            Ok(Arc::new(b.build().map_err(|e| Error::Config {
+                source_name: cfg.source.clone(),
+                key: key("s3"),
+                message: e.to_string(),
+            })?))
+        };
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(10),
+                base: 2.0,
+            },
+            max_retries: s3.max_retries,
+            retry_timeout: s3.retry_timeout.0,
+        };
+        let inner = make(
+            retry,
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(120)),
+        )?;
+        let quick = make(
+            RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            },
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(5)),
+        )?;
+        Ok(Store {
+            url: url.trim_end_matches('/').to_string(),
+            tier: tier.to_string(),
+            prefix,
+            inner,
+            quick,
+            part_size: (s3.part_size.0 as usize).max(5 << 20),
+            concurrency: s3.upload_concurrency.max(1),
+        })
+    }
+
+    /// The object key of a path under this store's root.
+    pub fn key(&self, path: &Path) -> Result<ObjectPath> {
+        let s = path.to_string_lossy();
+        let rel = s
+            .strip_prefix(&self.url)
+            .map(|r| r.trim_start_matches('/'))
+            .ok_or_else(|| Error::Invalid(format!("{s} is not under {}", self.url)))?;
+        let full = if self.prefix.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.prefix)
+        };
+        ObjectPath::parse(&full).map_err(|e| Error::Invalid(format!("object key `{full}`: {e}")))
+    }
+
+    /// Every object under `rel` (relative to the root): (relpath, size, mtime ns).
+    pub fn list(&self, rel: &str) -> Result<Vec<(String, u64, i64)>> {
+        let full = [self.prefix.as_str(), rel.trim_matches('/')]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/");
+        let base = ObjectPath::parse(&full).map_err(|e| Error::Invalid(format!("object prefix `{full}`: {e}")))?;
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let metas: Vec<object_store::ObjectMeta> =
+            block_on(self.inner.list(Some(&base)).try_collect()).map_err(self.err("list", &base))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let k = m.location.to_string();
+                let rel = k.strip_prefix(&strip).unwrap_or(&k).to_string();
+                (rel, m.size, m.last_modified.timestamp_nanos_opt().unwrap_or(0))
+            })
+            .collect())
+    }
+
+    /// Size of an object, or None when there is none.
+    pub fn size(&self, path: &Path) -> Result<Option<u64>> {
+        let key = self.key(path)?;
+        match block_on(self.inner.head(&key)) {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("stat", &key)(e)),
+        }
+    }
+
+    /// Delete an object; one that is already gone is fine.
+    pub fn delete(&self, path: &Path) -> Result<()> {
+        let key = self.key(path)?;
+        match block_on(self.inner.delete(&key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err("delete", &key)(e)),
+        }
+    }
+
+    /// Can the store be reached right now (one quick listing, no retries)?
+    pub fn probe(&self) -> std::result::Result<(), String> {
+        let base = ObjectPath::parse(&self.prefix).unwrap_or_default();
+        block_on(self.quick.list_with_delimiter(Some(&base)))
+            .map(|_| ())
+            .map_err(|e| short(&e))
+    }
+
+    pub(crate) fn err<'a>(&'a self, what: &'a str, key: &'a ObjectPath) -> impl Fn(object_store::Error) -> Error + 'a {
+        move |e| Error::Store {
+            url: format!("{}{}/{}", SCHEME, self.bucket_of_url(), key),
+            message: format!("{what}: {}", short(&e)),
+        }
+    }
+
+    fn bucket_of_url(&self) -> &str {
+        let rest = &self.url[SCHEME.len()..];
+        rest.split('/').next().unwrap_or(rest)
+    }
+}
+
+/// An object-store error in one line: the first cause that says something.
+fn short(e: &object_store::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s = format!("{s}: {t}");
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Root URL → its client, or why it could not be built (no credentials).
+type Registry = Mutex<HashMap<String, std::result::Result<Arc<Store>, String>>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// The client of store tier `tier` (built on first use).
+pub fn for_tier(cfg: &Config, tier: &str) -> Result<Arc<Store>> {
+    let t = cfg
+        .tiers
+        .get(tier)
+        .ok_or_else(|| Error::Invalid(format!("unknown tier `{tier}` (declared under [tiers])")))?;
+    let url = t.root.to_string_lossy().trim_end_matches('/').to_string();
+    let mut reg = registry().lock().expect("store registry");
+    if let Some(Ok(s)) = reg.get(&url) {
+        return Ok(s.clone());
+    }
+    match Store::build(cfg, tier, &url, &t.s3.clone().unwrap_or_default()) {
+        Ok(s) => {
+            let s = Arc::new(s);
+            reg.insert(url, Ok(s.clone()));
+            Ok(s)
+        }
+        Err(e) => {
+            reg.insert(url, Err(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// The client whose root holds `path` (a store tier of a loaded config).
+pub fn for_path(path: &Path) -> Result<Arc<Store>> {
+    let s = path.to_string_lossy();
+    let reg = registry().lock().expect("store registry");
+    match reg
+        .iter()
+        .filter(|(url, _)| s.starts_with(url.as_str()))
+        .max_by_key(|(url, _)| url.len())
+    {
+        Some((_, Ok(st))) => Ok(st.clone()),
+        Some((url, Err(m))) => Err(Error::Store {
+            url: url.clone(),
+            message: m.clone(),
+        }),
+        None => Err(Error::Invalid(format!("{s}: no store tier is configured for this URL"))),
+    }
+}
+
+/// Build the clients of every store tier of `cfg` that can be built; the
+/// errors of those that cannot are returned (they show when used).
+pub fn register(cfg: &Config) -> Vec<(String, Error)> {
+    cfg.store_tiers()
+        .into_iter()
+        .filter_map(|t| for_tier(cfg, &t).err().map(|e| (t, e)))
+        .collect()
+}
+
+/// Whether `path` exists (a local file or an object).
+pub fn exists(path: &Path) -> Result<bool> {
+    if is_remote(path) {
+        Ok(for_path(path)?.size(path)?.is_some())
+    } else {
+        Ok(path.exists())
+    }
+}
+
+/// Size in bytes of a local file or an object.
+pub fn size_of(path: &Path) -> Result<u64> {
+    if is_remote(path) {
+        for_path(path)?
+            .size(path)?
+            .ok_or_else(|| Error::Invalid(format!("{} does not exist", path.display())))
+    } else {
+        Ok(std::fs::metadata(path).map_err(Error::io("stat", path))?.len())
+    }
+}
+
+/// Remove a local file or an object (absent is fine).
+pub fn remove(path: &Path) -> Result<()> {
+    if is_remote(path) {
+        for_path(path)?.delete(path)
+    } else if path.exists() {
+        std::fs::remove_file(path).map_err(Error::io("remove", path))
+    } else {
+        Ok(())
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mdkeep-store")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for object-store calls")
+    })
+}
+
+/// Wait for a store future from blocking code.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(
+            parse_url("s3://market-cold/processed/").unwrap(),
+            ("market-cold".into(), "processed".into())
+        );
+        assert_eq!(parse_url("s3://bkt").unwrap(), ("bkt".into(), "".into()));
+        assert!(parse_url("s3://Bad_Bucket/x").is_err());
+        assert!(parse_url("s3://bkt/../x").is_err());
+        assert!(parse_url("/local/path").is_err());
+        assert!(is_remote(Path::new("s3://bkt/x/y.parquet")));
+        assert!(!is_remote(Path::new("data/processed")));
+    }
+}
