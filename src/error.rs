@@ -98,15 +98,36 @@ impl Error {
 
     pub fn parquet(path: impl Into<PathBuf>) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
         let path = path.into();
-        move |e| Error::Parquet {
-            path,
-            message: e.to_string(),
-        }
+        move |e| Error::from_reader(path, &e)
     }
 
     pub fn arrow(path: impl Into<PathBuf>) -> impl FnOnce(arrow::error::ArrowError) -> Error {
         let path = path.into();
-        move |e| Error::Parquet {
+        move |e| Error::from_reader(path, &e)
+    }
+
+    /// A reader's error: a store that failed (after its retries) is a
+    /// `Store` error, not bad data, so callers can tell an outage apart.
+    fn from_reader(path: PathBuf, e: &(dyn std::error::Error + 'static)) -> Error {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cur {
+            if let Some(os) = c.downcast_ref::<object_store::Error>() {
+                return Error::Store {
+                    url: path.display().to_string(),
+                    message: os.to_string(),
+                };
+            }
+            if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
+                cur = Some(inner.as_ref());
+                continue;
+            }
+            if let Some(arrow::error::ArrowError::ExternalError(inner)) = c.downcast_ref() {
+                cur = Some(inner.as_ref());
+                continue;
+            }
+            cur = c.source();
+        }
+        Error::Parquet {
             path,
             message: e.to_string(),
         }
@@ -123,5 +144,25 @@ impl Error {
             Error::Db { .. } | Error::Busy(_) => 75,                                     // EX_TEMPFAIL: often a lock
             Error::Store { .. } => 69,                                                   // EX_UNAVAILABLE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_under_a_reader_error_is_a_store_error() {
+        let os = object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        };
+        let pe = parquet::errors::ParquetError::External(Box::new(os));
+        let ae = arrow::error::ArrowError::ExternalError(Box::new(pe));
+        let e = Error::arrow("s3://bkt/x.parquet")(ae);
+        assert!(matches!(e, Error::Store { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), 69);
+        let plain = Error::parquet("/tmp/x.parquet")(parquet::errors::ParquetError::General("bad".into()));
+        assert!(matches!(plain, Error::Parquet { .. }));
     }
 }

@@ -15,16 +15,18 @@ use arrow::compute::cast;
 use arrow::compute::kernels::aggregate;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderBuilder, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
-use crate::store::Source;
+use crate::store::{AsyncObject, Batches};
 
 /// What a footer (and, failing statistics, the time column) says about a file.
 #[derive(Debug, Clone)]
@@ -47,10 +49,7 @@ pub const COMPACTED_KEY: &str = "mdkeep.compacted";
 /// Read a file's footer and time range. The error string is the reason the
 /// file is unreadable, for the quarantine ledger.
 pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, String> {
-    let f = Source::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("invalid footer: {e}"))?;
-    let meta = builder.metadata().clone();
-    let schema = builder.schema().clone();
+    let (schema, meta) = footer(path)?;
     let rows = meta.file_metadata().num_rows().max(0) as u64;
     let mut info = FileInfo {
         rows,
@@ -71,7 +70,7 @@ pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, 
     if rows == 0 {
         return Ok(info);
     }
-    let conv = StatisticsConverter::try_new(time_column, &schema, builder.parquet_schema())
+    let conv = StatisticsConverter::try_new(time_column, &schema, meta.file_metadata().schema_descr())
         .map_err(|e| format!("statistics of `{time_column}`: {e}"))?;
     let mins = conv.row_group_mins(meta.row_groups().iter()).ok();
     let maxes = conv.row_group_maxes(meta.row_groups().iter()).ok();
@@ -83,12 +82,8 @@ pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, 
         }
     }
     // No statistics (some writers omit them): read just the time column.
-    let mask = ProjectionMask::columns(builder.parquet_schema(), [time_column]);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| format!("reading `{time_column}`: {e}"))?;
+    let (_, reader) =
+        open_columns(path, 64 * 1024, Some(&[time_column])).map_err(|e| format!("reading `{time_column}`: {e}"))?;
     info.read_column = true;
     for batch in reader {
         let batch = batch.map_err(|e| format!("reading `{time_column}`: {e}"))?;
@@ -97,6 +92,51 @@ pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, 
         info.max_ts = opt_max(info.max_ts, max_of(col, unit));
     }
     Ok(info)
+}
+
+/// A file's Arrow schema and footer, reading nothing else (for an object:
+/// one suffix GET). The error is the reason, for the quarantine ledger.
+fn footer(path: &Path) -> std::result::Result<(SchemaRef, Arc<ParquetMetaData>), String> {
+    if crate::store::is_remote(path) {
+        let obj = AsyncObject::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let b = crate::store::block_on(ParquetRecordBatchStreamBuilder::new(obj))
+            .map_err(|e| format!("invalid footer: {e}"))?;
+        Ok((b.schema().clone(), b.metadata().clone()))
+    } else {
+        let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("invalid footer: {e}"))?;
+        Ok((b.schema().clone(), b.metadata().clone()))
+    }
+}
+
+/// Stream a file's record batches (a local file, or an object by ranged
+/// GETs), only the named root columns when `columns` is given. Returns the
+/// file's whole Arrow schema.
+pub fn open_columns(path: &Path, batch_size: usize, columns: Option<&[&str]>) -> Result<(SchemaRef, Batches)> {
+    fn shape<T>(b: ArrowReaderBuilder<T>, batch_size: usize, columns: Option<&[&str]>) -> ArrowReaderBuilder<T> {
+        let b = b.with_batch_size(batch_size);
+        match columns {
+            Some(cols) => {
+                let idx: Vec<usize> = cols.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+                let mask = ProjectionMask::roots(b.parquet_schema(), idx);
+                b.with_projection(mask)
+            }
+            None => b,
+        }
+    }
+    if crate::store::is_remote(path) {
+        let b = crate::store::block_on(ParquetRecordBatchStreamBuilder::new(AsyncObject::open(path)?))
+            .map_err(Error::parquet(path))?;
+        let schema = b.schema().clone();
+        let s = shape(b, batch_size, columns).build().map_err(Error::parquet(path))?;
+        Ok((schema, Batches::Remote(Box::new(s))))
+    } else {
+        let f = File::open(path).map_err(Error::io("open", path))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?;
+        let schema = b.schema().clone();
+        let r = shape(b, batch_size, columns).build().map_err(Error::parquet(path))?;
+        Ok((schema, Batches::Local(r)))
+    }
 }
 
 fn opt_min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -409,23 +449,15 @@ pub fn write_file(dest: &Path, schema: SchemaRef, batches: &[RecordBatch], opts:
 }
 
 /// Open a file for streaming reads of its record batches.
-pub fn open_batches(
-    path: &Path,
-    batch_size: usize,
-) -> Result<(SchemaRef, parquet::arrow::arrow_reader::ParquetRecordBatchReader)> {
-    let f = Source::open(path)?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?;
-    let schema = b.schema().clone();
-    let r = b.with_batch_size(batch_size).build().map_err(Error::parquet(path))?;
-    Ok((schema, r))
+pub fn open_batches(path: &Path, batch_size: usize) -> Result<(SchemaRef, Batches)> {
+    open_columns(path, batch_size, None)
 }
 
 /// Stream one file's time column, in nanoseconds, a batch at a time; only
 /// that column's pages are read. Memory is one batch.
 pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) -> Result<()> {
-    let file = Source::open(path)?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
-    let Some((idx, field)) = b.schema().column_with_name(time_column) else {
+    let (schema, reader) = open_columns(path, 64 * 1024, Some(&[time_column]))?;
+    let Ok(field) = schema.field_with_name(time_column) else {
         return Err(Error::BadInput {
             path: path.to_path_buf(),
             message: format!("no time column `{time_column}`"),
@@ -435,12 +467,6 @@ pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) 
         DataType::Timestamp(u, _) => unit_ns(*u),
         _ => 1,
     };
-    let mask = parquet::arrow::ProjectionMask::roots(b.parquet_schema(), [idx]);
-    let reader = b
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(Error::parquet(path))?;
     let mut ns = Vec::new();
     for batch in reader {
         let batch = batch.map_err(Error::arrow(path))?;
@@ -459,9 +485,11 @@ pub fn for_each_time(path: &Path, time_column: &str, mut f: impl FnMut(&[i64])) 
 
 /// Uncompressed bytes of a file's row groups, from its footer.
 pub fn uncompressed_bytes(path: &Path) -> Result<u64> {
-    let file = Source::open(path)?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
-    Ok(b.metadata()
+    let (_, meta) = footer(path).map_err(|message| Error::Parquet {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(meta
         .row_groups()
         .iter()
         .map(|g| g.total_byte_size().max(0) as u64)

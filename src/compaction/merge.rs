@@ -13,12 +13,12 @@ use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::store::Batches;
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
@@ -119,7 +119,7 @@ impl<'a> MergeCtx<'a> {
 struct Cursor {
     input: usize,
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    reader: Batches,
     batch: RecordBatch,
     rows: Rows,
     ts: ScalarBuffer<i64>,

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::store::Batches;
 use arrow::array::{ArrayRef, AsArray, Float64Builder, RecordBatch, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimestampMillisecondType};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::formats::utc_ms;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ const BATCH: usize = 8192;
 
 struct Cursor {
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    reader: Batches,
     batch: Option<RecordBatch>,
     pos: usize,
 }

@@ -3,7 +3,7 @@
 //! Owns every conversation with an object store: building clients (with
 //! credentials from the AWS environment or a secrets file, never from the
 //! config and never logged), retries with backoff, ranged reads
-//! ([`read::StoreFile`]), create-only uploads ([`write::StoreWriter`]),
+//! ([`read::AsyncObject`]), create-only uploads ([`write::StoreWriter`]),
 //! listings, deletes and a reachability probe.
 //!
 //! Paths under a store tier are kept as `PathBuf`s spelled as URLs
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Span};
 use crate::error::{Error, Result};
 
-pub use read::{Source, StoreFile};
+pub use read::{AsyncObject, Batches};
 pub use write::StoreWriter;
 
 pub const SCHEME: &str = "s3://";

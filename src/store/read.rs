@@ -1,149 +1,116 @@
 //! Reading Parquet from a store with ranged GETs.
 //!
-//! [`StoreFile`] is a parquet `ChunkReader` over one object: the footer and
-//! each column chunk the reader asks for are fetched as byte ranges, so a
-//! projection of one column costs that column's bytes, not the file's.
-//! [`Source`] is what every reader in mdkeep opens: a local file or an object.
+//! Rows are read with parquet's async reader over [`AsyncObject`]: one GET
+//! for the footer (a suffix range), then, per row group, one coalesced
+//! ranged GET of just the column chunks a projection needs. [`Batches`]
+//! makes that stream an iterator for the blocking core, for local files
+//! and objects alike.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStoreExt;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader};
+use parquet::arrow::async_reader::{AsyncFileReader, MetadataSuffixFetch, ParquetRecordBatchStream};
 use parquet::errors::ParquetError;
-use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use super::{block_on, for_path, is_remote, Store};
-use crate::error::{Error, Result};
+use super::{block_on, for_path, Store};
+use crate::error::Result;
 
-/// Sequential reads through `get_read` fetch this much per request.
-const READ_AHEAD: u64 = 4 << 20;
+fn parquet_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
 
-/// One object, read by ranges.
-pub struct StoreFile {
+/// One object for parquet's async reader.
+pub struct AsyncObject {
     store: Arc<Store>,
     key: ObjectPath,
-    size: u64,
-    path: PathBuf,
 }
 
-impl StoreFile {
-    pub fn open(path: &Path) -> Result<StoreFile> {
+impl AsyncObject {
+    pub fn open(path: &Path) -> Result<AsyncObject> {
         let store = for_path(path)?;
         let key = store.key(path)?;
-        let size = store
-            .size(path)?
-            .ok_or_else(|| Error::io("open", path)(std::io::ErrorKind::NotFound.into()))?;
-        Ok(StoreFile {
-            store,
-            key,
-            size,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn range(&self, start: u64, end: u64) -> std::result::Result<Bytes, ParquetError> {
-        block_on(self.store.inner.get_range(&self.key, start..end)).map_err(|e| {
-            let e = self.store.err("read", &self.key)(e);
-            ParquetError::External(Box::new(e))
-        })
+        Ok(AsyncObject { store, key })
     }
 }
 
-impl Length for StoreFile {
-    fn len(&self) -> u64 {
-        self.size
-    }
-}
-
-impl ChunkReader for StoreFile {
-    type T = RangeRead;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<RangeRead> {
-        Ok(RangeRead {
-            file: StoreFile {
-                store: self.store.clone(),
-                key: self.key.clone(),
-                size: self.size,
-                path: self.path.clone(),
-            },
-            pos: start,
-            buf: Bytes::new(),
-        })
+impl AsyncFileReader for AsyncObject {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.inner.get_range(&self.key, range).await.map_err(parquet_err) }.boxed()
     }
 
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let end = (start + length as u64).min(self.size);
-        self.range(start, end)
-    }
-}
-
-/// A `Read` from an offset to the end, fetched `READ_AHEAD` at a time.
-pub struct RangeRead {
-    file: StoreFile,
-    pos: u64,
-    buf: Bytes,
-}
-
-impl Read for RangeRead {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf.is_empty() {
-            if self.pos >= self.file.size {
-                return Ok(0);
-            }
-            let end = (self.pos + READ_AHEAD).min(self.file.size);
-            self.buf = self.file.range(self.pos, end).map_err(std::io::Error::other)?;
-            self.pos = end;
+    /// Close ranges are merged into one request (object_store coalesces).
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .inner
+                .get_ranges(&self.key, &ranges)
+                .await
+                .map_err(parquet_err)
         }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf = self.buf.slice(n..);
-        Ok(n)
+        .boxed()
     }
-}
 
-/// A Parquet file to read: local, or an object in a store tier.
-pub enum Source {
-    Local(File),
-    Remote(StoreFile),
-}
-
-impl Source {
-    pub fn open(path: &Path) -> Result<Source> {
-        if is_remote(path) {
-            Ok(Source::Remote(StoreFile::open(path)?))
-        } else {
-            Ok(Source::Local(File::open(path).map_err(Error::io("open", path))?))
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let m = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                // Most footers fit: one request instead of two.
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_via_suffix_and_finish(self)
+                .await?;
+            Ok(Arc::new(m))
         }
+        .boxed()
     }
 }
 
-impl Length for Source {
-    fn len(&self) -> u64 {
+impl MetadataSuffixFetch for &mut AsyncObject {
+    fn fetch_suffix(&mut self, suffix: usize) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(suffix as u64)),
+            ..Default::default()
+        };
+        async move {
+            let r = self
+                .store
+                .inner
+                .get_opts(&self.key, options)
+                .await
+                .map_err(parquet_err)?;
+            r.bytes().await.map_err(parquet_err)
+        }
+        .boxed()
+    }
+}
+
+/// Record batches of a local file or an object, as one iterator.
+pub enum Batches {
+    Local(ParquetRecordBatchReader),
+    Remote(Box<ParquetRecordBatchStream<AsyncObject>>),
+}
+
+impl Iterator for Batches {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Source::Local(f) => f.len(),
-            Source::Remote(s) => s.len(),
-        }
-    }
-}
-
-impl ChunkReader for Source {
-    type T = Box<dyn Read + Send>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        Ok(match self {
-            Source::Local(f) => Box::new(f.get_read(start)?),
-            Source::Remote(s) => Box::new(s.get_read(start)?),
-        })
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        match self {
-            Source::Local(f) => f.get_bytes(start, length),
-            Source::Remote(s) => s.get_bytes(start, length),
+            Batches::Local(r) => r.next(),
+            Batches::Remote(s) => block_on(s.next()).map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e)))),
         }
     }
 }

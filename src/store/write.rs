@@ -120,3 +120,22 @@ impl Drop for StoreWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_sit_beside_their_object_and_are_not_data() {
+        let p = Path::new("s3://bkt/pre/trades/date=2024-01-01/c3-18f.parquet");
+        let c = claim_path(p);
+        assert_eq!(
+            c,
+            Path::new("s3://bkt/pre/trades/date=2024-01-01/_c3-18f.parquet.claim")
+        );
+        let name = c.file_name().unwrap().to_str().unwrap();
+        assert!(is_claim(name));
+        assert!(!crate::layout::is_data_file(name));
+        assert!(!is_claim("c3-18f.parquet"));
+    }
+}
