@@ -52,6 +52,14 @@ timed() { # out-name cmd... → "wall_s peak_kb"
   echo "$wall $rss"
 }
 
+# The same move to a local folder at the same zstd level: what the store adds.
+cp -a "$root" "$work/root-local"
+echo "==> hot → archive on a local folder (the yardstick)"
+read -r loc_wall loc_rss < <(MDKEEP_ROOT="$work/root-local" MDKEEP__TIERS__ARCHIVE__ROOT="$work/local-archive" \
+  timed local env -u MDKEEP__TIERS__ARCHIVE__S3__ENDPOINT \
+  -u MDKEEP__TIERS__ARCHIVE__S3__PATH_STYLE -u MDKEEP__TIERS__ARCHIVE__S3__ALLOW_HTTP "$mdkeep" tier --json)
+loc_secs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$work/local.json")
+
 echo "==> hot → archive (s3://market-cold/processed on s3s-fs)"
 read -r up_wall up_rss < <(timed up "$mdkeep" tier --json)
 read -r moves bin bout rows secs < <(python3 -c '
@@ -60,11 +68,20 @@ print(m["moves"], m["bytes_in"], m["bytes_out"], m["rows_out"], m["seconds"])' "
 echo "==> export the moved days back from the store (parquet)"
 last=$(ls "$root/data/processed/trades/"*/*/ | grep -o 'date=[0-9-]*' | sort | tail -1 | cut -d= -f2)
 read -r dn_wall dn_rss < <(timed down "$mdkeep" export --dataset trades --to "$last" --format parquet --out "$work/export" --json)
+read -r ldn_wall ldn_rss < <(MDKEEP_ROOT="$work/root-local" MDKEEP__TIERS__ARCHIVE__ROOT="$work/local-archive" \
+  timed down-local env -u MDKEEP__TIERS__ARCHIVE__S3__ENDPOINT -u MDKEEP__TIERS__ARCHIVE__S3__PATH_STYLE \
+  -u MDKEEP__TIERS__ARCHIVE__S3__ALLOW_HTTP "$mdkeep" export --dataset trades --to "$last" --format parquet \
+  --out "$work/export-local" --json)
 objs=$(find "$work/s3/market-cold" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 
 echo
 echo "$moves partitions, $rows rows: $(( bin / 1048576 )) MiB local (zstd 3) → $(( bout / 1048576 )) MiB on the store (zstd 12)"
 printf "%-22s %8s %12s %12s %14s\n" step "wall(s)" "MB/s local" "MB/s store" "peak RSS(MB)"
 awk -v w="$secs" -v a="$bin" -v b="$bout" -v r="$up_rss" 'BEGIN { printf "%-22s %8.2f %12.1f %12.1f %14.0f\n", "upload (move+verify)", w, a/1e6/w, b/1e6/w, r/1024 }'
+awk -v w="$loc_secs" -v a="$bin" -v r="$loc_rss" 'BEGIN { printf "%-22s %8.2f %12.1f %12s %14.0f\n", "same move, local disk", w, a/1e6/w, "-", r/1024 }'
 awk -v w="$dn_wall" -v b="$objs" -v r="$dn_rss" 'BEGIN { printf "%-22s %8.2f %12s %12.1f %14.0f\n", "read back (export)", w, "-", b/1e6/w, r/1024 }'
+awk -v w="$ldn_wall" -v b="$objs" -v r="$ldn_rss" 'BEGIN { printf "%-22s %8.2f %12.1f %12s %14.0f\n", "same export, local", w, b/1e6/w, "-", r/1024 }'
+cmp -s <(cd "$work/export" && find . -type f -exec md5sum {} + | sort) <(cd "$work/export-local" && find . -type f -exec md5sum {} + | sort) \
+  && echo "exports from the store and from local disk are byte-for-byte equal" \
+  || { echo "exports differ"; exit 1; }
 echo "compaction.memory_limit: $limit"
