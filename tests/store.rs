@@ -408,3 +408,82 @@ fn keys_from_a_secrets_file_and_clear_config_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("tiers.archive.root"));
     assert_no_secret();
 }
+
+#[test]
+fn a_job_gets_its_data_from_the_store() {
+    let srv = S3Server::start();
+    let s = Sandbox::new();
+    pile(&s, 3, 2, 100);
+    ok_json(&s, &srv, &[], &["tier"]);
+    let day1 = s.root().join("data/processed/trades/exchange=binance");
+    assert!(
+        walk(&day1)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("date=2024-01-01")),
+        "day 1 is still local"
+    );
+    let spec = s.root().join("jobs/count.toml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        "name = \"count\"\nframework = \"command\"\nmemory = \"128MiB\"\ntimeout = \"2m\"\n\
+         argv = [\"sh\", \"-c\", \"find \\\"$MDKEEP_DATA_DIR\\\" -name '*.parquet' | wc -l > \\\"$MDKEEP_ARTIFACTS/n\\\"; printf '{\\\"ok\\\": 1}' > \\\"$MDKEEP_RESULT\\\"\"]\n\
+         [data]\ndataset = \"trades\"\nfrom = \"2024-01-01\"\nto = \"2024-01-02\"\nformat = \"parquet\"\n",
+    )
+    .unwrap();
+    let id = ok_json(&s, &srv, &[], &["jobs", "submit", spec.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
+    ok_json(&s, &srv, &[], &["jobs", "work", "--once"]);
+    let job = ok_json(&s, &srv, &[], &["jobs", "show", &id.to_string()]);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let n = walk(&s.root().join("data/jobs"))
+        .into_iter()
+        .find(|p| p.ends_with("n"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap_or_default();
+    assert!(n.trim().parse::<u64>().unwrap_or(0) >= 1, "the job saw no data: {job}");
+    assert_no_secret();
+}
+
+#[test]
+fn uploads_are_create_only() {
+    let srv = S3Server::start();
+    let root = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = srv.env("36h");
+    // The library reads the keys from the process environment, as the binary does.
+    for (k, v) in &env {
+        if k.starts_with("AWS_") {
+            std::env::set_var(k, v);
+        }
+    }
+    let cfg = mdkeep::config::Config::from_str_with_env(
+        mdkeep::config::DEFAULT_CONFIG,
+        "<test>",
+        root.path(),
+        env.into_iter().filter(|(k, _)| k.starts_with("MDKEEP__")),
+    )
+    .unwrap();
+    mdkeep::store::for_tier(&cfg, "archive").unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "x",
+        arrow::datatypes::DataType::Int64,
+        false,
+    )]));
+    let dest = cfg.tier_root("archive").unwrap().join("t/x.parquet");
+    let props = parquet::file::properties::WriterProperties::builder().build();
+    let w = mdkeep::store::StoreWriter::try_new(&dest, schema.clone(), props.clone()).unwrap();
+    // A second writer for the same name is refused while the first holds it...
+    let e = mdkeep::store::StoreWriter::try_new(&dest, schema.clone(), props.clone()).unwrap_err();
+    assert!(e.to_string().contains("claimed"), "{e}");
+    w.close().unwrap();
+    mdkeep::store::remove(&mdkeep::store::write::claim_path(&dest)).unwrap();
+    // ...and after it is done the object is never overwritten.
+    let e = mdkeep::store::StoreWriter::try_new(&dest, schema, props).unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert!(
+        srv.objects().contains(&"processed/t/x.parquet".to_string()),
+        "{:?}",
+        srv.objects()
+    );
+}

@@ -178,6 +178,14 @@ fn fill(s: &str, vars: &[(String, String)]) -> std::result::Result<String, Strin
             return Ok(out);
         };
         let name = &rest[i + 1..i + j];
+        // Only `{identifier}` is a placeholder: JSON and shell braces in a
+        // command (`printf '{"n": 1}'`, `${HOME}`) pass through as written.
+        let ident = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident || out.ends_with('$') {
+            out.push('{');
+            rest = &rest[i + 1..];
+            continue;
+        }
         match vars.iter().rev().find(|(k, _)| k == name) {
             Some((_, v)) => out.push_str(v),
             None => return Err(name.to_string()),
@@ -376,5 +384,8 @@ mod tests {
         assert_eq!(fill("{a}/{b}.json", &vars).unwrap(), "1/x y.json");
         assert_eq!(fill("plain", &vars).unwrap(), "plain");
         assert_eq!(fill("{nope}", &vars).unwrap_err(), "nope");
+        // JSON and shell braces are not placeholders (the command example prints JSON).
+        assert_eq!(fill("printf '{\"n\": {a}}'", &vars).unwrap(), "printf '{\"n\": 1}'");
+        assert_eq!(fill("${HOME} {}", &vars).unwrap(), "${HOME} {}");
     }
 }

@@ -40,6 +40,12 @@ pub struct StoreWriter {
     writer: Option<AsyncArrowWriter<BufWriter>>,
 }
 
+impl std::fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreWriter({})", self.path.display())
+    }
+}
+
 impl StoreWriter {
     pub fn try_new(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<StoreWriter> {
         let store = for_path(path)?;
