@@ -315,6 +315,28 @@ fn an_unreachable_store_fails_clearly_retries_and_loses_nothing() {
     assert_eq!(total(&s, &srv), before);
     let objs = srv.objects();
     assert!(objs.iter().all(|o| o.ends_with(".parquet")), "{objs:?}");
+
+    // The daemon's /metrics says whether the store answers.
+    let port = common::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut daemon = cmd(&s, &srv, &[("MDKEEP__HTTP__BIND", &bind)], &["daemon"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let metric = || {
+        common::http_get(port, "/metrics").ok().and_then(|(_, body)| {
+            body.lines()
+                .find(|l| l.starts_with("mdkeep_store_up{"))
+                .map(str::to_string)
+        })
+    };
+    wait_for("/metrics", Duration::from_secs(30), || metric().is_some());
+    assert_eq!(metric().unwrap(), "mdkeep_store_up{tier=\"archive\"} 1");
+    srv.stop();
+    assert_eq!(metric().unwrap(), "mdkeep_store_up{tier=\"archive\"} 0");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     assert_no_secret();
 }
 
