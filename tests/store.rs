@@ -289,6 +289,15 @@ fn an_unreachable_store_fails_clearly_retries_and_loses_nothing() {
     // Local work goes on: scan and maintain succeed and say the store is down.
     let sc = ok_json(&s, &srv, &[], &["scan"]);
     assert_eq!(sc["unreachable"][0]["tier"], "archive", "{sc}");
+    let o = run(&s, &srv, &[], &["maintain", "--json"]);
+    assert_eq!(o.status.code(), Some(69), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["tier"]["failed"][0]["to"], "archive", "{m}");
+    assert!(
+        m["rollup"]["partitions"].as_u64().unwrap() > 0,
+        "local steps did not run: {m}"
+    );
+    assert_eq!(total(&s, &srv), before);
     let r = ok_json(&s, &srv, &[], &["report"]);
     assert!(r.to_string().contains("unreachable"), "{r}");
 
@@ -469,7 +478,7 @@ fn a_job_gets_its_data_from_the_store() {
 }
 
 #[test]
-fn uploads_are_create_only() {
+fn uploads_are_create_only_and_reads_fetch_only_their_columns() {
     let srv = S3Server::start();
     let root = tempfile::tempdir().unwrap();
     let env: Vec<(String, String)> = srv.env("36h");
@@ -508,4 +517,45 @@ fn uploads_are_create_only() {
         "{:?}",
         srv.objects()
     );
+
+    // Ranged reads: one column of three costs about a third of the object.
+    use arrow::array::{Int64Array, RecordBatch};
+    let cols = ["a", "b", "c"];
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
+        cols.iter()
+            .map(|c| arrow::datatypes::Field::new(*c, arrow::datatypes::DataType::Int64, false))
+            .collect::<Vec<_>>(),
+    ));
+    let dest = cfg.tier_root("archive").unwrap().join("t/y.parquet");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(50_000))
+        .build();
+    let mut w = mdkeep::store::StoreWriter::try_new(&dest, schema.clone(), props).unwrap();
+    // Incompressible values, so each column costs its share.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as i64
+    };
+    for _ in 0..4 {
+        let arrays = (0..3)
+            .map(|_| std::sync::Arc::new(Int64Array::from_iter_values((0..50_000).map(|_| next()))) as _)
+            .collect();
+        w.write(&RecordBatch::try_new(schema.clone(), arrays).unwrap()).unwrap();
+    }
+    let size = w.close().unwrap();
+    let before = mdkeep::store::fetched_bytes();
+    let mut rows = 0;
+    mdkeep::parquet_io::for_each_time(&dest, "b", |v| rows += v.len()).unwrap();
+    let one_column = mdkeep::store::fetched_bytes() - before;
+    assert_eq!(rows, 200_000);
+    assert!(one_column < size / 2, "one column fetched {one_column} of {size} bytes");
+    let before = mdkeep::store::fetched_bytes();
+    let (_, batches) = mdkeep::parquet_io::open_batches(&dest, 8192).unwrap();
+    assert_eq!(batches.map(|b| b.unwrap().num_rows()).sum::<usize>(), 200_000);
+    let all = mdkeep::store::fetched_bytes() - before;
+    assert!(all >= size * 9 / 10, "a full read fetched {all} of {size} bytes");
+    eprintln!("object {size} bytes: one column fetched {one_column}, all columns {all}");
 }

@@ -68,5 +68,10 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         eprintln!("error: quota cannot be met: {why}");
         return Ok(3);
     }
+    if let Some(why) = r.tier.store_failure() {
+        // Local steps ran; only the moves to an unreachable store did not.
+        eprintln!("error: {why}");
+        return Ok(69);
+    }
     Ok(0)
 }

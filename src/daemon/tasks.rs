@@ -54,6 +54,9 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                     r.quota.plan.unmet.clone().unwrap_or_default()
                 )));
             }
+            if let Some(why) = r.tier.store_failure() {
+                return Err(crate::error::Error::Invalid(why));
+            }
             return Ok(format!(
                 "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}",
                 r.compact.totals.partitions_rewritten,
@@ -90,6 +93,9 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
             "tier" => {
                 let plan = tiering::plan(cfg, &db, None)?;
                 let m = tiering::execute(cfg, &mut db, &plan, &pb)?;
+                if let Some(why) = m.store_failure() {
+                    return Err(crate::error::Error::Invalid(format!("moved {}; {why}", m.moves)));
+                }
                 format!("moved {} partitions", m.moves)
             }
             "quota" => {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Span};
 use crate::error::{Error, Result};
 
-pub use read::{AsyncObject, Batches};
+pub use read::{fetched_bytes, AsyncObject, Batches};
 pub use write::StoreWriter;
 
 pub const SCHEME: &str = "s3://";

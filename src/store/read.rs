@@ -7,6 +7,7 @@
 //! and objects alike.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -23,6 +24,18 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::{block_on, for_path, Store};
 use crate::error::Result;
+
+static FETCHED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes readers of this process have fetched from stores so far: what
+/// shows that a projection fetches only its columns.
+pub fn fetched_bytes() -> u64 {
+    FETCHED.load(Ordering::Relaxed)
+}
+
+fn count(b: &Bytes) {
+    FETCHED.fetch_add(b.len() as u64, Ordering::Relaxed);
+}
 
 fn parquet_err(e: object_store::Error) -> ParquetError {
     ParquetError::External(Box::new(e))
@@ -44,7 +57,17 @@ impl AsyncObject {
 
 impl AsyncFileReader for AsyncObject {
     fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.inner.get_range(&self.key, range).await.map_err(parquet_err) }.boxed()
+        async move {
+            let b = self
+                .store
+                .inner
+                .get_range(&self.key, range)
+                .await
+                .map_err(parquet_err)?;
+            count(&b);
+            Ok(b)
+        }
+        .boxed()
     }
 
     /// Close ranges are merged into one request (object_store coalesces).
@@ -58,6 +81,7 @@ impl AsyncFileReader for AsyncObject {
                 .get_ranges(&self.key, &ranges)
                 .await
                 .map_err(parquet_err)
+                .inspect(|v| v.iter().for_each(count))
         }
         .boxed()
     }
@@ -92,7 +116,9 @@ impl MetadataSuffixFetch for &mut AsyncObject {
                 .get_opts(&self.key, options)
                 .await
                 .map_err(parquet_err)?;
-            r.bytes().await.map_err(parquet_err)
+            let b = r.bytes().await.map_err(parquet_err)?;
+            count(&b);
+            Ok(b)
         }
         .boxed()
     }

@@ -69,6 +69,19 @@ pub struct TierMetrics {
     pub failed: Vec<Failed>,
 }
 
+impl TierMetrics {
+    /// What did not move because a store was unreachable, in one line.
+    pub fn store_failure(&self) -> Option<String> {
+        let first = self.failed.first()?;
+        Some(format!(
+            "{} partition moves to {} failed, the partitions stay where they were: {}",
+            self.failed.len(),
+            first.to,
+            first.error
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
     pub dataset: String,
