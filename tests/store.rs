@@ -189,9 +189,21 @@ fn tier_to_the_store_then_read_ls_export_and_scan() {
     let again = ok_json(&s, &srv, &[], &["tier"]);
     assert_eq!(again["moves"].as_u64(), Some(0), "{again}");
 
-    // The report counts the store tier.
+    // The report counts the store tier; a second report answers the same
+    // from what the first learned about each file, without re-reading them.
     let r = ok_json(&s, &srv, &[], &["report"]);
     assert!(r.to_string().contains("archive"), "{r}");
+    let cached = py(
+        "import sqlite3, sys\n\
+         c = sqlite3.connect(sys.argv[1])\n\
+         print(c.execute(\"SELECT count(*) FROM report_buckets WHERE tier = 'archive'\").fetchone()[0])",
+        &[s.root().join("data/state/mdkeep.db").to_str().unwrap()],
+    );
+    assert!(cached.parse::<u64>().unwrap() > 0, "nothing cached");
+    let r2 = ok_json(&s, &srv, &[], &["report"]);
+    for k in ["datasets", "gaps", "coverage"] {
+        assert_eq!(r[k], r2[k], "{k} differs when read from the cache");
+    }
     assert_no_secret();
 }
 

@@ -1,7 +1,8 @@
 //! Coverage and gaps of a dataset's series, from the data itself.
 //!
-//! Owns reading each file's time column (only that column, a batch at a
-//! time) into the set of cadence buckets each series has rows in, and the
+//! Owns gathering each file's cadence buckets (read from its time column,
+//! only that column, once per file: see `cache`) into the set each series
+//! has rows in, and the
 //! polars work over those sets: the gaps (runs of empty buckets between
 //! the dataset's first and last bucket, so a series that stops early or
 //! starts late shows too) and the per-day coverage behind the coverage map.
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use crate::catalog::rfc3339;
 use crate::compaction::plan::CatalogFile;
-use crate::config::{timeframe_ns, Config, DatasetConfig};
+use crate::config::{timeframe_ns, DatasetConfig};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -68,7 +69,11 @@ fn human_ns(ns: i64) -> String {
 }
 
 /// Gaps and daily coverage of every series of `ds`, from its files.
-pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Result<(Vec<Gap>, Vec<Coverage>)> {
+pub(crate) fn analyse(
+    facts: &super::cache::Facts,
+    ds: &DatasetConfig,
+    files: &[CatalogFile],
+) -> Result<(Vec<Gap>, Vec<Coverage>)> {
     // series → (cadence, buckets with rows)
     let mut sets: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
     for f in files.iter().filter(|f| !f.drift) {
@@ -77,10 +82,7 @@ pub fn analyse(cfg: &Config, ds: &DatasetConfig, files: &[CatalogFile]) -> Resul
         let series = crate::layout::partition_key(&fixed);
         let cadence = cadence_ns(ds, &series);
         let entry = sets.entry(series).or_insert_with(|| (cadence, BTreeSet::new()));
-        let path = cfg.tier_root(&f.tier)?.join(&f.file.relpath);
-        crate::parquet_io::for_each_time(&path, &ds.time_column, |ts| {
-            entry.1.extend(ts.iter().map(|t| t.div_euclid(cadence)));
-        })?;
+        entry.1.extend(facts.buckets(f, &ds.time_column, cadence)?);
     }
     let mut gaps = Vec::new();
     let mut coverage = Vec::new();

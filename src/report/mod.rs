@@ -6,6 +6,7 @@
 //! and the job queue; rendering is [`render`]'s (table, md) and [`html`]'s.
 //! It changes nothing: every plan in it is a dry run.
 
+mod cache;
 pub mod gaps;
 pub mod html;
 pub mod render;
@@ -186,6 +187,7 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             bytes: bytes as u64,
         });
     }
+    let facts = cache::Facts::new(cfg, db);
     for (name, ds) in &cfg.datasets {
         // Files on a store that does not answer are counted from the
         // catalog, not read: the report must not wait out its retries.
@@ -207,9 +209,8 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             t.files += 1;
             t.rows += f.file.rows;
             t.bytes += f.file.bytes;
-            let path = cfg.tier_root(&f.tier)?.join(&f.file.relpath);
             if !down.contains(&f.tier) {
-                t.uncompressed_bytes += crate::parquet_io::uncompressed_bytes(&path).unwrap_or(0);
+                t.uncompressed_bytes += facts.uncompressed(f).unwrap_or(0);
             }
             let lo = rfc3339(f.file.min_ts);
             let hi = rfc3339(f.file.max_ts);
@@ -228,7 +229,7 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             };
             r.datasets.push(t);
         }
-        let (g, c) = gaps::analyse(cfg, ds, &files)?;
+        let (g, c) = gaps::analyse(&facts, ds, &files)?;
         r.gaps.extend(g);
         r.coverage.extend(c);
     }

@@ -192,4 +192,24 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN slurm_id INTEGER;
     "#,
+    // 9: the report's per-file facts, valid while a file's size and mtime hold.
+    r#"
+    CREATE TABLE report_uncompressed (
+        tier         TEXT    NOT NULL,
+        relpath      TEXT    NOT NULL,
+        bytes        INTEGER NOT NULL,
+        mtime_ns     INTEGER NOT NULL,
+        uncompressed INTEGER NOT NULL,
+        PRIMARY KEY (tier, relpath)
+    );
+    CREATE TABLE report_buckets (
+        tier      TEXT    NOT NULL,
+        relpath   TEXT    NOT NULL,
+        bytes     INTEGER NOT NULL,
+        mtime_ns  INTEGER NOT NULL,
+        cadence   INTEGER NOT NULL,
+        buckets   BLOB    NOT NULL,   -- zstd of little-endian i64 deltas
+        PRIMARY KEY (tier, relpath)
+    );
+    "#,
 ];
