@@ -212,6 +212,37 @@ fn jobs_run_through_a_real_slurm_cluster() {
         "submitted twice"
     );
 
+    // A secret reaches the job, but not Slurm's state folder, which keeps
+    // every job's environment, nor the job folder once the job started.
+    let secret = "slurm-sekrit-7781";
+    let f = s.root().join("configs/secrets.toml");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, format!("API_KEY = \"{secret}\"\n")).unwrap();
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let sec = submit(&spec(
+        &s,
+        "secretive",
+        "memory = \"32MiB\"\nsecrets = [\"API_KEY\"]\nargv = [\"sh\", \"-c\", \"printf %s \\\"$API_KEY\\\" > got-key\"]\n",
+    ));
+    assert!(worker().wait().unwrap().success());
+    let j = show(sec);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let dir = s.root().join(format!("data/jobs/{sec}"));
+    assert_eq!(std::fs::read_to_string(dir.join("got-key")).unwrap(), secret);
+    assert!(
+        !dir.join("secrets.env").exists(),
+        "the secrets file outlived the job's start"
+    );
+    for f in common::walk(cluster.dir.path()) {
+        if let Ok(b) = std::fs::read(&f) {
+            assert!(
+                !String::from_utf8_lossy(&b).contains(secret),
+                "the secret is in Slurm's {}",
+                f.display()
+            );
+        }
+    }
+
     // A real vectorbt backtest through Slurm on exported data, where vectorbt installed.
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".fwvenv/bin/python");
     let has_vbt = Command::new(&py)

@@ -7,9 +7,11 @@
 //! the job and `sacct -c` (the jobcomp file) after; peaks from the batch
 //! script's own record (`/usr/bin/time -f %M`, else the job cgroup's peak)
 //! or `sstat`'s samples, whichever is higher; `scancel` for a cancel. Slurm's
-//! scheduling and cgroups replace the local budget and limits. The
-//! environment (secrets included) reaches the job through sbatch's own
-//! environment, never through the batch script's text.
+//! scheduling and cgroups replace the local budget and limits. The job's
+//! plain environment reaches it through sbatch's own environment; its
+//! secrets do not (Slurm keeps a job's environment in its state folder):
+//! they go in a 0600 file in the job's folder, which the batch script
+//! loads and deletes before the job starts. Neither is in the script's text.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,6 +32,11 @@ pub const DETACHED: &str = "detached: the Slurm job goes on; the next worker re-
 const SCRIPT: &str = r#"#!/bin/bash
 # Written by mdkeep: runs the job's argv (the script's arguments) and records
 # its peak memory, since Slurm samples only once a second.
+# Secrets: NAME=value entries separated by NUL, exported without evaluation.
+if [ -f "$MDKEEP_JOB_DIR/secrets.env" ]; then
+  while IFS= read -r -d '' kv; do export "$kv"; done < "$MDKEEP_JOB_DIR/secrets.env"
+  rm -f "$MDKEEP_JOB_DIR/secrets.env"
+fi
 if [ -x /usr/bin/time ]; then
   /usr/bin/time -f %M -o "$MDKEEP_JOB_DIR/peak_kb" -- "$@"
   rc=$?
@@ -123,9 +130,12 @@ pub fn submit(l: &Launch, dir: &Path, argv: &[String], env: &[(String, String)])
     args.extend(cfg.jobs.slurm.extra_args.iter().cloned());
     args.push(script.display().to_string());
     args.extend(argv.iter().cloned());
+    let secret_names = &l.job.spec.secrets;
+    let (secrets, plain): (Vec<_>, Vec<_>) = env.iter().partition(|(k, _)| secret_names.contains(k));
+    write_secrets(&dir.join("secrets.env"), &secrets)?;
     let o = command(cfg, "sbatch")
         .args(&args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(plain.iter().map(|(k, v)| (k, v)))
         .env("MDKEEP_JOB_DIR", dir)
         .output()
         .map_err(|e| Error::Job {
@@ -152,6 +162,28 @@ pub fn submit(l: &Launch, dir: &Path, argv: &[String], env: &[(String, String)])
     super::queue::set_slurm_id(&db, l.job.id, id)?;
     tracing::info!(job = l.job.id, slurm_id = id, mem_mb = mb, "submitted to Slurm");
     Ok(id)
+}
+
+/// The job's secrets as NUL-separated `NAME=value`, readable by its owner
+/// only from the moment the file exists.
+fn write_secrets(path: &Path, secrets: &[&(String, String)]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io("create", path))?;
+    for (k, v) in secrets {
+        f.write_all(format!("{k}={v}\0").as_bytes())
+            .map_err(Error::io("write", path))?;
+    }
+    f.sync_all().map_err(Error::io("sync", path))
 }
 
 /// (state, exit code) of a Slurm job, from scontrol, else the jobcomp file.
