@@ -16,7 +16,7 @@ pile_opts=${PILE:---symbols 4 --days 3 --rows-per-flush 20000}
 peers=${PEERS-duckdb polars pyarrow}
 py="$here/.venv/bin/python"
 [ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+. "$here/benches/timed.sh"
 (cd "$here" && cargo build --release -q)
 mdkeep="$here/target/release/mdkeep"
 
@@ -29,14 +29,9 @@ rows=$("$py" -c "import pyarrow.dataset as d,sys; print(d.dataset(sys.argv[1]).c
 files=$(find "$work/pile" -name '*.parquet' | wc -l)
 echo "pile: $files files, $rows rows"
 
-measure() { # name, command...  → prints "name wall_s peak_kb"
+measure() { # name, command...  → appends "name wall_s peak_kb" to results.txt
   local name=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -v "$@" > "$work/$name.out" 2> "$work/$name.time"
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name.time" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-  echo "$name $wall $rss" >> "$work/results.txt"
+  echo "$name $(timed "$work/$name.out" "$@")" >> "$work/results.txt"
 }
 
 : > "$work/results.txt"

@@ -14,7 +14,7 @@ work=${1:-/tmp/mdkeep-tier-bench}
 pile_opts=${PILE:---symbols 4 --days 8 --flushes-per-hour 4 --rows-per-flush 5000}
 py="$here/.venv/bin/python"
 [ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+. "$here/benches/timed.sh"
 (cd "$here" && cargo build --release -q)
 mdkeep="$here/target/release/mdkeep"
 
@@ -48,14 +48,8 @@ print(b, r, u)
 PY
 }
 
-move() { # name → "name wall_s peak_kb"
-  local name=$1
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -v "$mdkeep" tier --json > "$work/$name.json" 2> "$work/$name.time"
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name.time" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-  echo "$wall $rss"
+move() { # name → "wall_s peak_kb"
+  timed "$work/$1.json" "$mdkeep" tier --json
 }
 
 read -r hot_b rows raw_b < <(measure_root "$root/data/processed")

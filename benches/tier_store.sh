@@ -16,7 +16,7 @@ work=${1:-/tmp/mdkeep-store-bench}
 pile_opts=${PILE:---symbols 4 --days 8 --flushes-per-hour 4 --rows-per-flush 5000}
 s3s=${S3S_FS:-${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs}
 [ -x "$s3s" ] || { echo "needs s3s-fs: cargo install s3s-fs --version 0.14.1 --features binary --locked"; exit 1; }
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+. "$here/benches/timed.sh"
 (cd "$here" && cargo build --release -q)
 mdkeep="$here/target/release/mdkeep"
 
@@ -42,36 +42,25 @@ echo "==> mdkeep gen $pile_opts --start 2024-01-01"
 "$mdkeep" compact > /dev/null
 limit=$(awk -F'"' '/^memory_limit/ {print $2}' "$here/configs/mdkeep.toml")
 
-timed() { # out-name cmd... → "wall_s peak_kb"
-  local name=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -v "$@" > "$work/$name.json" 2> "$work/$name.time"
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name.time" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-  echo "$wall $rss"
-}
-
 # The same move to a local folder at the same zstd level: what the store adds.
 cp -a "$root" "$work/root-local"
+local_mdkeep=(env -u MDKEEP__TIERS__ARCHIVE__S3__ENDPOINT -u MDKEEP__TIERS__ARCHIVE__S3__PATH_STYLE
+  -u MDKEEP__TIERS__ARCHIVE__S3__ALLOW_HTTP MDKEEP_ROOT="$work/root-local"
+  MDKEEP__TIERS__ARCHIVE__ROOT="$work/local-archive" "$mdkeep")
 echo "==> hot → archive on a local folder (the yardstick)"
-read -r loc_wall loc_rss < <(MDKEEP_ROOT="$work/root-local" MDKEEP__TIERS__ARCHIVE__ROOT="$work/local-archive" \
-  timed local env -u MDKEEP__TIERS__ARCHIVE__S3__ENDPOINT \
-  -u MDKEEP__TIERS__ARCHIVE__S3__PATH_STYLE -u MDKEEP__TIERS__ARCHIVE__S3__ALLOW_HTTP "$mdkeep" tier --json)
+read -r loc_wall loc_rss < <(timed "$work/local.json" "${local_mdkeep[@]}" tier --json)
 loc_secs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$work/local.json")
 
 echo "==> hot → archive (s3://market-cold/processed on s3s-fs)"
-read -r up_wall up_rss < <(timed up "$mdkeep" tier --json)
+read -r up_wall up_rss < <(timed "$work/up.json" "$mdkeep" tier --json)
 read -r moves bin bout rows secs < <(python3 -c '
 import json,sys; m=json.load(open(sys.argv[1]))
 print(m["moves"], m["bytes_in"], m["bytes_out"], m["rows_out"], m["seconds"])' "$work/up.json")
 echo "==> export the moved days back from the store (parquet)"
 last=$(ls "$root/data/processed/trades/"*/*/ | grep -o 'date=[0-9-]*' | sort | tail -1 | cut -d= -f2)
-read -r dn_wall dn_rss < <(timed down "$mdkeep" export --dataset trades --to "$last" --format parquet --out "$work/export" --json)
-read -r ldn_wall ldn_rss < <(MDKEEP_ROOT="$work/root-local" MDKEEP__TIERS__ARCHIVE__ROOT="$work/local-archive" \
-  timed down-local env -u MDKEEP__TIERS__ARCHIVE__S3__ENDPOINT -u MDKEEP__TIERS__ARCHIVE__S3__PATH_STYLE \
-  -u MDKEEP__TIERS__ARCHIVE__S3__ALLOW_HTTP "$mdkeep" export --dataset trades --to "$last" --format parquet \
-  --out "$work/export-local" --json)
+read -r dn_wall dn_rss < <(timed "$work/down.json" "$mdkeep" export --dataset trades --to "$last" --format parquet --out "$work/export" --json)
+read -r ldn_wall ldn_rss < <(timed "$work/down-local.json" "${local_mdkeep[@]}" export --dataset trades \
+  --to "$last" --format parquet --out "$work/export-local" --json)
 objs=$(find "$work/s3/market-cold" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 
 echo

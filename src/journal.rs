@@ -152,12 +152,9 @@ pub fn drop_claims(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> 
 /// Delete an output and any temporary a crash left beside it (for an
 /// object: its upload claim).
 pub fn remove_output(path: &Path) -> Result<()> {
+    crate::store::remove(path)?;
     if crate::store::is_remote(path) {
-        crate::store::remove(path)?;
         return crate::store::remove(&crate::store::write::claim_path(path));
-    }
-    if path.exists() {
-        std::fs::remove_file(path).map_err(Error::io("remove", path))?;
     }
     if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
         let prefix = format!("{TMP_PREFIX}{name}-");
@@ -182,53 +179,57 @@ pub fn is_pinned(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Resu
     )
 }
 
+/// What became of a retired input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// It was already gone (a recovery finishing what a crash began).
+    Absent,
+    Removed,
+    /// Pinned: kept, with a trash entry that deletes it once unpinned.
+    Trashed,
+}
+
 /// Remove an input that a committed rewrite replaced. A pinned file is moved
-/// to the trash instead, to be deleted after its pins go and a grace period.
-/// Returns whether it went to the trash.
-pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) -> Result<bool> {
+/// to the trash folder instead (an object stays where it is), to be deleted
+/// after its pins go and a grace period.
+pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) -> Result<Retired> {
     let root = cfg.tier_root(tier)?;
     let path = root.join(relpath);
-    if !crate::store::exists(&path)? {
-        return Ok(false);
-    }
+    let remote = crate::store::is_remote(&path);
+    // One stat (for an object, one HEAD): its size, or None when gone.
+    let bytes = if remote {
+        crate::store::for_path(&path)?.size(&path)?
+    } else {
+        std::fs::metadata(&path).ok().map(|m| m.len())
+    };
+    let Some(bytes) = bytes else { return Ok(Retired::Absent) };
     let dberr = db_err(Path::new("state"));
-    let pinned = is_pinned(conn, tier, relpath).map_err(&dberr)?;
-    if crate::store::is_remote(&path) {
-        if pinned {
-            // An object stays where it is; the trash entry deletes it once unpinned.
-            let bytes = crate::store::size_of(&path).unwrap_or(0);
-            conn.execute(
-                "INSERT INTO trash (tier, relpath, path, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![tier, relpath, path.display().to_string(), bytes as i64, now_ns()],
-            )
-            .map_err(&dberr)?;
-            return Ok(true);
-        }
-        crate::store::remove(&path)?;
-        return Ok(false);
-    }
-    if pinned {
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let mut to = cfg.trash_dir().join(tier).join(relpath);
-        let mut n = 1;
-        while to.exists() {
-            to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
-            n += 1;
-        }
-        fsutil::move_file(&path, &to)?;
+    if is_pinned(conn, tier, relpath).map_err(&dberr)? {
+        let kept_at = if remote {
+            path
+        } else {
+            let mut to = cfg.trash_dir().join(tier).join(relpath);
+            let mut n = 1;
+            while to.exists() {
+                to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
+                n += 1;
+            }
+            fsutil::move_file(&path, &to)?;
+            to
+        };
         conn.execute(
             "INSERT INTO trash (tier, relpath, path, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![tier, relpath, to.display().to_string(), bytes as i64, now_ns()],
+            params![tier, relpath, kept_at.display().to_string(), bytes as i64, now_ns()],
         )
         .map_err(&dberr)?;
-        return Ok(true);
+        return Ok(Retired::Trashed);
     }
-    std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
-    if let Some(dir) = path.parent() {
+    crate::store::remove(&path)?;
+    if let Some(dir) = path.parent().filter(|_| !remote) {
         fsutil::fsync_dir(dir)?;
         remove_empty_dirs(dir, &root);
     }
-    Ok(false)
+    Ok(Retired::Removed)
 }
 
 /// Remove `dir` and its parents while empty, stopping at `stop`: Hive readers
@@ -300,8 +301,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
                 drop_claims(cfg, conn, id, &out_tier)?;
                 let mut n = 0;
                 for rel in paths(conn, "journal_inputs", id).map_err(&dberr)? {
-                    if crate::store::exists(&cfg.tier_root(&tier)?.join(&rel))? {
-                        retire_input(cfg, conn, &tier, &rel)?;
+                    if retire_input(cfg, conn, &tier, &rel)? != Retired::Absent {
                         n += 1;
                     }
                 }

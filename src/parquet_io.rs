@@ -94,18 +94,62 @@ pub fn inspect(path: &Path, time_column: &str) -> std::result::Result<FileInfo, 
     Ok(info)
 }
 
-/// A file's Arrow schema and footer, reading nothing else (for an object:
-/// one suffix GET). The error is the reason, for the quarantine ledger.
+/// A file whose footer is read and whose data is not yet: a local file, or
+/// an object (one suffix GET).
+enum Opened {
+    Local(ParquetRecordBatchReaderBuilder<File>),
+    Remote(ParquetRecordBatchStreamBuilder<AsyncObject>),
+}
+
+impl Opened {
+    fn new(path: &Path) -> Result<Opened> {
+        Ok(if crate::store::is_remote(path) {
+            let b = crate::store::block_on(ParquetRecordBatchStreamBuilder::new(AsyncObject::open(path)?))
+                .map_err(Error::parquet(path))?;
+            Opened::Remote(b)
+        } else {
+            let f = File::open(path).map_err(Error::io("open", path))?;
+            Opened::Local(ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?)
+        })
+    }
+
+    fn footer(&self) -> (SchemaRef, Arc<ParquetMetaData>) {
+        match self {
+            Opened::Local(b) => (b.schema().clone(), b.metadata().clone()),
+            Opened::Remote(b) => (b.schema().clone(), b.metadata().clone()),
+        }
+    }
+
+    /// Batches of `batch_size` rows, of the named root columns when given.
+    fn batches(self, path: &Path, batch_size: usize, columns: Option<&[&str]>) -> Result<Batches> {
+        fn shape<T>(b: ArrowReaderBuilder<T>, batch_size: usize, columns: Option<&[&str]>) -> ArrowReaderBuilder<T> {
+            let b = b.with_batch_size(batch_size);
+            match columns {
+                Some(cols) => {
+                    let idx: Vec<usize> = cols.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+                    let mask = ProjectionMask::roots(b.parquet_schema(), idx);
+                    b.with_projection(mask)
+                }
+                None => b,
+            }
+        }
+        Ok(match self {
+            Opened::Local(b) => Batches::Local(shape(b, batch_size, columns).build().map_err(Error::parquet(path))?),
+            Opened::Remote(b) => Batches::Remote(Box::new(
+                shape(b, batch_size, columns).build().map_err(Error::parquet(path))?,
+            )),
+        })
+    }
+}
+
+/// A file's Arrow schema and footer, reading nothing else. The error is the
+/// reason, for the quarantine ledger.
 fn footer(path: &Path) -> std::result::Result<(SchemaRef, Arc<ParquetMetaData>), String> {
-    if crate::store::is_remote(path) {
-        let obj = AsyncObject::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        let b = crate::store::block_on(ParquetRecordBatchStreamBuilder::new(obj))
-            .map_err(|e| format!("invalid footer: {e}"))?;
-        Ok((b.schema().clone(), b.metadata().clone()))
-    } else {
-        let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("invalid footer: {e}"))?;
-        Ok((b.schema().clone(), b.metadata().clone()))
+    match Opened::new(path) {
+        Ok(o) => Ok(o.footer()),
+        Err(Error::Io { source, .. }) => Err(format!("cannot open: {source}")),
+        Err(Error::Parquet { message, .. }) => Err(format!("invalid footer: {message}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -113,30 +157,9 @@ fn footer(path: &Path) -> std::result::Result<(SchemaRef, Arc<ParquetMetaData>),
 /// GETs), only the named root columns when `columns` is given. Returns the
 /// file's whole Arrow schema.
 pub fn open_columns(path: &Path, batch_size: usize, columns: Option<&[&str]>) -> Result<(SchemaRef, Batches)> {
-    fn shape<T>(b: ArrowReaderBuilder<T>, batch_size: usize, columns: Option<&[&str]>) -> ArrowReaderBuilder<T> {
-        let b = b.with_batch_size(batch_size);
-        match columns {
-            Some(cols) => {
-                let idx: Vec<usize> = cols.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
-                let mask = ProjectionMask::roots(b.parquet_schema(), idx);
-                b.with_projection(mask)
-            }
-            None => b,
-        }
-    }
-    if crate::store::is_remote(path) {
-        let b = crate::store::block_on(ParquetRecordBatchStreamBuilder::new(AsyncObject::open(path)?))
-            .map_err(Error::parquet(path))?;
-        let schema = b.schema().clone();
-        let s = shape(b, batch_size, columns).build().map_err(Error::parquet(path))?;
-        Ok((schema, Batches::Remote(Box::new(s))))
-    } else {
-        let f = File::open(path).map_err(Error::io("open", path))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(path))?;
-        let schema = b.schema().clone();
-        let r = shape(b, batch_size, columns).build().map_err(Error::parquet(path))?;
-        Ok((schema, Batches::Local(r)))
-    }
+    let o = Opened::new(path)?;
+    let (schema, _) = o.footer();
+    Ok((schema, o.batches(path, batch_size, columns)?))
 }
 
 fn opt_min(a: Option<i64>, b: Option<i64>) -> Option<i64> {

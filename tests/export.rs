@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{py, Sandbox};
+use serde_json::Value;
 
 fn pile() -> Sandbox {
     let s = Sandbox::new();
@@ -27,25 +30,34 @@ fn raw(s: &Sandbox, symbol: &str, from: &str, to: &str) -> Vec<i64> {
     .collect()
 }
 
+/// `mdkeep export ARGS --format FORMAT --out OUT --json`.
+fn export(s: &Sandbox, args: &[&str], format: &str, out: &Path) -> Value {
+    let out = out.to_str().unwrap();
+    let mut a = vec!["export"];
+    a.extend_from_slice(args);
+    a.extend(["--format", format, "--out", out]);
+    s.json(&a)
+}
+
 #[test]
 fn parquet_export_of_uncompacted_files_is_sorted_deduplicated_and_in_range() {
     let s = pile();
     let out = s.root().join("out");
-    let r = s.json(&[
-        "export",
-        "--dataset",
-        "trades",
-        "--symbol",
-        "BTC_USDT",
-        "--from",
-        "2024-01-01T06:00:00Z",
-        "--to",
-        "2024-01-02T12:00:00Z",
-        "--format",
+    let r = export(
+        &s,
+        &[
+            "--dataset",
+            "trades",
+            "--symbol",
+            "BTC_USDT",
+            "--from",
+            "2024-01-01T06:00:00Z",
+            "--to",
+            "2024-01-02T12:00:00Z",
+        ],
         "parquet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+    );
     let want = raw(&s, "BTC_USDT", "2024-01-01 06:00:00", "2024-01-02 12:00:00");
     assert_eq!(r["rows"].as_i64(), Some(want[0]), "{r}");
     assert!(
@@ -75,17 +87,7 @@ fn freqtrade_and_vectorbt_exports_of_rolled_up_candles() {
     s.ok(&["compact"]);
     s.ok(&["rollup"]);
     let ft = s.root().join("ft");
-    let r = s.json(&[
-        "export",
-        "--dataset",
-        "ohlcv",
-        "--timeframe",
-        "1m",
-        "--format",
-        "freqtrade",
-        "--out",
-        ft.to_str().unwrap(),
-    ]);
+    let r = export(&s, &["--dataset", "ohlcv", "--timeframe", "1m"], "freqtrade", &ft);
     assert_eq!(r["files"].as_array().unwrap().len(), 2, "{r}");
     let got = py(
         "import pyarrow.feather as f, sys\n\
@@ -112,17 +114,7 @@ fn freqtrade_and_vectorbt_exports_of_rolled_up_candles() {
     );
 
     let vbt = s.root().join("vbt");
-    s.json(&[
-        "export",
-        "--dataset",
-        "ohlcv",
-        "--timeframe",
-        "1m",
-        "--format",
-        "vectorbt",
-        "--out",
-        vbt.to_str().unwrap(),
-    ]);
+    export(&s, &["--dataset", "ohlcv", "--timeframe", "1m"], "vectorbt", &vbt);
     let got = py(
         "import pyarrow.parquet as pq, sys\n\
          t = pq.read_table(sys.argv[1])\n\
@@ -139,19 +131,12 @@ fn freqtrade_and_vectorbt_exports_of_rolled_up_candles() {
 fn hftbacktest_npz_has_the_event_dtype_and_ordered_times() {
     let s = pile();
     let out = s.root().join("hbt");
-    let r = s.json(&[
-        "export",
-        "--dataset",
-        "trades",
-        "--symbol",
-        "ETH_USDT",
-        "--to",
-        "2024-01-02",
-        "--format",
+    let r = export(
+        &s,
+        &["--dataset", "trades", "--symbol", "ETH_USDT", "--to", "2024-01-02"],
         "hftbacktest",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+    );
     let want = raw(&s, "ETH_USDT", "2000-01-01", "2024-01-02 00:00:00");
     assert_eq!(r["rows"].as_i64(), Some(want[0]));
     let got = py(
@@ -267,21 +252,21 @@ fn bad_requests_are_refused_with_the_reason() {
 fn nautilus_trades_carry_the_instrument_precision() {
     let s = pile();
     let out = s.root().join("naut");
-    s.json(&[
-        "export",
-        "--dataset",
-        "trades",
-        "--symbol",
-        "BTC_USDT",
-        "--to",
-        "2024-01-02",
-        "--format",
+    export(
+        &s,
+        &[
+            "--dataset",
+            "trades",
+            "--symbol",
+            "BTC_USDT",
+            "--to",
+            "2024-01-02",
+            "--precision",
+            "2,6",
+        ],
         "nautilus",
-        "--precision",
-        "2,6",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+    );
     // Fixed-point values are little-endian int128 of value × 10^16, rounded to the precision.
     let got = py(
         "import glob, sys, pyarrow.parquet as pq\n\

@@ -37,6 +37,16 @@ fn quota(s: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Valu
     (o.status.code(), v, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
+/// The partitions a quota plan or report evicts, in order.
+fn evicted_partitions(v: &serde_json::Value) -> Vec<&str> {
+    v["evictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["partition"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn hard_limit_evicts_lowest_priority_oldest_first() {
     let s = pile();
@@ -52,12 +62,7 @@ fn hard_limit_evicts_lowest_priority_oldest_first() {
     let (code, plan, _) = quota(&s, &env, &["--dry-run"]);
     assert_eq!(code, Some(0));
     assert_eq!(snapshot(s.root()), snap, "a dry run changed something");
-    let parts: Vec<&str> = plan["evictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["partition"].as_str().unwrap())
-        .collect();
+    let parts = evicted_partitions(&plan);
     assert_eq!(
         parts,
         vec![
@@ -131,12 +136,7 @@ fn a_dataset_hard_limit_evicts_only_that_dataset_oldest_first() {
     let (code, r, err) = quota(&s, &env, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(r["hard"][0]["what"], "dataset trades", "{r}");
-    let evicted: Vec<&str> = r["evictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["partition"].as_str().unwrap())
-        .collect();
+    let evicted = evicted_partitions(&r);
     assert_eq!(
         evicted,
         vec![

@@ -234,11 +234,14 @@ fn kill_9_mid_multipart_upload() {
     let s = Sandbox::new();
     // About 1.4 M rows on day 1: well over one 5 MiB part at zstd 12.
     let before = pile(&s, 2, 4, 15_000);
-    let part = [("MDKEEP__TIERS__ARCHIVE__S3__PART_SIZE", "5MiB")];
-    let mut child = cmd(&s, &srv, &part, &["tier"])
-        .env("MDKEEP__DATASETS__TRADES__TIER_AFTER__ARCHIVE", "20h")
-        .env("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "16h")
-        .env("MDKEEP__DATASETS__TRADES__TIER_AFTER__COLD", "18h")
+    // Two days only: day 1 is old enough for the archive at 20h.
+    let env = [
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__ARCHIVE", "20h"),
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "16h"),
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__COLD", "18h"),
+        ("MDKEEP__TIERS__ARCHIVE__S3__PART_SIZE", "5MiB"),
+    ];
+    let mut child = cmd(&s, &srv, &env, &["tier"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -262,12 +265,6 @@ fn kill_9_mid_multipart_upload() {
     assert!(data_objects(&srv).is_empty(), "an incomplete upload is visible");
     assert_eq!(total(&s, &srv), before, "rows lost or doubled by the kill");
 
-    let env = [
-        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__ARCHIVE", "20h"),
-        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "16h"),
-        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__COLD", "18h"),
-        part[0],
-    ];
     let m = ok_json(&s, &srv, &env, &["tier"]);
     assert_eq!(m["recovered"]["rolled_back"].as_u64(), Some(1), "{m}");
     assert_eq!(m["moves"].as_u64(), Some(1), "{m}");

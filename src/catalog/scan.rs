@@ -97,8 +97,14 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
         recovered,
         ..Default::default()
     };
-    let mut present: HashSet<(String, String)> = HashSet::new();
-    let mut todo: Vec<Candidate> = Vec::new();
+    let mut found = Found {
+        cfg,
+        known: &known,
+        present: HashSet::new(),
+        todo: Vec::new(),
+        now,
+        settle_ns,
+    };
 
     for (tier, root) in cfg.tier_roots() {
         if !root.is_dir() {
@@ -122,17 +128,6 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
             }
             let abs = entry.path();
             let Ok(rel) = abs.strip_prefix(&root) else { continue };
-            let relpath = rel.to_string_lossy().replace('\\', "/");
-            let (dataset, partition, range) = match classify(cfg, rel) {
-                Ok(v) => v,
-                Err(reason) => {
-                    report.ignored.push(Ignored {
-                        path: abs.display().to_string(),
-                        reason,
-                    });
-                    continue;
-                }
-            };
             let meta = entry.metadata().map_err(|e| Error::Io {
                 op: "stat",
                 path: abs.to_path_buf(),
@@ -142,28 +137,18 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
                 bytes: meta.len(),
                 mtime_ns: mtime_ns(meta.modified().ok()),
             };
-            let key = (tier.clone(), relpath.clone());
-            let unchanged = known.get(&key) == Some(&seen);
-            present.insert(key);
-            if unchanged {
-                report.unchanged += 1;
-            } else if now - seen.mtime_ns < settle_ns {
-                report.pending.push(abs.display().to_string());
-            } else {
-                todo.push(Candidate {
-                    tier: tier.clone(),
-                    root: root.clone(),
-                    relpath,
-                    dataset,
-                    partition,
-                    range,
-                    seen,
-                });
-            }
+            found.file(
+                &mut report,
+                &tier,
+                &root,
+                rel.to_string_lossy().replace('\\', "/"),
+                seen,
+            );
         }
     }
 
-    list_stores(cfg, db, &known, &mut present, &mut todo, &mut report)?;
+    list_stores(db, &mut found, &mut report)?;
+    let Found { mut present, todo, .. } = found;
 
     progress.set_length(todo.len() as u64);
     let threads = match cfg.scan.threads {
@@ -266,25 +251,73 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
     Ok(report)
 }
 
-/// Reconcile store tiers with a listing: new objects become candidates,
-/// listed ones count as present. Objects retired while pinned (waiting in
-/// the trash ledger) and upload claims are not data. A store that cannot
-/// be listed keeps its catalog entries as they are.
-fn list_stores(
-    cfg: &Config,
-    db: &Db,
-    known: &std::collections::HashMap<(String, String), Seen>,
-    present: &mut HashSet<(String, String)>,
-    todo: &mut Vec<Candidate>,
-    report: &mut ScanReport,
-) -> Result<()> {
+/// What a scan finds under the tier roots, on disk or in a listing.
+struct Found<'a> {
+    cfg: &'a Config,
+    known: &'a std::collections::HashMap<(String, String), Seen>,
+    /// Listed files and objects (what is cataloged and not here is gone).
+    present: HashSet<(String, String)>,
+    /// New or changed, to inspect.
+    todo: Vec<Candidate>,
+    now: i64,
+    settle_ns: i64,
+}
+
+impl Found<'_> {
+    /// One file under `root`: not in any layout, unchanged, too young to
+    /// touch, or a candidate.
+    fn file(&mut self, report: &mut ScanReport, tier: &str, root: &Path, relpath: String, seen: Seen) {
+        let (dataset, partition, range) = match classify(self.cfg, Path::new(&relpath)) {
+            Ok(v) => v,
+            Err(reason) => {
+                report.ignored.push(Ignored {
+                    path: root.join(&relpath).display().to_string(),
+                    reason,
+                });
+                return;
+            }
+        };
+        // Objects appear whole, so they have no settle time; mdkeep
+        // catalogs its uploads with its own clock, so only their size counts.
+        let remote = crate::store::is_remote(root);
+        let key = (tier.to_string(), relpath.clone());
+        let unchanged = self
+            .known
+            .get(&key)
+            .is_some_and(|k| k.bytes == seen.bytes && (remote || k.mtime_ns == seen.mtime_ns));
+        self.present.insert(key);
+        if unchanged {
+            report.unchanged += 1;
+        } else if !remote && self.now - seen.mtime_ns < self.settle_ns {
+            report.pending.push(root.join(&relpath).display().to_string());
+        } else {
+            self.todo.push(Candidate {
+                tier: tier.to_string(),
+                root: root.to_path_buf(),
+                relpath,
+                dataset,
+                partition,
+                range,
+                seen,
+            });
+        }
+    }
+}
+
+/// Reconcile store tiers with a listing. Objects retired while pinned
+/// (waiting in the trash ledger) and upload claims are not data. A store
+/// that cannot be listed keeps its catalog entries as they are.
+fn list_stores(db: &Db, found: &mut Found, report: &mut ScanReport) -> Result<()> {
+    let cfg = found.cfg;
     for tier in cfg.store_tiers() {
         let root = cfg.tier_root(&tier)?;
         let listing = match crate::store::for_tier(cfg, &tier).and_then(|s| s.list("")) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(tier = %tier, error = %e, "store unreachable; its catalog entries are kept");
-                present.extend(known.keys().filter(|k| k.0 == tier).cloned());
+                found
+                    .present
+                    .extend(found.known.keys().filter(|k| k.0 == tier).cloned());
                 report.unreachable.push(Unreachable {
                     tier: tier.clone(),
                     error: e.to_string(),
@@ -305,34 +338,7 @@ fn list_stores(
             if crate::store::write::is_claim(name) || !layout::is_data_file(name) || trashed.contains(&relpath) {
                 continue;
             }
-            let (dataset, partition, range) = match classify(cfg, Path::new(&relpath)) {
-                Ok(v) => v,
-                Err(reason) => {
-                    report.ignored.push(Ignored {
-                        path: root.join(&relpath).display().to_string(),
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            let key = (tier.clone(), relpath.clone());
-            // Objects appear whole, so there is no settle time; mdkeep
-            // catalogs its uploads with its own clock, so only size counts.
-            let unchanged = known.get(&key).is_some_and(|k| k.bytes == bytes);
-            present.insert(key);
-            if unchanged {
-                report.unchanged += 1;
-                continue;
-            }
-            todo.push(Candidate {
-                tier: tier.clone(),
-                root: root.clone(),
-                relpath,
-                dataset,
-                partition,
-                range,
-                seen: Seen { bytes, mtime_ns },
-            });
+            found.file(report, &tier, &root, relpath, Seen { bytes, mtime_ns });
         }
     }
     Ok(())
@@ -449,7 +455,14 @@ fn fill_state(cfg: &Config, db: &Db, report: &mut ScanReport) -> Result<()> {
 
 /// The catalog entry for a file mdkeep itself just wrote under `root` (no
 /// settle time: it is known complete; no drift or misfiled rows by construction).
-pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &str, path: &Path) -> Result<FileEntry> {
+pub fn entry_for_written(
+    root: &Path,
+    tier: &str,
+    dataset: &str,
+    time_column: &str,
+    file: &crate::parquet_io::WrittenFile,
+) -> Result<FileEntry> {
+    let path = file.path.as_path();
     let info = inspect(path, time_column).map_err(|message| Error::Parquet {
         path: path.to_path_buf(),
         message,
@@ -458,12 +471,12 @@ pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &s
         .strip_prefix(root)
         .map_err(|_| Error::Invalid(format!("{} is outside {}", path.display(), root.display())))?;
     let loc = layout::locate(rel).ok_or_else(|| Error::Invalid(format!("{} is not in the layout", path.display())))?;
-    let (bytes, mtime) = if crate::store::is_remote(path) {
-        // Just uploaded: its size is known, and "now" is its modification time.
-        (crate::store::size_of(path)?, crate::state::now_ns())
+    // An object was just uploaded: "now" is its modification time.
+    let mtime = if crate::store::is_remote(path) {
+        crate::state::now_ns()
     } else {
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
-        (meta.len(), mtime_ns(meta.modified().ok()))
+        mtime_ns(meta.modified().ok())
     };
     Ok(FileEntry {
         tier: tier.to_string(),
@@ -471,7 +484,7 @@ pub fn entry_for_written(root: &Path, tier: &str, dataset: &str, time_column: &s
         dataset: dataset.to_string(),
         partition: loc.partition_key(),
         rows: info.rows,
-        bytes,
+        bytes: file.bytes,
         min_ts: info.min_ts,
         max_ts: info.max_ts,
         schema_fp: info.schema_fp,

@@ -232,8 +232,7 @@ pub(crate) fn rewrite_series(
     }
     let out_root = cfg.tier_root(how.out_tier)?;
     for o in &outputs {
-        let entry =
-            catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file.path)?;
+        let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
     }
     for p in &sp.partitions {
@@ -257,7 +256,7 @@ pub(crate) fn rewrite_series(
     journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
     for (i, f) in sp.inputs.iter().enumerate() {
-        if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? {
+        if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? == journal::Retired::Trashed {
             m.pinned_to_trash += 1;
         }
         if i == 0 {

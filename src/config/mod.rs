@@ -198,7 +198,6 @@ impl Config {
             ds.name = name.clone();
         }
         cfg.validate()?;
-        // Clients that cannot be built (no credentials) say so when used.
         crate::store::register(&cfg);
         Ok(cfg)
     }

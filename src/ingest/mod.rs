@@ -182,7 +182,7 @@ pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, fi
     let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
     let dberr = crate::state::db_err(&db.path);
     for f in files {
-        let entry = catalog::scan::entry_for_written(&root, tier, &ds.name, &ds.time_column, &f.path)?;
+        let entry = catalog::scan::entry_for_written(&root, tier, &ds.name, &ds.time_column, f)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
         catalog::record(
             &tx,

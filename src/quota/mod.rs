@@ -217,6 +217,19 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
     }
     let mut candidates = eviction_candidates(cfg, db, dataset)?;
     let mut unmet = Vec::new();
+    // Evict what `pick` selects, in candidate order, until `over` bytes of
+    // it are gone (counting earlier evictions); say so when that falls short.
+    let mut evict = |what: String, over: u64, pick: &dyn Fn(&Expired) -> bool, stays: &str| {
+        let already: u64 = p.evictions.iter().filter(|e| pick(e)).map(|e| e.bytes).sum();
+        let freed = already + take(&mut candidates, &mut p.evictions, over.saturating_sub(already), pick);
+        if freed < over {
+            unmet.push(format!(
+                "{what}{} must be freed but only {} can be evicted ({stays} stay)",
+                human_bytes(over),
+                human_bytes(freed)
+            ));
+        }
+    };
     // Per-dataset hard limits first: only that dataset's partitions, oldest first.
     for (name, ds) in &cfg.datasets {
         let Some(limit) = ds.hard_limit.map(|b| b.0) else {
@@ -226,15 +239,12 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             continue;
         }
         let used = p.usage.datasets.get(name).copied().unwrap_or(0);
-        let need = used.saturating_sub(limit);
-        let freed = take(&mut candidates, &mut p.evictions, need, |e| &e.dataset == name);
-        if freed < need {
-            unmet.push(format!(
-                "dataset {name}: {} must be freed but only {} can be evicted (pinned files stay)",
-                human_bytes(need),
-                human_bytes(freed)
-            ));
-        }
+        evict(
+            format!("dataset {name}: "),
+            used.saturating_sub(limit),
+            &|e| &e.dataset == name,
+            "pinned files",
+        );
     }
     // A store tier's cap: only its own partitions.
     for (name, t) in cfg.tiers.iter().filter(|(_, t)| t.is_store()) {
@@ -242,34 +252,21 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             continue;
         };
         let used = p.usage.stores.get(name).copied().unwrap_or(0);
-        let already: u64 = p.evictions.iter().filter(|e| &e.tier == name).map(|e| e.bytes).sum();
-        let need = used.saturating_sub(limit).saturating_sub(already);
-        let freed = take(&mut candidates, &mut p.evictions, need, |e| &e.tier == name);
-        if freed < need {
-            unmet.push(format!(
-                "tier {name}: {} must be freed but only {} can be evicted",
-                human_bytes(need),
-                human_bytes(freed)
-            ));
-        }
+        evict(
+            format!("tier {name}: "),
+            used.saturating_sub(limit),
+            &|e| &e.tier == name,
+            "pinned files",
+        );
     }
     // Then the total and free space, in the declared order over every
     // dataset; only local partitions free local disk.
-    let already: u64 = p
-        .evictions
-        .iter()
-        .filter(|e| !is_store(cfg, &e.tier))
-        .map(|e| e.bytes)
-        .sum();
-    let need = p.to_free.saturating_sub(already);
-    let freed = take(&mut candidates, &mut p.evictions, need, |e| !is_store(cfg, &e.tier));
-    if freed < need {
-        unmet.push(format!(
-            "{} must be freed but only {} can be evicted (keep_forever datasets and pinned files stay)",
-            human_bytes(p.to_free),
-            human_bytes(already + freed)
-        ));
-    }
+    evict(
+        String::new(),
+        p.to_free,
+        &|e| !is_store(cfg, &e.tier),
+        "keep_forever datasets and pinned files",
+    );
     if !unmet.is_empty() {
         p.unmet = Some(unmet.join("; "));
     }

@@ -233,8 +233,8 @@ pub fn drop_partitions(
         let mut finished = true;
         for f in &d.files {
             match journal::retire_input(cfg, &db.conn, &d.tier, f) {
-                Ok(true) => m.pinned_to_trash += 1,
-                Ok(false) => {}
+                Ok(journal::Retired::Trashed) => m.pinned_to_trash += 1,
+                Ok(_) => {}
                 // Out of the catalog already; recovery deletes the objects
                 // once the store answers again.
                 Err(e @ crate::error::Error::Store { .. }) => {

@@ -355,7 +355,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
     for ((tf, candles, _, files), volume) in written.iter().zip(&volumes) {
         for f in files {
-            let e = catalog::scan::entry_for_written(&root, tier, &into.name, &into.time_column, &f.path)?;
+            let e = catalog::scan::entry_for_written(&root, tier, &into.name, &into.time_column, f)?;
             catalog::upsert(&tx, &e).map_err(&dberr)?;
             m.files_written += 1;
             m.bytes_written += f.bytes;

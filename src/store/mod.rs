@@ -256,25 +256,23 @@ impl Store {
         let s = path.to_string_lossy();
         let rel = s
             .strip_prefix(&self.url)
-            .map(|r| r.trim_start_matches('/'))
             .ok_or_else(|| Error::Invalid(format!("{s} is not under {}", self.url)))?;
-        let full = if self.prefix.is_empty() {
-            rel.to_string()
-        } else {
-            format!("{}/{rel}", self.prefix)
-        };
+        self.key_of(rel)
+    }
+
+    /// The key of `rel` (relative to the root) under the bucket's prefix.
+    fn key_of(&self, rel: &str) -> Result<ObjectPath> {
+        let full = [self.prefix.as_str(), rel.trim_matches('/')]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
         ObjectPath::parse(&full).map_err(|e| Error::Invalid(format!("object key `{full}`: {e}")))
     }
 
     /// Every object under `rel` (relative to the root): (relpath, size, mtime ns).
     pub fn list(&self, rel: &str) -> Result<Vec<(String, u64, i64)>> {
-        let full = [self.prefix.as_str(), rel.trim_matches('/')]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("/");
-        let base = ObjectPath::parse(&full).map_err(|e| Error::Invalid(format!("object prefix `{full}`: {e}")))?;
+        let base = self.key_of(rel)?;
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {
@@ -313,7 +311,7 @@ impl Store {
 
     /// Can the store be reached right now (one quick listing, no retries)?
     pub fn probe(&self) -> std::result::Result<(), String> {
-        let base = ObjectPath::parse(&self.prefix).unwrap_or_default();
+        let base = self.key_of("").unwrap_or_default();
         block_on(self.quick.list_with_delimiter(Some(&base)))
             .map(|_| ())
             .map_err(|e| short(&e))
@@ -396,32 +394,11 @@ pub fn for_path(path: &Path) -> Result<Arc<Store>> {
     }
 }
 
-/// Build the clients of every store tier of `cfg` that can be built; the
-/// errors of those that cannot are returned (they show when used).
-pub fn register(cfg: &Config) -> Vec<(String, Error)> {
-    cfg.store_tiers()
-        .into_iter()
-        .filter_map(|t| for_tier(cfg, &t).err().map(|e| (t, e)))
-        .collect()
-}
-
-/// Whether `path` exists (a local file or an object).
-pub fn exists(path: &Path) -> Result<bool> {
-    if is_remote(path) {
-        Ok(for_path(path)?.size(path)?.is_some())
-    } else {
-        Ok(path.exists())
-    }
-}
-
-/// Size in bytes of a local file or an object.
-pub fn size_of(path: &Path) -> Result<u64> {
-    if is_remote(path) {
-        for_path(path)?
-            .size(path)?
-            .ok_or_else(|| Error::Invalid(format!("{} does not exist", path.display())))
-    } else {
-        Ok(std::fs::metadata(path).map_err(Error::io("stat", path))?.len())
+/// Build the clients of every store tier of `cfg`, so paths under them
+/// resolve; a client that cannot be built (no credentials) says why when used.
+pub fn register(cfg: &Config) {
+    for t in cfg.store_tiers() {
+        let _ = for_tier(cfg, &t);
     }
 }
 

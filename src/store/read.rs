@@ -33,12 +33,11 @@ pub fn fetched_bytes() -> u64 {
     FETCHED.load(Ordering::Relaxed)
 }
 
-fn count(b: &Bytes) {
+/// A store's answer as parquet wants it, counted.
+fn counted(r: object_store::Result<Bytes>) -> parquet::errors::Result<Bytes> {
+    let b = r.map_err(|e| ParquetError::External(Box::new(e)))?;
     FETCHED.fetch_add(b.len() as u64, Ordering::Relaxed);
-}
-
-fn parquet_err(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
+    Ok(b)
 }
 
 /// One object for parquet's async reader.
@@ -57,17 +56,7 @@ impl AsyncObject {
 
 impl AsyncFileReader for AsyncObject {
     fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            let b = self
-                .store
-                .inner
-                .get_range(&self.key, range)
-                .await
-                .map_err(parquet_err)?;
-            count(&b);
-            Ok(b)
-        }
-        .boxed()
+        async move { counted(self.store.inner.get_range(&self.key, range).await) }.boxed()
     }
 
     /// Close ranges are merged into one request (object_store coalesces).
@@ -76,12 +65,12 @@ impl AsyncFileReader for AsyncObject {
         ranges: Vec<std::ops::Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
-            self.store
-                .inner
-                .get_ranges(&self.key, &ranges)
-                .await
-                .map_err(parquet_err)
-                .inspect(|v| v.iter().for_each(count))
+            let parts = self.store.inner.get_ranges(&self.key, &ranges).await;
+            parts
+                .map_err(|e| ParquetError::External(Box::new(e)))?
+                .into_iter()
+                .map(|b| counted(Ok(b)))
+                .collect()
         }
         .boxed()
     }
@@ -110,15 +99,10 @@ impl MetadataSuffixFetch for &mut AsyncObject {
             ..Default::default()
         };
         async move {
-            let r = self
-                .store
-                .inner
-                .get_opts(&self.key, options)
-                .await
-                .map_err(parquet_err)?;
-            let b = r.bytes().await.map_err(parquet_err)?;
-            count(&b);
-            Ok(b)
+            match self.store.inner.get_opts(&self.key, options).await {
+                Ok(r) => counted(r.bytes().await),
+                Err(e) => counted(Err(e)),
+            }
         }
         .boxed()
     }

@@ -188,10 +188,16 @@ pub fn python() -> PathBuf {
 
 /// Run a Python snippet (argv[1..] = args) and return its stdout, trimmed.
 pub fn py(code: &str, args: &[&str]) -> String {
+    py_env(code, args, &[])
+}
+
+/// `py` with extra environment variables (for keys, which must not be in argv).
+pub fn py_env(code: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let o = Command::new(python())
         .arg("-c")
         .arg(code)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run python");
     assert!(

@@ -153,19 +153,7 @@ pub fn py_s3(s: &S3Server, body: &str) -> String {
          endpoint_override='127.0.0.1:{}', scheme='http', region='us-east-1')\n{body}",
         s.port
     );
-    let o = Command::new(super::python())
-        .arg("-c")
-        .arg(&code)
-        .env("K", ACCESS_KEY)
-        .env("S", SECRET_KEY)
-        .output()
-        .expect("run python");
-    assert!(
-        o.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
+    super::py_env(&code, &[], &[("K", ACCESS_KEY), ("S", SECRET_KEY)])
 }
 
 impl Drop for S3Server {
