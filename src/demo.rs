@@ -73,7 +73,9 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     let init = crate::init::init(&cfg, false)?;
     let gen = crate::gen::generate(&cfg, &demo_gen_options())?;
     let mut db = Db::open(&cfg.state_db())?;
-    let maintain = crate::maintenance::maintain(&cfg, &mut db, false, &ProgressBar::hidden())?;
+    let lock = crate::lock::DataLock::acquire_for(&cfg, "demo", std::time::Duration::from_secs(60))?;
+    let maintain = crate::maintenance::maintain(&cfg, &mut db, Some(&lock), false, &ProgressBar::hidden())?;
+    drop(lock);
     let partitions = catalog::partitions(&db, None)?;
     for spec in demo_specs(root)? {
         crate::jobs::submit(&cfg, &db, &spec, &[])?;

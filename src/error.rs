@@ -88,6 +88,69 @@ pub enum Error {
     /// A command-level request that cannot be honoured.
     #[error("{0}")]
     Invalid(String),
+
+    /// A root has too little free space for a rewrite (checked before it starts).
+    #[error("needs {needed} free on {root}, {available} available")]
+    NoSpace {
+        root: PathBuf,
+        needed: String,
+        available: String,
+    },
+}
+
+/// Exit code of a run that finished every step but could not handle some
+/// files or series: each is listed, with its file, step and reason.
+pub const EXIT_DONE_WITH_FAILURES: i32 = 4;
+
+/// One thing a run could not handle. It was isolated (the file quarantined,
+/// the series skipped) and the run went on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    /// The step: `scan`, `compact`, `rollup`, `retention`, `tier`, `quota`.
+    pub step: String,
+    /// The file, series or root it concerns.
+    pub file: String,
+    pub reason: String,
+    /// `quarantined`, `skipped` (retried next run) or `step failed`.
+    pub outcome: String,
+    /// The exit code this failure alone gives (74 I/O, 69 store, else 4).
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(step: &str, file: impl Into<String>, e: &Error, outcome: &str) -> Failure {
+        let code = match e.exit_code() {
+            c @ (74 | 69) => c,
+            _ => EXIT_DONE_WITH_FAILURES,
+        };
+        Failure {
+            step: step.to_string(),
+            file: file.into(),
+            reason: e.to_string(),
+            outcome: outcome.to_string(),
+            code,
+        }
+    }
+
+    /// A file quarantined with its reason.
+    pub fn quarantined(step: &str, file: impl Into<String>, reason: &str) -> Failure {
+        Failure {
+            step: step.to_string(),
+            file: file.into(),
+            reason: reason.to_string(),
+            outcome: "quarantined".into(),
+            code: EXIT_DONE_WITH_FAILURES,
+        }
+    }
+
+    /// The exit code of a run that had these failures: 0 without any; an
+    /// I/O failure (a full disk) 74; an unreachable store 69; otherwise 4.
+    pub fn exit_code(failures: &[Failure]) -> i32 {
+        [74, 69, EXIT_DONE_WITH_FAILURES]
+            .into_iter()
+            .find(|c| failures.iter().any(|f| f.code == *c))
+            .unwrap_or(0)
+    }
 }
 
 impl Error {
@@ -111,6 +174,19 @@ impl Error {
     fn from_reader(path: PathBuf, e: &(dyn std::error::Error + 'static)) -> Error {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(c) = cur {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                // A full disk or a failing device is not bad data.
+                if let Some(code) = io
+                    .raw_os_error()
+                    .filter(|c| [libc::ENOSPC, libc::EIO, libc::EDQUOT].contains(c))
+                {
+                    return Error::Io {
+                        op: "write",
+                        path,
+                        source: std::io::Error::from_raw_os_error(code),
+                    };
+                }
+            }
             if let Some(os) = c.downcast_ref::<object_store::Error>() {
                 return Error::Store {
                     url: path.display().to_string(),
@@ -133,6 +209,16 @@ impl Error {
         }
     }
 
+    /// The input file this error is the fault of, when it is bad data in
+    /// that file (not an I/O failure): the file to quarantine.
+    pub fn bad_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Parquet { path, message } if !message.contains("os error") => Some(path),
+            Error::Schema { path, .. } | Error::BadInput { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// Exit code for the binary, after sysexits.h where one fits.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -140,7 +226,7 @@ impl Error {
             Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => 64, // EX_USAGE
             Error::Spec { .. } => 65,
             Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65, // EX_DATAERR
-            Error::Io { .. } => 74,                                                      // EX_IOERR
+            Error::Io { .. } | Error::NoSpace { .. } => 74,                              // EX_IOERR
             Error::Db { .. } | Error::Busy(_) => 75,                                     // EX_TEMPFAIL: often a lock
             Error::Store { .. } => 69,                                                   // EX_UNAVAILABLE
         }

@@ -2,7 +2,8 @@
 //!
 //! Every file mdkeep creates under a data root goes through [`AtomicFile`],
 //! so a crash leaves either the old state or the new one, never half a file
-//! under a `.parquet` name. Deciding *when* inputs may be deleted is not
+//! under a `.parquet` name. Publishing never replaces a file that is already
+//! there ([`rename_noreplace`]): a name that is taken is an error, not a loss. Deciding *when* inputs may be deleted is not
 //! this module's business; the catalog and compaction journal own that.
 
 use std::fs::{self, File};
@@ -55,14 +56,29 @@ impl AtomicFile {
         &self.dest
     }
 
-    /// fsync the data, rename over the destination, fsync the folder. The
-    /// writer must have been flushed and dropped; fsync through a fresh
-    /// descriptor reaches the same inode.
+    /// fsync the data, rename to the destination (never over an existing
+    /// file: that fails with `AlreadyExists`), fsync the folder. The writer
+    /// must have been flushed and dropped; fsync through a fresh descriptor
+    /// reaches the same inode.
     pub fn commit(mut self) -> Result<PathBuf> {
         File::open(&self.tmp)
             .and_then(|f| f.sync_all())
             .map_err(Error::io("fsync", &self.tmp))?;
+        rename_noreplace(&self.tmp, &self.dest).map_err(Error::io("publish (name taken?)", &self.dest))?;
+        self.finish()
+    }
+
+    /// `commit`, replacing what the destination holds: for files that are
+    /// not data (reports, exports a job reads, scripts), never under a tier root.
+    pub fn commit_replacing(mut self) -> Result<PathBuf> {
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("fsync", &self.tmp))?;
         fs::rename(&self.tmp, &self.dest).map_err(Error::io("rename into place", &self.dest))?;
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<PathBuf> {
         self.committed = true;
         fsync_dir(self.dest.parent().unwrap_or(Path::new(".")))?;
         Ok(self.dest.clone())
@@ -78,7 +94,7 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Write `bytes` to `dest` atomically.
+/// Write `bytes` to `dest` atomically, replacing it (not for data files).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let (af, f) = AtomicFile::create(dest)?;
     let mut w = BufWriter::new(f);
@@ -86,7 +102,37 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|_| w.flush())
         .map_err(Error::io("write", dest))?;
     drop(w);
-    af.commit().map(|_| ())
+    af.commit_replacing().map(|_| ())
+}
+
+/// Rename `from` to `to` unless `to` exists, which fails with
+/// `AlreadyExists`: `renameat2(RENAME_NOREPLACE)`, or on a filesystem
+/// without it, `link` then `unlink` (a link never replaces either).
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
 }
 
 /// fsync a folder so a rename or unlink in it survives a power cut.
@@ -101,11 +147,18 @@ pub fn move_file(from: &Path, to: &Path) -> Result<()> {
     if let Some(dir) = to.parent() {
         fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
     }
-    match fs::rename(from, to) {
+    match rename_noreplace(from, to) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another filesystem, e.g. a quarantine on another disk.
-            fs::copy(from, to).map_err(Error::io("copy", to))?;
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            // Another filesystem, e.g. a quarantine on another disk.
+            let mut src = File::open(from).map_err(Error::io("open", from))?;
+            let mut dst = File::options()
+                .write(true)
+                .create_new(true)
+                .open(to)
+                .map_err(Error::io("create", to))?;
+            std::io::copy(&mut src, &mut dst).map_err(Error::io("copy", to))?;
+            drop(dst);
             File::open(to)
                 .and_then(|f| f.sync_all())
                 .map_err(Error::io("fsync", to))?;
@@ -127,11 +180,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commit_replaces_and_drop_cleans() {
+    fn commit_never_replaces_and_drop_cleans() {
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("sub/a.parquet");
         write_atomic(&dest, b"hello").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"hello");
+        let (g, mut f) = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"other").unwrap();
+        drop(f);
+        let e = g.commit().unwrap_err();
+        assert!(e.to_string().contains("a.parquet"), "{e}");
+        assert_eq!(fs::read(&dest).unwrap(), b"hello", "the first file is kept");
 
         let (g, mut f) = AtomicFile::create(d.path().join("sub/b.parquet")).unwrap();
         f.write_all(b"x").unwrap();

@@ -19,11 +19,24 @@ use crate::fsutil::{self, TMP_PREFIX};
 use crate::state::{db_err, now_ns, Db};
 
 /// Abort the process at a named step when `MDKEEP_FAILPOINT` names it, to
-/// test recovery deterministically. Costs one env lookup per step.
+/// test recovery deterministically; `NAME=pause` instead says so on stderr
+/// and sleeps `MDKEEP_FAILPOINT_PAUSE_MS` (default 3000), so a test can
+/// change the disk at that moment. Costs one env lookup per step.
 pub fn failpoint(name: &str) {
-    if std::env::var("MDKEEP_FAILPOINT").is_ok_and(|v| v == name) {
+    let Ok(v) = std::env::var("MDKEEP_FAILPOINT") else {
+        return;
+    };
+    if v == name {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
+    }
+    if v.strip_suffix("=pause") == Some(name) {
+        let ms = std::env::var("MDKEEP_FAILPOINT_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        eprintln!("failpoint {name}: paused");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -57,24 +70,107 @@ pub struct NewEntry<'a> {
     pub inputs: &'a [(String, u64, u64)],
 }
 
-pub fn begin(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
-    let tx = conn.unchecked_transaction()?;
+/// What makes a file on disk the one a rewrite read: a collector that
+/// replaces a file in place (a new inode, or new bytes and mtime) makes
+/// another file under the same name, which a rewrite must not delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub bytes: u64,
+    pub mtime_ns: i64,
+}
+
+impl Identity {
+    /// The identity of a local file now; `None` for an object or a missing file.
+    pub fn of(path: &Path) -> Option<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        if crate::store::is_remote(path) {
+            return None;
+        }
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            bytes: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        })
+    }
+}
+
+/// Open a journal entry for a rewrite of the run holding the data lock,
+/// recording each input's identity as it is now. Refused without the lock:
+/// recovery treats every journal not of the current run as abandoned.
+pub fn begin(cfg: &Config, conn: &Connection, e: &NewEntry) -> Result<i64> {
+    let owner = crate::lock::held_run()
+        .ok_or_else(|| Error::Invalid("a rewrite began without holding the data lock".into()))?;
+    let dberr = db_err(Path::new("state"));
+    let root = cfg.tier_root(e.tier)?;
+    let tx = conn.unchecked_transaction().map_err(&dberr)?;
     let now = now_ns();
     tx.execute(
-        "INSERT INTO journal (kind, dataset, tier, out_tier, series, state, pid, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'writing', ?6, ?7, ?7)",
-        params![e.kind, e.dataset, e.tier, e.out_tier, e.series, std::process::id(), now],
-    )?;
+        "INSERT INTO journal (kind, dataset, tier, out_tier, series, state, pid, owner, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'writing', ?6, ?7, ?8, ?8)",
+        params![
+            e.kind,
+            e.dataset,
+            e.tier,
+            e.out_tier,
+            e.series,
+            std::process::id(),
+            owner,
+            now
+        ],
+    )
+    .map_err(&dberr)?;
     let id = tx.last_insert_rowid();
     {
-        let mut st =
-            tx.prepare("INSERT INTO journal_inputs (journal_id, relpath, rows, bytes) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut st = tx
+            .prepare(
+                "INSERT INTO journal_inputs (journal_id, relpath, rows, bytes, dev, ino, mtime_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(&dberr)?;
         for (rel, rows, bytes) in e.inputs {
-            st.execute(params![id, rel, *rows as i64, *bytes as i64])?;
+            let id_now = Identity::of(&root.join(rel));
+            st.execute(params![
+                id,
+                rel,
+                *rows as i64,
+                id_now.map_or(*bytes, |i| i.bytes) as i64,
+                id_now.map(|i| i.dev as i64),
+                id_now.map(|i| i.ino as i64),
+                id_now.map(|i| i.mtime_ns),
+            ])
+            .map_err(&dberr)?;
         }
     }
-    tx.commit()?;
+    tx.commit().map_err(&dberr)?;
     Ok(id)
+}
+
+/// The identity an input had when its rewrite began (`None`: not recorded).
+fn recorded_identity(conn: &Connection, id: i64, relpath: &str) -> Result<Option<Identity>> {
+    conn.query_row(
+        "SELECT dev, ino, bytes, mtime_ns FROM journal_inputs WHERE journal_id = ?1 AND relpath = ?2",
+        params![id, relpath],
+        |r| {
+            let (dev, ino, mtime_ns): (Option<i64>, Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?, r.get(3)?);
+            let bytes: i64 = r.get(2)?;
+            Ok(match (dev, ino, mtime_ns) {
+                (Some(dev), Some(ino), Some(mtime_ns)) => Some(Identity {
+                    dev: dev as u64,
+                    ino: ino as u64,
+                    bytes: bytes as u64,
+                    mtime_ns,
+                }),
+                _ => None,
+            })
+        },
+    )
+    .optional()
+    .map(Option::flatten)
+    .map_err(db_err(Path::new("state")))
 }
 
 /// Record an output before it is written, so a crash can find it.
@@ -187,12 +283,16 @@ pub enum Retired {
     Removed,
     /// Pinned: kept, with a trash entry that deletes it once unpinned.
     Trashed,
+    /// Another file now has its name (a collector replaced it in place):
+    /// kept, and the next scan catalogs it.
+    Replaced,
 }
 
-/// Remove an input that a committed rewrite replaced. A pinned file is moved
-/// to the trash folder instead (an object stays where it is), to be deleted
-/// after its pins go and a grace period.
-pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) -> Result<Retired> {
+/// Remove an input that journal `id`'s committed rewrite replaced, if it is
+/// still the file the rewrite read. A pinned file is moved to the trash
+/// folder instead (an object stays where it is), to be deleted after its
+/// pins go and a grace period.
+pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpath: &str) -> Result<Retired> {
     let root = cfg.tier_root(tier)?;
     let path = root.join(relpath);
     let remote = crate::store::is_remote(&path);
@@ -200,9 +300,26 @@ pub fn retire_input(cfg: &Config, conn: &Connection, tier: &str, relpath: &str) 
     let bytes = if remote {
         crate::store::for_path(&path)?.size(&path)?
     } else {
-        std::fs::metadata(&path).ok().map(|m| m.len())
+        std::fs::symlink_metadata(&path).ok().map(|m| m.len())
     };
     let Some(bytes) = bytes else { return Ok(Retired::Absent) };
+    if let Some(was) = recorded_identity(conn, id, relpath)? {
+        if Identity::of(&path) != Some(was) {
+            tracing::warn!(path = %path.display(), journal = id, "input was replaced in place after it was read; kept for the next scan");
+            catalog::record(
+                conn,
+                &catalog::HistoryEvent {
+                    action: "kept",
+                    path: Some(&path.display().to_string()),
+                    bytes: Some(bytes),
+                    reason: Some("replaced in place after a rewrite read it; rescanned next run"),
+                    ..Default::default()
+                },
+            )
+            .map_err(db_err(Path::new("state")))?;
+            return Ok(Retired::Replaced);
+        }
+    }
     let dberr = db_err(Path::new("state"));
     if is_pinned(conn, tier, relpath).map_err(&dberr)? {
         let kept_at = if remote {
@@ -262,22 +379,36 @@ pub struct RecoveryReport {
     pub deferred: u64,
 }
 
-/// Finish or roll back every rewrite whose process is gone.
+/// Finish or roll back every rewrite whose writer is gone. Runs only under
+/// the data lock, which every writer holds for its whole run: a journal of
+/// another run is then abandoned, whichever process or task wrote it; the
+/// current run's own journals are left alone. Without the lock it does nothing.
 pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
-    let open: Vec<(i64, String, String, String, i64)> = {
+    let Some(me) = crate::lock::held_run() else {
+        tracing::debug!("recovery skipped: this process does not hold the data lock");
+        return Ok(report);
+    };
+    let open: Vec<(i64, String, String, String, i64, Option<String>)> = {
         let mut st = db
             .conn
-            .prepare("SELECT id, state, tier, out_tier, pid FROM journal WHERE state IN ('writing', 'committed') ORDER BY id")
+            .prepare("SELECT id, state, tier, out_tier, pid, owner FROM journal WHERE state IN ('writing', 'committed') ORDER BY id")
             .map_err(db.err())?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
             .map_err(db.err())?;
         rows.collect::<rusqlite::Result<_>>().map_err(db.err())?
     };
-    for (id, state, tier, out_tier, pid) in open {
-        if pid_alive(pid) && pid != std::process::id() as i64 {
-            continue; // another process is still working on it
+    for (id, state, tier, out_tier, pid, owner) in open {
+        let abandoned = match owner {
+            Some(o) => o != me,
+            // Written before journals had owners: by a process that is gone.
+            None => !pid_alive(pid) || pid == std::process::id() as i64,
+        };
+        if !abandoned {
+            continue;
         }
         let conn = &db.conn;
         let dberr = db_err(&db.path);
@@ -301,7 +432,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
                 drop_claims(cfg, conn, id, &out_tier)?;
                 let mut n = 0;
                 for rel in paths(conn, "journal_inputs", id).map_err(&dberr)? {
-                    if retire_input(cfg, conn, &tier, &rel)? != Retired::Absent {
+                    if retire_input(cfg, conn, id, &tier, &rel)? != Retired::Absent {
                         n += 1;
                     }
                 }

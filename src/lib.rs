@@ -18,6 +18,7 @@ pub mod init;
 pub mod jobs;
 pub mod journal;
 pub mod layout;
+pub mod lock;
 pub mod maintenance;
 pub mod parquet_io;
 pub mod quota;

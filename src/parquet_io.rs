@@ -257,9 +257,35 @@ pub fn conform(batch: &RecordBatch, ds: &DatasetConfig, source: &Path) -> Result
                 message: format!("time column `{}` has {} null values", c.name, out.null_count()),
             });
         }
+        if c.name == ds.time_column {
+            check_times(&out, ds, source)?;
+        }
         cols.push(out);
     }
     RecordBatch::try_new(schema, cols).map_err(Error::arrow(source))
+}
+
+/// Refuse a time column holding a value that no partition can hold, such as
+/// a microsecond value in a millisecond column: it names the file and value.
+fn check_times(col: &ArrayRef, ds: &DatasetConfig, source: &Path) -> Result<()> {
+    let DataType::Timestamp(unit, _) = col.data_type() else {
+        return Ok(());
+    };
+    let Some(ints) = as_i64(col) else { return Ok(()) };
+    let ints = ints.as_primitive::<Int64Type>();
+    let scale = unit_ns(*unit);
+    for v in [aggregate::min(ints), aggregate::max(ints)].into_iter().flatten() {
+        if !v.checked_mul(scale).is_some_and(|ns| ds.placeable(ns)) {
+            return Err(Error::BadInput {
+                path: source.to_path_buf(),
+                message: format!(
+                    "time {v} in `{}` ({unit:?}) is outside what a {unit:?} column can place in a partition",
+                    ds.time_column
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn column_list(ds: &DatasetConfig) -> String {
@@ -307,6 +333,9 @@ pub struct WriteOptions {
     pub delta_columns: Vec<String>,
     /// Mark the file as sorted and deduplicated by mdkeep.
     pub compacted: bool,
+    /// Replace a file already at the destination (exports for jobs only;
+    /// data under a tier root is never published over another file).
+    pub replace: bool,
 }
 
 /// Compression of written files: zstd for everything mdkeep keeps; snappy
@@ -334,6 +363,7 @@ impl Default for WriteOptions {
             sorting_columns: None,
             delta_columns: Vec::new(),
             compacted: false,
+            replace: false,
         }
     }
 }
@@ -383,6 +413,7 @@ pub struct DataFileWriter {
     target: Target,
     dest: PathBuf,
     rows: u64,
+    replace: bool,
 }
 
 // One lives per open output file; its size does not matter.
@@ -405,6 +436,7 @@ impl DataFileWriter {
             target,
             dest: dest.to_path_buf(),
             rows: 0,
+            replace: opts.replace,
         })
     }
 
@@ -449,7 +481,11 @@ impl DataFileWriter {
         let bytes = match self.target {
             Target::Local(w, target) => {
                 w.close().map_err(Error::parquet(&dest))?;
-                let path = target.commit()?;
+                let path = if self.replace {
+                    target.commit_replacing()?
+                } else {
+                    target.commit()?
+                };
                 std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len()
             }
             Target::Remote(w) => w.close()?,

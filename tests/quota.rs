@@ -55,7 +55,7 @@ fn hard_limit_evicts_lowest_priority_oldest_first() {
     let trades = s.json(&["ls", "--dataset", "trades"]);
     let day1 = trades[0]["bytes"].as_u64().unwrap();
     // Just enough below usage that the two oldest trade days must go.
-    let hard = (total - day1 - 10).to_string();
+    let hard = format!("{}B", total - day1 - 10);
     let env = [("MDKEEP__QUOTA__HARD_TOTAL", hard.as_str())];
 
     let snap = snapshot(s.root());
@@ -74,7 +74,7 @@ fn hard_limit_evicts_lowest_priority_oldest_first() {
     let (code, r, err) = quota(&s, &env, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        r["usage_after"]["total"].as_u64().unwrap() <= hard.parse::<u64>().unwrap(),
+        r["usage_after"]["total"].as_u64().unwrap() <= hard.trim_end_matches('B').parse::<u64>().unwrap(),
         "{r}"
     );
     assert_eq!(s.json(&["ls", "--dataset", "trades"]).as_array().unwrap().len(), 2);
@@ -127,7 +127,7 @@ fn a_dataset_hard_limit_evicts_only_that_dataset_oldest_first() {
     let day1 = days[0]["bytes"].as_u64().unwrap();
     // Trades now rank last in the global order, yet their own limit evicts
     // them, and only them: the candles (lower priority) stay.
-    let limit = (trades_used - day1 - 10).to_string();
+    let limit = format!("{}B", trades_used - day1 - 10);
     let env = [
         ("MDKEEP__DATASETS__TRADES__HARD_LIMIT", limit.as_str()),
         ("MDKEEP__DATASETS__TRADES__PRIORITY", "100"),
@@ -145,7 +145,9 @@ fn a_dataset_hard_limit_evicts_only_that_dataset_oldest_first() {
         ],
         "oldest first: {r}"
     );
-    assert!(r["usage_after"]["datasets"]["trades"].as_u64().unwrap() <= limit.parse::<u64>().unwrap());
+    assert!(
+        r["usage_after"]["datasets"]["trades"].as_u64().unwrap() <= limit.trim_end_matches('B').parse::<u64>().unwrap()
+    );
     assert_eq!(s.json(&["ls", "--dataset", "ohlcv"]), candles_before);
 }
 

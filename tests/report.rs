@@ -80,7 +80,7 @@ fn deletions_are_listed_with_their_reasons() {
     // Then a hard total that only evicting the oldest remaining day meets.
     let q = s.json(&["quota", "--dry-run"]);
     let total = q["usage"]["total"].as_u64().unwrap();
-    let hard = (total - 100).to_string();
+    let hard = format!("{}B", total - 100);
     let o = s
         .cmd(&["quota"])
         .env("MDKEEP__QUOTA__HARD_TOTAL", &hard)
@@ -137,8 +137,8 @@ fn the_forecast_follows_a_synthetic_growth_history() {
     let probe = report(&s, &[]);
     let usage = s.json(&["quota", "--dry-run"])["usage"]["total"].as_u64().unwrap();
     assert_eq!(probe["growth"].as_array().unwrap().len(), 5);
-    let hard = (usage + 25_000).to_string();
-    let soft = (usage + 10_000).to_string();
+    let hard = format!("{}B", usage + 25_000);
+    let soft = format!("{}B", usage + 10_000);
     let r = report(
         &s,
         &[

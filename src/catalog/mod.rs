@@ -149,6 +149,79 @@ pub struct HistoryEvent<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// Whether no file was ever cataloged (a scan never ran, or found nothing).
+pub fn is_empty(db: &Db) -> Result<bool> {
+    let n: i64 = db
+        .conn
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .map_err(db.err())?;
+    Ok(n == 0)
+}
+
+/// A file to take out of the data roots.
+pub struct Quarantine<'a> {
+    pub tier: &'a str,
+    /// Its catalog key (for a name that is not UTF-8, a lossy one).
+    pub relpath: &'a str,
+    /// Where it is on disk.
+    pub from: &'a std::path::Path,
+    pub dataset: Option<&'a str>,
+    pub partition: Option<&'a str>,
+    pub bytes: u64,
+}
+
+/// Move a file that cannot be handled out of the data roots and record why;
+/// it leaves the catalog. It is never deleted: a person decides. A pinned
+/// file stays where it is (a job reads it) and this fails.
+pub fn quarantine(cfg: &crate::Config, conn: &Connection, q: &Quarantine, reason: &str) -> Result<std::path::PathBuf> {
+    let dberr = crate::state::db_err(std::path::Path::new("state"));
+    if crate::journal::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
+        return Err(crate::Error::Busy(format!("{} is pinned", q.from.display())));
+    }
+    let base = cfg.quarantine_dir().join(q.tier).join(q.relpath);
+    let mut to = base.clone();
+    let mut n = 1;
+    loop {
+        match crate::fsutil::move_file(q.from, &to) {
+            Ok(()) => break,
+            Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                to = std::path::PathBuf::from(format!("{}.{n}", base.display()));
+                n += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let from = q.from.display().to_string();
+    conn.execute(
+        "INSERT INTO quarantine (tier, relpath, moved_to, reason, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            q.tier,
+            q.relpath,
+            to.display().to_string(),
+            reason,
+            q.bytes as i64,
+            now_ns()
+        ],
+    )
+    .map_err(&dberr)?;
+    remove(conn, q.tier, q.relpath).map_err(&dberr)?;
+    record(
+        conn,
+        &HistoryEvent {
+            action: "quarantine",
+            dataset: q.dataset,
+            partition: q.partition,
+            path: Some(&from),
+            bytes: Some(q.bytes),
+            reason: Some(reason),
+            ..Default::default()
+        },
+    )
+    .map_err(&dberr)?;
+    tracing::warn!(path = %from, %reason, moved_to = %to.display(), "quarantined");
+    Ok(to)
+}
+
 pub fn record(conn: &Connection, ev: &HistoryEvent) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO history (at, action, dataset, partition, path, rows, bytes, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

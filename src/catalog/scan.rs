@@ -38,6 +38,9 @@ pub struct ScanReport {
     pub misfiled: Vec<String>,
     /// Files under a tier root that are not in any dataset's layout.
     pub ignored: Vec<Ignored>,
+    /// Files that could not be handled now (unreadable for a reason that is
+    /// not corruption, or that could not be moved): left alone, retried next run.
+    pub skipped: Vec<Ignored>,
     /// Files whose footer was read in this scan (0 when nothing changed).
     pub files_read: u64,
     /// Store tiers that could not be listed; their catalog entries were kept.
@@ -128,22 +131,26 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
             }
             let abs = entry.path();
             let Ok(rel) = abs.strip_prefix(&root) else { continue };
-            let meta = entry.metadata().map_err(|e| Error::Io {
-                op: "stat",
-                path: abs.to_path_buf(),
-                source: e.into(),
-            })?;
+            let Some(rel) = rel.to_str() else {
+                // No catalog key can name it; it would stop every run.
+                odd_name(cfg, db, &tier, abs, rel, &mut report)?;
+                continue;
+            };
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    report.skipped.push(Ignored {
+                        path: abs.display().to_string(),
+                        reason: format!("stat: {e}; retried next run"),
+                    });
+                    continue;
+                }
+            };
             let seen = Seen {
                 bytes: meta.len(),
                 mtime_ns: mtime_ns(meta.modified().ok()),
             };
-            found.file(
-                &mut report,
-                &tier,
-                &root,
-                rel.to_string_lossy().replace('\\', "/"),
-                seen,
-            );
+            found.file(&mut report, &tier, &root, rel.replace('\\', "/"), seen);
         }
     }
 
@@ -159,11 +166,10 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid(format!("scan threads: {e}")))?;
-    let inspected: Vec<(Candidate, std::result::Result<FileInfo, String>)> = pool.install(|| {
+    let inspected: Vec<(Candidate, Inspected)> = pool.install(|| {
         todo.into_par_iter()
             .map(|c| {
-                let ds = &cfg.datasets[&c.dataset];
-                let r = inspect(&c.abs(), &ds.time_column);
+                let r = inspect_candidate(cfg, &c);
                 progress.inc(1);
                 (c, r)
             })
@@ -176,7 +182,15 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
     for (c, result) in inspected {
         let key = (c.tier.clone(), c.relpath.clone());
         match result {
-            Ok(info) => {
+            Inspected::Unavailable(reason) => {
+                // Healthy as far as we know: keep any catalog entry, retry next run.
+                tracing::warn!(path = %c.abs().display(), %reason, "cannot read file now; retried next run");
+                report.skipped.push(Ignored {
+                    path: c.abs().display().to_string(),
+                    reason,
+                });
+            }
+            Inspected::Ok(info) => {
                 let ds = &cfg.datasets[&c.dataset];
                 let drift = ds.schema_drift(&info.schema);
                 let misfiled =
@@ -203,7 +217,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
                     report.added += 1;
                 }
             }
-            Err(reason) if crate::store::is_remote(&c.root) => {
+            Inspected::Corrupt(reason) if crate::store::is_remote(&c.root) => {
                 // Not moved: the object stays for a person to look at; it
                 // stays out of the catalog, so nothing reads it.
                 present.remove(&key);
@@ -214,16 +228,30 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
                     moved_to: String::new(),
                 });
             }
-            Err(reason) => {
+            Inspected::Corrupt(reason) => {
                 let from = c.abs();
-                let moved_to = quarantine(cfg, &tx, &c, &reason)?;
-                present.remove(&key);
-                tracing::warn!(path = %from.display(), %reason, moved_to = %moved_to.display(), "quarantined corrupt file");
-                report.corrupt.push(Corrupt {
-                    path: from.display().to_string(),
-                    reason,
-                    moved_to: moved_to.display().to_string(),
-                });
+                let q = super::Quarantine {
+                    tier: &c.tier,
+                    relpath: &c.relpath,
+                    from: &from,
+                    dataset: Some(&c.dataset),
+                    partition: Some(&c.partition),
+                    bytes: c.seen.bytes,
+                };
+                match super::quarantine(cfg, &tx, &q, &reason) {
+                    Ok(moved_to) => {
+                        present.remove(&key);
+                        report.corrupt.push(Corrupt {
+                            path: from.display().to_string(),
+                            reason,
+                            moved_to: moved_to.display().to_string(),
+                        });
+                    }
+                    Err(e) => report.skipped.push(Ignored {
+                        path: from.display().to_string(),
+                        reason: format!("{reason}; could not quarantine it: {e}"),
+                    }),
+                }
             }
         }
     }
@@ -367,46 +395,70 @@ fn classify(cfg: &Config, rel: &Path) -> std::result::Result<(String, String, (i
     Ok((ds.name.clone(), loc.partition_key(), range))
 }
 
-/// Move an unreadable file out of the data roots and record why. The file is
-/// never deleted: a person decides what to do with it.
-fn quarantine(cfg: &Config, tx: &rusqlite::Transaction, c: &Candidate, reason: &str) -> Result<PathBuf> {
-    let from = c.abs();
-    let base = cfg.quarantine_dir().join(&c.tier).join(&c.relpath);
-    let mut to = base.clone();
-    let mut n = 1;
-    while to.exists() {
-        to = PathBuf::from(format!("{}.{n}", base.display()));
-        n += 1;
+/// What reading a candidate's footer found.
+enum Inspected {
+    Ok(FileInfo),
+    /// Bad data: quarantined.
+    Corrupt(String),
+    /// Could not be read for a reason that says nothing about its bytes
+    /// (permissions, too many open files, a failing device).
+    Unavailable(String),
+}
+
+fn inspect_candidate(cfg: &Config, c: &Candidate) -> Inspected {
+    let ds = &cfg.datasets[&c.dataset];
+    let path = c.abs();
+    if !crate::store::is_remote(&path) {
+        if let Err(e) = std::fs::File::open(&path) {
+            return Inspected::Unavailable(format!("open: {e}"));
+        }
     }
-    crate::fsutil::move_file(&from, &to)?;
-    let dberr = crate::state::db_err(Path::new("state"));
-    tx.execute(
-        "INSERT INTO quarantine (tier, relpath, moved_to, reason, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        rusqlite::params![
-            c.tier,
-            c.relpath,
-            to.display().to_string(),
+    match inspect(&path, &ds.time_column) {
+        Ok(info) => {
+            let bad = [info.min_ts, info.max_ts]
+                .into_iter()
+                .flatten()
+                .find(|t| !ds.placeable(*t));
+            match bad {
+                Some(_) => Inspected::Corrupt(format!(
+                    "a time in `{}` is outside what its unit can place in a partition (e.g. microseconds in a {:?} column)",
+                    ds.time_column,
+                    ds.time_unit()
+                )),
+                None => Inspected::Ok(info),
+            }
+        }
+        Err(reason) if reason.contains("os error") => Inspected::Unavailable(reason),
+        Err(reason) => Inspected::Corrupt(reason),
+    }
+}
+
+/// A data file whose name is not valid UTF-8: quarantined under a lossy
+/// name, or listed as skipped when it cannot even be moved.
+fn odd_name(cfg: &Config, db: &mut Db, tier: &str, abs: &Path, rel: &Path, report: &mut ScanReport) -> Result<()> {
+    let lossy = rel.to_string_lossy().into_owned();
+    let reason = "file name is not valid UTF-8".to_string();
+    let bytes = std::fs::symlink_metadata(abs).map(|m| m.len()).unwrap_or(0);
+    let q = super::Quarantine {
+        tier,
+        relpath: &lossy,
+        from: abs,
+        dataset: None,
+        partition: None,
+        bytes,
+    };
+    match super::quarantine(cfg, &db.conn, &q, &reason) {
+        Ok(to) => report.corrupt.push(Corrupt {
+            path: abs.display().to_string(),
             reason,
-            c.seen.bytes as i64,
-            now_ns()
-        ],
-    )
-    .map_err(&dberr)?;
-    super::remove(tx, &c.tier, &c.relpath).map_err(&dberr)?;
-    super::record(
-        tx,
-        &super::HistoryEvent {
-            action: "quarantine",
-            dataset: Some(&c.dataset),
-            partition: Some(&c.partition),
-            path: Some(&from.display().to_string()),
-            bytes: Some(c.seen.bytes),
-            reason: Some(reason),
-            ..Default::default()
-        },
-    )
-    .map_err(&dberr)?;
-    Ok(to)
+            moved_to: to.display().to_string(),
+        }),
+        Err(e) => report.skipped.push(Ignored {
+            path: abs.display().to_string(),
+            reason: format!("{reason}; could not quarantine it: {e}"),
+        }),
+    }
+    Ok(())
 }
 
 /// Drift, misfiled and totals come from the catalog as it now stands, so a

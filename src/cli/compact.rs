@@ -37,6 +37,7 @@ fn parse_where(s: &str) -> Result<Vec<(String, String)>, String> {
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let mut db = Db::open_existing(&cfg.state_db())?;
+    let _lock = super::lock_for(cli, &cfg, &db, "compact", a.dry_run)?;
     let filter = Filter {
         dataset: a.dataset.clone(),
         values: a.filter.clone().unwrap_or_default(),
@@ -90,9 +91,10 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let m = compaction::execute(&cfg, &mut db, &plan, &progress("compact", a.json))?;
+    let code = mdkeep::error::Failure::exit_code(&m.failures);
     if a.json {
         output::json(&m)?;
-        return Ok(0);
+        return Ok(code);
     }
     if m.recovered.rolled_back + m.recovered.finished > 0 {
         println!(
@@ -124,5 +126,12 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     for d in &m.skipped_drift {
         println!("skipped (schema drift): {d}");
     }
-    Ok(0)
+    if m.totals.replaced_kept > 0 {
+        println!(
+            "{} input(s) replaced in place after they were read: kept, the next scan catalogs them",
+            m.totals.replaced_kept
+        );
+    }
+    output::failures(&m.failures);
+    Ok(code)
 }

@@ -47,6 +47,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let mut db = Db::open_existing(&cfg.state_db())?;
+    let _lock = mdkeep::lock::DataLock::acquire_for(&cfg, "ingest", cli.wait.0)?;
     let (report, json) = match cmd {
         Cmd::Freqtrade { dir, exchange, json } => {
             let exchange = match exchange {

@@ -5,19 +5,29 @@ use mdkeep::maintenance;
 
 use super::{open_state, output, progress, Cli};
 
+/// Exit codes: 0 all done; 3 the quota cannot be met; 4 done, with failures
+/// (files quarantined or skipped, or a step failed: all steps still ran);
+/// 69 an object store was unreachable; 74 an I/O failure such as a full
+/// disk; 75 another mdkeep holds the data lock past --wait.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Report what each step would do, and change nothing (the scan is skipped).
     #[arg(long)]
     dry_run: bool,
-    /// Print each step's result as JSON.
+    /// Print each step's result as JSON (with `failures`: each file, step and reason).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let (cfg, mut db) = open_state(cli, None)?;
-    let r = maintenance::maintain(&cfg, &mut db, a.dry_run, &progress("maintain", a.json))?;
+    let lock = if a.dry_run {
+        None
+    } else {
+        Some(mdkeep::lock::DataLock::acquire_for(&cfg, "maintain", cli.wait.0)?)
+    };
+    let r = maintenance::maintain(&cfg, &mut db, lock.as_ref(), a.dry_run, &progress("maintain", a.json))?;
+    drop(lock);
     if a.json {
         output::json(&r)?;
     } else {
@@ -66,12 +76,11 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     }
     if let Some(why) = &r.quota.plan.unmet {
         eprintln!("error: quota cannot be met: {why}");
-        return Ok(3);
     }
     if let Some(why) = r.tier.store_failure() {
         // Local steps ran; only the moves to an unreachable store did not.
         eprintln!("error: {why}");
-        return Ok(69);
     }
-    Ok(0)
+    output::failures(r.failures.iter().filter(|f| f.code != 69));
+    Ok(r.exit_code())
 }

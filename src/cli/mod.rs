@@ -36,8 +36,11 @@ use mdkeep::{Config, Error};
     name = "mdkeep",
     version,
     about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 quota cannot be met, 64 refused request, \
-                  65 bad input data, 74 I/O error, 75 busy (state database or maintenance lock), 78 bad config."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 quota cannot be met, \
+                  4 done, with failures (each listed with its file, step and reason), 64 refused request, \
+                  65 bad input data, 69 object store unreachable, 74 I/O error (e.g. a full disk), \
+                  75 busy (another mdkeep holds the data lock past --wait), 78 bad config. \
+                  Output into a closed pipe ends quietly with 0."
 )]
 pub struct Cli {
     /// Folder holding configs/, data/ and jobs/.
@@ -46,6 +49,10 @@ pub struct Cli {
     /// Config file (default: <root>/configs/mdkeep.toml, else the embedded default).
     #[arg(long, global = true, env = "MDKEEP_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How long a command that changes data waits for another one to finish
+    /// (e.g. `30s`, `5m`) before it exits 75 saying who holds the lock.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_span)]
+    pub wait: mdkeep::config::units::Span,
     /// Log format on stderr; the level comes from RUST_LOG (default: warn).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -163,6 +170,28 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, Error> {
         Config::load(&self.root, self.config.as_deref(), std::env::vars())
     }
+}
+
+fn parse_span(s: &str) -> Result<mdkeep::config::units::Span, String> {
+    s.parse()
+}
+
+/// Take the data lock for a command that changes data (none for a dry
+/// run), before it plans, and say when the catalog was never filled.
+pub fn lock_for(
+    cli: &Cli,
+    cfg: &Config,
+    db: &mdkeep::state::Db,
+    what: &str,
+    dry_run: bool,
+) -> anyhow::Result<Option<mdkeep::lock::DataLock>> {
+    if mdkeep::catalog::is_empty(db)? {
+        eprintln!("note: the catalog is empty, so there is nothing to {what}; `mdkeep scan` fills it");
+    }
+    if dry_run {
+        return Ok(None);
+    }
+    Ok(Some(mdkeep::lock::DataLock::acquire_for(cfg, what, cli.wait.0)?))
 }
 
 /// `--dataset`, `--dry-run` and `--json`: what every policy command takes.

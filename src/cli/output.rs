@@ -48,3 +48,10 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// Print what a run could not handle, one line each, on stderr.
+pub fn failures<'a>(fs: impl IntoIterator<Item = &'a mdkeep::error::Failure>) {
+    for f in fs {
+        eprintln!("{} {}: {} ({}): {}", f.step, f.outcome, f.file, f.code, f.reason);
+    }
+}

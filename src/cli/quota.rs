@@ -3,13 +3,14 @@
 use mdkeep::config::units::human_bytes;
 use mdkeep::quota::{self, QuotaReport};
 
-use super::{open_state, output, Cli, PolicyArgs};
+use super::{lock_for, open_state, output, Cli, PolicyArgs};
 
 /// Exit code when the limits cannot be met: loud, for cron and the daemon.
 const EXIT_UNMET: i32 = 3;
 
 pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     let (cfg, mut db) = open_state(cli, a.dataset.as_deref())?;
+    let _lock = lock_for(cli, &cfg, &db, "quota", a.dry_run)?;
     let plan = quota::plan(&cfg, &db, a.dataset.as_deref())?;
     let report = if a.dry_run {
         QuotaReport {

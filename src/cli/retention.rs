@@ -3,10 +3,11 @@
 use mdkeep::config::units::human_bytes;
 use mdkeep::retention;
 
-use super::{open_state, output, Cli, PolicyArgs};
+use super::{lock_for, open_state, output, Cli, PolicyArgs};
 
 pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     let (cfg, mut db) = open_state(cli, a.dataset.as_deref())?;
+    let _lock = lock_for(cli, &cfg, &db, "retention", a.dry_run)?;
     let plan = retention::plan(&cfg, &db, a.dataset.as_deref())?;
     if a.dry_run {
         if a.json {

@@ -15,6 +15,7 @@ pub struct Args {
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let mut db = Db::open_existing(&cfg.state_db())?;
+    let _lock = mdkeep::lock::DataLock::acquire_for(&cfg, "scan", cli.wait.0)?;
     let r = scan::scan(&cfg, &mut db, &progress("scan", a.json))?;
     if a.json {
         output::json(&r)?;
@@ -58,6 +59,9 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     }
     for i in r.ignored.iter().take(20) {
         println!("ignored   {}: {}", i.path, i.reason);
+    }
+    for i in &r.skipped {
+        println!("skipped   {}: {}", i.path, i.reason);
     }
     Ok(0)
 }

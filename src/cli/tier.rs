@@ -3,10 +3,11 @@
 use mdkeep::config::units::human_bytes;
 use mdkeep::tiering;
 
-use super::{open_state, output, progress, Cli, PolicyArgs};
+use super::{lock_for, open_state, output, progress, Cli, PolicyArgs};
 
 pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     let (cfg, mut db) = open_state(cli, a.dataset.as_deref())?;
+    let _lock = lock_for(cli, &cfg, &db, "tier", a.dry_run)?;
     let plan = tiering::plan(&cfg, &db, a.dataset.as_deref())?;
     if a.dry_run {
         if a.json {
@@ -38,7 +39,11 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     let m = tiering::execute(&cfg, &mut db, &plan, &progress("tier", a.json))?;
     // A store that could not be reached: what could move moved, and the
     // exit code says the rest did not (EX_UNAVAILABLE).
-    let code = if m.failed.is_empty() { 0 } else { 69 };
+    let code = if m.failed.is_empty() {
+        mdkeep::error::Failure::exit_code(&m.failures)
+    } else {
+        69
+    };
     if a.json {
         output::json(&m)?;
         return Ok(code);
@@ -59,5 +64,6 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     for f in &m.failed {
         eprintln!("error: not moved {} {} → {}: {}", f.dataset, f.partition, f.to, f.error);
     }
+    output::failures(m.failures.iter().filter(|f| f.code != 69));
     Ok(code)
 }

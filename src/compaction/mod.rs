@@ -24,7 +24,7 @@ pub use plan::{plan, Filter, Plan, SeriesPlan};
 
 use crate::catalog;
 use crate::config::{Config, Keep};
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
 use crate::state::{db_err, Db};
 use merge::{merge, overlap_depth, MergeCtx, MergeError, MergeInput, MergeStats, Sink};
@@ -46,6 +46,8 @@ pub struct Metrics {
     pub peak_memory_bytes: u64,
     pub recovered: RecoveryReport,
     pub skipped_drift: Vec<String>,
+    /// Files quarantined and series skipped; the rest of the run went on.
+    pub failures: Vec<Failure>,
 }
 
 /// Carry out a plan. Recovery of interrupted rewrites runs first.
@@ -67,6 +69,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
     let budget = cfg.compaction.memory_limit.0 as usize / workers;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Result<RewriteTotals>>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -77,11 +80,11 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sp) = plan.series.get(i) else { break };
-                    let r = rewrite_series(cfg, &db, sp, &Rewrite::compact(&sp.tier), budget, progress);
-                    let failed = r.is_err();
-                    results.lock().expect("lock").push(r);
-                    if failed {
-                        break;
+                    let (r, failed) =
+                        rewrite_isolating(cfg, &db, sp, &Rewrite::compact(&sp.tier), budget, progress, "compact");
+                    failures.lock().expect("lock").extend(failed);
+                    if let Some(t) = r {
+                        results.lock().expect("lock").push(Ok(t));
                     }
                 }
             });
@@ -91,10 +94,96 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
         m.totals += r?;
         m.series_rewritten += 1;
     }
+    m.failures = failures.into_inner().expect("lock");
     progress.finish_and_clear();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();
     Ok(m)
+}
+
+/// Rewrite one series so that nothing in it can stop the run: a series that
+/// does not fit on its root is skipped; an input holding bad data is
+/// quarantined and the series retried without it; any other failure skips
+/// the series (its inputs stay, the next run retries). Returns the totals
+/// when it was rewritten, and every failure met.
+pub(crate) fn rewrite_isolating(
+    cfg: &Config,
+    db: &Db,
+    sp: &SeriesPlan,
+    how: &Rewrite,
+    budget: usize,
+    progress: &ProgressBar,
+    step: &str,
+) -> (Option<RewriteTotals>, Vec<Failure>) {
+    let mut failures = Vec::new();
+    let mut sp = std::borrow::Cow::Borrowed(sp);
+    let what = format!("{} {} [{}]", sp.dataset, sp.series, sp.tier);
+    loop {
+        if let Err(e) = check_room(cfg, how.out_tier, sp.inputs.iter().map(|f| f.bytes).sum()) {
+            tracing::warn!(series = %what, error = %e, "skipped: not enough room");
+            failures.push(Failure::new(step, &what, &e, "skipped"));
+            return (None, failures);
+        }
+        let e = match rewrite_series(cfg, db, &sp, how, budget, progress) {
+            Ok(t) => return (Some(t), failures),
+            Err(e) => e,
+        };
+        let root = cfg.tier_root(&sp.tier).unwrap_or_default();
+        let culprit = e
+            .bad_file()
+            .and_then(|p| sp.inputs.iter().position(|f| root.join(&f.relpath) == p));
+        let Some(i) = culprit else {
+            tracing::warn!(series = %what, error = %e, "series skipped; retried next run");
+            failures.push(Failure::new(step, &what, &e, "skipped"));
+            return (None, failures);
+        };
+        let f = &sp.inputs[i];
+        let from = root.join(&f.relpath);
+        let reason = e.to_string();
+        let q = catalog::Quarantine {
+            tier: &sp.tier,
+            relpath: &f.relpath,
+            from: &from,
+            dataset: Some(&sp.dataset),
+            partition: Some(&f.partition),
+            bytes: f.bytes,
+        };
+        if let Err(qe) = catalog::quarantine(cfg, &db.conn, &q, &reason) {
+            failures.push(Failure::new(step, from.display().to_string(), &e, "skipped"));
+            tracing::warn!(path = %from.display(), error = %qe, "bad input could not be quarantined; series skipped");
+            return (None, failures);
+        }
+        failures.push(Failure::quarantined(step, from.display().to_string(), &reason));
+        let rest = sp.to_mut();
+        let gone = rest.inputs.remove(i);
+        rest.forget_input(&gone);
+        if rest.inputs.is_empty() {
+            return (None, failures);
+        }
+    }
+}
+
+/// Refuse a rewrite that would not fit: about its input bytes plus a margin
+/// must be free on the output root (a store has no such limit here).
+pub(crate) fn check_room(cfg: &Config, out_tier: &str, bytes: u64) -> Result<()> {
+    const MARGIN: u64 = 16 << 20;
+    let root = cfg.tier_root(out_tier)?;
+    if crate::store::is_remote(&root) {
+        return Ok(());
+    }
+    let probe = if root.exists() { root.clone() } else { cfg.root.clone() };
+    let Some((free, _)) = crate::quota::fs_space(&probe) else {
+        return Ok(());
+    };
+    let needed = bytes + bytes / 10 + MARGIN;
+    if free < needed {
+        return Err(Error::NoSpace {
+            root,
+            needed: crate::config::units::human_bytes(needed),
+            available: crate::config::units::human_bytes(free),
+        });
+    }
+    Ok(())
 }
 
 /// The metrics a dry run reports: what would be read, nothing written.
@@ -132,6 +221,8 @@ pub struct RewriteTotals {
     pub bytes_out: u64,
     /// Inputs that were pinned and went to the trash instead of being deleted.
     pub pinned_to_trash: u64,
+    /// Inputs a collector replaced in place after they were read: kept, rescanned next run.
+    pub replaced_kept: u64,
     /// Sorted runs made for inputs that were not sorted.
     pub sorted_runs: u64,
     /// Extra merge rounds because too many inputs overlapped for one pass.
@@ -149,6 +240,7 @@ impl std::ops::AddAssign for RewriteTotals {
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.pinned_to_trash += o.pinned_to_trash;
+        self.replaced_kept += o.replaced_kept;
         self.sorted_runs += o.sorted_runs;
         self.merge_rounds += o.merge_rounds;
         self.rows_trimmed += o.rows_trimmed;
@@ -203,6 +295,7 @@ pub(crate) fn rewrite_series(
     let journal_inputs: Vec<(String, u64, u64)> =
         sp.inputs.iter().map(|f| (f.relpath.clone(), f.rows, f.bytes)).collect();
     let jid = journal::begin(
+        cfg,
         &db.conn,
         &NewEntry {
             kind: how.kind,
@@ -212,8 +305,7 @@ pub(crate) fn rewrite_series(
             series: &sp.series,
             inputs: &journal_inputs,
         },
-    )
-    .map_err(&dberr)?;
+    )?;
     failpoint("rewrite:after-journal");
     let scratch = journal::scratch_dir(cfg, jid);
     let result = rewrite(cfg, db, sp, how, jid, &scratch, budget, progress);
@@ -256,8 +348,10 @@ pub(crate) fn rewrite_series(
     journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
     for (i, f) in sp.inputs.iter().enumerate() {
-        if journal::retire_input(cfg, &db.conn, &sp.tier, &f.relpath)? == journal::Retired::Trashed {
-            m.pinned_to_trash += 1;
+        match journal::retire_input(cfg, &db.conn, jid, &sp.tier, &f.relpath)? {
+            journal::Retired::Trashed => m.pinned_to_trash += 1,
+            journal::Retired::Replaced => m.replaced_kept += 1,
+            journal::Retired::Absent | journal::Retired::Removed => {}
         }
         if i == 0 {
             failpoint("rewrite:mid-delete");

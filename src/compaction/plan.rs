@@ -48,6 +48,15 @@ pub struct SeriesPlan {
 }
 
 impl SeriesPlan {
+    /// Take a removed input out of its partition's figures.
+    pub fn forget_input(&mut self, f: &PlanFile) {
+        if let Some(p) = self.partitions.iter_mut().find(|p| p.partition == f.partition) {
+            p.files = p.files.saturating_sub(1);
+            p.rows = p.rows.saturating_sub(f.rows);
+            p.bytes = p.bytes.saturating_sub(f.bytes);
+        }
+    }
+
     /// One whole partition as its own rewrite (a tier move, a trim).
     pub fn one_partition(
         ds: &crate::config::DatasetConfig,

@@ -99,13 +99,9 @@ impl<'a> PartitionWriter<'a> {
             })
             .map(|f| f.name().clone())
             .collect();
-        // Journal ids start again with a new state database; a bucket
-        // outlives it, so object names also carry the time.
-        let prefix = if crate::store::is_remote(&root) {
-            format!("c{journal_id}-{:x}", crate::state::now_ns() / 1_000_000)
-        } else {
-            format!("c{journal_id}")
-        };
+        // Journal ids start again with a new state database, and outputs
+        // are never published over a file: names also carry the time.
+        let prefix = format!("c{journal_id}-{:x}", crate::state::now_ns() / 1_000);
         PartitionWriter {
             ctx,
             root,
@@ -116,6 +112,7 @@ impl<'a> PartitionWriter<'a> {
                 sorting_columns: Some(sorting),
                 delta_columns,
                 compacted: true,
+                replace: false,
             },
             target_size,
             row_group_memory,

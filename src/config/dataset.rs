@@ -193,6 +193,13 @@ impl DatasetConfig {
         }
     }
 
+    /// Whether a time (ns since the epoch) falls in a period this dataset can
+    /// name; a value that saturated when scaled to ns (a µs value in a ms
+    /// column) cannot.
+    pub fn placeable(&self, ts_ns: i64) -> bool {
+        ts_ns != i64::MAX && ts_ns != i64::MIN && self.period_range(&self.period_of(ts_ns)).is_some()
+    }
+
     /// `[start, end)` in nanoseconds of a time partition value, or None when
     /// the value is not a period of this granularity.
     pub fn period_range(&self, value: &str) -> Option<(i64, i64)> {

@@ -237,6 +237,25 @@ impl Config {
                 ));
             }
         }
+        let roots = self.tier_roots();
+        for (i, (a, ra)) in roots.iter().enumerate() {
+            for (b, rb) in &roots[i + 1..] {
+                if ra.starts_with(rb) || rb.starts_with(ra) {
+                    return Err(bad(
+                        format!("tiers.{b}.root"),
+                        format!("repeats or nests with tiers.{a}.root: a file would belong to two tiers"),
+                    ));
+                }
+            }
+        }
+        if let Some(SizeOrPercent::Percent(p)) = self.quota.min_free {
+            if p > 50.0 {
+                return Err(bad(
+                    "quota.min_free".into(),
+                    "above 50% would evict data to free space other programs use".into(),
+                ));
+            }
+        }
         let c = &self.compaction;
         if c.memory_limit.0 < 16 << 20 {
             return Err(bad("compaction.memory_limit".into(), "must be at least 16MiB".into()));

@@ -34,6 +34,9 @@ impl FromStr for ByteSize {
         let (num, unit) = split_number(s)?;
         let unit_l = unit.to_ascii_lowercase();
         let mult = if unit_l.is_empty() {
+            if num != 0.0 {
+                return Err(format!("`{s}` needs a unit, e.g. `{s}MiB` or `{s}B`"));
+            }
             1
         } else {
             SIZE_UNITS
@@ -77,8 +80,10 @@ impl FromStr for Span {
     fn from_str(s: &str) -> Result<Self, String> {
         let (num, unit) = split_number(s)?;
         let secs = match unit.to_ascii_lowercase().as_str() {
+            "" if num == 0.0 => 0.0,
+            "" => return Err(format!("`{s}` needs a unit, e.g. `{s}s`, `{s}m`, `{s}h` or `{s}d`")),
             "ms" => num / 1000.0,
-            "s" | "" => num,
+            "s" => num,
             "m" | "min" => num * 60.0,
             "h" => num * 3600.0,
             "d" => num * 86_400.0,
@@ -157,8 +162,8 @@ fn split_number(s: &str) -> Result<(f64, &str), String> {
     Ok((num, t[end..].trim()))
 }
 
-// Sizes and spans accept a bare integer too, because env overrides and
-// hand-written configs both produce them.
+// A bare integer reaches the same parser (and is refused unless 0): a unit
+// is required, so `keep = 90` is not silently 90 seconds.
 macro_rules! serde_via_str {
     ($t:ty, $what:literal) => {
         impl<'de> Deserialize<'de> for $t {
@@ -202,7 +207,8 @@ mod tests {
         assert_eq!("256MiB".parse::<ByteSize>().unwrap().0, 256 << 20);
         assert_eq!("5GiB".parse::<ByteSize>().unwrap().0, 5 << 30);
         assert_eq!("1.5 KB".parse::<ByteSize>().unwrap().0, 1500);
-        assert_eq!("42".parse::<ByteSize>().unwrap().0, 42);
+        assert!("42".parse::<ByteSize>().is_err(), "a size needs a unit");
+        assert_eq!("0".parse::<ByteSize>().unwrap().0, 0);
         assert!("5 parsecs".parse::<ByteSize>().is_err());
         assert!("-1MiB".parse::<ByteSize>().is_err());
     }
@@ -213,6 +219,7 @@ mod tests {
         assert_eq!("12h".parse::<Span>().unwrap().0.as_secs(), 12 * 3600);
         assert_eq!("90d".parse::<Span>().unwrap().to_string(), "90d");
         assert!("3 fortnights".parse::<Span>().is_err());
+        assert!("90".parse::<Span>().is_err(), "a duration needs a unit");
     }
 
     #[test]

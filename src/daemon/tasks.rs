@@ -1,15 +1,16 @@
 //! One scheduled task, run to its end on a blocking thread.
 //!
-//! Owns the order of things around a step: reserve memory from the jobs'
-//! budget, hold the maintenance lock (so a CLI `maintain` and the daemon
-//! never overlap), run the step, and say what it did in one line. The steps
-//! themselves are the library's.
+//! Owns the order of things around a step: queue for the data lock (so a
+//! CLI command and the daemon's own tasks never overlap; a task waits its
+//! turn rather than failing), reserve memory from the jobs' budget, run the
+//! step, and say what it did in one line. The steps themselves are the
+//! library's.
 
 use indicatif::ProgressBar;
 
 use crate::config::Config;
 use crate::jobs::budget;
-use crate::maintenance::{Lock, MAINTENANCE_LOCK};
+use crate::lock::{DataLock, Wait};
 use crate::state::Db;
 use crate::{compaction, quota, retention, rollup, tiering};
 
@@ -24,6 +25,15 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
     let go = || -> crate::error::Result<String> {
         let mut db = Db::open(&cfg.state_db())?;
         let res_db = Db::open(&cfg.state_db())?;
+        // Reports only read; every other task changes data.
+        let lock = if task == "report" {
+            None
+        } else {
+            match DataLock::acquire(cfg, &format!("daemon task {task}"), Wait::Until(stop))? {
+                Some(l) => Some(l),
+                None => return Ok("not started: shutting down while waiting for the data lock".into()),
+            }
+        };
         let mut cfg = cfg.clone();
         let _reservation = if needs_memory(task) {
             match budget::reserve(
@@ -43,11 +53,23 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
         } else {
             None
         };
-        let lock_db = Db::open(&cfg.state_db())?;
         let pb = ProgressBar::hidden();
         let cfg = &cfg;
         if task == "maintain" {
-            let r = crate::maintenance::maintain(cfg, &mut db, false, &pb)?;
+            let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
+            let failed = r.failures.iter().filter(|f| f.code != 69).count();
+            let summary = format!(
+                "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}{}",
+                r.compact.totals.partitions_rewritten,
+                r.rollup.partitions,
+                r.retention.partitions_dropped,
+                r.tier.moves,
+                r.quota.evicted.partitions_dropped,
+                match failed {
+                    0 => String::new(),
+                    n => format!("; {n} failures: {}", r.failures[0].reason),
+                }
+            );
             if r.quota_unmet() {
                 return Err(crate::error::Error::Invalid(format!(
                     "quota cannot be met: {}",
@@ -57,16 +79,11 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
             if let Some(why) = r.tier.store_failure() {
                 return Err(crate::error::Error::Invalid(why));
             }
-            return Ok(format!(
-                "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}",
-                r.compact.totals.partitions_rewritten,
-                r.rollup.partitions,
-                r.retention.partitions_dropped,
-                r.tier.moves,
-                r.quota.evicted.partitions_dropped
-            ));
+            if r.exit_code() == 74 {
+                return Err(crate::error::Error::Invalid(summary));
+            }
+            return Ok(summary);
         }
-        let _lock = Lock::acquire(&lock_db, MAINTENANCE_LOCK)?;
         Ok(match task {
             "scan" => {
                 let r = crate::catalog::scan::scan(cfg, &mut db, &pb)?;

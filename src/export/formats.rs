@@ -239,7 +239,10 @@ impl ParquetOut {
 impl SeriesOut for ParquetOut {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.w.is_none() {
-            let opts = WriteOptions::zstd(3);
+            let opts = WriteOptions {
+                replace: true,
+                ..WriteOptions::zstd(3)
+            };
             self.w = Some(DataFileWriter::try_new(&self.dest, self.schema.clone(), &opts)?);
         }
         self.w.as_mut().expect("opened above").write(batch)
@@ -431,6 +434,6 @@ impl SeriesOut for FeatherOut {
         let mut buf = w.into_inner().map_err(aerr)?;
         std::io::Write::flush(&mut buf).map_err(Error::io("write", &self.dest))?;
         drop(buf);
-        Ok(Some((target.commit()?, self.rows)))
+        Ok(Some((target.commit_replacing()?, self.rows)))
     }
 }

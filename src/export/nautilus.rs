@@ -203,7 +203,10 @@ impl SeriesOut for NautilusOut {
         self.first.get_or_insert(init[0]);
         self.last = *init.last().expect("non-empty");
         if self.w.is_none() {
-            let opts = WriteOptions::zstd(3);
+            let opts = WriteOptions {
+                replace: true,
+                ..WriteOptions::zstd(3)
+            };
             self.w = Some(DataFileWriter::try_new(
                 &self.dir.join("export.parquet"),
                 self.schema.clone(),

@@ -118,7 +118,7 @@ impl SeriesOut for NpzWriter {
         buf.flush().map_err(Error::io("write", &self.dest))?;
         drop(buf);
         let _ = std::fs::remove_file(&npy);
-        Ok(Some((target.commit()?, self.rows)))
+        Ok(Some((target.commit_replacing()?, self.rows)))
     }
 }
 

@@ -70,7 +70,10 @@ pub(crate) fn join_close(spills: &[(String, PathBuf)], dest: &Path) -> Result<u6
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let opts = WriteOptions::zstd(3);
+    let opts = WriteOptions {
+        replace: true,
+        ..WriteOptions::zstd(3)
+    };
     let mut w = DataFileWriter::try_new(dest, schema.clone(), &opts)?;
     let new_builders = || {
         (0..spills.len())

@@ -52,8 +52,10 @@ pub struct Skipped {
 }
 
 /// Writes conformed batches of one series into per-time-partition files
-/// named `<stem>.parquet`. Re-ingesting the same source replaces its files
-/// rather than duplicating them.
+/// named `<stem>.parquet`. Files are never published over another: an
+/// ingest stem carries a hash of the source's bytes, so re-ingesting the
+/// same source finds its files already there and writes nothing, while two
+/// sources with the same name keep every row.
 pub struct PartitionSink<'a> {
     root: PathBuf,
     ds: &'a DatasetConfig,
@@ -101,6 +103,13 @@ impl<'a> PartitionSink<'a> {
     /// compaction would leave them: for writers that know it (rollup).
     pub fn sorted(mut self) -> Self {
         self.opts.compacted = true;
+        self
+    }
+
+    /// Replace a file of the same name: only for derived data recomputed
+    /// in full from its sources (a rollup's candles of one period).
+    pub fn replacing(mut self) -> Self {
+        self.opts.replace = true;
         self
     }
 
@@ -169,9 +178,21 @@ impl<'a> PartitionSink<'a> {
         Ok(())
     }
 
-    /// Finish every file; each appears under its final name only now.
+    /// Finish every file; each appears under its final name only now. A
+    /// name already taken holds the same source's rows (the stem names the
+    /// source's bytes): that file is left as it is and not returned.
     pub fn close(self) -> Result<Vec<WrittenFile>> {
-        self.open.into_values().map(|w| w.close()).collect()
+        let mut out = Vec::new();
+        for w in self.open.into_values() {
+            match w.close() {
+                Ok(f) => out.push(f),
+                Err(Error::Io { source, path, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                    tracing::info!(path = %path.display(), "already ingested; kept as it is");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -220,7 +241,8 @@ pub fn ingest_series(
 ) -> Result<()> {
     let Series { ds, source, fixed } = series;
     let partition = layout::partition_key(&fixed);
-    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem_for(source))?;
+    let stem = format!("{}-{}", stem_for(source), source_hash(source, &ds.name, &fixed));
+    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem)?;
     for b in batches {
         sink.write(&b?)?;
     }
@@ -238,6 +260,37 @@ pub fn ingest_series(
         files: files.iter().map(|f| f.path.display().to_string()).collect(),
     });
     Ok(())
+}
+
+/// 12 hex digits naming a source's bytes, dataset and partition values (or,
+/// when it cannot be read again, this moment): outputs of different sources
+/// never share a name, and the same source always gets the same one.
+fn source_hash(source: &Path, dataset: &str, fixed: &[(String, String)]) -> String {
+    use std::hash::Hasher;
+    use std::io::Read;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(dataset.as_bytes());
+    for (k, v) in fixed {
+        h.write(k.as_bytes());
+        h.write(v.as_bytes());
+    }
+    match std::fs::File::open(source) {
+        Ok(mut f) => {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => h.write(&buf[..n]),
+                    Err(_) => {
+                        h.write_i64(crate::state::now_ns());
+                        break;
+                    }
+                }
+            }
+        }
+        Err(_) => h.write_i64(crate::state::now_ns()),
+    }
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// Stem for files derived from `source`: its name, made safe for a path segment.

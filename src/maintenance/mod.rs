@@ -1,9 +1,11 @@
-//! `maintain`: scan → compact → rollup → retention → tier → quota, under one lock.
+//! `maintain`: scan → compact → rollup → retention → tier → quota, under the data lock.
 //!
-//! Owns the maintenance lock (a row in SQLite with the owner's pid and a
-//! heartbeat; a lock whose owner is gone or silent is taken over) and the
-//! order of the steps. Each step is its own module. Rollup runs before
-//! retention so expiring trades have their candles first.
+//! Owns the order of the steps and that every step runs: a step that fails
+//! is listed with its reason and the next one goes on. When a root is below
+//! its free-space floor, the steps that free space (retention, tier, quota)
+//! run before compaction. Each step is its own module. Rollup runs before
+//! retention so expiring trades have their candles first. Also owns named
+//! SQLite locks ([`Lock`]) for the job worker.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,14 +17,13 @@ use serde::Serialize;
 use crate::catalog::scan::{scan, ScanReport};
 use crate::compaction::{self, Metrics};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
+use crate::lock::DataLock;
 use crate::quota::{self, QuotaReport};
 use crate::retention::{self, RetentionMetrics};
 use crate::rollup::{self, RollupMetrics};
 use crate::state::{now_ns, Db};
 use crate::tiering::{self, TierMetrics};
-
-pub const MAINTENANCE_LOCK: &str = "maintenance";
 
 /// A silent owner for this long has lost its lock.
 const STALE_AFTER: Duration = Duration::from_secs(600);
@@ -95,67 +96,154 @@ impl Drop for Lock<'_> {
 #[derive(Debug, Default, Serialize)]
 pub struct MaintainReport {
     pub dry_run: bool,
+    /// The steps in the order they ran.
+    pub order: Vec<&'static str>,
+    /// A root was below `quota.min_free`: the steps that free space ran first.
+    pub low_space: bool,
     pub scan: Option<ScanReport>,
     pub compact: Metrics,
     pub rollup: RollupMetrics,
     pub retention: RetentionMetrics,
     pub tier: TierMetrics,
     pub quota: QuotaReport,
+    /// Every file, series or step that failed, with its step and reason.
+    pub failures: Vec<Failure>,
 }
 
 impl MaintainReport {
     pub fn quota_unmet(&self) -> bool {
         self.quota.plan.unmet.is_some()
     }
+
+    /// The documented exit code: 0 all done; 3 the quota cannot be met; 69
+    /// a store was unreachable; 74 an I/O failure (a full disk); 4 done,
+    /// with failures (files quarantined or skipped). The first that applies.
+    pub fn exit_code(&self) -> i32 {
+        if self.failures.iter().any(|f| f.code == 74) {
+            return 74;
+        }
+        if self.quota_unmet() {
+            return 3;
+        }
+        if self.tier.store_failure().is_some() {
+            return 69;
+        }
+        Failure::exit_code(&self.failures)
+    }
 }
 
-/// Run every step in order. A dry run skips the scan (it writes the catalog)
-/// and reports each later step's plan against the catalog as it is.
-pub fn maintain(cfg: &Config, db: &mut Db, dry_run: bool, progress: &ProgressBar) -> Result<MaintainReport> {
+const NORMAL_ORDER: [&str; 6] = ["scan", "compact", "rollup", "retention", "tier", "quota"];
+const LOW_SPACE_ORDER: [&str; 6] = ["scan", "rollup", "retention", "tier", "quota", "compact"];
+
+/// Whether any local root has less free space than `quota.min_free`.
+fn below_floor(cfg: &Config) -> bool {
+    let Some(min_free) = cfg.quota.min_free else {
+        return false;
+    };
+    cfg.tier_roots()
+        .into_iter()
+        .filter(|(_, root)| !crate::store::is_remote(root))
+        .filter_map(|(_, root)| quota::fs_space(if root.exists() { &root } else { &cfg.root }))
+        .any(|(free, size)| free < min_free.resolve(size))
+}
+
+/// Run every step. A dry run skips the scan (it writes the catalog) and
+/// reports each later step's plan against the catalog as it is. The caller
+/// holds the data lock (`_lock`) for the whole run.
+pub fn maintain(
+    cfg: &Config,
+    db: &mut Db,
+    _lock: Option<&DataLock>,
+    dry_run: bool,
+    progress: &ProgressBar,
+) -> Result<MaintainReport> {
     let mut r = MaintainReport {
         dry_run,
         ..Default::default()
     };
     if dry_run {
-        r.compact = compaction::dry_run_metrics(&compaction::plan(cfg, db, &Default::default())?);
-        let up = rollup::plan(cfg, db, None)?;
-        r.rollup.dry_run = true;
-        r.rollup.partitions = up.items.len() as u64;
-        r.rollup.trades = up.items.iter().map(|i| i.rows).sum();
-        let rp = retention::plan(cfg, db, None)?;
-        r.retention.dry_run = true;
-        r.retention.partitions_dropped = rp.drops.len() as u64;
-        r.retention.bytes_removed = rp.drops.iter().map(|d| d.bytes).sum();
-        let tp = tiering::plan(cfg, db, None)?;
-        r.tier.dry_run = true;
-        r.tier.moves = tp.moves.len() as u64;
-        r.tier.totals.bytes_in = tp.moves.iter().map(|m| m.bytes).sum();
-        r.quota = QuotaReport {
-            dry_run: true,
-            plan: quota::plan(cfg, db, None)?,
-            ..Default::default()
-        };
+        dry_run_into(cfg, db, &mut r)?;
         return Ok(r);
     }
-    let db_path = db.path.clone();
-    let lock_db = Db::open(&db_path)?;
-    let lock = Lock::acquire(&lock_db, MAINTENANCE_LOCK)?;
-    r.scan = Some(scan(cfg, db, progress)?);
-    lock.heartbeat()?;
-    let plan = compaction::plan(cfg, db, &Default::default())?;
-    r.compact = compaction::execute(cfg, db, &plan, progress)?;
-    lock.heartbeat()?;
-    let plan = rollup::plan(cfg, db, None)?;
-    r.rollup = rollup::execute(cfg, db, &plan, progress)?;
-    lock.heartbeat()?;
-    let plan = retention::plan(cfg, db, None)?;
-    r.retention = retention::execute(cfg, db, &plan)?;
-    lock.heartbeat()?;
-    let plan = tiering::plan(cfg, db, None)?;
-    r.tier = tiering::execute(cfg, db, &plan, progress)?;
-    lock.heartbeat()?;
-    let plan = quota::plan(cfg, db, None)?;
-    r.quota = quota::execute(cfg, db, plan)?;
-    drop(lock);
+    r.low_space = below_floor(cfg);
+    let order = if r.low_space { LOW_SPACE_ORDER } else { NORMAL_ORDER };
+    if r.low_space {
+        tracing::warn!("a root is below quota.min_free: retention, tier and quota run before compaction");
+    }
+    for step in order {
+        r.order.push(step);
+        if let Err(e) = run_step(cfg, db, step, progress, &mut r) {
+            tracing::error!(step, error = %e, "step failed; the next steps still run");
+            r.failures.push(Failure::new(step, "", &e, "step failed"));
+        }
+    }
     Ok(r)
+}
+
+fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &ProgressBar, r: &mut MaintainReport) -> Result<()> {
+    match step {
+        "scan" => {
+            let s = scan(cfg, db, progress)?;
+            r.failures.extend(
+                s.corrupt
+                    .iter()
+                    .map(|c| Failure::quarantined("scan", c.path.clone(), &c.reason)),
+            );
+            r.failures.extend(s.skipped.iter().map(|k| Failure {
+                step: "scan".into(),
+                file: k.path.clone(),
+                reason: k.reason.clone(),
+                outcome: "skipped".into(),
+                code: crate::error::EXIT_DONE_WITH_FAILURES,
+            }));
+            r.scan = Some(s);
+        }
+        "compact" => {
+            let plan = compaction::plan(cfg, db, &Default::default())?;
+            r.compact = compaction::execute(cfg, db, &plan, progress)?;
+            r.failures.extend(r.compact.failures.iter().cloned());
+        }
+        "rollup" => {
+            let plan = rollup::plan(cfg, db, None)?;
+            r.rollup = rollup::execute(cfg, db, &plan, progress)?;
+        }
+        "retention" => {
+            let plan = retention::plan(cfg, db, None)?;
+            r.retention = retention::execute(cfg, db, &plan)?;
+        }
+        "tier" => {
+            let plan = tiering::plan(cfg, db, None)?;
+            r.tier = tiering::execute(cfg, db, &plan, progress)?;
+            r.failures
+                .extend(r.tier.failures.iter().filter(|f| f.code != 69).cloned());
+        }
+        "quota" => {
+            let plan = quota::plan(cfg, db, None)?;
+            r.quota = quota::execute(cfg, db, plan)?;
+        }
+        other => return Err(Error::Invalid(format!("unknown step `{other}`"))),
+    }
+    Ok(())
+}
+
+fn dry_run_into(cfg: &Config, db: &Db, r: &mut MaintainReport) -> Result<()> {
+    r.compact = compaction::dry_run_metrics(&compaction::plan(cfg, db, &Default::default())?);
+    let up = rollup::plan(cfg, db, None)?;
+    r.rollup.dry_run = true;
+    r.rollup.partitions = up.items.len() as u64;
+    r.rollup.trades = up.items.iter().map(|i| i.rows).sum();
+    let rp = retention::plan(cfg, db, None)?;
+    r.retention.dry_run = true;
+    r.retention.partitions_dropped = rp.drops.len() as u64;
+    r.retention.bytes_removed = rp.drops.iter().map(|d| d.bytes).sum();
+    let tp = tiering::plan(cfg, db, None)?;
+    r.tier.dry_run = true;
+    r.tier.moves = tp.moves.len() as u64;
+    r.tier.totals.bytes_in = tp.moves.iter().map(|m| m.bytes).sum();
+    r.quota = QuotaReport {
+        dry_run: true,
+        plan: quota::plan(cfg, db, None)?,
+        ..Default::default()
+    };
+    Ok(())
 }

@@ -199,6 +199,7 @@ pub fn drop_partitions(
     for d in drops {
         let inputs: Vec<(String, u64, u64)> = d.files.iter().map(|f| (f.clone(), 0, 0)).collect();
         let jid = journal::begin(
+            cfg,
             &db.conn,
             &NewEntry {
                 kind: action,
@@ -208,8 +209,7 @@ pub fn drop_partitions(
                 series: &d.partition,
                 inputs: &inputs,
             },
-        )
-        .map_err(&dberr)?;
+        )?;
         let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
         for f in &d.files {
             catalog::remove(&tx, &d.tier, f).map_err(&dberr)?;
@@ -232,7 +232,7 @@ pub fn drop_partitions(
         failpoint("retention:after-commit");
         let mut finished = true;
         for f in &d.files {
-            match journal::retire_input(cfg, &db.conn, &d.tier, f) {
+            match journal::retire_input(cfg, &db.conn, jid, &d.tier, f) {
                 Ok(journal::Retired::Trashed) => m.pinned_to_trash += 1,
                 Ok(_) => {}
                 // Out of the catalog already; recovery deletes the objects

@@ -300,7 +300,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
                     tf: tf.clone(),
                     builder: CandleBuilder::new(timeframe_ns(tf).expect("validated timeframe")),
                     // Candles leave the builder sorted by time, one per window.
-                    writer: PartitionSink::try_new(cfg, into, fx, &stem)?.sorted(),
+                    writer: PartitionSink::try_new(cfg, into, fx, &stem)?.sorted().replacing(),
                     buf: Vec::new(),
                     candles: 0,
                     windows: 0,

@@ -212,4 +212,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tier, relpath)
     );
     "#,
+    // 10: who wrote a journal (the data lock's run id, never reused) and
+    // each input's identity when it was read, so only that file is retired.
+    r#"
+    ALTER TABLE journal ADD COLUMN owner TEXT;
+    ALTER TABLE journal_inputs ADD COLUMN dev INTEGER;
+    ALTER TABLE journal_inputs ADD COLUMN ino INTEGER;
+    ALTER TABLE journal_inputs ADD COLUMN mtime_ns INTEGER;
+    "#,
 ];

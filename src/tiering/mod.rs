@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use crate::catalog::rfc3339;
 use crate::compaction::plan::{catalog_files, CatalogFile, PlanFile, SeriesPlan};
-use crate::compaction::{peak_rss, rewrite_series, Rewrite, RewriteTotals};
+use crate::compaction::{peak_rss, rewrite_isolating, Rewrite, RewriteTotals};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::journal::{self, RecoveryReport};
 use crate::state::{now_ns, Db};
 
@@ -67,6 +67,8 @@ pub struct TierMetrics {
     /// Moves that failed because a store could not be reached (after
     /// retries); their partitions stay where they were.
     pub failed: Vec<Failed>,
+    /// Every move that failed or file quarantined, with its reason.
+    pub failures: Vec<crate::error::Failure>,
 }
 
 impl TierMetrics {
@@ -203,17 +205,16 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
             continue;
         }
         let how = Rewrite::verified("tier", &mv.to, None);
-        match rewrite_series(cfg, db, &mv.series, &how, budget, progress) {
-            Ok(s) => {
-                m.moves += 1;
-                m.totals += s;
-            }
-            Err(e @ Error::Store { .. }) => {
-                tracing::error!(dataset = %mv.dataset, partition = %mv.partition, to = %mv.to, error = %e, "tier move failed; the partition stays where it was");
-                down.insert(mv.to.clone(), e.to_string());
-                m.failed.push(fail(e.to_string()));
-            }
-            Err(e) => return Err(e),
+        let (moved, failures) = rewrite_isolating(cfg, db, &mv.series, &how, budget, progress, "tier");
+        if let Some(f) = failures.iter().find(|f| f.code == 69) {
+            tracing::error!(dataset = %mv.dataset, partition = %mv.partition, to = %mv.to, error = %f.reason, "tier move failed; the partition stays where it was");
+            down.insert(mv.to.clone(), f.reason.clone());
+            m.failed.push(fail(f.reason.clone()));
+        }
+        m.failures.extend(failures);
+        if let Some(s) = moved {
+            m.moves += 1;
+            m.totals += s;
         }
     }
     progress.finish_and_clear();
