@@ -250,5 +250,30 @@ mod tests {
         assert_eq!(e.exit_code(), 69);
         let plain = Error::parquet("/tmp/x.parquet")(parquet::errors::ParquetError::General("bad".into()));
         assert!(matches!(plain, Error::Parquet { .. }));
+        assert_eq!(plain.bad_file(), Some(std::path::Path::new("/tmp/x.parquet")), "bad data: quarantine");
+    }
+
+    #[test]
+    fn a_full_disk_or_failing_device_under_a_writer_is_io_not_bad_data() {
+        for code in [libc::ENOSPC, libc::EIO] {
+            let io = std::io::Error::from_raw_os_error(code);
+            let e = Error::parquet("/data/processed/x.parquet")(parquet::errors::ParquetError::External(Box::new(io)));
+            assert_eq!(e.exit_code(), 74, "{e}");
+            assert_eq!(e.bad_file(), None, "a healthy file is not quarantined: {e}");
+            assert!(e.to_string().contains("/data/processed/x.parquet"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_run_exits_with_its_worst_failure() {
+        let io = Error::io("write", "/d")(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let bad = Error::BadInput {
+            path: "/d/x".into(),
+            message: "m".into(),
+        };
+        assert_eq!(Failure::exit_code(&[]), 0);
+        let q = Failure::new("compact", "/d/x", &bad, "quarantined");
+        assert_eq!(Failure::exit_code(std::slice::from_ref(&q)), EXIT_DONE_WITH_FAILURES);
+        assert_eq!(Failure::exit_code(&[q, Failure::new("compact", "/d", &io, "skipped")]), 74);
     }
 }

@@ -89,19 +89,27 @@ impl Sandbox {
 
     /// A small pile on fixed dates: `symbols` × `days` × 24 × `fph` files.
     pub fn gen(&self, symbols: u32, days: u32, fph: u32, rows: u32) -> Value {
-        self.json(&[
+        self.gen_with(symbols, days, fph, rows, &[])
+    }
+
+    /// `gen` with more options, e.g. `["--exchange", "kraken"]`.
+    pub fn gen_with(&self, symbols: u32, days: u32, fph: u32, rows: u32, more: &[&str]) -> Value {
+        let (symbols, days, fph, rows) = (symbols.to_string(), days.to_string(), fph.to_string(), rows.to_string());
+        let mut args = vec![
             "gen",
             "--symbols",
-            &symbols.to_string(),
+            &symbols,
             "--days",
-            &days.to_string(),
+            &days,
             "--flushes-per-hour",
-            &fph.to_string(),
+            &fph,
             "--rows-per-flush",
-            &rows.to_string(),
+            &rows,
             "--start",
             "2024-01-01",
-        ])
+        ];
+        args.extend_from_slice(more);
+        self.json(&args)
     }
 
     /// All data files under the hot tier, sorted.
