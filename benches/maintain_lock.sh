@@ -21,8 +21,8 @@ gen="$here/../shared/bench/gen_trades.py"
 py="$here/.venv/bin/python"
 [ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
 . "$here/benches/timed.sh"
-(cd "$here" && cargo build --release -q)
-after="$here/target/release/mdkeep"
+[ -n "${AFTER:-}" ] || (cd "$here" && cargo build --release -q)
+after=${AFTER:-$here/target/release/mdkeep}
 
 rm -rf "$work"; mkdir -p "$work/pile"
 echo "==> gen_trades.py $pile_opts"

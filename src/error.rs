@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(e.exit_code(), 69);
         let plain = Error::parquet("/tmp/x.parquet")(parquet::errors::ParquetError::General("bad".into()));
         assert!(matches!(plain, Error::Parquet { .. }));
-        assert_eq!(plain.bad_file(), Some(std::path::Path::new("/tmp/x.parquet")), "bad data: quarantine");
+        assert_eq!(
+            plain.bad_file(),
+            Some(std::path::Path::new("/tmp/x.parquet")),
+            "bad data: quarantine"
+        );
     }
 
     #[test]
@@ -274,6 +278,9 @@ mod tests {
         assert_eq!(Failure::exit_code(&[]), 0);
         let q = Failure::new("compact", "/d/x", &bad, "quarantined");
         assert_eq!(Failure::exit_code(std::slice::from_ref(&q)), EXIT_DONE_WITH_FAILURES);
-        assert_eq!(Failure::exit_code(&[q, Failure::new("compact", "/d", &io, "skipped")]), 74);
+        assert_eq!(
+            Failure::exit_code(&[q, Failure::new("compact", "/d", &io, "skipped")]),
+            74
+        );
     }
 }

@@ -24,7 +24,7 @@ fn scan_counts_what_gen_wrote_and_duckdb_agrees() {
 
     let hot = s.hot().display().to_string();
     let duck = py(
-        "import duckdb,sys; print(duckdb.connect().execute(f\"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true)\").fetchone()[0])",
+        "import duckdb,sys; print(duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true)\").fetchone()[0])",
         &[&hot],
     );
     assert_eq!(duck, rows.to_string());

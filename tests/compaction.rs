@@ -154,7 +154,7 @@ fn unsorted_and_heavily_overlapping_inputs_sort_and_merge_in_rounds() {
         &[dir.to_str().unwrap()],
     );
     let distinct: u64 = py(
-        "import duckdb, sys; print(duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id) FROM '{sys.argv[1]}/*.parquet'\").fetchone()[0])",
+        "import duckdb, sys; print(duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(DISTINCT trade_id) FROM '{sys.argv[1]}/*.parquet'\").fetchone()[0])",
         &[dir.to_str().unwrap()],
     )
     .parse()
@@ -176,7 +176,7 @@ fn unsorted_and_heavily_overlapping_inputs_sort_and_merge_in_rounds() {
     assert_eq!(m["rows_out"].as_u64(), Some(distinct));
     let check = py(
         "import duckdb, glob, numpy as np, pyarrow.parquet as pq, sys\n\
-         n, d = duckdb.connect().execute(f\"SELECT count(*), count(DISTINCT trade_id) FROM '{sys.argv[1]}/*.parquet'\").fetchone()\n\
+         n, d = duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(*), count(DISTINCT trade_id) FROM '{sys.argv[1]}/*.parquet'\").fetchone()\n\
          bad = 0\n\
          for f in glob.glob(sys.argv[1] + '/*.parquet'):\n\
          \x20   t = pq.read_table(f)\n\

@@ -27,7 +27,7 @@ fn run(s: &Sandbox, args: &[&str]) {
 fn counts(s: &Sandbox) -> Vec<(String, u64, u64)> {
     let out = py(
         "import duckdb, sys\n\
-         for r in duckdb.connect().execute(f\"SELECT symbol, count(*), count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 1\").fetchall():\n\
+         for r in duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT symbol, count(*), count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 1\").fetchall():\n\
          \x20   print(r[0], r[1], r[2])",
         &[&s.hot().display().to_string()],
     );

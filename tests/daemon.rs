@@ -13,7 +13,7 @@ use serde_json::Value;
 fn trades(s: &Sandbox) -> String {
     py(
         "import duckdb, sys\n\
-         r = duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
+         r = duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
          print(r[0])",
         &[&s.hot().display().to_string()],
     )
@@ -183,7 +183,7 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(trades(&s), want, "rows changed");
     let raw = py(
         "import duckdb, sys\n\
-         print(duckdb.connect().execute(f\"SELECT count(*) - count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()[0])",
+         print(duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(*) - count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()[0])",
         &[&s.hot().display().to_string()],
     );
     assert_eq!(raw, "0", "duplicates left after compaction");

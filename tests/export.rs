@@ -21,7 +21,7 @@ fn raw(s: &Sandbox, symbol: &str, from: &str, to: &str) -> Vec<i64> {
     py(
         "import duckdb, sys\n\
          root, sym, lo, hi = sys.argv[1:5]\n\
-         r = duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id), epoch_ms(min(ts)), epoch_ms(max(ts)) FROM read_parquet('{root}/trades/**/*.parquet', hive_partitioning=true) WHERE symbol = $1 AND ts >= $2::TIMESTAMP AND ts < $3::TIMESTAMP\", [sym, lo, hi]).fetchone()\n\
+         r = duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(DISTINCT trade_id), epoch_ms(min(ts)), epoch_ms(max(ts)) FROM read_parquet('{root}/trades/**/*.parquet', hive_partitioning=true) WHERE symbol = $1 AND ts >= $2::TIMESTAMP AND ts < $3::TIMESTAMP\", [sym, lo, hi]).fetchone()\n\
          print(*r)",
         &[&s.hot().display().to_string(), symbol, from, to],
     )

@@ -2,8 +2,8 @@
 //! hftbacktest and NautilusTrader, from the venvs `.ci/run` makes.
 //! Each job gets generated trades rolled up into candles and exported in its
 //! framework's own format, and must end with a `result.json` holding the
-//! framework's own figures. Skipped, with a message, where the frameworks
-//! did not install.
+//! framework's own figures. Ignored by a plain `cargo test`; under
+//! `--include-ignored` a framework that is not installed fails the test.
 
 mod common;
 
@@ -15,7 +15,7 @@ use serde_json::Value;
 /// The frameworks' Python, if it can import `module`: vectorbt and Freqtrade
 /// live in `.fwvenv`; hftbacktest and NautilusTrader in `.fwvenv-extra`,
 /// since their numpy and pandas pins clash with vectorbt's.
-fn framework_python(module: &str) -> Option<PathBuf> {
+fn framework_python(module: &str) -> PathBuf {
     let (var, venv) = match module {
         "hftbacktest" | "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
         _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
@@ -28,12 +28,12 @@ fn framework_python(module: &str) -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!(
-            "SKIPPED: {} cannot import {module}; .ci/run installs the frameworks into .fwvenv",
-            py.display()
+        common::missing(
+            &format!("{} importing {module}", py.display()),
+            ".ci/run installs the frameworks into .fwvenv and .fwvenv-extra",
         );
     }
-    ok.then_some(py)
+    py
 }
 
 fn spec(name: &str) -> String {
@@ -76,8 +76,9 @@ fn run_job(s: &Sandbox, framework: &str, py: &PathBuf, spec_file: &str) -> Value
 }
 
 #[test]
+#[ignore = "needs the backtest frameworks; .ci/run installs them"]
 fn vectorbt_backtests_the_exported_close_table() {
-    let Some(py) = framework_python("vectorbt") else { return };
+    let py = framework_python("vectorbt");
     let s = candles();
     let r = run_job(&s, "vectorbt", &py, "vectorbt-sma.toml");
     let m = &r["metrics"];
@@ -90,10 +91,9 @@ fn vectorbt_backtests_the_exported_close_table() {
 }
 
 #[test]
+#[ignore = "needs the backtest frameworks; .ci/run installs them"]
 fn freqtrade_backtests_its_own_feather_files() {
-    let Some(py) = framework_python("freqtrade") else {
-        return;
-    };
+    let py = framework_python("freqtrade");
     let s = candles();
     let r = run_job(&s, "freqtrade", &py, "freqtrade-sma.toml");
     let m = &r["metrics"];
@@ -108,10 +108,9 @@ fn freqtrade_backtests_its_own_feather_files() {
 }
 
 #[test]
+#[ignore = "needs the backtest frameworks; .ci/run installs them"]
 fn hftbacktest_makes_markets_on_the_exported_npz() {
-    let Some(py) = framework_python("hftbacktest") else {
-        return;
-    };
+    let py = framework_python("hftbacktest");
     let s = candles();
     let r = run_job(&s, "hftbacktest", &py, "hftbacktest-trade-mm.toml");
     let m = &r["metrics"];
@@ -121,10 +120,9 @@ fn hftbacktest_makes_markets_on_the_exported_npz() {
 }
 
 #[test]
+#[ignore = "needs the backtest frameworks; .ci/run installs them"]
 fn nautilus_backtests_the_exported_catalog() {
-    let Some(py) = framework_python("nautilus_trader") else {
-        return;
-    };
+    let py = framework_python("nautilus_trader");
     let s = candles();
     let r = run_job(&s, "nautilus", &py, "nautilus-ema-cross.toml");
     let m = &r["metrics"];

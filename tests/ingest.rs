@@ -3,53 +3,11 @@
 
 mod common;
 
-use std::fs::File;
-use std::sync::Arc;
-
-use arrow::array::{Float64Array, RecordBatch, TimestampNanosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use common::{py, shared, Sandbox};
+use common::{py, shared, write_candles_feather, Sandbox};
 use serde_json::Value;
 
 fn partitions(s: &Sandbox, dataset: &str) -> Vec<Value> {
     s.json(&["ls", "--dataset", dataset]).as_array().unwrap().clone()
-}
-
-/// Write `<dir>/<name>` as Freqtrade does: Arrow IPC (feather v2), date in ns UTC.
-fn write_candles_feather(path: &std::path::Path, start_ms: i64, step_ms: i64, n: usize) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "date",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("open", DataType::Float64, true),
-        Field::new("high", DataType::Float64, true),
-        Field::new("low", DataType::Float64, true),
-        Field::new("close", DataType::Float64, true),
-        Field::new("volume", DataType::Float64, true),
-    ]));
-    let dates: Vec<i64> = (0..n as i64).map(|i| (start_ms + i * step_ms) * 1_000_000).collect();
-    let px: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(TimestampNanosecondArray::from(dates).with_timezone("UTC")),
-            Arc::new(Float64Array::from(px.clone())),
-            Arc::new(Float64Array::from(px.iter().map(|p| p + 1.0).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(px.iter().map(|p| p - 1.0).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(px.clone())),
-            Arc::new(Float64Array::from(vec![10.0; n])),
-        ],
-    )
-    .unwrap();
-    let f = File::create(path).unwrap();
-    let opts = arrow::ipc::writer::IpcWriteOptions::default()
-        .try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))
-        .unwrap();
-    let mut w = arrow::ipc::writer::FileWriter::try_new_with_options(f, &schema, opts).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
 }
 
 #[test]
@@ -103,9 +61,14 @@ fn freqtrade_feather_imports_with_rows_and_time_range() {
 }
 
 #[test]
+#[ignore = "needs the real Freqtrade files in ../shared/data/freqtrade; .ci/run runs it beside ../shared"]
 fn real_freqtrade_folder_imports_every_file() {
     let dir = shared("data/freqtrade");
-    assert!(dir.is_dir(), "{} is missing", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: this suite needs the shared material",
+        dir.display()
+    );
     let s = Sandbox::new();
     let r = s.json(&["ingest", "freqtrade", dir.to_str().unwrap(), "--exchange", "binance"]);
     // Count rows per source with pyarrow, independently.

@@ -163,7 +163,10 @@ fn a_job_past_its_limit_is_oom_killed_and_the_runner_goes_on() {
     for mode in ["cgroup2", "cgroup1", "watchdog"] {
         let s = Sandbox::new();
         if mode != "watchdog" && !mechanism_available(&s, mode) {
-            eprintln!("SKIPPED {mode}: this machine cannot make a {mode} memory group (the Jetson's cgroup v2 can)");
+            common::unavailable(
+                "a_job_past_its_limit_is_oom_killed_and_the_runner_goes_on",
+                &format!("a {mode} memory group (the Jetson's cgroup v2 has one)"),
+            );
             continue;
         }
         let tag = format!("oom-{mode}-{}", std::process::id());

@@ -9,6 +9,9 @@ fn maintain_runs_every_step_and_a_second_run_is_quiet() {
     let s = Sandbox::new();
     s.gen(1, 2, 2, 100);
     let env = ("MDKEEP__QUOTA__MIN_FREE", "0%");
+    // The dry run sees work pending in a scanned catalog, plans it, and changes nothing.
+    let scan = s.json(&["scan"]);
+    assert_eq!(scan["added"].as_u64(), Some(96));
     let before = snapshot(s.root());
     let o = s
         .cmd(&["maintain", "--dry-run", "--json"])
@@ -17,6 +20,11 @@ fn maintain_runs_every_step_and_a_second_run_is_quiet() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(snapshot(s.root()), before, "a dry run changed something");
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["compact"]["files_in"].as_u64(), Some(96), "{plan}");
+    assert!(plan["compact"]["partitions_rewritten"].as_u64() >= Some(2), "{plan}");
+    assert_eq!(plan["rollup"]["partitions"].as_u64(), Some(1), "{plan}");
 
     let o = s.cmd(&["maintain", "--json"]).env(env.0, env.1).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -24,7 +32,7 @@ fn maintain_runs_every_step_and_a_second_run_is_quiet() {
     for k in ["scan", "compact", "rollup", "retention", "tier", "quota"] {
         assert!(r.get(k).is_some(), "no {k} step: {r}");
     }
-    assert_eq!(r["scan"]["added"].as_u64(), Some(96));
+    assert_eq!(r["scan"]["unchanged"].as_u64(), Some(96), "scanned before: {r}");
     assert_eq!(r["compact"]["files_in"].as_u64(), Some(96));
     assert_eq!(r["rollup"]["partitions"].as_u64(), Some(1), "day 1 is finished: {r}");
     let again: serde_json::Value = serde_json::from_slice(

@@ -3,23 +3,21 @@
 
 mod common;
 
-use common::{shared, snapshot, Sandbox};
+use common::{snapshot, write_candles_feather, Sandbox};
 use serde_json::Value;
 
-/// Four compacted days of trades (priority 0) and real Freqtrade candles (ohlcv, priority 10).
+/// Four compacted days of trades (priority 0) and Freqtrade candles (ohlcv,
+/// priority 10): 20 days of 5m ETH/BTC candles in January 2018, as in a real
+/// Freqtrade feather file.
 fn pile() -> Sandbox {
     let s = Sandbox::new();
     s.gen(1, 4, 2, 500);
     s.ok(&["scan"]);
     s.ok(&["compact"]);
-    // Candles only, read in place through a link.
+    // Candles only.
     let ft = s.root().join("ft");
     std::fs::create_dir_all(&ft).unwrap();
-    std::os::unix::fs::symlink(
-        shared("data/freqtrade/ETH_BTC-5m.feather"),
-        ft.join("ETH_BTC-5m.feather"),
-    )
-    .unwrap();
+    write_candles_feather(&ft.join("ETH_BTC-5m.feather"), 1_515_560_100_000, 300_000, 5760);
     s.ok(&["ingest", "freqtrade", ft.to_str().unwrap(), "--exchange", "binance"]);
     s
 }
@@ -98,6 +96,9 @@ fn keep_forever_and_pinned_survive_and_an_unmet_limit_fails_loudly() {
         .unwrap();
     s.ok(&["pin", pinned.to_str().unwrap()]);
     let candles_before = s.json(&["ls", "--dataset", "ohlcv"]);
+    let months = candles_before.as_array().unwrap();
+    assert_eq!(months.len(), 1, "the candles exist before: {candles_before}");
+    assert_eq!(months[0]["rows"].as_u64(), Some(5760));
     let env = [
         ("MDKEEP__QUOTA__HARD_TOTAL", "1KiB"),
         ("MDKEEP__DATASETS__OHLCV__KEEP_FOREVER", "true"),

@@ -10,7 +10,7 @@ use common::{age, py, snapshot, Sandbox};
 fn rows_by_date(s: &Sandbox) -> String {
     py(
         "import duckdb, sys\n\
-         print(duckdb.connect().execute(f\"SELECT string_agg(CAST(date AS VARCHAR), ',' ORDER BY date) FROM (SELECT DISTINCT date FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet', hive_partitioning=true))\").fetchone()[0])",
+         print(duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT string_agg(CAST(date AS VARCHAR), ',' ORDER BY date) FROM (SELECT DISTINCT date FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet', hive_partitioning=true))\").fetchone()[0])",
         &[&s.hot().display().to_string()],
     )
 }
@@ -133,14 +133,14 @@ fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
     let count = |root: &std::path::Path| {
         py(
             "import duckdb, sys\n\
-             r = duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id), count(*) FILTER (WHERE ts < TIMESTAMPTZ '{sys.argv[2]}') FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
+             r = duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(DISTINCT trade_id), count(*) FILTER (WHERE ts < TIMESTAMPTZ '{sys.argv[2]}') FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet')\").fetchone()\n\
              print(r[0], r[1])",
             &[&root.display().to_string(), &cut],
         )
     };
     let want = py(
         "import duckdb, sys\n\
-         print(duckdb.connect().execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet') WHERE ts >= TIMESTAMPTZ '{sys.argv[2]}'\").fetchone()[0])",
+         print(duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/trades/**/*.parquet') WHERE ts >= TIMESTAMPTZ '{sys.argv[2]}'\").fetchone()[0])",
         &[&s.hot().display().to_string(), &cut],
     );
     let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();

@@ -33,7 +33,7 @@ fn candles_match_duckdb_over_the_raw_trades() {
     let out = py(
         "import duckdb, sys\n\
          root = sys.argv[1]\n\
-         c = duckdb.connect()\n\
+         c = duckdb.connect().execute('SET enable_progress_bar = false')\n\
          c.execute(f\"CREATE VIEW t AS SELECT DISTINCT ON (symbol, trade_id) * FROM read_parquet('{root}/trades/**/*.parquet', hive_partitioning=true) WHERE date < '2024-01-03'\")\n\
          c.execute(\"CREATE VIEW want AS SELECT symbol, time_bucket(INTERVAL 1 minute, ts) AS ts, first(price ORDER BY ts, trade_id) AS open, max(price) AS high, min(price) AS low, last(price ORDER BY ts, trade_id) AS close, sum(amount) AS volume FROM t GROUP BY ALL\")\n\
          c.execute(f\"CREATE VIEW got AS SELECT symbol, ts, open, high, low, close, volume FROM read_parquet('{root}/ohlcv/**/*.parquet', hive_partitioning=true)\")\n\

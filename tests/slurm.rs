@@ -22,10 +22,12 @@ impl Cluster {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm_cluster.sh")
     }
 
-    fn start() -> Option<Cluster> {
+    fn start() -> Cluster {
         if Command::new("slurmctld").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: Slurm is not installed (.ci/run installs slurm-wlm; it failed or was not run)");
-            return None;
+            common::missing(
+                "Slurm (slurmctld)",
+                ".ci/run installs slurm-wlm, slurmd, munge and time as root",
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         let o = Command::new(Self::script())
@@ -35,13 +37,12 @@ impl Cluster {
             .output()
             .unwrap();
         if !o.status.success() {
-            eprintln!(
-                "SKIPPED: the local Slurm cluster did not start: {}",
+            panic!(
+                "the local Slurm cluster did not start: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
-            return None;
         }
-        Some(Cluster { dir })
+        Cluster { dir }
     }
 
     fn conf(&self) -> String {
@@ -96,8 +97,9 @@ fn hog(mb: u64, hold_ms: u64) -> String {
 }
 
 #[test]
+#[ignore = "needs root and Slurm; .ci/run installs it"]
 fn jobs_run_through_a_real_slurm_cluster() {
-    let Some(cluster) = Cluster::start() else { return };
+    let cluster = Cluster::start();
     let s = Sandbox::new();
     let conf = cluster.conf();
     let env = [
@@ -250,8 +252,7 @@ fn jobs_run_through_a_real_slurm_cluster() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_vbt {
-        eprintln!("SKIPPED the vectorbt part: no .fwvenv with vectorbt");
-        return;
+        common::missing("vectorbt in .fwvenv", ".ci/run installs the frameworks");
     }
     s.gen(2, 3, 2, 1000);
     s.ok(&["scan"]);

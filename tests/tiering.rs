@@ -33,7 +33,7 @@ fn counts(roots: &[&std::path::Path]) -> String {
     py(
         "import duckdb, glob, sys\n\
          files = [f for r in sys.argv[1:] for f in glob.glob(r + '/trades/**/*.parquet', recursive=True)]\n\
-         r = duckdb.connect().execute('SELECT count(*), count(DISTINCT trade_id) FROM read_parquet($1, hive_partitioning=true)', [files]).fetchone()\n\
+         r = duckdb.connect().execute('SET enable_progress_bar = false').execute('SELECT count(*), count(DISTINCT trade_id) FROM read_parquet($1, hive_partitioning=true)', [files]).fetchone()\n\
          print(r[0], r[1])",
         &roots,
     )

@@ -79,7 +79,7 @@ fn day_rows(first: i64, n: i64) -> Vec<(i64, i64)> {
 
 const COUNTS: &str = "import duckdb, sys\n\
      q = f\"SELECT exchange || '/' || symbol, count(*), count(DISTINCT trade_id) FROM read_parquet('{sys.argv[1]}/*/trades/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 1\"\n\
-     for r in duckdb.connect().execute(q).fetchall():\n\
+     for r in duckdb.connect().execute('SET enable_progress_bar = false').execute(q).fetchall():\n\
      \x20   print(r[0], r[1], r[2])";
 
 /// Per (exchange, symbol): rows and distinct trade ids in every tier under
@@ -96,18 +96,23 @@ fn try_counts(root: &Path) -> Option<Vec<(String, u64, u64)>> {
         .arg(root)
         .output()
         .ok()?;
-    o.status
-        .success()
-        .then(|| parse_counts(&String::from_utf8_lossy(&o.stdout)))
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines = out.lines().map(parse_line).collect::<Option<Vec<_>>>();
+    lines.filter(|_| o.status.success())
 }
 
 fn parse_counts(out: &str) -> Vec<(String, u64, u64)> {
     out.lines()
-        .map(|l| {
-            let v: Vec<&str> = l.split(' ').collect();
-            (v[0].to_string(), v[1].parse().unwrap(), v[2].parse().unwrap())
-        })
+        .map(|l| parse_line(l).unwrap_or_else(|| panic!("not `series rows distinct`: {l:?}")))
         .collect()
+}
+
+fn parse_line(l: &str) -> Option<(String, u64, u64)> {
+    let v: Vec<&str> = l.split(' ').collect();
+    match v[..] {
+        [s, rows, distinct] => Some((s.to_string(), rows.parse().ok()?, distinct.parse().ok()?)),
+        _ => None,
+    }
 }
 
 /// Every series holds each of its distinct keys exactly once, as `want` says.

@@ -92,9 +92,21 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
             "compact" => {
                 let plan = compaction::plan(cfg, &db, &Default::default())?;
                 let m = compaction::execute(cfg, &mut db, &plan, &pb)?;
+                if let Some(f) = m.failures.iter().find(|f| f.code == 74) {
+                    return Err(crate::error::Error::Invalid(format!("{}: {}", f.file, f.reason)));
+                }
                 format!(
-                    "rewrote {} partitions: {} files → {}",
-                    m.totals.partitions_rewritten, m.totals.files_in, m.totals.files_out
+                    "rewrote {} partitions: {} files → {}{}",
+                    m.totals.partitions_rewritten,
+                    m.totals.files_in,
+                    m.totals.files_out,
+                    match m.failures.len() {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} failures, first: {} ({})",
+                            m.failures[0].file, m.failures[0].reason
+                        ),
+                    }
                 )
             }
             "rollup" => {

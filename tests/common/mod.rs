@@ -156,9 +156,22 @@ pub fn python() -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let venv = root.join(".venv");
         let py = venv.join("bin/python");
+        let pins = root.join("tests/requirements.txt");
+        // Every pinned package at its pinned version, not only importable.
         let ready = |py: &Path| {
             Command::new(py)
-                .args(["-c", "import duckdb, pyarrow, numpy"])
+                .args([
+                    "-c",
+                    "import sys, importlib.metadata as m\n\
+                     for l in open(sys.argv[1]):\n\
+                     \x20   l = l.split('#')[0].strip()\n\
+                     \x20   if l:\n\
+                     \x20       name, want = l.split('==')\n\
+                     \x20       got = m.version(name)\n\
+                     \x20       assert got == want, f'{name} {got}, pinned {want}'\n\
+                     import duckdb, pyarrow, numpy",
+                ])
+                .arg(&pins)
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
@@ -184,9 +197,7 @@ pub fn python() -> PathBuf {
                 }
             };
             run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(&py)
-                .args(["-m", "pip", "install", "-q", "-r"])
-                .arg(root.join("tests/requirements.txt")));
+            run(Command::new(&py).args(["-m", "pip", "install", "-q", "-r"]).arg(&pins));
         }
         let _ = std::fs::remove_dir(&lock);
         py
@@ -216,31 +227,39 @@ pub fn py_env(code: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-/// Path to the shared material beside the project.
+/// Path to the shared material beside the project: only for the extra
+/// suites that run when it is there (`#[ignore]`d otherwise).
 pub fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
 }
 
-/// A root holding a pile written by the shared `gen_trades.py` (the bench's
-/// own generator), ready for `scan` with no settle time. Returns the
-/// sandbox and the pristine copy of the pile for `verify_compacted.py`.
-pub fn gen_trades_pile(args: &[&str]) -> (Sandbox, tempfile::TempDir) {
+/// A pile `mdkeep gen` wrote in a root of its own: the pristine input.
+pub struct Pile {
+    _root: Sandbox,
+    hot: PathBuf,
+}
+
+impl Pile {
+    /// The pile's tier root (it holds `trades/`).
+    pub fn path(&self) -> &Path {
+        &self.hot
+    }
+}
+
+/// A root holding a collector's pile written by `mdkeep gen ARGS --start
+/// 2024-01-01` (duplicates across flushes, rows misfiled across midnight,
+/// shuffled writes), ready for `scan` with no settle time; and the pristine
+/// pile, for [`verify_compacted`].
+pub fn gen_trades_pile(args: &[&str]) -> (Sandbox, Pile) {
+    let p = Sandbox::new();
+    let mut a = vec!["gen"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--start", "2024-01-01"]);
+    p.json(&a);
     let s = Sandbox::new();
-    let pristine = tempfile::tempdir().unwrap();
-    let gen = shared("bench/gen_trades.py");
-    let o = Command::new(python())
-        .arg(&gen)
-        .arg(pristine.path())
-        .args(args)
-        .output()
-        .expect("run gen_trades.py");
-    assert!(
-        o.status.success(),
-        "gen_trades.py: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    copy_tree(pristine.path(), &s.hot());
-    (s, pristine)
+    copy_tree(&p.hot(), &s.hot());
+    let hot = p.hot();
+    (s, Pile { _root: p, hot })
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -267,10 +286,11 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, usize)> {
     v
 }
 
-/// Run the shared DuckDB verifier on an input pile and a compacted tree.
+/// Run the tests' own DuckDB verifier (`tests/verify_compacted.py`) on an
+/// input pile and a compacted tier root.
 pub fn verify_compacted(input: &Path, output: &Path) {
     let o = Command::new(python())
-        .arg(shared("bench/verify_compacted.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_compacted.py"))
         .arg(input)
         .arg(output)
         .output()
@@ -281,6 +301,47 @@ pub fn verify_compacted(input: &Path, output: &Path) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Write Freqtrade candles as Freqtrade's feather files hold them (Arrow
+/// IPC, LZ4): `n` candles from `start_ms`, every `step_ms`.
+pub fn write_candles_feather(path: &Path, start_ms: i64, step_ms: i64, n: usize) {
+    use arrow::array::{Float64Array, RecordBatch, TimestampNanosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "date",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("open", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("close", DataType::Float64, true),
+        Field::new("volume", DataType::Float64, true),
+    ]));
+    let dates: Vec<i64> = (0..n as i64).map(|i| (start_ms + i * step_ms) * 1_000_000).collect();
+    let px: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampNanosecondArray::from(dates).with_timezone("UTC")),
+            Arc::new(Float64Array::from(px.clone())),
+            Arc::new(Float64Array::from(px.iter().map(|p| p + 1.0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(px.iter().map(|p| p - 1.0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(px.clone())),
+            Arc::new(Float64Array::from(vec![10.0; n])),
+        ],
+    )
+    .unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let opts = arrow::ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))
+        .unwrap();
+    let mut w = arrow::ipc::writer::FileWriter::try_new_with_options(f, &schema, opts).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
 }
 
 /// Hidden in-flight files left anywhere under `dir`.
@@ -323,4 +384,32 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// A test marked `#[ignore = "needs …"]` found what it needs missing: it
+/// fails, saying what to install; it never passes without having run.
+pub fn missing(what: &str, install: &str) -> ! {
+    panic!("needs {what}, which is missing: {install}")
+}
+
+/// Something this machine cannot provide at all (e.g. a cgroup-v2 memory
+/// controller): named on stderr and, under `.ci/run`, in the list it
+/// prints at the end (`MDKEEP_TEST_UNAVAILABLE` names the file). Under
+/// `MDKEEP_TEST_STRICT=1` it must be named in `MDKEEP_TEST_MACHINE_LACKS`
+/// (comma-separated), or the test fails.
+pub fn unavailable(test: &str, what: &str) {
+    let lacks = std::env::var("MDKEEP_TEST_MACHINE_LACKS").unwrap_or_default();
+    let known = lacks.split(',').any(|l| !l.is_empty() && what.contains(l.trim()));
+    if std::env::var("MDKEEP_TEST_STRICT").is_ok_and(|v| v == "1") && !known {
+        panic!(
+            "{test}: needs {what} (strict mode; list it in MDKEEP_TEST_MACHINE_LACKS if this machine cannot have it)"
+        );
+    }
+    eprintln!("NOT RUN in {test}: {what}");
+    if let Ok(list) = std::env::var("MDKEEP_TEST_UNAVAILABLE") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::File::options().create(true).append(true).open(list) {
+            let _ = writeln!(f, "{test}: {what}");
+        }
+    }
 }
