@@ -94,7 +94,6 @@ fn data_objects(srv: &S3Server) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn tier_to_the_store_then_read_ls_export_and_scan() {
     let srv = S3Server::start();
     let s = Sandbox::new();
@@ -209,7 +208,6 @@ fn tier_to_the_store_then_read_ls_export_and_scan() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn crash_at_every_step_of_a_move_to_the_store() {
     for step in REWRITE_STEPS {
         let srv = S3Server::start();
@@ -231,7 +229,6 @@ fn crash_at_every_step_of_a_move_to_the_store() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn kill_9_mid_multipart_upload() {
     let srv = S3Server::start();
     let s = Sandbox::new();
@@ -281,7 +278,6 @@ fn kill_9_mid_multipart_upload() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn an_unreachable_store_fails_clearly_retries_and_loses_nothing() {
     let mut srv = S3Server::start();
     let s = Sandbox::new();
@@ -363,7 +359,6 @@ fn an_unreachable_store_fails_clearly_retries_and_loses_nothing() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn retention_and_quota_delete_objects_on_the_store() {
     let srv = S3Server::start();
     let s = Sandbox::new();
@@ -399,7 +394,6 @@ fn retention_and_quota_delete_objects_on_the_store() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn keys_from_a_secrets_file_and_clear_config_errors() {
     let srv = S3Server::start();
     let s = Sandbox::new();
@@ -456,7 +450,6 @@ fn keys_from_a_secrets_file_and_clear_config_errors() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn a_job_gets_its_data_from_the_store() {
     let srv = S3Server::start();
     let s = Sandbox::new();
@@ -494,7 +487,6 @@ fn a_job_gets_its_data_from_the_store() {
 }
 
 #[test]
-#[ignore = "needs s3s-fs 0.14.1 (a real S3 server); .ci/run installs it"]
 fn uploads_are_create_only_and_reads_fetch_only_their_columns() {
     let srv = S3Server::start();
     let root = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
-//! A real S3 server for the store-tier tests: `s3s-fs` over a fresh folder
-//! on a free port, with the env that points a sandbox's `archive` tier at it.
+//! A real S3 server for the store-tier tests: the `s3s-fs` crate over a
+//! fresh folder, served on a free port by one tokio runtime inside the test
+//! process (no separate install), with the env that points a sandbox's
+//! `archive` tier at it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use super::{free_port, wait_for, walk};
@@ -13,32 +14,10 @@ pub const ACCESS_KEY: &str = "mdkeep-test-access";
 pub const SECRET_KEY: &str = "s3cr3t-Zq8wV1xR7pL0-never-logged";
 
 pub struct S3Server {
-    child: Option<Child>,
+    /// The serving thread and what tells it to stop.
+    running: Option<(std::thread::JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
     pub port: u16,
     pub root: tempfile::TempDir,
-    pub log: PathBuf,
-}
-
-/// The installed `s3s-fs`, or a panic saying how to get it.
-fn binary() -> PathBuf {
-    let candidates = [
-        std::env::var_os("S3S_FS").map(PathBuf::from),
-        std::env::var_os("CARGO_HOME").map(|h| PathBuf::from(h).join("bin/s3s-fs")),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .or_else(|| {
-            let o = Command::new("which").arg("s3s-fs").output().ok()?;
-            o.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        })
-        .expect(
-            "s3s-fs is not installed: run .ci/run, or `cargo install s3s-fs --version 0.14.1 --features binary --locked`",
-        )
 }
 
 impl S3Server {
@@ -46,12 +25,10 @@ impl S3Server {
     pub fn start() -> S3Server {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("data").join(BUCKET)).unwrap();
-        let log = root.path().join("s3s-fs.log");
         let mut s = S3Server {
-            child: None,
+            running: None,
             port: free_port(),
             root,
-            log,
         };
         s.resume();
         s
@@ -59,31 +36,21 @@ impl S3Server {
 
     /// Start (again) on the same port and folder.
     pub fn resume(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(self.root.path().join("data"))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start s3s-fs");
-        self.child = Some(child);
-        let port = self.port;
-        wait_for("s3s-fs to listen", Duration::from_secs(20), || {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (data, port) = (self.root.path().join("data"), self.port);
+        let thread = std::thread::spawn(move || serve(&data, port, stopped));
+        self.running = Some((thread, stop));
+        wait_for("the S3 server to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
     }
 
-    /// Kill the server (as a crash or an outage would).
+    /// Stop serving at once, dropping connections in flight (as a crash or
+    /// an outage would); the port refuses connections until `resume`.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some((thread, stop)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
         }
     }
 
@@ -154,6 +121,37 @@ pub fn py_s3(s: &S3Server, body: &str) -> String {
         s.port
     );
     super::py_env(&code, &[], &[("K", ACCESS_KEY), ("S", SECRET_KEY)])
+}
+
+/// Serve `s3s-fs` over `data` on 127.0.0.1:`port` until told to stop.
+fn serve(data: &Path, port: u16, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut b = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(data).unwrap());
+        b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = b.build();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((socket, _)) = accepted else { continue };
+                    let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                _ = &mut stopped => break,
+            }
+        }
+    });
+    // Connections in flight go with the runtime, as with a killed server.
+    rt.shutdown_background();
 }
 
 impl Drop for S3Server {
