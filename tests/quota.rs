@@ -134,6 +134,7 @@ fn a_dataset_hard_limit_evicts_only_that_dataset_oldest_first() {
         ("MDKEEP__DATASETS__TRADES__PRIORITY", "100"),
     ];
     let candles_before = s.json(&["ls", "--dataset", "ohlcv"]);
+    assert_eq!(candles_before.as_array().unwrap().len(), 1, "the candles exist before");
     let (code, r, err) = quota(&s, &env, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(r["hard"][0]["what"], "dataset trades", "{r}");

@@ -154,6 +154,11 @@ pub fn python() -> PathBuf {
             return PathBuf::from(p);
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            root.is_dir(),
+            "{} is gone: this test binary was built for another checkout (cargo clean -p mdkeep)",
+            root.display()
+        );
         let venv = root.join(".venv");
         let py = venv.join("bin/python");
         let pins = root.join("tests/requirements.txt");
