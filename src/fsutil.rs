@@ -135,6 +135,21 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Read a file of secrets, refusing one that others may read (its mode must
+/// be 0600 or tighter): `Err` says why, never what it holds.
+pub fn read_private(path: &Path) -> std::result::Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {mode:o}; a secrets file must be 0600 (chmod 600)",
+            path.display()
+        ));
+    }
+    fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
 /// fsync a folder so a rename or unlink in it survives a power cut.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -348,3 +348,53 @@ fn a_secret_reaches_the_job_but_never_the_logs_or_show() {
     assert_ne!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stderr).contains("0600"));
 }
+
+#[test]
+fn a_job_starts_from_a_clean_environment() {
+    let s = Sandbox::new();
+    let p = spec(
+        &s,
+        "envdump",
+        "framework = \"command\"\nargv = [\"sh\", \"-c\", \"env > env.txt\"]\n[env]\nMY_SETTING = \"on\"\n",
+    );
+    let id = submit(&s, &[], &p);
+    let out = s
+        .cmd(&["jobs", "work", "--once"])
+        .env("AWS_SECRET_ACCESS_KEY", "worker-key-never-in-a-job")
+        .env("EXCHANGE_API_SECRET", "another-one")
+        .env("LC_TIME", "C")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = show(&s, id);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let env = std::fs::read_to_string(std::path::Path::new(j["dir"].as_str().unwrap()).join("env.txt")).unwrap();
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+    assert!(
+        !env.contains("worker-key-never-in-a-job") && !env.contains("another-one"),
+        "{env}"
+    );
+    for want in ["PATH", "MDKEEP_JOB_ID", "MDKEEP_JOB_DIR", "MY_SETTING", "LC_TIME"] {
+        assert!(names.contains(&want), "{want} missing: {names:?}");
+    }
+    // Nothing beyond the allow-list, the job's own variables and what sh sets itself.
+    let allowed = |k: &str| {
+        [
+            "PATH",
+            "HOME",
+            "LANG",
+            "TZ",
+            "TMPDIR",
+            "MY_SETTING",
+            "PWD",
+            "SHLVL",
+            "_",
+            "OLDPWD",
+        ]
+        .contains(&k)
+            || k.starts_with("LC_")
+            || k.starts_with("MDKEEP_")
+    };
+    let extra: Vec<&&str> = names.iter().filter(|k| !allowed(k)).collect();
+    assert!(extra.is_empty(), "inherited beyond the allow-list: {extra:?}");
+}

@@ -408,12 +408,20 @@ fn keys_from_a_secrets_file_and_clear_config_errors() {
         ),
     )
     .unwrap();
-    let mut c = cmd(
-        &s,
-        &srv,
-        &[("MDKEEP__TIERS__ARCHIVE__S3__SECRETS_FILE", "configs/s3.toml")],
-        &["tier", "--json"],
+    let with_file = [("MDKEEP__TIERS__ARCHIVE__S3__SECRETS_FILE", "configs/s3.toml")];
+    // Readable by others: refused, naming the key and the mode, never the keys.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = cmd(&s, &srv, &with_file, &["tier"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("tiers.archive.s3.secrets_file") && err.contains("0600"),
+        "{err}"
     );
+    assert!(!err.contains(SECRET_KEY));
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = cmd(&s, &srv, &with_file, &["tier", "--json"]);
     c.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
     let o = c.output().unwrap();
     LOGS.lock()

@@ -142,6 +142,10 @@ pub struct FrameworkProfile {
     /// The interpreter behind `{python}` in a command: the framework's venv.
     #[serde(default = "default_python")]
     pub python: String,
+    /// Variables this framework's jobs get (a job's environment starts empty
+    /// but for PATH, HOME, LANG, LC_*, TZ and TMPDIR).
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
 }
 
 fn default_margin() -> f64 {

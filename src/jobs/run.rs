@@ -162,9 +162,20 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
         .map(|(k, v)| (format!("MDKEEP_{}", k.to_ascii_uppercase()), v.clone()))
         .collect();
     env.push(("MDKEEP_JOB_ID".into(), job.id.to_string()));
+    env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(job.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(resolve_secrets(&l.cfg, &job.spec.secrets)?);
     Ok(Prepared { argv, env })
+}
+
+/// What a job inherits from the worker: only these (PATH, HOME, LANG,
+/// LC_*, TZ, TMPDIR). Everything else, exchange and storage keys among it,
+/// stays out; a job gets its profile's and spec's variables, its secrets
+/// and mdkeep's `MDKEEP_*` job variables on top.
+pub fn inherited_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| ["PATH", "HOME", "LANG", "TZ", "TMPDIR"].contains(&k.as_str()) || k.starts_with("LC_"))
+        .collect()
 }
 
 /// Replace `{name}` from `vars`; Err(name) for one that is missing.
@@ -237,6 +248,8 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
     let mut cmd = Command::new(&p.argv[0]);
     cmd.args(&p.argv[1..])
         .current_dir(dir)
+        .env_clear()
+        .envs(inherited_env())
         .envs(p.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

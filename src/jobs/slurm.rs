@@ -51,10 +51,13 @@ done
 exit $rc
 "#;
 
-/// A Slurm command with the configured SLURM_CONF and binary folder.
+/// A Slurm command with the configured SLURM_CONF and binary folder, and
+/// only the environment a job may inherit: sbatch exports its own
+/// environment to the job (and Slurm keeps it in its state folder).
 pub fn command(cfg: &Config, name: &str) -> Command {
     let s = &cfg.jobs.slurm;
     let mut c = Command::new(s.bin_dir.as_ref().map(|d| d.join(name)).unwrap_or_else(|| name.into()));
+    c.env_clear().envs(super::run::inherited_env());
     if let Some(conf) = &s.conf {
         c.env("SLURM_CONF", cfg.resolve(conf));
     }

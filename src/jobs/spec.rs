@@ -191,18 +191,10 @@ pub fn resolve_secrets(cfg: &Config, names: &[String]) -> Result<Vec<(String, St
         return Ok(Vec::new());
     }
     let path: PathBuf = cfg.resolve(&cfg.jobs.secrets_file);
-    let meta = std::fs::metadata(&path).map_err(Error::io("read secrets file", &path))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::BadInput {
-                path,
-                message: format!("secrets file has mode {mode:o}; it must be 0600 (chmod 600)"),
-            });
-        }
-    }
-    let text = std::fs::read_to_string(&path).map_err(Error::io("read secrets file", &path))?;
+    let text = crate::fsutil::read_private(&path).map_err(|message| Error::BadInput {
+        path: path.clone(),
+        message,
+    })?;
     let table: toml::Table = text.parse().map_err(|_| Error::BadInput {
         path: path.clone(),
         // The parser's message may quote a value: say only where.

@@ -167,7 +167,11 @@ impl Store {
         let creds = match &s3.secrets_file {
             Some(p) => {
                 let p = cfg.resolve(p);
-                let text = std::fs::read_to_string(&p).map_err(Error::io("read secrets file", &p))?;
+                let text = crate::fsutil::read_private(&p).map_err(|message| Error::Config {
+                    source_name: cfg.source.clone(),
+                    key: key("s3.secrets_file"),
+                    message,
+                })?;
                 // The parse error could quote the file's text: say only where.
                 let s: Secrets = toml::from_str(&text).map_err(|_| Error::Config {
                     source_name: cfg.source.clone(),
