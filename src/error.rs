@@ -134,12 +134,34 @@ impl Failure {
 
     /// A file quarantined with its reason.
     pub fn quarantined(step: &str, file: impl Into<String>, reason: &str) -> Failure {
+        Failure::handled(step, file, reason, "quarantined")
+    }
+
+    /// A file left alone for now (retried next run), with its reason.
+    pub fn skipped(step: &str, file: impl Into<String>, reason: &str) -> Failure {
+        Failure::handled(step, file, reason, "skipped")
+    }
+
+    fn handled(step: &str, file: impl Into<String>, reason: &str, outcome: &str) -> Failure {
         Failure {
             step: step.to_string(),
             file: file.into(),
             reason: reason.to_string(),
-            outcome: "quarantined".into(),
+            outcome: outcome.to_string(),
             code: EXIT_DONE_WITH_FAILURES,
+        }
+    }
+
+    /// One line for a log: how many, and the first.
+    pub fn summary(failures: &[Failure]) -> String {
+        match failures {
+            [] => String::new(),
+            [first, ..] => format!(
+                "; {} failures, first: {} ({})",
+                failures.len(),
+                first.file,
+                first.reason
+            ),
         }
     }
 

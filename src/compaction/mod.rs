@@ -171,8 +171,7 @@ pub(crate) fn check_room(cfg: &Config, out_tier: &str, bytes: u64) -> Result<()>
     if crate::store::is_remote(&root) {
         return Ok(());
     }
-    let probe = if root.exists() { root.clone() } else { cfg.root.clone() };
-    let Some((free, _)) = crate::quota::fs_space(&probe) else {
+    let Some((free, _)) = crate::quota::root_space(cfg, &root) else {
         return Ok(());
     };
     let needed = bytes + bytes / 10 + MARGIN;

@@ -9,6 +9,7 @@
 use indicatif::ProgressBar;
 
 use crate::config::Config;
+use crate::error::Failure;
 use crate::jobs::budget;
 use crate::lock::{DataLock, Wait};
 use crate::state::Db;
@@ -57,7 +58,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
         let cfg = &cfg;
         if task == "maintain" {
             let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
-            let failed = r.failures.iter().filter(|f| f.code != 69).count();
+            let failed: Vec<Failure> = r.failures.iter().filter(|f| f.code != 69).cloned().collect();
             let summary = format!(
                 "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}{}",
                 r.compact.totals.partitions_rewritten,
@@ -65,10 +66,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                 r.retention.partitions_dropped,
                 r.tier.moves,
                 r.quota.evicted.partitions_dropped,
-                match failed {
-                    0 => String::new(),
-                    n => format!("; {n} failures: {}", r.failures[0].reason),
-                }
+                Failure::summary(&failed)
             );
             if r.quota_unmet() {
                 return Err(crate::error::Error::Invalid(format!(
@@ -100,13 +98,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                     m.totals.partitions_rewritten,
                     m.totals.files_in,
                     m.totals.files_out,
-                    match m.failures.len() {
-                        0 => String::new(),
-                        n => format!(
-                            "; {n} failures, first: {} ({})",
-                            m.failures[0].file, m.failures[0].reason
-                        ),
-                    }
+                    Failure::summary(&m.failures)
                 )
             }
             "rollup" => {

@@ -143,7 +143,7 @@ fn below_floor(cfg: &Config) -> bool {
     cfg.tier_roots()
         .into_iter()
         .filter(|(_, root)| !crate::store::is_remote(root))
-        .filter_map(|(_, root)| quota::fs_space(if root.exists() { &root } else { &cfg.root }))
+        .filter_map(|(_, root)| quota::root_space(cfg, &root))
         .any(|(free, size)| free < min_free.resolve(size))
 }
 
@@ -189,13 +189,11 @@ fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &ProgressBar, r: &m
                     .iter()
                     .map(|c| Failure::quarantined("scan", c.path.clone(), &c.reason)),
             );
-            r.failures.extend(s.skipped.iter().map(|k| Failure {
-                step: "scan".into(),
-                file: k.path.clone(),
-                reason: k.reason.clone(),
-                outcome: "skipped".into(),
-                code: crate::error::EXIT_DONE_WITH_FAILURES,
-            }));
+            r.failures.extend(
+                s.skipped
+                    .iter()
+                    .map(|k| Failure::skipped("scan", k.path.clone(), &k.reason)),
+            );
             r.scan = Some(s);
         }
         "compact" => {

@@ -144,6 +144,12 @@ pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
     Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
 }
 
+/// (free, size) of the filesystem a local tier root is on (the root folder
+/// of the config while the tier's folder does not exist yet).
+pub fn root_space(cfg: &Config, root: &Path) -> Option<(u64, u64)> {
+    fs_space(if root.exists() { root } else { &cfg.root })
+}
+
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
     let mut p = limits_and_evictions(cfg, db, dataset)?;
     if p.soft_exceeded {
@@ -199,7 +205,7 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
     }
     if let Some(min_free) = q.min_free {
         for (tier, root) in cfg.tier_roots() {
-            let Some((free, size)) = fs_space(if root.exists() { &root } else { &cfg.root }) else {
+            let Some((free, size)) = root_space(cfg, &root) else {
                 continue;
             };
             let want = min_free.resolve(size);
