@@ -206,6 +206,57 @@ fn a_job_past_its_limit_is_oom_killed_and_the_runner_goes_on() {
     }
 }
 
+/// A job whose child leaves its process group and session (`setsid`), then
+/// double-forks; the grandchild allocates `mb` MiB and sleeps, while the
+/// main process sleeps `hold` seconds and exits 0.
+fn escaping_job(mb: u64, hold: f64, tag: &str) -> String {
+    let script = [
+        "import os, sys, time",
+        "mb, hold = int(sys.argv[1]), float(sys.argv[2])",
+        "if os.fork() == 0:",
+        "    os.setsid()",
+        "    if os.fork() == 0:",
+        "        keep = []",
+        "        for _ in range(mb // 8):",
+        "            keep.append(b'x' * (8 << 20))",
+        "            time.sleep(0.005)",
+        "        time.sleep(600)",
+        "    os._exit(0)",
+        "time.sleep(hold)",
+    ]
+    .join("\n");
+    format!(
+        "framework = \"command\"\nmemory = \"64MiB\"\nargv = [\"python3\", \"-c\", '''{script}''', \"{mb}\", \"{hold}\", \"{tag}\"]\n"
+    )
+}
+
+#[test]
+fn a_child_that_escapes_with_setsid_is_limited_and_killed() {
+    for mode in ["cgroup2", "cgroup1", "watchdog"] {
+        let s = Sandbox::new();
+        if mode != "watchdog" && !mechanism_available(&s, mode) {
+            common::unavailable(
+                "a_child_that_escapes_with_setsid_is_limited_and_killed",
+                &format!("a {mode} memory group (the Jetson's cgroup v2 has one)"),
+            );
+            continue;
+        }
+        let tag = format!("escape-{mode}-{}", std::process::id());
+        let env = [("MDKEEP__JOBS__LIMIT", mode)];
+        let big = submit(&s, &env, &spec(&s, "big", &escaping_job(400, 60.0, &tag)));
+        let quiet = submit(&s, &env, &spec(&s, "quiet", &escaping_job(8, 0.5, &tag)));
+        let out = worker(&s, &env).wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j = show(&s, big);
+        assert_eq!(j["state"], "oom_killed", "{mode}: {j}");
+        assert_eq!(j["limit_mechanism"], mode, "{j}");
+        // The main process exits 0 at once; its escaped grandchild dies with the job.
+        let q = show(&s, quiet);
+        assert_eq!(q["state"], "succeeded", "{mode}: {q}");
+        assert_eq!(tagged_rss(&tag).1, 0, "{mode}: a process of the jobs outlived them");
+    }
+}
+
 #[test]
 fn cancel_and_timeout() {
     let s = Sandbox::new();

@@ -22,6 +22,9 @@ pub struct JobsConfig {
     /// How a job's limit is enforced: auto, cgroup2, cgroup1 or watchdog.
     #[serde(default)]
     pub limit: LimitMode,
+    /// Processes and threads one job may have (cgroup v2 `pids.max`).
+    #[serde(default = "default_max_pids")]
+    pub max_pids: u64,
     /// How often the RSS watchdog sums a job's processes (at most 250ms).
     #[serde(default = "default_watchdog_interval")]
     pub watchdog_interval: Span,
@@ -150,6 +153,9 @@ pub struct FrameworkProfile {
 
 fn default_margin() -> f64 {
     0.2
+}
+fn default_max_pids() -> u64 {
+    4096
 }
 fn default_watchdog_interval() -> Span {
     "100ms".parse().expect("valid")

@@ -1,10 +1,11 @@
 //! Per-job memory limits: cgroup v2, cgroup v1, or an RSS watchdog.
 //!
-//! Owns finding which mechanism this process may use (by trying to make a
-//! memory group next to its own), creating one group per job, reading its
-//! peak and OOM-kill count, killing what is left in it, and summing a
-//! process group's RSS from /proc for the watchdog. When to kill for
-//! memory is the runner's decision.
+//! Owns finding which mechanism this process may use (taking over a
+//! delegated v2 subtree, see [`super::cgroup2`], or trying to make a v1
+//! memory group next to its own), creating one group per job with its
+//! memory and pids limits, reading its usage, peak and OOM-kill count, and
+//! killing what is left in it. Finding a job's processes without a group is
+//! [`super::tree`]'s; when to kill for memory is the runner's decision.
 
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, RawFd};
@@ -32,19 +33,6 @@ impl Mechanism {
     }
 }
 
-/// The folder holding this process's own group in the v2 hierarchy.
-fn own_v2() -> Option<PathBuf> {
-    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let b = Path::new(base);
-        if b.join("cgroup.controllers").exists() {
-            return Some(b.join(rel.trim_start_matches('/')));
-        }
-    }
-    None
-}
-
 /// The folder holding this process's own group in the v1 memory hierarchy.
 fn own_v1() -> Option<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").ok()?;
@@ -60,7 +48,21 @@ fn own_v1() -> Option<PathBuf> {
 /// Where job groups go for `m`, if this process can make one there.
 fn parent_for(m: Mechanism) -> Option<PathBuf> {
     let (parent, probe_file) = match m {
-        Mechanism::Cgroup2 => (own_v2()?, "memory.max"),
+        Mechanism::Cgroup2 => {
+            let own = super::cgroup2::own_group()?;
+            match super::cgroup2::delegate(&own, std::process::id()) {
+                Ok(d) => {
+                    for step in &d.steps {
+                        tracing::info!(step, "cgroup v2 delegation");
+                    }
+                    (d.parent, "memory.max")
+                }
+                Err(why) => {
+                    tracing::debug!(why, "no cgroup v2 memory groups");
+                    return None;
+                }
+            }
+        }
         Mechanism::Cgroup1 => (own_v1()?, "memory.limit_in_bytes"),
         Mechanism::Watchdog => return None,
     };
@@ -93,6 +95,15 @@ pub fn detect(mode: LimitMode) -> (Mechanism, Option<PathBuf>) {
     (Mechanism::Watchdog, None)
 }
 
+/// What a job's group holds it to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of memory (and, on v1, memory plus swap; v2 gets no swap).
+    pub memory: u64,
+    /// Processes and threads (v2 `pids.max`).
+    pub pids: u64,
+}
+
 /// One job's memory group (absent under the watchdog).
 pub struct Group {
     pub mechanism: Mechanism,
@@ -101,8 +112,9 @@ pub struct Group {
 }
 
 impl Group {
-    /// Make the job's group with `limit` bytes (memory and, on v1, memory+swap).
-    pub fn create(mechanism: Mechanism, parent: Option<&Path>, job: i64, limit: u64) -> std::io::Result<Group> {
+    /// Make the job's group under `parent` with its limits in place, and open
+    /// its `cgroup.procs` for the child to join before exec.
+    pub fn create(mechanism: Mechanism, parent: Option<&Path>, job: i64, limits: &Limits) -> std::io::Result<Group> {
         let Some(parent) = parent.filter(|_| mechanism != Mechanism::Watchdog) else {
             return Ok(Group {
                 mechanism: Mechanism::Watchdog,
@@ -117,20 +129,30 @@ impl Group {
         }
         fs::create_dir(&dir)?;
         let set = |f: &str, v: &str| fs::write(dir.join(f), v);
+        let memory = limits.memory.to_string();
         match mechanism {
             Mechanism::Cgroup2 => {
-                set("memory.max", &limit.to_string())?;
-                let _ = set("memory.swap.max", "0");
-                let _ = set("memory.oom.group", "1");
+                set("memory.max", &memory)?;
+                // Absent without swap accounting; otherwise swap must not stretch the limit.
+                super::cgroup2::write_optional(&dir, "memory.swap.max", "0")?;
+                super::cgroup2::write_optional(&dir, "pids.max", &limits.pids.to_string())?;
+                // An OOM kill takes the whole job, not one of its processes.
+                super::cgroup2::write_optional(&dir, "memory.oom.group", "1")?;
             }
             Mechanism::Cgroup1 => {
-                set("memory.limit_in_bytes", &limit.to_string())?;
+                set("memory.limit_in_bytes", &memory)?;
                 // Swap must not stretch the limit; the file exists only with swap accounting.
-                let _ = set("memory.memsw.limit_in_bytes", &limit.to_string());
+                let _ = set("memory.memsw.limit_in_bytes", &memory);
             }
             Mechanism::Watchdog => unreachable!(),
         }
-        let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+        // The kernel makes cgroup.procs with the folder (O_CREAT only opens
+        // it there); a test's folder laid out like a cgroupfs gets a plain file.
+        let procs = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("cgroup.procs"))?;
         Ok(Group {
             mechanism,
             dir: Some(dir),
@@ -138,23 +160,36 @@ impl Group {
         })
     }
 
+    /// The group's folder (none under the watchdog).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// A descriptor the child writes its own pid to before exec.
     pub fn procs_fd(&self) -> Option<RawFd> {
         self.procs.as_ref().map(|f| f.as_raw_fd())
     }
 
-    fn read(&self, f: &str) -> Option<String> {
-        fs::read_to_string(self.dir.as_ref()?.join(f)).ok()
+    fn read_u64(&self, f: &str) -> Option<u64> {
+        fs::read_to_string(self.dir.as_ref()?.join(f)).ok()?.trim().parse().ok()
     }
 
-    /// The group's own peak, where the kernel keeps one.
+    /// The group's own peak, where the kernel keeps one (v2 from 5.19, v1).
     pub fn peak(&self) -> Option<u64> {
-        let f = match self.mechanism {
-            Mechanism::Cgroup2 => "memory.peak",
-            Mechanism::Cgroup1 => "memory.max_usage_in_bytes",
-            Mechanism::Watchdog => return None,
-        };
-        self.read(f)?.trim().parse().ok()
+        match self.mechanism {
+            Mechanism::Cgroup2 => self.read_u64("memory.peak"),
+            Mechanism::Cgroup1 => self.read_u64("memory.max_usage_in_bytes"),
+            Mechanism::Watchdog => None,
+        }
+    }
+
+    /// The group's memory in use now, for a sampled peak where the kernel keeps none.
+    pub fn current(&self) -> Option<u64> {
+        match self.mechanism {
+            Mechanism::Cgroup2 => self.read_u64("memory.current"),
+            Mechanism::Cgroup1 => self.read_u64("memory.usage_in_bytes"),
+            Mechanism::Watchdog => None,
+        }
     }
 
     /// Whether the kernel killed something in the group for memory.
@@ -164,7 +199,9 @@ impl Group {
             Mechanism::Cgroup1 => ("memory.oom_control", "oom_kill"),
             Mechanism::Watchdog => return false,
         };
-        self.read(f)
+        let Some(dir) = &self.dir else { return false };
+        fs::read_to_string(dir.join(f))
+            .ok()
             .and_then(|t| {
                 t.lines().find_map(|l| {
                     let mut it = l.split_whitespace();
@@ -174,32 +211,53 @@ impl Group {
             .is_some_and(|n| n > 0)
     }
 
+    /// Kill every process in the group.
+    pub fn kill_all(&self) {
+        if let Some(dir) = &self.dir {
+            kill_all_in(dir);
+        }
+    }
+
     /// Kill every process left in the group, then remove it.
     pub fn remove(mut self) {
         self.procs = None;
         if let Some(dir) = self.dir.take() {
             kill_all_in(&dir);
             for _ in 0..50 {
-                if fs::remove_dir(&dir).is_ok() {
-                    break;
+                match fs::remove_dir(&dir) {
+                    // Busy while its killed processes are still exiting.
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    _ => break,
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
     }
 }
 
+/// `cgroup.kill` where the kernel has it (≥ 5.14); else SIGKILL to every pid
+/// listed, again while a fork race adds new ones.
 fn kill_all_in(dir: &Path) {
-    if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+    let kill = dir.join("cgroup.kill");
+    if kill.exists() && fs::write(&kill, "1").is_ok() {
         return;
     }
-    if let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) {
-        for pid in t.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+    let mut last: Vec<i32> = Vec::new();
+    for _ in 0..20 {
+        let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) else { return };
+        let pids: Vec<i32> = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if pids.is_empty() || pids == last {
+            return;
+        }
+        for &pid in &pids {
             // SAFETY: kill(2) with a pid read from the group; no memory is touched.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
+        last = pids;
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -244,44 +302,6 @@ pub fn join_from_child(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Total resident memory of the processes in process group `pgid`, and how many there are.
-pub fn group_rss(pgid: i32) -> (u64, usize) {
-    let page = page_size();
-    let (mut total, mut n) = (0u64, 0usize);
-    let Ok(rd) = fs::read_dir("/proc") else { return (0, 0) };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = fs::read_to_string(format!("/proc/{name}/stat")) else {
-            continue;
-        };
-        // Fields after the command name, which may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // rest[0] is field 3 (state): pgrp is field 5, rss field 24.
-        if f.len() > 21 && f[2].parse::<i32>().ok() == Some(pgid) {
-            total += f[21].parse::<u64>().unwrap_or(0) * page;
-            n += 1;
-        }
-    }
-    (total, n)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
-    }
-}
-
 /// Signal a whole process group.
 pub fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {
@@ -295,14 +315,6 @@ pub fn signal_group(pgid: i32, sig: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_group_rss_is_counted() {
-        // SAFETY: getpgrp has no preconditions.
-        let pgid = unsafe { libc::getpgrp() };
-        let (rss, n) = group_rss(pgid);
-        assert!(n >= 1 && rss > 0, "{rss} bytes in {n} processes");
-    }
 
     #[test]
     fn detection_never_fails() {

@@ -3,16 +3,20 @@
 //! Owns the jobs capability end to end; each part is its own file:
 //! [`spec`] (what a user submits), [`queue`] (rows and lifecycle),
 //! [`worker`] (admission, one framework at a time, recovery), [`run`] (one
-//! job's process, limit and logs), [`limit`] (cgroups and the watchdog),
+//! job's process, limit and logs), [`limit`] (memory groups), [`cgroup2`]
+//! (taking over a delegated v2 subtree), [`tree`] (a job's processes,
+//! wherever they went, for the watchdog),
 //! [`adapters`] (normalized results). Data export is `crate::export`'s.
 
 pub mod adapters;
 pub mod budget;
+pub mod cgroup2;
 pub mod limit;
 pub mod queue;
 pub mod run;
 pub mod slurm;
 pub mod spec;
+pub mod tree;
 pub mod worker;
 
 use std::path::Path;

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::limit::{self, Group, Mechanism};
+use super::limit::{self, Group, Limits, Mechanism};
+use super::tree::JobTree;
 use super::queue::{Finish, Job, Outcome};
 use super::spec::resolve_secrets;
 use crate::config::{Config, Runner};
@@ -238,11 +239,15 @@ fn pump(mut from: impl Read + Send + 'static, path: PathBuf, cap: u64) -> std::t
 fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
     let job = &l.job;
     let limit = l.reserved;
-    let group = match Group::create(l.mechanism, l.cgroup_parent.as_deref(), job.id, limit) {
+    let limits = Limits {
+        memory: limit,
+        pids: l.cfg.jobs.max_pids,
+    };
+    let group = match Group::create(l.mechanism, l.cgroup_parent.as_deref(), job.id, &limits) {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(job = job.id, error = %e, "cannot create the job's memory group; using the RSS watchdog");
-            Group::create(Mechanism::Watchdog, None, job.id, limit).expect("the watchdog needs no group")
+            Group::create(Mechanism::Watchdog, None, job.id, &limits).expect("the watchdog needs no group")
         }
     };
     let mut cmd = Command::new(&p.argv[0]);
@@ -295,6 +300,9 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
     let interval = l.cfg.jobs.watchdog_interval.0.min(Duration::from_millis(250));
     let grace = l.cfg.jobs.kill_grace.0;
     let deadline = Instant::now() + Duration::from_millis(job.timeout_ms.max(0) as u64);
+    // Every process of the job, including children that left its process
+    // group or session and came back to this (subreaper) worker as orphans.
+    let mut tree = JobTree::new(pgid, &dir.display().to_string());
     let mut peak_sampled = 0u64;
     let mut reason: Option<(Outcome, String)> = None;
     let mut term_sent: Option<Instant> = None;
@@ -304,38 +312,32 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
             Ok(None) => {}
             Err(_) => break None,
         }
-        let (rss, _) = limit::group_rss(pgid);
-        peak_sampled = peak_sampled.max(rss);
+        let rss = tree.sample().rss;
+        peak_sampled = peak_sampled.max(rss).max(group.current().unwrap_or(0));
         if reason.is_none() {
-            if group.mechanism == Mechanism::Watchdog && rss > limit {
-                reason = Some((
-                    Outcome::OomKilled,
-                    format!("RSS {rss} bytes passed the {limit}-byte limit (watchdog)"),
-                ));
-            } else if Instant::now() >= deadline {
-                reason = Some((Outcome::TimedOut, format!("timed out after {} ms", job.timeout_ms)));
-            } else {
-                match l.stop.load(Ordering::Relaxed) {
-                    STOP_CANCEL => reason = Some((Outcome::Cancelled, "cancelled".into())),
-                    STOP_SHUTDOWN => reason = Some((Outcome::Interrupted, "the worker shut down".into())),
-                    _ => {}
-                }
-            }
+            reason = stop_reason(l, &group, rss, deadline);
         }
         if reason.is_some() {
             match term_sent {
                 None => {
-                    limit::signal_group(pgid, libc::SIGTERM);
+                    tree.signal(libc::SIGTERM);
                     term_sent = Some(Instant::now());
                 }
-                Some(t) if t.elapsed() >= grace => limit::signal_group(pgid, libc::SIGKILL),
+                Some(t) if t.elapsed() >= grace => {
+                    tree.signal(libc::SIGKILL);
+                    group.kill_all();
+                }
                 Some(_) => {}
             }
         }
         std::thread::sleep(interval);
     };
-    // Nothing the job started outlives it.
-    limit::signal_group(pgid, libc::SIGKILL);
+    // Nothing the job started outlives it, wherever it went.
+    group.kill_all();
+    let left = tree.kill_all(Duration::from_secs(5));
+    if left > 0 {
+        tracing::warn!(job = job.id, left, "processes of the job survived SIGKILL");
+    }
     for p in pumps {
         let _ = p.join();
     }
@@ -363,6 +365,34 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
         exit_code,
         peak_bytes: Some(peak),
         message,
+    }
+}
+
+/// Why the runner must stop a job now, if it must: past its limit (the
+/// watchdog's sum, or the kernel's kill in the job's group), past its
+/// deadline, cancelled, or its worker is stopping.
+fn stop_reason(l: &Launch, group: &Group, rss: u64, deadline: Instant) -> Option<(Outcome, String)> {
+    let limit = l.reserved;
+    if group.mechanism == Mechanism::Watchdog && rss > limit {
+        return Some((
+            Outcome::OomKilled,
+            format!("RSS {rss} bytes passed the {limit}-byte limit (watchdog)"),
+        ));
+    }
+    if group.oom_killed() {
+        // v1 has no memory.oom.group: the rest of the job goes too.
+        return Some((
+            Outcome::OomKilled,
+            format!("killed by the kernel at the {limit}-byte cgroup limit"),
+        ));
+    }
+    if Instant::now() >= deadline {
+        return Some((Outcome::TimedOut, format!("timed out after {} ms", l.job.timeout_ms)));
+    }
+    match l.stop.load(Ordering::Relaxed) {
+        STOP_CANCEL => Some((Outcome::Cancelled, "cancelled".into())),
+        STOP_SHUTDOWN => Some((Outcome::Interrupted, "the worker shut down".into())),
+        _ => None,
     }
 }
 

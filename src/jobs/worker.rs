@@ -145,6 +145,11 @@ pub fn work_with(
     let lock_db = Db::open(&db.path)?;
     let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
     let (mechanism, parent) = limit::detect(cfg.jobs.limit);
+    // Orphans of a job (setsid, double fork) come back here, not to init,
+    // so the runner can count and kill them.
+    if !super::tree::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: a job's orphans escape the watchdog");
+    }
     tracing::info!(
         mechanism = mechanism.as_str(),
         budget = cfg.jobs.memory_budget.0,
@@ -395,6 +400,11 @@ fn recover(
         }
         if let Some(w) = job.worker_pid {
             limit::remove_leftover(parent, w, job.id);
+        }
+        // Its orphans went to init when the worker died; they still carry its folder.
+        let stray = super::tree::kill_marked(&job.dir);
+        if stray > 0 {
+            tracing::warn!(job = job.id, stray, "killed processes a dead worker's job left behind");
         }
         let f = Finish {
             outcome: Outcome::Interrupted,
