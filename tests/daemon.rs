@@ -190,6 +190,95 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
 }
 
 #[test]
+fn healthz_stays_reachable_under_idle_connections_and_says_when_the_worker_stopped() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 2, 50);
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("MDKEEP__HTTP__BIND", bind.as_str()),
+        ("MDKEEP__HTTP__MAX_CONNECTIONS", "16"),
+        ("MDKEEP__HTTP__HEADER_TIMEOUT", "1s"),
+        ("MDKEEP__SCHEDULE__SCAN__CRON", "* * * * * *"),
+        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
+        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
+    ];
+    let mut daemon = s
+        .cmd(&["daemon"])
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("/healthz", Duration::from_secs(20), || {
+        http_get(port, "/healthz").is_ok_and(|(code, _)| code == 200)
+    });
+
+    // A thousand clients that connect and say nothing, and some that send half a header.
+    let mut idle = Vec::new();
+    for i in 0..1000 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        if i % 10 == 0 {
+            std::io::Write::write_all(&mut c, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+        }
+        idle.push(c);
+    }
+    let (code, body) = http_get(port, "/healthz").expect("/healthz answers beside 1000 idle connections");
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    // /metrics is valid Prometheus text, by the reference parser.
+    wait_for("the metrics snapshot", Duration::from_secs(20), || {
+        http_get(port, "/metrics").is_ok_and(|(_, p)| p.contains("mdkeep_dataset_files{"))
+    });
+    let (code, page) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let page_file = s.root().join("metrics.txt");
+    std::fs::write(&page_file, &page).unwrap();
+    let families = py(
+        "import sys\n\
+         from prometheus_client.parser import text_string_to_metric_families\n\
+         names = [f.name for f in text_string_to_metric_families(open(sys.argv[1]).read())]\n\
+         print(len(names), ' '.join(sorted(names)))",
+        &[&page_file.display().to_string()],
+    );
+    assert!(
+        families.contains("mdkeep_dataset_files") && families.contains("mdkeep_metrics_snapshot_age_seconds"),
+        "{families}"
+    );
+    drop(idle);
+    // A client that never finishes its header is dropped after http.header_timeout.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut rest = Vec::new();
+    let read = std::io::Read::read_to_end(&mut slow, &mut rest);
+    assert!(
+        read.is_ok() && !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "a half header was kept or answered: {read:?} {}",
+        String::from_utf8_lossy(&rest)
+    );
+
+    // The job worker stops (its table is gone): /healthz says so.
+    let db = s.root().join("data/state/mdkeep.db");
+    py(
+        "import sqlite3, sys\n\
+         c = sqlite3.connect(sys.argv[1]); c.execute('ALTER TABLE jobs RENAME TO jobs_gone'); c.commit()",
+        &[&db.display().to_string()],
+    );
+    let mut last = (0, String::new());
+    wait_for("/healthz to turn 503", Duration::from_secs(20), || {
+        last = http_get(port, "/healthz").unwrap_or_default();
+        last.0 == 503
+    });
+    assert!(last.1.contains("the job worker stopped"), "{}", last.1);
+    let (_, status) = http_get(port, "/status").unwrap_or_default();
+    eprintln!("/status after the worker stopped: {status}");
+
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+}
+
+#[test]
 fn a_bad_schedule_names_its_key() {
     let s = Sandbox::new();
     let o = s

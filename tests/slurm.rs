@@ -224,22 +224,43 @@ fn jobs_run_through_a_real_slurm_cluster() {
     let sec = submit(&spec(
         &s,
         "secretive",
-        "memory = \"32MiB\"\nsecrets = [\"API_KEY\"]\nargv = [\"sh\", \"-c\", \"printf %s \\\"$API_KEY\\\" > got-key\"]\n",
+        "memory = \"32MiB\"\nsecrets = [\"API_KEY\"]\nargv = [\"sh\", \"-c\", \"printf %s \\\"$API_KEY\\\" > got-key; env > env.txt\"]\n",
     ));
-    assert!(worker().wait().unwrap().success());
+    // The worker holds a storage key the job did not ask for.
+    let aws = "aws-sekrit-5521";
+    let st = s
+        .cmd(&["jobs", "work", "--once"])
+        .envs(env)
+        .env("AWS_SECRET_ACCESS_KEY", aws)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
     let j = show(sec);
     assert_eq!(j["state"], "succeeded", "{j}");
     let dir = s.root().join(format!("data/jobs/{sec}"));
     assert_eq!(std::fs::read_to_string(dir.join("got-key")).unwrap(), secret);
     assert!(
-        !dir.join("secrets.env").exists(),
-        "the secrets file outlived the job's start"
+        !dir.join("job.env").exists(),
+        "the job's environment file outlived the job's start"
+    );
+    let job_env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
+    assert!(
+        job_env.contains(&format!("MDKEEP_JOB_DIR={}", dir.display())),
+        "{job_env}"
+    );
+    assert!(
+        !job_env.contains(aws),
+        "the worker's AWS key reached the job: {job_env}"
     );
     for f in common::walk(cluster.dir.path()) {
         if let Ok(b) = std::fs::read(&f) {
+            let text = String::from_utf8_lossy(&b);
+            assert!(!text.contains(secret), "the secret is in Slurm's {}", f.display());
             assert!(
-                !String::from_utf8_lossy(&b).contains(secret),
-                "the secret is in Slurm's {}",
+                !text.contains(aws),
+                "the worker's AWS key is in Slurm's {}",
                 f.display()
             );
         }

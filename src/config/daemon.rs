@@ -77,12 +77,36 @@ pub struct HttpConfig {
     /// Address of /healthz, /metrics and /status; empty turns it off.
     #[serde(default = "default_bind")]
     pub bind: String,
+    /// Connections served at once; at the cap, the one idle longest is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Span,
+    /// A request must be answered within this, or it gets 503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Span,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { bind: default_bind() }
+        HttpConfig {
+            bind: default_bind(),
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+        }
     }
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+fn default_header_timeout() -> Span {
+    "5s".parse().expect("valid")
+}
+fn default_request_timeout() -> Span {
+    "30s".parse().expect("valid")
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,11 +1,15 @@
-//! `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
+//! The routes: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
 //!
-//! Owns rendering only: every figure is read from the state database and
-//! the disk when asked, on a blocking thread, so the daemon holds no copy
-//! that could drift from the catalog.
+//! Owns what each answers. `/healthz` is honest: 503 with the reasons when
+//! the scheduler or the job worker has stopped, or the state database
+//! cannot be read. `/metrics` is the data snapshot the daemon refreshes
+//! after each task plus the live families (see [`super::metrics`]).
+//! `/status` reads the state database when asked. Anything blocking runs on
+//! a blocking thread. Accepting and bounding connections is
+//! [`super::server`]'s.
 
-use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -14,19 +18,61 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
+use super::metrics;
 use crate::config::Config;
 use crate::error::Result;
 use crate::state::Db;
 
+/// What the daemon's parts report about themselves.
+#[derive(Debug, Default)]
+pub struct Health {
+    stopped: Mutex<Vec<String>>,
+}
+
+impl Health {
+    /// A part stopped for good while the daemon runs on.
+    pub fn stopped(&self, why: impl Into<String>) {
+        let why = why.into();
+        tracing::error!(why, "the daemon is no longer healthy");
+        self.stopped.lock().expect("not poisoned").push(why);
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        self.stopped.lock().expect("not poisoned").clone()
+    }
+}
+
 pub struct AppState {
     pub cfg: Config,
-    pub started: std::time::Instant,
+    pub started: Instant,
+    pub health: Arc<Health>,
+    /// The data families, rendered after each task, and when.
+    snapshot: Mutex<Option<(Arc<str>, Instant)>>,
+}
+
+impl AppState {
+    pub fn new(cfg: Config, health: Arc<Health>) -> AppState {
+        AppState {
+            cfg,
+            started: Instant::now(),
+            health,
+            snapshot: Mutex::new(None),
+        }
+    }
+
+    /// Render the data families again (blocking: it walks the tier roots).
+    pub fn refresh_metrics(&self) {
+        match metrics::render_data(&self.cfg) {
+            Ok(text) => *self.snapshot.lock().expect("not poisoned") = Some((text.into(), Instant::now())),
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the metrics snapshot"),
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(serve_metrics))
         .route("/status", get(status))
         .with_state(state)
 }
@@ -42,9 +88,39 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn metrics(State(s): State<Arc<AppState>>) -> Response {
-    match blocking(s, |s| render_metrics(&s.cfg)).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+async fn healthz(State(s): State<Arc<AppState>>) -> Response {
+    let mut problems = s.health.problems();
+    let readable = blocking(s, |s| {
+        let db = Db::open_existing(&s.cfg.state_db())?;
+        db.conn
+            .query_row("SELECT count(*) FROM schedules", [], |r| r.get::<_, i64>(0))
+            .map_err(db.err())
+    })
+    .await;
+    if readable.is_err() {
+        problems.push("the state database cannot be read".into());
+    }
+    if problems.is_empty() {
+        return "ok\n".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("unhealthy: {}\n", problems.join("; ")),
+    )
+        .into_response()
+}
+
+async fn serve_metrics(State(s): State<Arc<AppState>>) -> Response {
+    let snapshot = s.snapshot.lock().expect("not poisoned").clone();
+    match blocking(s, |s| metrics::render_live(&s.cfg)).await {
+        Ok(live) => {
+            let (data, age) = match snapshot {
+                Some((text, at)) => (text, Some(at.elapsed().as_secs_f64())),
+                None => (Arc::from(""), None),
+            };
+            let page = format!("{data}{live}{}", metrics::render_age(age));
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -59,6 +135,8 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "uptime_seconds": s.started.elapsed().as_secs(),
+            "healthy": s.health.problems().is_empty(),
+            "problems": s.health.problems(),
             "budget_bytes": s.cfg.jobs.memory_budget.0,
             "budget_in_use_bytes": crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?,
             "schedules": schedules,
@@ -71,202 +149,4 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
         Ok(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
         Err(r) => r,
     }
-}
-
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// Every metric, in Prometheus' text format.
-pub fn render_metrics(cfg: &Config) -> Result<String> {
-    let db = Db::open_existing(&cfg.state_db())?;
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
-    let q = |sql: &str| -> Result<Vec<(Vec<String>, f64)>> {
-        let mut st = db.conn.prepare(sql).map_err(db.err())?;
-        let n = st.column_count();
-        let rows = st
-            .query_map([], |r| {
-                let mut labels = Vec::new();
-                for i in 0..n - 1 {
-                    labels.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
-                }
-                Ok((labels, r.get::<_, Option<f64>>(n - 1)?.unwrap_or(0.0)))
-            })
-            .map_err(db.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db.err())
-    };
-    let lab = |keys: &[&str], vals: &[String]| {
-        let parts: Vec<String> = keys
-            .iter()
-            .zip(vals)
-            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-            .collect();
-        format!("{{{}}}", parts.join(","))
-    };
-    let dt = ["dataset", "tier"];
-    let by = |sql: &str, keys: &[&str]| -> Result<Vec<(String, f64)>> {
-        Ok(q(sql)?.into_iter().map(|(l, v)| (lab(keys, &l), v)).collect())
-    };
-    family(
-        "mdkeep_dataset_bytes",
-        "gauge",
-        "Bytes of cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, sum(bytes) FROM files GROUP BY 1, 2", &dt)?,
-    );
-    family(
-        "mdkeep_dataset_files",
-        "gauge",
-        "Cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, count(*) FROM files GROUP BY 1, 2", &dt)?,
-    );
-    family(
-        "mdkeep_dataset_rows",
-        "gauge",
-        "Rows of cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, sum(rows) FROM files GROUP BY 1, 2", &dt)?,
-    );
-    let plan = crate::quota::plan(cfg, &db, None)?;
-    let mut ratios = Vec::new();
-    if let Some(h) = plan.hard_total {
-        ratios.push((
-            lab(&["limit"], &["hard_total".into()]),
-            plan.usage.total as f64 / h as f64,
-        ));
-    }
-    if let Some(sft) = plan.soft_total {
-        ratios.push((
-            lab(&["limit"], &["soft_total".into()]),
-            plan.usage.total as f64 / sft as f64,
-        ));
-    }
-    for (name, ds) in &cfg.datasets {
-        let used = plan.usage.datasets.get(name).copied().unwrap_or(0) as f64;
-        if let Some(h) = ds.hard_limit {
-            ratios.push((lab(&["limit"], &[format!("{name}.hard_limit")]), used / h.0 as f64));
-        }
-    }
-    family(
-        "mdkeep_quota_usage_ratio",
-        "gauge",
-        "Usage over each configured limit.",
-        ratios,
-    );
-    family(
-        "mdkeep_usage_bytes",
-        "gauge",
-        "Disk usage counted by quota.",
-        vec![(String::new(), plan.usage.total as f64)],
-    );
-    family(
-        "mdkeep_root_free_bytes",
-        "gauge",
-        "Free space on each tier root's filesystem.",
-        plan.roots
-            .iter()
-            .map(|r| (lab(&["tier"], std::slice::from_ref(&r.tier)), r.free as f64))
-            .collect(),
-    );
-    let stores: Vec<(String, f64)> = cfg
-        .store_tiers()
-        .into_iter()
-        .map(|t| {
-            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
-            (lab(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
-        })
-        .collect();
-    family(
-        "mdkeep_store_up",
-        "gauge",
-        "Whether each object-store tier answered a listing (1) or not (0).",
-        stores,
-    );
-    family(
-        "mdkeep_store_bytes",
-        "gauge",
-        "Bytes cataloged on each object-store tier (its free space is not measurable).",
-        plan.usage
-            .stores
-            .iter()
-            .map(|(t, b)| (lab(&["tier"], std::slice::from_ref(t)), *b as f64))
-            .collect(),
-    );
-    family(
-        "mdkeep_jobs",
-        "gauge",
-        "Jobs by state and framework.",
-        by(
-            "SELECT state, framework, count(*) FROM jobs GROUP BY 1, 2",
-            &["state", "framework"],
-        )?,
-    );
-    family(
-        "mdkeep_job_last_peak_bytes",
-        "gauge",
-        "Peak memory of the last finished job of each framework.",
-        by(
-            "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
-                 (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
-            &["framework"],
-        )?,
-    );
-    let in_use = crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?;
-    family(
-        "mdkeep_budget_bytes",
-        "gauge",
-        "jobs.memory_budget.",
-        vec![(String::new(), cfg.jobs.memory_budget.0 as f64)],
-    );
-    family(
-        "mdkeep_budget_in_use_bytes",
-        "gauge",
-        "Memory reserved by running jobs and maintenance.",
-        vec![(String::new(), in_use as f64)],
-    );
-    family(
-        "mdkeep_task_last_success_timestamp_seconds",
-        "gauge",
-        "When each scheduled task last succeeded.",
-        by(
-            "SELECT task, last_success / 1e9 FROM schedules WHERE last_success IS NOT NULL",
-            &["task"],
-        )?,
-    );
-    family(
-        "mdkeep_task_last_duration_seconds",
-        "gauge",
-        "How long each task's last run took.",
-        by(
-            "SELECT task, last_duration_ms / 1e3 FROM schedules WHERE last_duration_ms IS NOT NULL",
-            &["task"],
-        )?,
-    );
-    family(
-        "mdkeep_task_failures",
-        "gauge",
-        "Consecutive failures of each task.",
-        by("SELECT task, failures FROM schedules", &["task"])?,
-    );
-    family(
-        "mdkeep_task_skipped_total",
-        "counter",
-        "Runs skipped (overlap, or missed past the deadline).",
-        by("SELECT task, skipped FROM schedules", &["task"])?,
-    );
-    family(
-        "mdkeep_bytes_processed_total",
-        "counter",
-        "Bytes compacted, tiered, rolled up, trimmed, deleted (retention) and evicted.",
-        by(
-            "SELECT action, sum(bytes) FROM history
-             WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
-            &["action"],
-        )?,
-    );
-    Ok(out)
 }

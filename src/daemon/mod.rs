@@ -10,6 +10,8 @@
 //! `daemon.on_shutdown` says.
 
 pub mod http;
+pub mod metrics;
+pub mod server;
 pub mod tasks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     );
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let health = Arc::new(http::Health::default());
+    let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone()));
     let http = match cfg.http.bind.trim() {
         "" => None,
         bind => {
@@ -47,35 +51,42 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
             })?;
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(%addr, "http: /healthz /metrics /status");
-            let app = http::router(Arc::new(http::AppState {
-                cfg: cfg.clone(),
-                started: Instant::now(),
-            }));
-            let mut rx = stop_rx.clone();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    })
-                    .await;
-            }))
+            let st = app_state.clone();
+            tokio::task::spawn_blocking(move || st.refresh_metrics());
+            let bounds = server::Bounds {
+                max_connections: cfg.http.max_connections,
+                header_timeout: cfg.http.header_timeout.0,
+                request_timeout: cfg.http.request_timeout.0,
+            };
+            let app = http::router(app_state.clone());
+            Some(tokio::spawn(server::serve(listener, app, bounds, stop_rx.clone())))
         }
     };
 
     let (stop_jobs, drain_jobs) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let worker = {
-        let (cfg, stop, drain) = (cfg.clone(), stop_jobs.clone(), drain_jobs.clone());
+        let (cfg, stop, drain, health) = (cfg.clone(), stop_jobs.clone(), drain_jobs.clone(), health.clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut db = Db::open(&cfg.state_db())?;
-            crate::jobs::worker::work_with(
-                &cfg,
-                &mut db,
-                false,
-                &|| stop.load(Ordering::Relaxed),
-                &|| drain.load(Ordering::Relaxed),
-                None,
-            )?;
-            Ok(())
+            let run = || -> Result<()> {
+                let mut db = Db::open(&cfg.state_db())?;
+                crate::jobs::worker::work_with(
+                    &cfg,
+                    &mut db,
+                    false,
+                    &|| stop.load(Ordering::Relaxed),
+                    &|| drain.load(Ordering::Relaxed),
+                    None,
+                )?;
+                Ok(())
+            };
+            let r = run();
+            if !stop.load(Ordering::Relaxed) {
+                match &r {
+                    Ok(()) => health.stopped("the job worker stopped"),
+                    Err(e) => health.stopped(format!("the job worker stopped: {e}")),
+                }
+            }
+            r
         })
     };
 
@@ -91,19 +102,32 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
             })
         }
     };
+    let snapshot = app_state.clone();
     let on_event = move |e: Event| {
         if let Err(err) = record(&db, &e) {
             tracing::warn!(error = %err, "cannot record a schedule event");
         }
+        if matches!(e, Event::Finished { .. }) {
+            let st = snapshot.clone();
+            tokio::task::spawn_blocking(move || st.refresh_metrics());
+        }
     };
-    let sched = tokio::spawn(driver::drive(
-        sched,
-        initial,
-        clock,
-        run_task,
-        on_event,
-        stop_rx.clone(),
-    ));
+    let sched = {
+        let (drive, stop, health) = (
+            driver::drive(sched, initial, clock, run_task, on_event, stop_rx.clone()),
+            stop_rx.clone(),
+            health.clone(),
+        );
+        tokio::spawn(async move {
+            let ended = tokio::spawn(drive).await;
+            if !*stop.borrow() {
+                match ended {
+                    Ok(()) => health.stopped("the scheduler stopped"),
+                    Err(e) => health.stopped(format!("the scheduler stopped: {e}")),
+                }
+            }
+        })
+    };
     tracing::info!(pid = std::process::id(), "daemon started");
 
     shutdown.await;

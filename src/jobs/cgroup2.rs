@@ -28,7 +28,10 @@ pub fn own_group() -> Option<PathBuf> {
 }
 
 fn words(path: &Path) -> std::io::Result<Vec<String>> {
-    Ok(fs::read_to_string(path)?.split_whitespace().map(str::to_string).collect())
+    Ok(fs::read_to_string(path)?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
 }
 
 /// What taking over the subtree did, in order, for the log and the tests.
@@ -44,8 +47,8 @@ pub struct Delegation {
 /// Err says why not (the caller falls back to v1 or the watchdog).
 pub fn delegate(own: &Path, pid: u32) -> Result<Delegation, String> {
     let at = |f: &str| own.join(f);
-    let controllers = words(&at("cgroup.controllers"))
-        .map_err(|e| format!("{}: {e}", at("cgroup.controllers").display()))?;
+    let controllers =
+        words(&at("cgroup.controllers")).map_err(|e| format!("{}: {e}", at("cgroup.controllers").display()))?;
     if !controllers.iter().any(|c| c == "memory") {
         return Err(format!(
             "the memory controller is not delegated to {} (cgroup.controllers: {:?}); \
@@ -75,7 +78,11 @@ pub fn delegate(own: &Path, pid: u32) -> Result<Delegation, String> {
         parent: own.to_path_buf(),
         steps: Vec::new(),
     };
-    let missing: Vec<&str> = want.iter().copied().filter(|w| !enabled.iter().any(|h| h == w)).collect();
+    let missing: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|w| !enabled.iter().any(|h| h == w))
+        .collect();
     if missing.is_empty() {
         return Ok(d);
     }
@@ -139,7 +146,10 @@ mod tests {
                 format!("write {} +memory +pids", svc.join("cgroup.subtree_control").display()),
             ]
         );
-        assert_eq!(fs::read_to_string(svc.join("cgroup.subtree_control")).unwrap(), "+memory +pids");
+        assert_eq!(
+            fs::read_to_string(svc.join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
         // Started again from inside the leaf: nothing more to do, jobs still go beside it.
         fs::write(svc.join("cgroup.subtree_control"), "memory pids\n").unwrap();
         fs::write(svc.join("daemon/cgroup.controllers"), "memory pids\n").unwrap();
@@ -194,7 +204,10 @@ mod tests {
         fs::write(dir.join("cgroup.procs"), format!("{}\n", sleeper.id())).unwrap();
         g.kill_all();
         let status = sleeper.wait().unwrap();
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
 
         // With it, the kernel's one-write kill is used.
         fs::write(dir.join("cgroup.kill"), "").unwrap();

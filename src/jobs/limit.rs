@@ -245,7 +245,9 @@ fn kill_all_in(dir: &Path) {
     }
     let mut last: Vec<i32> = Vec::new();
     for _ in 0..20 {
-        let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) else { return };
+        let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) else {
+            return;
+        };
         let pids: Vec<i32> = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
         if pids.is_empty() || pids == last {
             return;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::limit::{self, Group, Limits, Mechanism};
-use super::tree::JobTree;
 use super::queue::{Finish, Job, Outcome};
 use super::spec::resolve_secrets;
+use super::tree::JobTree;
 use crate::config::{Config, Runner};
 use crate::error::{Error, Result};
 use crate::export::{self, Format, Request};

@@ -7,11 +7,13 @@
 //! the job and `sacct -c` (the jobcomp file) after; peaks from the batch
 //! script's own record (`/usr/bin/time -f %M`, else the job cgroup's peak)
 //! or `sstat`'s samples, whichever is higher; `scancel` for a cancel. Slurm's
-//! scheduling and cgroups replace the local budget and limits. The job's
-//! plain environment reaches it through sbatch's own environment; its
-//! secrets do not (Slurm keeps a job's environment in its state folder):
-//! they go in a 0600 file in the job's folder, which the batch script
-//! loads and deletes before the job starts. Neither is in the script's text.
+//! scheduling and cgroups replace the local budget and limits. Slurm keeps
+//! a job's exported environment in its state folder, so sbatch runs with
+//! `--export=NONE`: the job's whole environment (the same allow-list as a
+//! local job, its profile's and spec's variables, `MDKEEP_*` and its
+//! secrets) goes in a 0600 file in the job's folder, which the batch script
+//! loads and deletes before the job starts. None of it is in the script's
+//! text or in sbatch's environment.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,10 +34,14 @@ pub const DETACHED: &str = "detached: the Slurm job goes on; the next worker re-
 const SCRIPT: &str = r#"#!/bin/bash
 # Written by mdkeep: runs the job's argv (the script's arguments) and records
 # its peak memory, since Slurm samples only once a second.
-# Secrets: NAME=value entries separated by NUL, exported without evaluation.
-if [ -f "$MDKEEP_JOB_DIR/secrets.env" ]; then
-  while IFS= read -r -d '' kv; do export "$kv"; done < "$MDKEEP_JOB_DIR/secrets.env"
-  rm -f "$MDKEEP_JOB_DIR/secrets.env"
+# sbatch ran with --export=NONE. The first argument is the job's folder; its
+# job.env holds the job's whole environment as NAME=value entries separated
+# by NUL, exported without evaluation, then deleted.
+MDKEEP_JOB_DIR="$1"
+shift
+if [ -f "$MDKEEP_JOB_DIR/job.env" ]; then
+  while IFS= read -r -d '' kv; do export "$kv"; done < "$MDKEEP_JOB_DIR/job.env"
+  rm -f "$MDKEEP_JOB_DIR/job.env"
 fi
 if [ -x /usr/bin/time ]; then
   /usr/bin/time -f %M -o "$MDKEEP_JOB_DIR/peak_kb" -- "$@"
@@ -126,25 +132,22 @@ pub fn submit(l: &Launch, dir: &Path, argv: &[String], env: &[(String, String)])
         format!("--output={}", dir.join("stdout.log").display()),
         format!("--error={}", dir.join("stderr.log").display()),
         format!("--chdir={}", dir.display()),
+        "--export=NONE".into(),
     ];
     if let Some(p) = &cfg.jobs.slurm.partition {
         args.push(format!("--partition={p}"));
     }
     args.extend(cfg.jobs.slurm.extra_args.iter().cloned());
     args.push(script.display().to_string());
+    args.push(dir.display().to_string());
     args.extend(argv.iter().cloned());
-    let secret_names = &l.job.spec.secrets;
-    let (secrets, plain): (Vec<_>, Vec<_>) = env.iter().partition(|(k, _)| secret_names.contains(k));
-    write_secrets(&dir.join("secrets.env"), &secrets)?;
-    let o = command(cfg, "sbatch")
-        .args(&args)
-        .envs(plain.iter().map(|(k, v)| (k, v)))
-        .env("MDKEEP_JOB_DIR", dir)
-        .output()
-        .map_err(|e| Error::Job {
-            id: l.job.id,
-            message: format!("cannot run sbatch: {e}"),
-        })?;
+    let mut job_env = super::run::inherited_env();
+    job_env.extend(env.iter().cloned());
+    write_env(&dir.join("job.env"), &job_env)?;
+    let o = command(cfg, "sbatch").args(&args).output().map_err(|e| Error::Job {
+        id: l.job.id,
+        message: format!("cannot run sbatch: {e}"),
+    })?;
     if !o.status.success() {
         return Err(Error::Job {
             id: l.job.id,
@@ -167,9 +170,9 @@ pub fn submit(l: &Launch, dir: &Path, argv: &[String], env: &[(String, String)])
     Ok(id)
 }
 
-/// The job's secrets as NUL-separated `NAME=value`, readable by its owner
-/// only from the moment the file exists.
-fn write_secrets(path: &Path, secrets: &[&(String, String)]) -> Result<()> {
+/// The job's environment as NUL-separated `NAME=value`, readable by its
+/// owner only from the moment the file exists.
+fn write_env(path: &Path, secrets: &[(String, String)]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);

@@ -47,7 +47,9 @@ fn stat(pid: &str) -> Option<Stat> {
 }
 
 fn all_processes() -> Vec<Stat> {
-    let Ok(rd) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter_map(|e| {
             let name = e.file_name();
@@ -106,7 +108,8 @@ impl JobTree {
         for (i, p) in procs.iter().enumerate() {
             let seen = self.known.get(&p.pid) == Some(&p.start);
             // A pid is not reused while it names a live process group.
-            let own = (p.pid == self.main && Some(p.start) == self.main_start) || (self.main > 1 && p.pgrp == self.main);
+            let own =
+                (p.pid == self.main && Some(p.start) == self.main_start) || (self.main > 1 && p.pgrp == self.main);
             // An orphan handed back to this worker: the job's if it carries the job's folder.
             let returned = p.ppid == self.me && p.pid != self.main && environ_has(p.pid, &self.marker);
             if seen || own || returned {
@@ -136,7 +139,11 @@ impl JobTree {
     /// Signal every process of the job found by the last [`sample`](Self::sample),
     /// and its process group.
     pub fn signal(&self, sig: i32) {
-        for p in self.members.iter().filter(|p| !p.zombie && p.pid > 1 && p.pid != self.me) {
+        for p in self
+            .members
+            .iter()
+            .filter(|p| !p.zombie && p.pid > 1 && p.pid != self.me)
+        {
             // SAFETY: kill(2) on a pid this worker found as the job's; no memory is touched.
             unsafe {
                 libc::kill(p.pid, sig);
@@ -161,7 +168,11 @@ impl JobTree {
     /// Collect the exit status of the job's orphans that ended as this
     /// worker's children (the main process is its runner's to wait for).
     fn reap(&self) {
-        for p in self.members.iter().filter(|p| p.zombie && p.ppid == self.me && p.pid != self.main) {
+        for p in self
+            .members
+            .iter()
+            .filter(|p| p.zombie && p.ppid == self.me && p.pid != self.main)
+        {
             // SAFETY: waitpid on one pid with WNOHANG; the status is written to a local.
             unsafe {
                 let mut status = 0;

@@ -1,0 +1,247 @@
+//! Prometheus' text format for `/metrics`.
+//!
+//! Owns the families and how each is computed. What grows with the data
+//! (catalog totals, quota usage, free space, object-store probes, bytes
+//! processed) is [`render_data`], which the daemon runs after each task and
+//! keeps as a snapshot; a scrape adds [`render_live`] (jobs, budget,
+//! schedules: small tables) and the snapshot's age, so it costs the same
+//! whatever the size of the data.
+
+use std::fmt::Write;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::Db;
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `{k="v",…}` with Prometheus' escapes.
+fn labels(keys: &[&str], vals: &[String]) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .zip(vals)
+        .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+fn write_family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+/// Samples from `sql`: its last column is the value, the others the labels `keys`.
+fn by(db: &Db, sql: &str, keys: &[&str]) -> Result<Vec<(String, f64)>> {
+    let mut st = db.conn.prepare(sql).map_err(db.err())?;
+    let n = st.column_count();
+    let rows = st
+        .query_map([], |r| {
+            let mut vals = Vec::new();
+            for i in 0..n - 1 {
+                vals.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
+            }
+            Ok((vals, r.get::<_, Option<f64>>(n - 1)?.unwrap_or(0.0)))
+        })
+        .map_err(db.err())?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db.err())?;
+    Ok(rows.into_iter().map(|(v, x)| (labels(keys, &v), x)).collect())
+}
+
+/// The snapshot's age, as a family of its own.
+pub fn render_age(age_seconds: Option<f64>) -> String {
+    let mut out = String::new();
+    write_family(
+        &mut out,
+        "mdkeep_metrics_snapshot_age_seconds",
+        "gauge",
+        "Age of the data families' snapshot (refreshed after each task); -1 before the first.",
+        vec![(String::new(), age_seconds.unwrap_or(-1.0))],
+    );
+    out
+}
+
+/// The families whose cost grows with the data: catalog totals, quota
+/// usage (a walk of every tier root), free space, object-store probes and
+/// bytes processed. The daemon renders them after each task, not per scrape.
+pub fn render_data(cfg: &Config) -> Result<String> {
+    let db = Db::open_existing(&cfg.state_db())?;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        write_family(&mut out, name, kind, help, samples)
+    };
+    let by = |sql: &str, keys: &[&str]| by(&db, sql, keys);
+    let lab = labels;
+    let dt = ["dataset", "tier"];
+    family(
+        "mdkeep_dataset_bytes",
+        "gauge",
+        "Bytes of cataloged files per dataset and tier.",
+        by("SELECT dataset, tier, sum(bytes) FROM files GROUP BY 1, 2", &dt)?,
+    );
+    family(
+        "mdkeep_dataset_files",
+        "gauge",
+        "Cataloged files per dataset and tier.",
+        by("SELECT dataset, tier, count(*) FROM files GROUP BY 1, 2", &dt)?,
+    );
+    family(
+        "mdkeep_dataset_rows",
+        "gauge",
+        "Rows of cataloged files per dataset and tier.",
+        by("SELECT dataset, tier, sum(rows) FROM files GROUP BY 1, 2", &dt)?,
+    );
+    let plan = crate::quota::plan(cfg, &db, None)?;
+    let mut ratios = Vec::new();
+    if let Some(h) = plan.hard_total {
+        ratios.push((
+            lab(&["limit"], &["hard_total".into()]),
+            plan.usage.total as f64 / h as f64,
+        ));
+    }
+    if let Some(sft) = plan.soft_total {
+        ratios.push((
+            lab(&["limit"], &["soft_total".into()]),
+            plan.usage.total as f64 / sft as f64,
+        ));
+    }
+    for (name, ds) in &cfg.datasets {
+        let used = plan.usage.datasets.get(name).copied().unwrap_or(0) as f64;
+        if let Some(h) = ds.hard_limit {
+            ratios.push((lab(&["limit"], &[format!("{name}.hard_limit")]), used / h.0 as f64));
+        }
+    }
+    family(
+        "mdkeep_quota_usage_ratio",
+        "gauge",
+        "Usage over each configured limit.",
+        ratios,
+    );
+    family(
+        "mdkeep_usage_bytes",
+        "gauge",
+        "Disk usage counted by quota.",
+        vec![(String::new(), plan.usage.total as f64)],
+    );
+    family(
+        "mdkeep_root_free_bytes",
+        "gauge",
+        "Free space on each tier root's filesystem.",
+        plan.roots
+            .iter()
+            .map(|r| (lab(&["tier"], std::slice::from_ref(&r.tier)), r.free as f64))
+            .collect(),
+    );
+    let stores: Vec<(String, f64)> = cfg
+        .store_tiers()
+        .into_iter()
+        .map(|t| {
+            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
+            (lab(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
+        })
+        .collect();
+    family(
+        "mdkeep_store_up",
+        "gauge",
+        "Whether each object-store tier answered a listing (1) or not (0).",
+        stores,
+    );
+    family(
+        "mdkeep_store_bytes",
+        "gauge",
+        "Bytes cataloged on each object-store tier (its free space is not measurable).",
+        plan.usage
+            .stores
+            .iter()
+            .map(|(t, b)| (lab(&["tier"], std::slice::from_ref(t)), *b as f64))
+            .collect(),
+    );
+    family(
+        "mdkeep_bytes_processed_total",
+        "counter",
+        "Bytes compacted, tiered, rolled up, trimmed, deleted (retention) and evicted.",
+        by(
+            "SELECT action, sum(bytes) FROM history
+             WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
+            &["action"],
+        )?,
+    );
+    Ok(out)
+}
+
+/// The families read at each scrape: small tables that change between
+/// tasks (jobs, the budget, schedules).
+pub fn render_live(cfg: &Config) -> Result<String> {
+    let db = Db::open_existing(&cfg.state_db())?;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        write_family(&mut out, name, kind, help, samples)
+    };
+    let by = |sql: &str, keys: &[&str]| by(&db, sql, keys);
+    family(
+        "mdkeep_jobs",
+        "gauge",
+        "Jobs by state and framework.",
+        by(
+            "SELECT state, framework, count(*) FROM jobs GROUP BY 1, 2",
+            &["state", "framework"],
+        )?,
+    );
+    family(
+        "mdkeep_job_last_peak_bytes",
+        "gauge",
+        "Peak memory of the last finished job of each framework.",
+        by(
+            "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
+                 (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
+            &["framework"],
+        )?,
+    );
+    let in_use = crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?;
+    family(
+        "mdkeep_budget_bytes",
+        "gauge",
+        "jobs.memory_budget.",
+        vec![(String::new(), cfg.jobs.memory_budget.0 as f64)],
+    );
+    family(
+        "mdkeep_budget_in_use_bytes",
+        "gauge",
+        "Memory reserved by running jobs and maintenance.",
+        vec![(String::new(), in_use as f64)],
+    );
+    family(
+        "mdkeep_task_last_success_timestamp_seconds",
+        "gauge",
+        "When each scheduled task last succeeded.",
+        by(
+            "SELECT task, last_success / 1e9 FROM schedules WHERE last_success IS NOT NULL",
+            &["task"],
+        )?,
+    );
+    family(
+        "mdkeep_task_last_duration_seconds",
+        "gauge",
+        "How long each task's last run took.",
+        by(
+            "SELECT task, last_duration_ms / 1e3 FROM schedules WHERE last_duration_ms IS NOT NULL",
+            &["task"],
+        )?,
+    );
+    family(
+        "mdkeep_task_failures",
+        "gauge",
+        "Consecutive failures of each task.",
+        by("SELECT task, failures FROM schedules", &["task"])?,
+    );
+    family(
+        "mdkeep_task_skipped_total",
+        "counter",
+        "Runs skipped (overlap, or missed past the deadline).",
+        by("SELECT task, skipped FROM schedules", &["task"])?,
+    );
+    Ok(out)
+}
