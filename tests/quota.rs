@@ -199,3 +199,142 @@ fn a_soft_limit_warns_and_tiers_early() {
         .collect();
     assert!(tiers.contains(&"2024-01-01:warm".to_string()), "{tiers:?}");
 }
+
+#[test]
+fn job_folders_are_counted_and_old_exports_go_while_logs_and_results_stay() {
+    let s = pile();
+    let spec = s.root().join("jobs/export.toml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        "name = \"export\"\nframework = \"command\"\nargv = [\"true\"]\n[data]\ndataset = \"trades\"\nformat = \"parquet\"\n",
+    )
+    .unwrap();
+    let id = s.json(&["jobs", "submit", spec.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
+    s.ok(&["jobs", "work", "--once"]);
+    let dir = s.root().join(format!("data/jobs/{id}"));
+    assert!(dir.join("data").is_dir() && dir.join("result.json").is_file());
+
+    // Kept for jobs.keep_exports (7 days by default), but counted.
+    let (_, plan, _) = quota(&s, &[], &["--dry-run"]);
+    assert!(plan["usage"]["jobs"].as_u64().unwrap() > 0, "{plan}");
+    assert_eq!(plan["expired_exports"].as_array().unwrap().len(), 0, "{plan}");
+    let env = [("MDKEEP__JOBS__KEEP_EXPORTS", "0s")];
+    let (_, plan, _) = quota(&s, &env, &["--dry-run"]);
+    assert_eq!(plan["expired_exports"][0]["job"].as_i64(), Some(id), "{plan}");
+    assert!(dir.join("data").is_dir(), "a dry run deleted the export");
+    let (code, _, err) = quota(&s, &env, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!dir.join("data").exists(), "the old export stayed");
+    assert!(dir.join("result.json").is_file() && dir.join("stdout.log").is_file());
+}
+
+#[test]
+#[ignore = "needs root to mount a small tmpfs"]
+fn min_free_evicts_only_the_short_filesystem_and_at_most_the_cap() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts a tmpfs: run it as root"
+    );
+    let s = Sandbox::new();
+    let mnt = s.root().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    // Six days of trades: the two oldest go cold (the tmpfs), one warm and
+    // three stay hot (the machine's disk).
+    let cold = mnt.join("cold");
+    let cold_root = cold.display().to_string();
+    let tiered = [
+        ("MDKEEP__TIERS__COLD__ROOT", cold_root.as_str()),
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "2d"),
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__COLD", "3d"),
+        ("MDKEEP__QUOTA__MIN_FREE", "0%"),
+    ];
+    s.gen(1, 6, 2, 500);
+    for cmd in ["scan", "compact", "tier"] {
+        let o = s.cmd(&[cmd]).envs(tiered).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ls = |s: &Sandbox| -> Vec<(String, String, u64)> {
+        let v = s
+            .cmd(&["ls", "--dataset", "trades", "--json"])
+            .envs(tiered)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["partition"]["date"].as_str().unwrap().to_string(),
+                    p["tier"].as_str().unwrap().to_string(),
+                    p["rows"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let before = ls(&s);
+    let tiers: Vec<&str> = before.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(tiers, ["cold", "cold", "warm", "hot", "hot", "hot"], "{before:?}");
+    // Another program fills the tmpfs: 256 KiB stay free, below min_free = 4 MiB.
+    let (free, _) = {
+        let out = std::process::Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.lines().nth(1).unwrap().trim().parse::<u64>().unwrap(), ())
+    };
+    std::fs::write(mnt.join("filler"), vec![7u8; (free - 256 * 1024) as usize]).unwrap();
+    let mut env = tiered.to_vec();
+    env.retain(|(k, _)| *k != "MDKEEP__QUOTA__MIN_FREE");
+    env.push(("MDKEEP__QUOTA__MIN_FREE", "4MiB"));
+    env.push(("MDKEEP__QUOTA__MAX_EVICT_PER_RUN", "100%"));
+
+    // Trades whose candles are not verified yet stay, whatever the space.
+    let (_, plan, _) = quota(&s, &env, &["--dry-run"]);
+    assert_eq!(evicted_partitions(&plan).len(), 0, "{plan}");
+    assert!(plan["unmet"].as_str().unwrap().contains("short of min_free"), "{plan}");
+    let o = s.cmd(&["rollup"]).envs(tiered).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Rolled up: only the tmpfs's partitions may go, oldest first.
+    let (_, plan, _) = quota(&s, &env, &["--dry-run"]);
+    let evictions = plan["evictions"].as_array().unwrap();
+    assert_eq!(evictions.len(), 2, "{plan}");
+    assert!(
+        evictions.iter().all(|e| e["tier"] == "cold"),
+        "only the short filesystem: {plan}"
+    );
+    // At most the cap per run: room for the oldest, not the next.
+    let one = evictions[0]["bytes"].as_u64().unwrap();
+    let cap = format!("{}B", one + 1);
+    env.retain(|(k, _)| *k != "MDKEEP__QUOTA__MAX_EVICT_PER_RUN");
+    env.push(("MDKEEP__QUOTA__MAX_EVICT_PER_RUN", cap.as_str()));
+    let (code, r, _) = quota(&s, &env, &[]);
+    assert_eq!(code, Some(3), "still short after the cap: {r}");
+    assert!(r["unmet"].as_str().unwrap().contains("max_evict_per_run"), "{r}");
+    assert_eq!(
+        evicted_partitions(&r),
+        ["exchange=binance/symbol=BTC_USDT/date=2024-01-01"]
+    );
+    let after = ls(&s);
+    assert_eq!(after, before[1..].to_vec(), "only the oldest cold partition went");
+}

@@ -41,6 +41,10 @@ pub struct JobsConfig {
     /// Timeout of a job whose spec sets none.
     #[serde(default = "default_timeout")]
     pub default_timeout: Span,
+    /// A finished job's exported data (`data/jobs/<id>/data`) is deleted this
+    /// long after it ended (by `quota`); its logs and results stay.
+    #[serde(default = "default_keep_exports")]
+    pub keep_exports: Span,
     /// Secrets a spec may reference by name (TOML `NAME = "value"`, mode 0600).
     #[serde(default = "default_secrets")]
     pub secrets_file: PathBuf,
@@ -153,6 +157,9 @@ pub struct FrameworkProfile {
 
 fn default_margin() -> f64 {
     0.2
+}
+fn default_keep_exports() -> Span {
+    "7d".parse().expect("valid")
 }
 fn default_max_pids() -> u64 {
     4096

@@ -110,7 +110,7 @@ pub struct CompactionConfig {
 
 /// Disk limits. Usage counts every byte mdkeep keeps: data roots, state,
 /// scratch, trash and quarantine.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     /// Above this, `quota` warns.
@@ -119,15 +119,35 @@ pub struct QuotaConfig {
     /// Above this, `quota` evicts partitions (lowest dataset priority, then oldest, first).
     #[serde(default)]
     pub hard_total: Option<ByteSize>,
-    /// Free space each root's filesystem must keep; evicts like a hard limit.
+    /// Free space each root's filesystem must keep. When one is short, only
+    /// partitions on that filesystem are evicted, at most `max_evict_per_run`.
     #[serde(default)]
     pub min_free: Option<SizeOrPercent>,
+    /// The most one run evicts from a filesystem short of `min_free`: a size,
+    /// or a share of mdkeep's data on that filesystem.
+    #[serde(default = "default_max_evict")]
+    pub max_evict_per_run: SizeOrPercent,
     /// Above a soft limit, `quota` tiers early: partitions move once their
     /// age passes `tier_after` × this factor.
     #[serde(default = "default_early_tier_factor")]
     pub early_tier_factor: f64,
 }
 
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            soft_total: None,
+            hard_total: None,
+            min_free: None,
+            max_evict_per_run: default_max_evict(),
+            early_tier_factor: default_early_tier_factor(),
+        }
+    }
+}
+
+fn default_max_evict() -> SizeOrPercent {
+    SizeOrPercent::Percent(10.0)
+}
 fn default_early_tier_factor() -> f64 {
     0.5
 }

@@ -76,3 +76,34 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
         },
     )
 }
+
+/// A finished job's exported data, past `jobs.keep_exports`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExpiredExport {
+    pub job: i64,
+    pub path: std::path::PathBuf,
+    pub bytes: u64,
+}
+
+/// Exported data of jobs that ended more than `jobs.keep_exports` ago
+/// (a running or queued job's data is never listed).
+pub fn expired_exports(cfg: &Config, db: &Db) -> Result<Vec<ExpiredExport>> {
+    let cutoff = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+        - cfg.jobs.keep_exports.0.as_nanos().min(i64::MAX as u128) as i64;
+    let mut out = Vec::new();
+    for (job, dir) in queue::ended_before(db, cutoff)? {
+        let path = std::path::PathBuf::from(dir).join("data");
+        if path.is_dir() {
+            let bytes = crate::journal::dir_bytes(&path);
+            out.push(ExpiredExport { job, path, bytes });
+        }
+    }
+    Ok(out)
+}
+
+/// Delete an expired export; its job's logs and results stay.
+pub fn remove_export(e: &ExpiredExport) -> Result<()> {
+    std::fs::remove_dir_all(&e.path).map_err(Error::io("delete", &e.path))?;
+    tracing::info!(job = e.job, bytes = e.bytes, "deleted a finished job's exported data");
+    Ok(())
+}

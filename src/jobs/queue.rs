@@ -302,6 +302,21 @@ pub fn list(db: &Db, state: Option<&str>) -> Result<Vec<Job>> {
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
 
+/// (id, folder) of jobs in a final state that ended before `cutoff_ns`.
+pub fn ended_before(db: &Db, cutoff_ns: i64) -> Result<Vec<(i64, String)>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT id, dir FROM jobs WHERE state NOT IN ('queued', 'running')
+             AND finished_at IS NOT NULL AND finished_at < ?1 ORDER BY id",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([cutoff_ns], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
 /// Queued jobs in the order they may run: priority, then age.
 pub fn queued(db: &Db) -> Result<Vec<Job>> {
     list(db, Some("queued")).map(|mut v| {

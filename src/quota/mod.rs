@@ -1,12 +1,16 @@
 //! `quota`: keep disk use within limits.
 //!
 //! Owns measuring usage (every byte mdkeep keeps: data roots, state, tmp,
-//! trash, quarantine; real file sizes, not catalog sums), free space on each
-//! root's filesystem, and choosing evictions: whole partitions, lowest
-//! dataset `priority` first, then oldest; never a `keep_forever` dataset nor
-//! a partition holding a pinned file. Evictions go through the same
-//! journaled drop as retention. When the limit still cannot be met the
-//! report says so and the command fails; it is never silent.
+//! trash, quarantine, job folders; real file sizes, not catalog sums), free
+//! space on each root's filesystem, and choosing evictions: whole
+//! partitions, lowest dataset `priority` first, then oldest; never a
+//! `keep_forever` dataset nor a partition holding a pinned file. A
+//! filesystem short of `min_free` loses only its own partitions, at most
+//! `max_evict_per_run` a run, and never one whose rows are not yet in
+//! verified candles (free space others took is no reason to lose trades). Evictions go
+//! through the same journaled drop as retention; finished jobs' exports past
+//! `jobs.keep_exports` are deleted too. When the limit still cannot be met
+//! the report says so and the command fails; it is never silent.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +40,8 @@ pub struct Usage {
     pub tmp: u64,
     pub trash: u64,
     pub quarantine: u64,
+    /// Job folders (exports, logs, results).
+    pub jobs: u64,
     pub total: u64,
 }
 
@@ -45,6 +51,8 @@ pub struct RootFree {
     pub free: u64,
     pub size: u64,
     pub min_free: u64,
+    /// The filesystem (device number); tiers sharing one share its free space.
+    pub filesystem: u64,
 }
 
 /// A limit that is exceeded: `what` is `total` or `dataset <name>`.
@@ -72,6 +80,8 @@ pub struct QuotaPlan {
     /// `quota.early_tier_factor`).
     pub early_tier: Option<TierPlan>,
     pub evictions: Vec<Expired>,
+    /// Finished jobs' exported data past `jobs.keep_exports`.
+    pub expired_exports: Vec<crate::jobs::ExpiredExport>,
     /// Why the limits cannot be met, when they cannot.
     pub unmet: Option<String>,
     #[serde(skip)]
@@ -100,7 +110,8 @@ pub fn usage(cfg: &Config) -> Usage {
     u.tmp = dir_bytes(&cfg.tmp_dir());
     u.trash = dir_bytes(&cfg.trash_dir());
     u.quarantine = dir_bytes(&cfg.quarantine_dir());
-    u.total = u.tiers.values().sum::<u64>() + u.state + u.tmp + u.trash + u.quarantine;
+    u.jobs = dir_bytes(&cfg.jobs_dir());
+    u.total = u.tiers.values().sum::<u64>() + u.state + u.tmp + u.trash + u.quarantine + u.jobs;
     u
 }
 
@@ -148,6 +159,14 @@ pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
 /// of the config while the tier's folder does not exist yet).
 pub fn root_space(cfg: &Config, root: &Path) -> Option<(u64, u64)> {
     fs_space(if root.exists() { root } else { &cfg.root })
+}
+
+/// The device number of the filesystem a local tier root is on.
+fn root_device(cfg: &Config, root: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(if root.exists() { root } else { &cfg.root })
+        .ok()
+        .map(|m| m.dev())
 }
 
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
@@ -205,23 +224,26 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
     }
     if let Some(min_free) = q.min_free {
         for (tier, root) in cfg.tier_roots() {
-            let Some((free, size)) = root_space(cfg, &root) else {
+            let (Some((free, size)), Some(filesystem)) = (root_space(cfg, &root), root_device(cfg, &root)) else {
                 continue;
             };
-            let want = min_free.resolve(size);
-            p.to_free = p.to_free.max(want.saturating_sub(free));
             p.roots.push(RootFree {
                 tier,
                 free,
                 size,
-                min_free: want,
+                min_free: min_free.resolve(size),
+                filesystem,
             });
         }
     }
+    p.expired_exports = crate::jobs::expired_exports(cfg, db)?;
+    let short = shortages(&p);
+    p.to_free = p.to_free.max(short.iter().map(|s| s.bytes).sum());
     if p.to_free == 0 && p.hard.is_empty() {
         return Ok(p);
     }
-    let mut candidates = eviction_candidates(cfg, db, dataset)?;
+    let short = shortages(&p);
+    let (mut candidates, unrolled) = eviction_candidates(cfg, db, dataset)?;
     let mut unmet = Vec::new();
     // Evict what `pick` selects, in candidate order, until `over` bytes of
     // it are gone (counting earlier evictions); say so when that falls short.
@@ -265,23 +287,79 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             "pinned files",
         );
     }
-    // Then the total and free space, in the declared order over every
-    // dataset; only local partitions free local disk.
+    // Then the total, in the declared order over every dataset; only local
+    // partitions free local disk.
+    let hard_over = p.hard_total.map_or(0, |h| p.usage.total.saturating_sub(h));
     evict(
         String::new(),
-        p.to_free,
+        hard_over,
         &|e| !is_store(cfg, &e.tier),
         "keep_forever datasets and pinned files",
     );
+    // Free space: a short filesystem loses only its own partitions, and at
+    // most max_evict_per_run of them in one run.
+    for sh in short {
+        let mine: u64 = sh
+            .tiers
+            .iter()
+            .map(|t| p.usage.tiers.get(t).copied().unwrap_or(0))
+            .sum();
+        let cap = q.max_evict_per_run.resolve(mine);
+        let on_fs = |e: &Expired| {
+            sh.tiers.contains(&e.tier) && !unrolled.contains(&(e.dataset.clone(), e.tier.clone(), e.partition.clone()))
+        };
+        let already: u64 = p.evictions.iter().filter(|e| on_fs(e)).map(|e| e.bytes).sum();
+        let freed = already
+            + take_within(
+                &mut candidates,
+                &mut p.evictions,
+                sh.bytes.saturating_sub(already),
+                cap.saturating_sub(already),
+                on_fs,
+            );
+        if freed < sh.bytes {
+            unmet.push(format!(
+                "the filesystem of {} is {} short of min_free; {} can go this run (quota.max_evict_per_run {}, keep_forever datasets, pinned files and unverified rollups stay)",
+                sh.tiers.join(", "),
+                human_bytes(sh.bytes),
+                human_bytes(freed),
+                human_bytes(cap)
+            ));
+        }
+    }
     if !unmet.is_empty() {
         p.unmet = Some(unmet.join("; "));
     }
     Ok(p)
 }
 
+/// (dataset, tier, partition) of partitions whose rollup is not verified.
+type Unrolled = std::collections::HashSet<(String, String, String)>;
+
+/// A filesystem short of `min_free`: its tiers and the bytes missing.
+struct Short {
+    tiers: Vec<String>,
+    bytes: u64,
+}
+
+/// Every filesystem whose free space is below its `min_free`, once each.
+fn shortages(p: &QuotaPlan) -> Vec<Short> {
+    let mut by_fs: BTreeMap<u64, Short> = BTreeMap::new();
+    for r in &p.roots {
+        let s = by_fs.entry(r.filesystem).or_insert(Short {
+            tiers: Vec::new(),
+            bytes: r.min_free.saturating_sub(r.free),
+        });
+        s.tiers.push(r.tier.clone());
+    }
+    by_fs.into_values().filter(|s| s.bytes > 0).collect()
+}
+
 /// Whole partitions that may be evicted, in eviction order: lowest dataset
 /// priority first, then oldest. Never keep_forever, never pinned.
-fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<Vec<Expired>> {
+/// Also returns the candidates whose rows are not yet in verified candles,
+/// which a hard limit the user set may take but free space may not.
+fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<(Vec<Expired>, Unrolled)> {
     let mut parts: BTreeMap<(String, String, String), Vec<PlanFile>> = BTreeMap::new();
     for f in catalog_files(db, dataset)? {
         parts
@@ -290,6 +368,7 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<V
             .push(f.file);
     }
     let mut candidates: Vec<(i64, i64, Expired)> = Vec::new();
+    let mut unrolled = Unrolled::new();
     for ((dataset, tier, partition), files) in parts {
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
         if ds.keep_forever {
@@ -301,6 +380,10 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<V
         }
         if pinned {
             continue;
+        }
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        if crate::retention::waits_for_rollup(db, ds, &partition, rows)? {
+            unrolled.insert((dataset.clone(), tier.clone(), partition.clone()));
         }
         let values = catalog::partition_values(&partition);
         let end = values
@@ -316,7 +399,7 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<V
                 dataset,
                 tier,
                 partition,
-                rows: files.iter().map(|f| f.rows).sum(),
+                rows,
                 bytes: files.iter().map(|f| f.bytes).sum(),
                 files: files.into_iter().map(|f| f.relpath).collect(),
                 reason: format!("quota: priority {}, oldest first", ds.priority),
@@ -324,7 +407,33 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<V
         ));
     }
     candidates.sort_by_key(|(prio, end, e)| (*prio, *end, e.partition.clone()));
-    Ok(candidates.into_iter().map(|(_, _, e)| e).collect())
+    Ok((candidates.into_iter().map(|(_, _, e)| e).collect(), unrolled))
+}
+
+/// [`take`], but never past `cap` bytes: stops at the first candidate that
+/// would cross it, so the order (priority, then oldest) is kept.
+fn take_within(
+    candidates: &mut Vec<Expired>,
+    out: &mut Vec<Expired>,
+    need: u64,
+    cap: u64,
+    pick: impl Fn(&Expired) -> bool,
+) -> u64 {
+    let mut freed = 0;
+    let mut i = 0;
+    while freed < need && i < candidates.len() {
+        if !pick(&candidates[i]) {
+            i += 1;
+            continue;
+        }
+        if freed + candidates[i].bytes > cap {
+            break;
+        }
+        let e = candidates.remove(i);
+        freed += e.bytes;
+        out.push(e);
+    }
+    freed
 }
 
 /// Move candidates matching `pick`, in order, into `out` until `need` bytes
@@ -365,6 +474,9 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
         plan.early_tier = Some(early);
     }
     drop_partitions(cfg, db, &plan.evictions, "evict", &mut evicted)?;
+    for e in &plan.expired_exports {
+        crate::jobs::remove_export(e)?;
+    }
     let after = usage_with_stores(cfg, db)?;
     let mut report = QuotaReport {
         dry_run: false,

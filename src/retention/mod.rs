@@ -127,7 +127,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
                     format!("straddles {} (keep = {keep}, trim = true)", rfc3339(cut))
                 },
             };
-            if waits_for_rollup(db, ds, &e)? {
+            if waits_for_rollup(db, ds, &e.partition, e.rows)? {
                 out.waiting_for_rollup.push(e);
             } else if whole {
                 out.drops.push(e);
@@ -144,9 +144,11 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
     Ok(out)
 }
 
-fn waits_for_rollup(db: &Db, ds: &DatasetConfig, e: &Expired) -> Result<bool> {
+/// Whether `partition` (holding `rows`) of `ds` must stay until its rows are
+/// in verified candles; retention and quota both ask.
+pub fn waits_for_rollup(db: &Db, ds: &DatasetConfig, partition: &str, rows: u64) -> Result<bool> {
     Ok(match &ds.rollup {
-        Some(r) => !crate::rollup::is_rolled_up(db, r, &ds.name, &e.partition, e.rows)?,
+        Some(r) => !crate::rollup::is_rolled_up(db, r, &ds.name, partition, rows)?,
         None => false,
     })
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What a /metrics scrape costs as the data grows: the daemon on a 10-file
+# tree and on a ~10,000-file tree (8 symbols x 13 days x 96 flushes), each
+# scraped N times in a row over fresh connections. Prints the median and
+# p90 of each, the ratio, and the daemon's peak RSS (VmHWM). The data
+# families come from the snapshot the daemon renders after each task, so
+# the two medians should match; an earlier build (BEFORE=path/to/mdkeep)
+# is measured the same way for comparison.
+#
+# Usage: benches/metrics_scale.sh [WORKDIR] [SCRAPES]
+#   MDKEEP=path/to/mdkeep (default: target/release/mdkeep, built if missing)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-/tmp/mdkeep-metrics-bench}
+scrapes=${2:-100}
+bin=${MDKEEP:-$here/target/release/mdkeep}
+[ -x "$bin" ] || (cd "$here" && cargo build --release -q)
+
+tree() { # root symbols days flushes keep → a cataloged tree of `keep` files
+  local root=$1
+  rm -rf "$root"; mkdir -p "$root"
+  MDKEEP_ROOT="$root" "$bin" init > /dev/null
+  MDKEEP_ROOT="$root" "$bin" gen --symbols "$2" --days "$3" --flushes-per-hour "$4" --rows-per-flush 20 > /dev/null
+  find "$root/data/processed" -name '*.parquet' | sort | tail -n +"$(( $5 + 1 ))" | xargs -r rm -f
+  MDKEEP__SCAN__SETTLE_TIME=0s MDKEEP_ROOT="$root" "$bin" scan > /dev/null
+  echo "$(find "$root/data/processed" -name '*.parquet' | wc -l) files"
+}
+
+scrape() { # binary root label
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  MDKEEP_ROOT="$2" MDKEEP__HTTP__BIND="127.0.0.1:$port" MDKEEP__SCHEDULE__MAINTAIN__ENABLED=false \
+    MDKEEP__SCHEDULE__SCAN__ENABLED=false MDKEEP__SCHEDULE__REPORT__ENABLED=false \
+    "$1" daemon > /dev/null 2>&1 &
+  local pid=$!
+  python3 - "$port" "$scrapes" "$3" "$pid" <<'PY'
+import http.client, statistics, sys, time
+port, n, label, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def get():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("GET", "/metrics"); r = c.getresponse(); body = r.read(); c.close()
+    return body
+deadline = time.time() + 60
+while True:
+    try:
+        if b"mdkeep_dataset_files{" in get(): break
+    except OSError: pass
+    if time.time() > deadline: sys.exit(f"{label}: no metrics snapshot within 60 s")
+    time.sleep(0.1)
+ms = []
+for _ in range(n):
+    t = time.perf_counter(); get(); ms.append((time.perf_counter() - t) * 1e3)
+ms.sort()
+hwm = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")][0]
+print(f"{label}: median {statistics.median(ms):.2f} ms, p90 {ms[int(len(ms) * 0.9)]:.2f} ms over {n} scrapes; daemon peak RSS {int(hwm) // 1024} MB")
+with open(f"/tmp/metrics-bench-{label}.median", "w") as f: f.write(str(statistics.median(ms)))
+PY
+  kill -TERM "$pid"; wait "$pid" || true
+}
+
+echo "==> small: $(tree "$work/small" 1 1 1 10)"
+echo "==> large: $(tree "$work/large" 8 13 4 100000)"
+for b in "$bin" ${BEFORE:+"$BEFORE"}; do
+  tag=$([ "$b" = "$bin" ] && echo this || echo before)
+  scrape "$b" "$work/small" "$tag-small"
+  scrape "$b" "$work/large" "$tag-large"
+  python3 -c "import sys; a, b = (float(open(f'/tmp/metrics-bench-$tag-{k}.median').read()) for k in ('small', 'large')); print(f'$tag: large/small median ratio {b / a:.2f}')"
+done
