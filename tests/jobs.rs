@@ -419,7 +419,10 @@ fn a_job_starts_from_a_clean_environment() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j = show(&s, id);
     assert_eq!(j["state"], "succeeded", "{j}");
-    let env = std::fs::read_to_string(std::path::Path::new(j["dir"].as_str().unwrap()).join("env.txt")).unwrap();
+    let dir = std::path::Path::new(j["dir"].as_str().unwrap());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the job's folder is its owner's alone");
+    let env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
     let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
     assert!(
         !env.contains("worker-key-never-in-a-job") && !env.contains("another-one"),

@@ -83,6 +83,17 @@ struct Prepared {
 
 fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
     let job = &l.job;
+    // The job's folder is its owner's alone: exports, logs and results may
+    // hold what the job computed from private data.
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(Error::io("create folder", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(Error::io("chmod", dir))?;
+    }
     let artifacts = dir.join("artifacts");
     std::fs::create_dir_all(&artifacts).map_err(Error::io("create folder", &artifacts))?;
     let data_dir = dir.join("data");
