@@ -16,13 +16,15 @@ scrapes=${2:-100}
 bin=${MDKEEP:-$here/target/release/mdkeep}
 [ -x "$bin" ] || (cd "$here" && cargo build --release -q)
 
-tree() { # root symbols days flushes keep → a cataloged tree of `keep` files
-  local root=$1
+tree() { # binary root symbols days flushes keep → a tree of `keep` files cataloged by that build
+  local b=$1 root=$2
   rm -rf "$root"; mkdir -p "$root"
-  MDKEEP_ROOT="$root" "$bin" init > /dev/null
-  MDKEEP_ROOT="$root" "$bin" gen --symbols "$2" --days "$3" --flushes-per-hour "$4" --rows-per-flush 20 > /dev/null
-  find "$root/data/processed" -name '*.parquet' | sort | tail -n +"$(( $5 + 1 ))" | xargs -r rm -f
-  MDKEEP__SCAN__SETTLE_TIME=0s MDKEEP_ROOT="$root" "$bin" scan > /dev/null
+  MDKEEP_ROOT="$root" "$b" init > /dev/null
+  # Each build reads its own embedded defaults and state schema.
+  rm -f "$root/configs/mdkeep.toml"
+  MDKEEP_ROOT="$root" "$b" gen --symbols "$3" --days "$4" --flushes-per-hour "$5" --rows-per-flush 20 > /dev/null
+  find "$root/data/processed" -name '*.parquet' | sort | tail -n +"$(( $6 + 1 ))" | xargs -r rm -f
+  MDKEEP__SCAN__SETTLE_TIME=0s MDKEEP_ROOT="$root" "$b" scan > /dev/null
   echo "$(find "$root/data/processed" -name '*.parquet' | wc -l) files"
 }
 
@@ -58,11 +60,11 @@ PY
   kill -TERM "$pid"; wait "$pid" || true
 }
 
-echo "==> small: $(tree "$work/small" 1 1 1 10)"
-echo "==> large: $(tree "$work/large" 8 13 4 100000)"
 for b in "$bin" ${BEFORE:+"$BEFORE"}; do
   tag=$([ "$b" = "$bin" ] && echo this || echo before)
-  scrape "$b" "$work/small" "$tag-small"
-  scrape "$b" "$work/large" "$tag-large"
+  echo "==> $tag small: $(tree "$b" "$work/$tag-small" 1 1 1 10)"
+  echo "==> $tag large: $(tree "$b" "$work/$tag-large" 8 13 4 100000)"
+  scrape "$b" "$work/$tag-small" "$tag-small"
+  scrape "$b" "$work/$tag-large" "$tag-large"
   python3 -c "import sys; a, b = (float(open(f'/tmp/metrics-bench-$tag-{k}.median').read()) for k in ('small', 'large')); print(f'$tag: large/small median ratio {b / a:.2f}')"
 done

@@ -5,6 +5,7 @@
 //! the library decides how an error is shown. Secrets never go in here: config
 //! values are not echoed back, only their keys.
 
+use crate::outcome;
 use std::path::PathBuf;
 
 /// Result alias used across the library.
@@ -98,10 +99,6 @@ pub enum Error {
     },
 }
 
-/// Exit code of a run that finished every step but could not handle some
-/// files or series: each is listed, with its file, step and reason.
-pub const EXIT_DONE_WITH_FAILURES: i32 = 4;
-
 /// One thing a run could not handle. It was isolated (the file quarantined,
 /// the series skipped) and the run went on.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -120,8 +117,8 @@ pub struct Failure {
 impl Failure {
     pub fn new(step: &str, file: impl Into<String>, e: &Error, outcome: &str) -> Failure {
         let code = match e.exit_code() {
-            c @ (74 | 69) => c,
-            _ => EXIT_DONE_WITH_FAILURES,
+            c @ (outcome::IO | outcome::STORE_UNAVAILABLE) => c,
+            _ => outcome::DONE_WITH_FAILURES,
         };
         Failure {
             step: step.to_string(),
@@ -148,7 +145,7 @@ impl Failure {
             file: file.into(),
             reason: reason.to_string(),
             outcome: outcome.to_string(),
-            code: EXIT_DONE_WITH_FAILURES,
+            code: outcome::DONE_WITH_FAILURES,
         }
     }
 
@@ -165,13 +162,10 @@ impl Failure {
         }
     }
 
-    /// The exit code of a run that had these failures: 0 without any; an
-    /// I/O failure (a full disk) 74; an unreachable store 69; otherwise 4.
+    /// The exit code of a run that had these failures (see
+    /// [`Outcome::of_failures`](crate::outcome::Outcome::of_failures)).
     pub fn exit_code(failures: &[Failure]) -> i32 {
-        [74, 69, EXIT_DONE_WITH_FAILURES]
-            .into_iter()
-            .find(|c| failures.iter().any(|f| f.code == *c))
-            .unwrap_or(0)
+        crate::outcome::Outcome::of_failures(failures).code()
     }
 }
 
@@ -244,13 +238,17 @@ impl Error {
     /// Exit code for the binary, after sysexits.h where one fits.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } => 78, // EX_CONFIG
-            Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => 64, // EX_USAGE
-            Error::Spec { .. } => 65,
-            Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => 65, // EX_DATAERR
-            Error::Io { .. } | Error::NoSpace { .. } => 74,                              // EX_IOERR
-            Error::Db { .. } | Error::Busy(_) => 75,                                     // EX_TEMPFAIL: often a lock
-            Error::Store { .. } => 69,                                                   // EX_UNAVAILABLE
+            Error::Config { .. } => outcome::BAD_CONFIG,
+            Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => {
+                outcome::REFUSED
+            }
+            Error::Spec { .. } | Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => {
+                outcome::BAD_DATA
+            }
+            Error::Io { .. } | Error::NoSpace { .. } => outcome::IO,
+            // Often a lock held elsewhere.
+            Error::Db { .. } | Error::Busy(_) => outcome::BUSY,
+            Error::Store { .. } => outcome::STORE_UNAVAILABLE,
         }
     }
 }
@@ -299,7 +297,10 @@ mod tests {
         };
         assert_eq!(Failure::exit_code(&[]), 0);
         let q = Failure::new("compact", "/d/x", &bad, "quarantined");
-        assert_eq!(Failure::exit_code(std::slice::from_ref(&q)), EXIT_DONE_WITH_FAILURES);
+        assert_eq!(
+            Failure::exit_code(std::slice::from_ref(&q)),
+            outcome::DONE_WITH_FAILURES
+        );
         assert_eq!(
             Failure::exit_code(&[q, Failure::new("compact", "/d", &io, "skipped")]),
             74

@@ -18,28 +18,6 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, TMP_PREFIX};
 use crate::state::{db_err, now_ns, Db};
 
-/// Abort the process at a named step when `MDKEEP_FAILPOINT` names it, to
-/// test recovery deterministically; `NAME=pause` instead says so on stderr
-/// and sleeps `MDKEEP_FAILPOINT_PAUSE_MS` (default 3000), so a test can
-/// change the disk at that moment. Costs one env lookup per step.
-pub fn failpoint(name: &str) {
-    let Ok(v) = std::env::var("MDKEEP_FAILPOINT") else {
-        return;
-    };
-    if v == name {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
-    if v.strip_suffix("=pause") == Some(name) {
-        let ms = std::env::var("MDKEEP_FAILPOINT_PAUSE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3000);
-        eprintln!("failpoint {name}: paused");
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-}
-
 /// A journal entry's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -91,7 +91,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let m = compaction::execute(&cfg, &mut db, &plan, &progress("compact", a.json))?;
-    let code = mdkeep::error::Failure::exit_code(&m.failures);
+    let code = mdkeep::outcome::Outcome::of_failures(&m.failures).code();
     if a.json {
         output::json(&m)?;
         return Ok(code);

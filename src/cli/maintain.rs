@@ -5,10 +5,7 @@ use mdkeep::maintenance;
 
 use super::{open_state, output, progress, Cli};
 
-/// Exit codes: 0 all done; 3 the quota cannot be met; 4 done, with failures
-/// (files quarantined or skipped, or a step failed: all steps still ran);
-/// 69 an object store was unreachable; 74 an I/O failure such as a full
-/// disk; 75 another mdkeep holds the data lock past --wait.
+/// Exits as [`maintenance::MaintainReport::outcome`] says (see `mdkeep --help`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Report what each step would do, and change nothing (the scan is skipped).
@@ -81,6 +78,10 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         // Local steps ran; only the moves to an unreachable store did not.
         eprintln!("error: {why}");
     }
-    output::failures(r.failures.iter().filter(|f| f.code != 69));
+    output::failures(
+        r.failures
+            .iter()
+            .filter(|f| f.code != mdkeep::outcome::STORE_UNAVAILABLE),
+    );
     Ok(r.exit_code())
 }

@@ -36,11 +36,7 @@ use mdkeep::{Config, Error};
     name = "mdkeep",
     version,
     about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 quota cannot be met, \
-                  4 done, with failures (each listed with its file, step and reason), 64 refused request, \
-                  65 bad input data, 69 object store unreachable, 74 I/O error (e.g. a full disk), \
-                  75 busy (another mdkeep holds the data lock past --wait), 78 bad config. \
-                  Output into a closed pipe ends quietly with 0."
+    after_help = mdkeep::outcome::help()
 )]
 pub struct Cli {
     /// Folder holding configs/, data/ and jobs/.

@@ -5,9 +5,6 @@ use mdkeep::quota::{self, QuotaReport};
 
 use super::{lock_for, open_state, output, Cli, PolicyArgs};
 
-/// Exit code when the limits cannot be met: loud, for cron and the daemon.
-const EXIT_UNMET: i32 = 3;
-
 pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     let (cfg, mut db) = open_state(cli, a.dataset.as_deref())?;
     let _lock = lock_for(cli, &cfg, &db, "quota", a.dry_run)?;
@@ -95,5 +92,5 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     if let Some(why) = &report.plan.unmet {
         eprintln!("error: quota cannot be met: {why}");
     }
-    Ok(if unmet { EXIT_UNMET } else { 0 })
+    Ok(if unmet { report.outcome().code() } else { 0 })
 }

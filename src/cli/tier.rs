@@ -38,12 +38,8 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     }
     let m = tiering::execute(&cfg, &mut db, &plan, &progress("tier", a.json))?;
     // A store that could not be reached: what could move moved, and the
-    // exit code says the rest did not (EX_UNAVAILABLE).
-    let code = if m.failed.is_empty() {
-        mdkeep::error::Failure::exit_code(&m.failures)
-    } else {
-        69
-    };
+    // exit code says the rest did not.
+    let code = m.outcome().code();
     if a.json {
         output::json(&m)?;
         return Ok(code);
@@ -64,6 +60,10 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
     for f in &m.failed {
         eprintln!("error: not moved {} {} → {}: {}", f.dataset, f.partition, f.to, f.error);
     }
-    output::failures(m.failures.iter().filter(|f| f.code != 69));
+    output::failures(
+        m.failures
+            .iter()
+            .filter(|f| f.code != mdkeep::outcome::STORE_UNAVAILABLE),
+    );
     Ok(code)
 }

@@ -25,7 +25,8 @@ pub use plan::{plan, Filter, Plan, SeriesPlan};
 use crate::catalog;
 use crate::config::{Config, Keep};
 use crate::error::{Error, Failure, Result};
-use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
+use crate::failpoint;
+use crate::journal::{self, NewEntry, RecoveryReport, State};
 use crate::state::{db_err, Db};
 use merge::{merge, overlap_depth, MergeCtx, MergeError, MergeInput, MergeStats, Sink};
 use sink::{PartitionWriter, SpillWriter};
@@ -305,7 +306,7 @@ pub(crate) fn rewrite_series(
             inputs: &journal_inputs,
         },
     )?;
-    failpoint("rewrite:after-journal");
+    failpoint::hit("rewrite:after-journal");
     let scratch = journal::scratch_dir(cfg, jid);
     let result = rewrite(cfg, db, sp, how, jid, &scratch, budget, progress);
     if result.is_err() {
@@ -316,7 +317,7 @@ pub(crate) fn rewrite_series(
     let (outputs, mut m) = result?;
 
     // The swap: inputs out of the catalog, outputs in, in one transaction.
-    failpoint("rewrite:before-commit");
+    failpoint::hit("rewrite:before-commit");
     let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
     for f in &sp.inputs {
         catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
@@ -343,7 +344,7 @@ pub(crate) fn rewrite_series(
     }
     journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
-    failpoint("rewrite:after-commit");
+    failpoint::hit("rewrite:after-commit");
     journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
     for (i, f) in sp.inputs.iter().enumerate() {
@@ -353,7 +354,7 @@ pub(crate) fn rewrite_series(
             journal::Retired::Absent | journal::Retired::Removed => {}
         }
         if i == 0 {
-            failpoint("rewrite:mid-delete");
+            failpoint::hit("rewrite:mid-delete");
         }
     }
     journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;

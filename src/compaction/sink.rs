@@ -224,7 +224,7 @@ impl<'a> PartitionWriter<'a> {
             file,
         });
         if self.outputs.len() == 1 {
-            journal::failpoint("rewrite:after-first-output");
+            crate::failpoint::hit("rewrite:after-first-output");
         }
         Ok(())
     }

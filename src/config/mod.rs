@@ -556,8 +556,11 @@ fn error_key(e: &serde_path_to_error::Error<toml::de::Error>) -> String {
     let msg = e.inner().message();
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         if let Some(field) = rest.split('`').next() {
+            // Some paths already end at the unknown field; others stop at its table.
             key = if key == "." || key.is_empty() {
                 field.to_string()
+            } else if key == field || key.ends_with(&format!(".{field}")) {
+                key
             } else {
                 format!("{key}.{field}")
             };
@@ -617,6 +620,7 @@ mod tests {
         let text = DEFAULT_CONFIG.replace("settle_time =", "settle_tme =");
         let e = load(&text, &[]).unwrap_err().to_string();
         assert!(e.contains("test.toml") && e.contains("scan.settle_tme"), "{e}");
+        assert!(!e.contains("settle_tme.settle_tme"), "the key is named once: {e}");
         let e = load(DEFAULT_CONFIG, &[("MDKEEP__SCAN__BOGUS", "1")])
             .unwrap_err()
             .to_string();

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::Failure;
 use crate::jobs::budget;
 use crate::lock::{DataLock, Wait};
+use crate::outcome::{self, Outcome};
 use crate::state::Db;
 use crate::{compaction, quota, retention, rollup, tiering};
 
@@ -23,7 +24,7 @@ fn needs_memory(task: &str) -> bool {
 
 /// Run `task`; `Ok(summary)` or `Err(message)`.
 pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<String, String> {
-    let go = || -> crate::error::Result<String> {
+    let go = || -> crate::error::Result<Result<String, String>> {
         let mut db = Db::open(&cfg.state_db())?;
         let res_db = Db::open(&cfg.state_db())?;
         // Reports only read; every other task changes data.
@@ -32,7 +33,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
         } else {
             match DataLock::acquire(cfg, &format!("daemon task {task}"), Wait::Until(stop))? {
                 Some(l) => Some(l),
-                None => return Ok("not started: shutting down while waiting for the data lock".into()),
+                None => return Ok(Ok("not started: shutting down while waiting for the data lock".into())),
             }
         };
         let mut cfg = cfg.clone();
@@ -49,7 +50,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                     cfg.compaction.memory_limit.0 = r.bytes;
                     Some(r)
                 }
-                None => return Ok("not started: shutting down while waiting for memory".into()),
+                None => return Ok(Ok("not started: shutting down while waiting for memory".into())),
             }
         } else {
             None
@@ -58,7 +59,12 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
         let cfg = &cfg;
         if task == "maintain" {
             let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
-            let failed: Vec<Failure> = r.failures.iter().filter(|f| f.code != 69).cloned().collect();
+            let failed: Vec<Failure> = r
+                .failures
+                .iter()
+                .filter(|f| f.code != outcome::STORE_UNAVAILABLE)
+                .cloned()
+                .collect();
             let summary = format!(
                 "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}{}",
                 r.compact.totals.partitions_rewritten,
@@ -68,21 +74,9 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                 r.quota.evicted.partitions_dropped,
                 Failure::summary(&failed)
             );
-            if r.quota_unmet() {
-                return Err(crate::error::Error::Invalid(format!(
-                    "quota cannot be met: {}",
-                    r.quota.plan.unmet.clone().unwrap_or_default()
-                )));
-            }
-            if let Some(why) = r.tier.store_failure() {
-                return Err(crate::error::Error::Invalid(why));
-            }
-            if r.exit_code() == 74 {
-                return Err(crate::error::Error::Invalid(summary));
-            }
-            return Ok(summary);
+            return Ok(r.outcome().task_result(summary));
         }
-        Ok(match task {
+        Ok(Ok(match task {
             "scan" => {
                 let r = crate::catalog::scan::scan(cfg, &mut db, &pb)?;
                 format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
@@ -90,16 +84,14 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
             "compact" => {
                 let plan = compaction::plan(cfg, &db, &Default::default())?;
                 let m = compaction::execute(cfg, &mut db, &plan, &pb)?;
-                if let Some(f) = m.failures.iter().find(|f| f.code == 74) {
-                    return Err(crate::error::Error::Invalid(format!("{}: {}", f.file, f.reason)));
-                }
-                format!(
+                let summary = format!(
                     "rewrote {} partitions: {} files → {}{}",
                     m.totals.partitions_rewritten,
                     m.totals.files_in,
                     m.totals.files_out,
                     Failure::summary(&m.failures)
-                )
+                );
+                return Ok(Outcome::of_failures(&m.failures).task_result(summary));
             }
             "rollup" => {
                 let plan = rollup::plan(cfg, &db, None)?;
@@ -114,18 +106,14 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
             "tier" => {
                 let plan = tiering::plan(cfg, &db, None)?;
                 let m = tiering::execute(cfg, &mut db, &plan, &pb)?;
-                if let Some(why) = m.store_failure() {
-                    return Err(crate::error::Error::Invalid(format!("moved {}; {why}", m.moves)));
-                }
-                format!("moved {} partitions", m.moves)
+                return Ok(m.outcome().task_result(format!("moved {} partitions", m.moves)));
             }
             "quota" => {
                 let plan = quota::plan(cfg, &db, None)?;
                 let r = quota::execute(cfg, &mut db, plan)?;
-                if let Some(why) = &r.plan.unmet {
-                    return Err(crate::error::Error::Invalid(format!("quota cannot be met: {why}")));
-                }
-                format!("evicted {} partitions", r.evicted.partitions_dropped)
+                return Ok(r
+                    .outcome()
+                    .task_result(format!("evicted {} partitions", r.evicted.partitions_dropped)));
             }
             "report" => {
                 let dir = cfg.reports_dir();
@@ -133,7 +121,7 @@ pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<Str
                 format!("wrote {}", p.display())
             }
             other => return Err(crate::error::Error::Invalid(format!("unknown task `{other}`"))),
-        })
+        }))
     };
-    go().map_err(|e| e.to_string())
+    go().map_err(|e| e.to_string())?
 }

@@ -19,6 +19,7 @@ use crate::compaction::{self, Metrics};
 use crate::config::Config;
 use crate::error::{Error, Failure, Result};
 use crate::lock::DataLock;
+use crate::outcome::Outcome;
 use crate::quota::{self, QuotaReport};
 use crate::retention::{self, RetentionMetrics};
 use crate::rollup::{self, RollupMetrics};
@@ -115,20 +116,23 @@ impl MaintainReport {
         self.quota.plan.unmet.is_some()
     }
 
-    /// The documented exit code: 0 all done; 3 the quota cannot be met; 69
-    /// a store was unreachable; 74 an I/O failure (a full disk); 4 done,
-    /// with failures (files quarantined or skipped). The first that applies.
+    /// How it ended, the first that applies: an I/O failure (a full disk);
+    /// the quota cannot be met; a store was unreachable; done, with failures
+    /// (files quarantined or skipped); done.
+    pub fn outcome(&self) -> Outcome {
+        match Outcome::of_failures(&self.failures) {
+            io @ Outcome::Io(_) => io,
+            _ if self.quota_unmet() => Outcome::QuotaUnmet(self.quota.plan.unmet.clone().unwrap_or_default()),
+            _ if self.tier.store_failure().is_some() => {
+                Outcome::StoreUnreachable(self.tier.store_failure().unwrap_or_default())
+            }
+            other => other,
+        }
+    }
+
+    /// The documented exit code of [`outcome`](Self::outcome).
     pub fn exit_code(&self) -> i32 {
-        if self.failures.iter().any(|f| f.code == 74) {
-            return 74;
-        }
-        if self.quota_unmet() {
-            return 3;
-        }
-        if self.tier.store_failure().is_some() {
-            return 69;
-        }
-        Failure::exit_code(&self.failures)
+        self.outcome().code()
     }
 }
 

@@ -453,6 +453,16 @@ fn take(candidates: &mut Vec<Expired>, out: &mut Vec<Expired>, need: u64, pick: 
     freed
 }
 
+impl QuotaReport {
+    /// Met, or why not.
+    pub fn outcome(&self) -> crate::outcome::Outcome {
+        match &self.plan.unmet {
+            Some(why) => crate::outcome::Outcome::QuotaUnmet(why.clone()),
+            None => crate::outcome::Outcome::Done,
+        }
+    }
+}
+
 pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaReport> {
     let mut evicted = RetentionMetrics {
         recovered: journal::recover(cfg, db)?,

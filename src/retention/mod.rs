@@ -21,7 +21,8 @@ use crate::compaction::plan::{catalog_files, guarded_clock, SeriesPlan};
 use crate::compaction::{rewrite_series, Rewrite};
 use crate::config::{Config, DatasetConfig};
 use crate::error::Result;
-use crate::journal::{self, failpoint, NewEntry, RecoveryReport, State};
+use crate::failpoint;
+use crate::journal::{self, NewEntry, RecoveryReport, State};
 use crate::state::{db_err, Db};
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,7 +232,7 @@ pub fn drop_partitions(
         .map_err(&dberr)?;
         journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
         tx.commit().map_err(&dberr)?;
-        failpoint("retention:after-commit");
+        failpoint::hit(failpoint::RETENTION_AFTER_COMMIT);
         let mut finished = true;
         for f in &d.files {
             match journal::retire_input(cfg, &db.conn, jid, &d.tier, f) {

@@ -72,6 +72,15 @@ pub struct TierMetrics {
 }
 
 impl TierMetrics {
+    /// How the moves ended: a store that could not be reached first (what
+    /// could move moved), else as the failures say.
+    pub fn outcome(&self) -> crate::outcome::Outcome {
+        match self.store_failure() {
+            Some(why) => crate::outcome::Outcome::StoreUnreachable(format!("moved {}; {why}", self.moves)),
+            None => crate::outcome::Outcome::of_failures(&self.failures),
+        }
+    }
+
     /// What did not move because a store was unreachable, in one line.
     pub fn store_failure(&self) -> Option<String> {
         let first = self.failed.first()?;

@@ -14,13 +14,8 @@ use serde_json::Value;
 pub mod s3;
 
 /// Every step at which a rewrite (compaction or tier move) can be aborted with MDKEEP_FAILPOINT.
-pub const REWRITE_STEPS: [&str; 5] = [
-    "rewrite:after-journal",
-    "rewrite:after-first-output",
-    "rewrite:before-commit",
-    "rewrite:after-commit",
-    "rewrite:mid-delete",
-];
+#[allow(unused_imports)]
+pub use mdkeep::failpoint::REWRITE_STEPS;
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
