@@ -80,7 +80,7 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     for spec in demo_specs(root)? {
         crate::jobs::submit(&cfg, &db, &spec, &[])?;
     }
-    let worker = crate::jobs::worker::work(&cfg, &mut db, true, &|| false, None)?;
+    let worker = crate::jobs::worker::work(&cfg, &mut db, true, &crate::shutdown::Shutdown::new())?;
     let jobs = crate::jobs::queue::list(&db, None)?
         .iter()
         .rev()

@@ -28,6 +28,7 @@ pub mod report;
 pub mod retention;
 pub mod rollup;
 pub mod scheduler;
+pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod tiering;

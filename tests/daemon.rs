@@ -290,3 +290,44 @@ fn a_bad_schedule_names_its_key() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("schedule.scan.cron"), "{err}");
 }
+
+#[test]
+fn on_shutdown_finish_lets_a_running_job_end_within_the_grace() {
+    let s = Sandbox::new();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("MDKEEP__HTTP__BIND", bind.as_str()),
+        ("MDKEEP__DAEMON__ON_SHUTDOWN", "finish"),
+        ("MDKEEP__DAEMON__SHUTDOWN_GRACE", "30s"),
+        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
+        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
+    ];
+    let mut daemon = s
+        .cmd(&["daemon"])
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let spec = s.root().join("jobs/short.toml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"short\"\nframework = \"command\"\nmemory = \"64MiB\"\nargv = [\"{}\", \"hog\", \"--mb\", \"8\", \"--hold-ms\", \"2000\"]\n",
+            env!("CARGO_BIN_EXE_mdkeep")
+        ),
+    )
+    .unwrap();
+    let id = s.json(&["jobs", "submit", spec.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
+    wait_for("the job to start", Duration::from_secs(30), || {
+        s.json(&["jobs", "show", &id.to_string()])["state"] == "running"
+    });
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let st = daemon.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(s.json(&["jobs", "show", &id.to_string()])["state"], "succeeded");
+}

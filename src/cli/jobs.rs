@@ -2,11 +2,12 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::Duration;
 
 use mdkeep::config::units::human_bytes;
 use mdkeep::jobs::{self, queue, worker};
+use mdkeep::shutdown::{Phase, Shutdown};
 use mdkeep::state::Db;
 
 use super::{output, Cli};
@@ -63,12 +64,6 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
 }
 
 pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
@@ -158,12 +153,10 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
             println!("job {id}: queued again");
         }
         Cmd::Work { once, json } => {
-            // SAFETY: the handler only stores to an atomic.
-            unsafe {
-                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            }
-            let r = worker::work(&cfg, &mut db, *once, &|| STOP.load(Ordering::SeqCst), None)?;
+            // SIGTERM or SIGINT interrupts the running jobs (re-queued when they have retries).
+            let shutdown = Shutdown::new();
+            shutdown.on_signals(Phase::Stopping)?;
+            let r = worker::work(&cfg, &mut db, *once, &shutdown)?;
             if *json {
                 output::json(&r)?;
             } else {

@@ -14,20 +14,17 @@ pub mod metrics;
 pub mod server;
 pub mod tasks;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio::sync::watch;
 
 use crate::config::{Config, OnShutdown};
 use crate::error::{Error, Result};
 use crate::scheduler::driver::{self, Clock, Event, RunFuture};
 use crate::scheduler::{self, Scheduler};
+use crate::shutdown::Shutdown;
 use crate::state::Db;
 
-/// Run until `shutdown` resolves.
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+/// Run until `signal` resolves, then shut down as `daemon.on_shutdown` says.
+pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> Result<()> {
     let db = Db::open(&cfg.state_db())?;
     let specs = scheduler::from_config(&cfg)?;
     let clock = Clock::system();
@@ -37,66 +34,115 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         clock.now(),
         cfg.daemon.starting_deadline.0,
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
-
+    let shutdown = Shutdown::new();
     let health = Arc::new(http::Health::default());
     let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone()));
-    let http = match cfg.http.bind.trim() {
-        "" => None,
-        bind => {
-            let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| Error::Config {
-                source_name: cfg.source.clone(),
-                key: "http.bind".into(),
-                message: format!("cannot listen on {bind}: {e}"),
-            })?;
-            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!(%addr, "http: /healthz /metrics /status");
-            let st = app_state.clone();
-            tokio::task::spawn_blocking(move || st.refresh_metrics());
-            let bounds = server::Bounds {
-                max_connections: cfg.http.max_connections,
-                header_timeout: cfg.http.header_timeout.0,
-                request_timeout: cfg.http.request_timeout.0,
-            };
-            let app = http::router(app_state.clone());
-            Some(tokio::spawn(server::serve(listener, app, bounds, stop_rx.clone())))
+    let http = serve_http(&cfg, &app_state, &shutdown).await?;
+    let mut worker = spawn_worker(&cfg, &shutdown, &health);
+    let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, &app_state);
+    tracing::info!(pid = std::process::id(), "daemon started");
+
+    signal.await;
+    tracing::info!("shutting down: no new jobs or tasks");
+    shutdown.drain();
+    let mut ended = None;
+    if cfg.daemon.on_shutdown == OnShutdown::Finish {
+        // A draining worker ends once its running jobs have; past the grace they are interrupted.
+        tokio::select! {
+            r = &mut worker => ended = Some(r),
+            _ = tokio::time::sleep(cfg.daemon.shutdown_grace.0) => {}
         }
+    }
+    shutdown.stop();
+    let _ = sched.await;
+    let ended = match ended {
+        Some(r) => r,
+        None => worker.await,
     };
+    match ended {
+        Ok(r) => r?,
+        Err(e) => tracing::error!(error = %e, "the job worker panicked"),
+    }
+    if let Some(h) = http {
+        let _ = h.await;
+    }
+    tracing::info!("daemon stopped");
+    Ok(())
+}
 
-    let (stop_jobs, drain_jobs) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let worker = {
-        let (cfg, stop, drain, health) = (cfg.clone(), stop_jobs.clone(), drain_jobs.clone(), health.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let run = || -> Result<()> {
-                let mut db = Db::open(&cfg.state_db())?;
-                crate::jobs::worker::work_with(
-                    &cfg,
-                    &mut db,
-                    false,
-                    &|| stop.load(Ordering::Relaxed),
-                    &|| drain.load(Ordering::Relaxed),
-                    None,
-                )?;
-                Ok(())
-            };
-            let r = run();
-            if !stop.load(Ordering::Relaxed) {
-                match &r {
-                    Ok(()) => health.stopped("the job worker stopped"),
-                    Err(e) => health.stopped(format!("the job worker stopped: {e}")),
-                }
+/// The HTTP listener on `http.bind`, unless it is empty.
+async fn serve_http(
+    cfg: &Config,
+    app_state: &Arc<http::AppState>,
+    shutdown: &Shutdown,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let bind = cfg.http.bind.trim();
+    if bind.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| Error::Config {
+        source_name: cfg.source.clone(),
+        key: "http.bind".into(),
+        message: format!("cannot listen on {bind}: {e}"),
+    })?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, "http: /healthz /metrics /status");
+    let st = app_state.clone();
+    tokio::task::spawn_blocking(move || st.refresh_metrics());
+    let bounds = server::Bounds {
+        max_connections: cfg.http.max_connections,
+        header_timeout: cfg.http.header_timeout.0,
+        request_timeout: cfg.http.request_timeout.0,
+    };
+    let app = http::router(app_state.clone());
+    Ok(Some(tokio::spawn(server::serve(
+        listener,
+        app,
+        bounds,
+        shutdown.clone(),
+    ))))
+}
+
+/// The job worker on a blocking thread; if it stops before the daemon
+/// does, `/healthz` says so.
+fn spawn_worker(cfg: &Config, shutdown: &Shutdown, health: &Arc<http::Health>) -> tokio::task::JoinHandle<Result<()>> {
+    let (cfg, shutdown, health) = (cfg.clone(), shutdown.clone(), health.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let run = || -> Result<()> {
+            let mut db = Db::open(&cfg.state_db())?;
+            crate::jobs::worker::work(&cfg, &mut db, false, &shutdown)?;
+            Ok(())
+        };
+        let r = run();
+        if !shutdown.is_draining() {
+            match &r {
+                Ok(()) => health.stopped("the job worker stopped"),
+                Err(e) => health.stopped(format!("the job worker stopped: {e}")),
             }
-            r
-        })
-    };
+        }
+        r
+    })
+}
 
-    let stop_tasks = Arc::new(AtomicBool::new(false));
+/// The scheduler: each due task on a blocking thread, each event recorded,
+/// the metrics snapshot refreshed after each task.
+#[allow(clippy::too_many_arguments)]
+fn spawn_scheduler(
+    cfg: &Config,
+    db: Db,
+    sched: Scheduler,
+    initial: Vec<scheduler::Decision>,
+    clock: Clock,
+    shutdown: &Shutdown,
+    health: &Arc<http::Health>,
+    app_state: &Arc<http::AppState>,
+) -> tokio::task::JoinHandle<()> {
     let run_task = {
-        let (cfg, stop) = (cfg.clone(), stop_tasks.clone());
+        let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
         move |task: &str| -> RunFuture {
-            let (cfg, stop, task) = (cfg.clone(), stop.clone(), task.to_string());
+            let (cfg, shutdown, task) = (cfg.clone(), shutdown.clone(), task.to_string());
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || tasks::run_task(&cfg, &task, &|| stop.load(Ordering::Relaxed)))
+                tokio::task::spawn_blocking(move || tasks::run_task(&cfg, &task, &shutdown))
                     .await
                     .unwrap_or_else(|e| Err(format!("task panicked: {e}")))
             })
@@ -112,51 +158,17 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
             tokio::task::spawn_blocking(move || st.refresh_metrics());
         }
     };
-    let sched = {
-        let (drive, stop, health) = (
-            driver::drive(sched, initial, clock, run_task, on_event, stop_rx.clone()),
-            stop_rx.clone(),
-            health.clone(),
-        );
-        tokio::spawn(async move {
-            let ended = tokio::spawn(drive).await;
-            if !*stop.borrow() {
-                match ended {
-                    Ok(()) => health.stopped("the scheduler stopped"),
-                    Err(e) => health.stopped(format!("the scheduler stopped: {e}")),
-                }
+    let drive = driver::drive(sched, initial, clock, run_task, on_event, shutdown.clone());
+    let (shutdown, health) = (shutdown.clone(), health.clone());
+    tokio::spawn(async move {
+        let ended = tokio::spawn(drive).await;
+        if !shutdown.is_draining() {
+            match ended {
+                Ok(()) => health.stopped("the scheduler stopped"),
+                Err(e) => health.stopped(format!("the scheduler stopped: {e}")),
             }
-        })
-    };
-    tracing::info!(pid = std::process::id(), "daemon started");
-
-    shutdown.await;
-    tracing::info!("shutting down: no new jobs or tasks");
-    let _ = stop_tx.send(true);
-    stop_tasks.store(true, Ordering::Relaxed);
-    match cfg.daemon.on_shutdown {
-        OnShutdown::Interrupt => stop_jobs.store(true, Ordering::Relaxed),
-        OnShutdown::Finish => {
-            drain_jobs.store(true, Ordering::Relaxed);
-            let grace = cfg.daemon.shutdown_grace.0;
-            let deadline = Instant::now() + grace;
-            let db = Db::open(&cfg.state_db())?;
-            while Instant::now() < deadline && crate::jobs::budget::jobs_reserved(&db)? > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            stop_jobs.store(true, Ordering::Relaxed);
         }
-    }
-    let _ = sched.await;
-    match worker.await {
-        Ok(r) => r?,
-        Err(e) => tracing::error!(error = %e, "the job worker panicked"),
-    }
-    if let Some(h) = http {
-        let _ = h.await;
-    }
-    tracing::info!("daemon stopped");
-    Ok(())
+    })
 }
 
 fn record(db: &Db, e: &Event) -> Result<()> {

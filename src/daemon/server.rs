@@ -20,7 +20,9 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+
+use crate::shutdown::{Phase, Shutdown};
 use tower::ServiceExt;
 
 /// The bounds [`serve`] keeps.
@@ -41,14 +43,14 @@ struct Conn {
 
 type Table = Arc<Mutex<HashMap<u64, Arc<Conn>>>>;
 
-/// Serve `app` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, app: Router, bounds: Bounds, mut stop: watch::Receiver<bool>) {
+/// Serve `app` on `listener` until `shutdown` drains.
+pub async fn serve(listener: TcpListener, app: Router, bounds: Bounds, shutdown: Shutdown) {
     let epoch = Instant::now();
     let table: Table = Arc::default();
     let mut next_id = 0u64;
     loop {
         let stream = tokio::select! {
-            _ = stopped(&mut stop) => break,
+            _ = shutdown.reached(Phase::Draining) => break,
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -70,9 +72,9 @@ pub async fn serve(listener: TcpListener, app: Router, bounds: Bounds, mut stop:
             close: Notify::new(),
         });
         table.lock().expect("not poisoned").insert(next_id, conn.clone());
-        let (app, table, stop, id) = (app.clone(), table.clone(), stop.clone(), next_id);
+        let (app, table, shutdown, id) = (app.clone(), table.clone(), shutdown.clone(), next_id);
         tokio::spawn(async move {
-            connection(stream, app, conn, bounds, epoch, stop).await;
+            connection(stream, app, conn, bounds, epoch, shutdown).await;
             table.lock().expect("not poisoned").remove(&id);
         });
     }
@@ -105,7 +107,7 @@ async fn connection(
     conn: Arc<Conn>,
     bounds: Bounds,
     epoch: Instant,
-    mut stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let state = conn.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -135,16 +137,11 @@ async fn connection(
         _ = serving.as_mut() => {}
         // Made room for a newer connection: dropping it closes the socket.
         _ = conn.close.notified() => {}
-        _ = stopped(&mut stop) => {
+        _ = shutdown.reached(Phase::Draining) => {
             serving.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(bounds.request_timeout, serving).await;
         }
     }
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn timed_out(after: Duration) -> Response<Body> {

@@ -13,6 +13,7 @@ use crate::error::Failure;
 use crate::jobs::budget;
 use crate::lock::{DataLock, Wait};
 use crate::outcome::{self, Outcome};
+use crate::shutdown::Shutdown;
 use crate::state::Db;
 use crate::{compaction, quota, retention, rollup, tiering};
 
@@ -23,7 +24,9 @@ fn needs_memory(task: &str) -> bool {
 }
 
 /// Run `task`; `Ok(summary)` or `Err(message)`.
-pub fn run_task(cfg: &Config, task: &str, stop: &dyn Fn() -> bool) -> Result<String, String> {
+pub fn run_task(cfg: &Config, task: &str, shutdown: &Shutdown) -> Result<String, String> {
+    // Waiting (for the lock or for memory) gives up once the daemon drains.
+    let stop = &|| shutdown.is_draining();
     let go = || -> crate::error::Result<Result<String, String>> {
         let mut db = Db::open(&cfg.state_db())?;
         let res_db = Db::open(&cfg.state_db())?;

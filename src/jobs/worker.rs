@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use super::run::{self, Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use crate::config::{Config, Runner};
 use crate::error::Result;
 use crate::maintenance::Lock;
+use crate::shutdown::Shutdown;
 use crate::state::{now_ns, Db};
 
 pub const WORKER_LOCK: &str = "jobs-worker";
@@ -120,28 +121,12 @@ pub fn reservation(cfg: &Config, db: &Db, job_spec: &super::spec::JobSpec, floor
     Ok(declared.max(learned).max(floor))
 }
 
-/// Run the worker until `stop()` says so or, with `once`, until the queue
-/// is empty and nothing runs. `wake` (when given) cuts the wait short.
-pub fn work(
-    cfg: &Config,
-    db: &mut Db,
-    once: bool,
-    stop: &dyn Fn() -> bool,
-    wake: Option<&Receiver<()>>,
-) -> Result<WorkReport> {
-    work_with(cfg, db, once, stop, &|| false, wake)
-}
-
-/// [`work`], and while `drain()` holds, admit nothing new but let the
-/// running jobs go on (a daemon shutting down with `on_shutdown = "finish"`).
-pub fn work_with(
-    cfg: &Config,
-    db: &mut Db,
-    once: bool,
-    stop: &dyn Fn() -> bool,
-    drain: &dyn Fn() -> bool,
-    wake: Option<&Receiver<()>>,
-) -> Result<WorkReport> {
+/// Run the worker until `shutdown` stops it or, with `once`, until the
+/// queue is empty and nothing runs. While it drains, nothing new is
+/// admitted but the running jobs go on (a daemon shutting down with
+/// `on_shutdown = "finish"`); stopping interrupts them.
+pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Result<WorkReport> {
+    let (stop, drain) = (|| shutdown.is_stopping(), || shutdown.is_draining());
     let lock_db = Db::open(&db.path)?;
     let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
     let (mechanism, parent) = limit::detect(cfg.jobs.limit);
@@ -209,7 +194,7 @@ pub fn work_with(
                 admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
             }
         }
-        if running.is_empty() && (shutting_down || (once && queue::queued(db)?.is_empty())) {
+        if running.is_empty() && (shutting_down || drain() || (once && queue::queued(db)?.is_empty())) {
             break;
         }
         if beat.elapsed() > Duration::from_secs(30) {
@@ -223,12 +208,7 @@ pub fn work_with(
                     finish(cfg, db, id, f, &mut running, &mut report)?;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if let Some(w) = wake {
-                    let _ = w.try_recv();
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
     }
     Ok(report)

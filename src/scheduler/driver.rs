@@ -9,8 +9,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::shutdown::{Phase, Shutdown};
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -73,7 +73,7 @@ pub enum Event {
     },
 }
 
-/// Run `sched` until `shutdown` turns true; `initial` are the decisions
+/// Run `sched` until `shutdown` drains; `initial` are the decisions
 /// [`Scheduler::new`] made about missed runs.
 pub async fn drive(
     mut sched: Scheduler,
@@ -81,7 +81,7 @@ pub async fn drive(
     clock: Clock,
     run: impl Fn(&str) -> RunFuture,
     mut on_event: impl FnMut(Event),
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut inflight: JoinSet<(String, DateTime<Utc>, Result<String, String>)> = JoinSet::new();
     let act = |d: Decision, inflight: &mut JoinSet<_>, on_event: &mut dyn FnMut(Event)| match d {
@@ -116,7 +116,7 @@ pub async fn drive(
             next: sched.next_run(t),
         });
     }
-    while !*shutdown.borrow() {
+    while !shutdown.is_draining() {
         let wake = sched.next_wake().map(|t| clock.instant_for(t));
         tokio::select! {
             _ = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => {
@@ -135,7 +135,7 @@ pub async fn drive(
                     on_event(Event::Finished { task, at: clock.now(), started, result });
                 }
             }
-            _ = shutdown.changed() => {}
+            _ = shutdown.reached(Phase::Draining) => {}
         }
     }
     // Stop starting; let the runs in flight reach their end.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
 use super::driver::{drive, Clock, Event, RunFuture};
 use super::*;
@@ -31,7 +31,7 @@ async fn drive_for(
     let clock = Clock::starting_at(start);
     let (sched, initial) = Scheduler::new(specs, &persisted, clock.now(), deadline);
     let events = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = watch::channel(false);
+    let shutdown = Shutdown::new();
     let ev = events.clone();
     let run = move |_: &str| -> RunFuture {
         Box::pin(async move {
@@ -45,10 +45,10 @@ async fn drive_for(
         clock,
         run,
         move |e| ev.lock().unwrap().push(e),
-        rx,
+        shutdown.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    tx.send(true).unwrap();
+    shutdown.drain();
     h.await.unwrap();
     let out = events.lock().unwrap().clone();
     out
