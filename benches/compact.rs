@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use indicatif::ProgressBar;
 use mdkeep::catalog::scan::scan;
 use mdkeep::compaction;
 use mdkeep::gen::{generate, GenOptions};
+use mdkeep::progress::Silent;
 use mdkeep::state::Db;
 use mdkeep::Config;
 
@@ -59,12 +59,12 @@ fn bench_compact(c: &mut Criterion) {
                 mdkeep::init::init(&cfg, false).unwrap();
                 copy_tree(&pile.path().join("data/processed"), &cfg.hot_tier().1);
                 let mut db = Db::open(&cfg.state_db()).unwrap();
-                scan(&cfg, &mut db, &ProgressBar::hidden()).unwrap();
+                scan(&cfg, &mut db, &Silent).unwrap();
                 (root, cfg, db)
             },
             |(root, cfg, mut db)| {
                 let plan = compaction::plan(&cfg, &db, &Default::default()).unwrap();
-                let m = compaction::execute(&cfg, &mut db, &plan, &ProgressBar::hidden()).unwrap();
+                let m = compaction::execute(&cfg, &mut db, &plan, &Silent).unwrap();
                 assert_eq!(m.totals.rows_out, g.distinct_rows);
                 drop(root);
             },

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use indicatif::ProgressBar;
 use mdkeep::catalog::scan::scan;
 use mdkeep::gen::{generate, GenOptions};
+use mdkeep::progress::Silent;
 use mdkeep::state::Db;
 use mdkeep::Config;
 
@@ -45,17 +45,17 @@ fn bench_scan(c: &mut Criterion) {
                 Db::open(&cfg.state_db()).unwrap()
             },
             |mut db| {
-                let r = scan(&cfg, &mut db, &ProgressBar::hidden()).unwrap();
+                let r = scan(&cfg, &mut db, &Silent).unwrap();
                 assert_eq!(r.added, files);
             },
             BatchSize::PerIteration,
         )
     });
     let mut db = Db::open(&cfg.state_db()).unwrap();
-    scan(&cfg, &mut db, &ProgressBar::hidden()).unwrap();
+    scan(&cfg, &mut db, &Silent).unwrap();
     g.bench_function("warm", |b| {
         b.iter(|| {
-            let r = scan(&cfg, &mut db, &ProgressBar::hidden()).unwrap();
+            let r = scan(&cfg, &mut db, &Silent).unwrap();
             assert_eq!(r.unchanged, files);
         })
     });

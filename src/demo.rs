@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use indicatif::ProgressBar;
+use crate::progress::Silent;
 use serde::Serialize;
 
 use crate::catalog::{self, PartitionSummary};
@@ -74,7 +74,7 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     let gen = crate::gen::generate(&cfg, &demo_gen_options())?;
     let mut db = Db::open(&cfg.state_db())?;
     let lock = crate::lock::DataLock::acquire_for(&cfg, "demo", std::time::Duration::from_secs(60))?;
-    let maintain = crate::maintenance::maintain(&cfg, &mut db, Some(&lock), false, &ProgressBar::hidden())?;
+    let maintain = crate::maintenance::maintain(&cfg, &mut db, Some(&lock), false, &Silent)?;
     drop(lock);
     let partitions = catalog::partitions(&db, None)?;
     for spec in demo_specs(root)? {

@@ -3,8 +3,9 @@
 //! Every file mdkeep creates under a data root goes through [`AtomicFile`],
 //! so a crash leaves either the old state or the new one, never half a file
 //! under a `.parquet` name. Publishing never replaces a file that is already
-//! there ([`rename_noreplace`]): a name that is taken is an error, not a loss. Deciding *when* inputs may be deleted is not
-//! this module's business; the catalog and compaction journal own that.
+//! there ([`rename_noreplace`]): a name that is taken is an error, not a
+//! loss. Deciding *when* inputs may be deleted is not this module's
+//! business; the catalog and the engine's journal own that.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};

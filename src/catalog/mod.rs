@@ -6,6 +6,7 @@
 
 pub mod scan;
 
+use crate::engine::PlanFile;
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -175,7 +176,7 @@ pub struct Quarantine<'a> {
 /// file stays where it is (a job reads it) and this fails.
 pub fn quarantine(cfg: &crate::Config, conn: &Connection, q: &Quarantine, reason: &str) -> Result<std::path::PathBuf> {
     let dberr = crate::state::db_err(std::path::Path::new("state"));
-    if crate::journal::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
+    if crate::engine::journal::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
         return Err(crate::Error::Busy(format!("{} is pinned", q.from.display())));
     }
     let base = cfg.quarantine_dir().join(q.tier).join(q.relpath);
@@ -337,4 +338,106 @@ mod tests {
         remove(&db.conn, "hot", "a").unwrap();
         assert_eq!(dataset_totals(&db, "trades").unwrap(), (1, 10));
     }
+}
+
+/// A cataloged file as the planners (compaction, tiering, retention, quota) see it.
+#[derive(Debug, Clone)]
+pub struct CatalogFile {
+    pub dataset: String,
+    pub tier: String,
+    pub file: PlanFile,
+    pub drift: bool,
+    pub misfiled: bool,
+    pub compacted: bool,
+}
+
+/// The guarded clock over a dataset's files: min(now, newest row), so a
+/// future-dated row or a stalled collector never ages everything at once.
+pub fn guarded_clock(files: &[CatalogFile]) -> Option<i64> {
+    files
+        .iter()
+        .map(|f| f.file.max_ts)
+        .max()
+        .map(|newest| crate::state::now_ns().min(newest))
+}
+
+/// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.
+pub fn files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT dataset, tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
+                    drift IS NOT NULL, misfiled, compacted
+             FROM files WHERE ?1 IS NULL OR dataset = ?1 ORDER BY dataset, tier, partition, relpath",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([dataset], |r| {
+            Ok(CatalogFile {
+                dataset: r.get(0)?,
+                tier: r.get(1)?,
+                file: PlanFile {
+                    partition: r.get(2)?,
+                    relpath: r.get(3)?,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    min_ts: r.get(6)?,
+                    max_ts: r.get(7)?,
+                    mtime_ns: r.get(8)?,
+                },
+                drift: r.get(9)?,
+                misfiled: r.get(10)?,
+                compacted: r.get(11)?,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// What the catalog holds of one dataset on one tier.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub dataset: String,
+    pub tier: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Files, bytes and rows per dataset and tier.
+pub fn totals(db: &Db) -> Result<Vec<Totals>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT dataset, tier, count(*), coalesce(sum(bytes), 0), coalesce(sum(rows), 0) FROM files GROUP BY 1, 2",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(Totals {
+                dataset: r.get(0)?,
+                tier: r.get(1)?,
+                files: r.get::<_, i64>(2)? as u64,
+                bytes: r.get::<_, i64>(3)? as u64,
+                rows: r.get::<_, i64>(4)? as u64,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Bytes each rewriting action has processed, over the whole history:
+/// compact, tier, rollup, trim, retention, evict.
+pub fn bytes_processed(db: &Db) -> Result<Vec<(String, u64)>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT action, coalesce(sum(bytes), 0) FROM history
+             WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }

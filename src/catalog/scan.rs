@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use rayon::prelude::*;
 use serde::Serialize;
 use walkdir::WalkDir;
@@ -46,7 +46,7 @@ pub struct ScanReport {
     /// Store tiers that could not be listed; their catalog entries were kept.
     pub unreachable: Vec<Unreachable>,
     /// Interrupted rewrites finished or rolled back before scanning.
-    pub recovered: crate::journal::RecoveryReport,
+    pub recovered: crate::engine::journal::RecoveryReport,
     /// Files and rows in the catalog after the scan.
     pub files: u64,
     pub rows: u64,
@@ -89,10 +89,10 @@ impl Candidate {
 }
 
 /// Walk every tier root and bring the catalog in line with the disk.
-pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanReport> {
+pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanReport> {
     let started = Instant::now();
     // A half-done rewrite leaves extra files on disk; settle it before they are counted.
-    let recovered = crate::journal::recover(cfg, db)?;
+    let recovered = crate::engine::journal::recover(cfg, db)?;
     let known = super::seen_files(db)?;
     let settle_ns = cfg.scan.settle_time.0.as_nanos() as i64;
     let now = now_ns();
@@ -263,7 +263,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &ProgressBar) -> Result<ScanRep
     }
     super::snapshot_usage(&tx, crate::state::now_ns()).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
-    progress.finish_and_clear();
+    progress.finish();
 
     fill_state(cfg, db, &mut report)?;
     report.seconds = started.elapsed().as_secs_f64();

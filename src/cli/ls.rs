@@ -65,7 +65,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         println!();
     }
     // Disk that is not live data still counts against the disk.
-    let o = mdkeep::journal::overhead(&cfg, &db)?;
+    let o = mdkeep::engine::journal::overhead(&cfg, &db)?;
     println!(
         "outside the data: trash {}, tmp {}, quarantine {}, open journals {}",
         human_bytes(o.trash_bytes),

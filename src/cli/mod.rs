@@ -214,10 +214,25 @@ pub fn open_state(cli: &Cli, dataset: Option<&str>) -> anyhow::Result<(Config, m
     Ok((cfg, db))
 }
 
+/// The core's progress, drawn by indicatif on stderr.
+pub struct Bar(indicatif::ProgressBar);
+
+impl mdkeep::progress::Progress for Bar {
+    fn set_length(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// A progress bar on stderr when a person is watching, hidden otherwise.
-pub fn progress(what: &'static str, json: bool) -> indicatif::ProgressBar {
+pub fn progress(what: &'static str, json: bool) -> Bar {
     if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
+        return Bar(indicatif::ProgressBar::hidden());
     }
     let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
@@ -226,5 +241,5 @@ pub fn progress(what: &'static str, json: bool) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     pb.set_prefix(what);
-    pb
+    Bar(pb)
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use mdkeep::journal;
+use mdkeep::engine::journal;
 use mdkeep::state::Db;
 
 use super::{output, Cli};

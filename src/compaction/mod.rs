@@ -1,39 +1,31 @@
 //! `compact`: rewrite small, unsorted, duplicated or misfiled files into
 //! sorted, deduplicated zstd files of a target size, crash-safely.
 //!
-//! [`plan`] reads only the catalog and returns a printable plan (the dry
-//! run); [`execute`] carries it out, series by series, through the journal:
-//! record inputs → write outputs (temp, fsync, rename, fsync folder) →
-//! verify row counts → swap catalog rows in one transaction → retire
-//! inputs (pinned ones to the trash). Memory is bounded by
-//! `compaction.memory_limit`, shared by the parallel series workers.
+//! A planner: [`plan`] reads only the catalog and returns a printable plan
+//! (the dry run); [`execute`] hands each series to the engine's journaled
+//! rewrite ([`crate::engine::rewrite`]): record inputs → write outputs
+//! (temp, fsync, rename, fsync folder) → verify row counts → swap catalog
+//! rows in one transaction → retire inputs (pinned ones to the trash).
+//! Memory is bounded by `compaction.memory_limit`, shared by the parallel
+//! series workers.
 
-pub mod merge;
 pub mod plan;
-mod sink;
-mod sort;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
-pub use plan::{plan, Filter, Plan, SeriesPlan};
+pub use crate::engine::SeriesPlan;
+pub use plan::{plan, Filter, Plan};
 
-use crate::catalog;
-use crate::config::{Config, Keep};
-use crate::error::{Error, Failure, Result};
-use crate::failpoint;
-use crate::journal::{self, NewEntry, RecoveryReport, State};
-use crate::state::{db_err, Db};
-use merge::{merge, overlap_depth, MergeCtx, MergeError, MergeInput, MergeStats, Sink};
-use sink::{PartitionWriter, SpillWriter};
-
-/// Rough bytes one open input costs: a decoded batch, its row-format keys
-/// and the reader's page buffers. Used to size batches and fan-in.
-const BYTES_PER_ROW_ESTIMATE: usize = 96;
+use crate::config::Config;
+use crate::engine::journal::{self, RecoveryReport};
+use crate::engine::rewrite::{peak_rss, rewrite_isolating, Rewrite, RewriteTotals};
+use crate::error::{Failure, Result};
+use crate::progress::Progress;
+use crate::state::Db;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Metrics {
@@ -52,7 +44,7 @@ pub struct Metrics {
 }
 
 /// Carry out a plan. Recovery of interrupted rewrites runs first.
-pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -> Result<Metrics> {
+pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) -> Result<Metrics> {
     let started = Instant::now();
     let mut m = Metrics {
         recovered: journal::recover(cfg, db)?,
@@ -96,94 +88,10 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &ProgressBar) -
         m.series_rewritten += 1;
     }
     m.failures = failures.into_inner().expect("lock");
-    progress.finish_and_clear();
+    progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();
     Ok(m)
-}
-
-/// Rewrite one series so that nothing in it can stop the run: a series that
-/// does not fit on its root is skipped; an input holding bad data is
-/// quarantined and the series retried without it; any other failure skips
-/// the series (its inputs stay, the next run retries). Returns the totals
-/// when it was rewritten, and every failure met.
-pub(crate) fn rewrite_isolating(
-    cfg: &Config,
-    db: &Db,
-    sp: &SeriesPlan,
-    how: &Rewrite,
-    budget: usize,
-    progress: &ProgressBar,
-    step: &str,
-) -> (Option<RewriteTotals>, Vec<Failure>) {
-    let mut failures = Vec::new();
-    let mut sp = std::borrow::Cow::Borrowed(sp);
-    let what = format!("{} {} [{}]", sp.dataset, sp.series, sp.tier);
-    loop {
-        if let Err(e) = check_room(cfg, how.out_tier, sp.inputs.iter().map(|f| f.bytes).sum()) {
-            tracing::warn!(series = %what, error = %e, "skipped: not enough room");
-            failures.push(Failure::new(step, &what, &e, "skipped"));
-            return (None, failures);
-        }
-        let e = match rewrite_series(cfg, db, &sp, how, budget, progress) {
-            Ok(t) => return (Some(t), failures),
-            Err(e) => e,
-        };
-        let root = cfg.tier_root(&sp.tier).unwrap_or_default();
-        let culprit = e
-            .bad_file()
-            .and_then(|p| sp.inputs.iter().position(|f| root.join(&f.relpath) == p));
-        let Some(i) = culprit else {
-            tracing::warn!(series = %what, error = %e, "series skipped; retried next run");
-            failures.push(Failure::new(step, &what, &e, "skipped"));
-            return (None, failures);
-        };
-        let f = &sp.inputs[i];
-        let from = root.join(&f.relpath);
-        let reason = e.to_string();
-        let q = catalog::Quarantine {
-            tier: &sp.tier,
-            relpath: &f.relpath,
-            from: &from,
-            dataset: Some(&sp.dataset),
-            partition: Some(&f.partition),
-            bytes: f.bytes,
-        };
-        if let Err(qe) = catalog::quarantine(cfg, &db.conn, &q, &reason) {
-            failures.push(Failure::new(step, from.display().to_string(), &e, "skipped"));
-            tracing::warn!(path = %from.display(), error = %qe, "bad input could not be quarantined; series skipped");
-            return (None, failures);
-        }
-        failures.push(Failure::quarantined(step, from.display().to_string(), &reason));
-        let rest = sp.to_mut();
-        let gone = rest.inputs.remove(i);
-        rest.forget_input(&gone);
-        if rest.inputs.is_empty() {
-            return (None, failures);
-        }
-    }
-}
-
-/// Refuse a rewrite that would not fit: about its input bytes plus a margin
-/// must be free on the output root (a store has no such limit here).
-pub(crate) fn check_room(cfg: &Config, out_tier: &str, bytes: u64) -> Result<()> {
-    const MARGIN: u64 = 16 << 20;
-    let root = cfg.tier_root(out_tier)?;
-    if crate::store::is_remote(&root) {
-        return Ok(());
-    }
-    let Some((free, _)) = crate::quota::root_space(cfg, &root) else {
-        return Ok(());
-    };
-    let needed = bytes + bytes / 10 + MARGIN;
-    if free < needed {
-        return Err(Error::NoSpace {
-            root,
-            needed: crate::config::units::human_bytes(needed),
-            available: crate::config::units::human_bytes(free),
-        });
-    }
-    Ok(())
 }
 
 /// The metrics a dry run reports: what would be read, nothing written.
@@ -203,354 +111,4 @@ pub fn dry_run_metrics(plan: &Plan) -> Metrics {
         skipped_drift: plan.skipped_drift.clone(),
         ..Default::default()
     }
-}
-
-/// What rewrites did, summed over series: the figures compaction and tier
-/// moves report alike.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct RewriteTotals {
-    pub partitions_rewritten: u64,
-    pub files_in: u64,
-    pub files_out: u64,
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub duplicates_removed: u64,
-    /// Rows left out because they expired (retention `trim`).
-    pub rows_trimmed: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Inputs that were pinned and went to the trash instead of being deleted.
-    pub pinned_to_trash: u64,
-    /// Inputs a collector replaced in place after they were read: kept, rescanned next run.
-    pub replaced_kept: u64,
-    /// Sorted runs made for inputs that were not sorted.
-    pub sorted_runs: u64,
-    /// Extra merge rounds because too many inputs overlapped for one pass.
-    pub merge_rounds: u64,
-}
-
-impl std::ops::AddAssign for RewriteTotals {
-    fn add_assign(&mut self, o: Self) {
-        self.partitions_rewritten += o.partitions_rewritten;
-        self.files_in += o.files_in;
-        self.files_out += o.files_out;
-        self.rows_in += o.rows_in;
-        self.rows_out += o.rows_out;
-        self.duplicates_removed += o.duplicates_removed;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-        self.pinned_to_trash += o.pinned_to_trash;
-        self.replaced_kept += o.replaced_kept;
-        self.sorted_runs += o.sorted_runs;
-        self.merge_rounds += o.merge_rounds;
-        self.rows_trimmed += o.rows_trimmed;
-    }
-}
-
-/// What kind of rewrite, and where its outputs go.
-pub(crate) struct Rewrite<'a> {
-    /// Journal kind and history action: `compact`, `tier`.
-    pub kind: &'static str,
-    pub out_tier: &'a str,
-    /// Re-read the outputs and compare a checksum of their key columns with
-    /// the rows that were written (tier moves, where the source then goes).
-    pub verify_keys: bool,
-    /// Rows older than this (ns) are left out: a retention trim.
-    pub drop_before_ns: Option<i64>,
-}
-
-impl<'a> Rewrite<'a> {
-    /// A rewrite whose outputs are re-read and checked by key checksum
-    /// before the source goes (tier moves, trims).
-    pub fn verified(kind: &'static str, out_tier: &'a str, drop_before_ns: Option<i64>) -> Self {
-        Rewrite {
-            kind,
-            out_tier,
-            verify_keys: true,
-            drop_before_ns,
-        }
-    }
-
-    pub fn compact(tier: &'a str) -> Self {
-        Rewrite {
-            kind: "compact",
-            out_tier: tier,
-            verify_keys: false,
-            drop_before_ns: None,
-        }
-    }
-}
-
-/// Rewrite one series (or some partitions of it) through the journal.
-pub(crate) fn rewrite_series(
-    cfg: &Config,
-    db: &Db,
-    sp: &SeriesPlan,
-    how: &Rewrite,
-    budget: usize,
-    progress: &ProgressBar,
-) -> Result<RewriteTotals> {
-    let ds = cfg.dataset(&sp.dataset)?;
-    let dberr = db_err(&db.path);
-    let journal_inputs: Vec<(String, u64, u64)> =
-        sp.inputs.iter().map(|f| (f.relpath.clone(), f.rows, f.bytes)).collect();
-    let jid = journal::begin(
-        cfg,
-        &db.conn,
-        &NewEntry {
-            kind: how.kind,
-            dataset: &sp.dataset,
-            tier: &sp.tier,
-            out_tier: how.out_tier,
-            series: &sp.series,
-            inputs: &journal_inputs,
-        },
-    )?;
-    failpoint::hit("rewrite:after-journal");
-    let scratch = journal::scratch_dir(cfg, jid);
-    let result = rewrite(cfg, db, sp, how, jid, &scratch, budget, progress);
-    if result.is_err() {
-        // Leave nothing behind: outputs of this attempt go, inputs stay.
-        let _ = std::fs::remove_dir_all(&scratch);
-        let _ = journal::roll_back(cfg, &db.conn, jid, how.out_tier);
-    }
-    let (outputs, mut m) = result?;
-
-    // The swap: inputs out of the catalog, outputs in, in one transaction.
-    failpoint::hit("rewrite:before-commit");
-    let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
-    for f in &sp.inputs {
-        catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
-    }
-    let out_root = cfg.tier_root(how.out_tier)?;
-    for o in &outputs {
-        let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
-        catalog::upsert(&tx, &entry).map_err(&dberr)?;
-    }
-    for p in &sp.partitions {
-        catalog::record(
-            &tx,
-            &catalog::HistoryEvent {
-                action: how.kind,
-                dataset: Some(&sp.dataset),
-                partition: Some(&p.partition),
-                rows: Some(p.rows),
-                bytes: Some(p.bytes),
-                reason: Some(&p.reasons.join("; ")),
-                ..Default::default()
-            },
-        )
-        .map_err(&dberr)?;
-    }
-    journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
-    tx.commit().map_err(&dberr)?;
-    failpoint::hit("rewrite:after-commit");
-    journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
-
-    for (i, f) in sp.inputs.iter().enumerate() {
-        match journal::retire_input(cfg, &db.conn, jid, &sp.tier, &f.relpath)? {
-            journal::Retired::Trashed => m.pinned_to_trash += 1,
-            journal::Retired::Replaced => m.replaced_kept += 1,
-            journal::Retired::Absent | journal::Retired::Removed => {}
-        }
-        if i == 0 {
-            failpoint::hit("rewrite:mid-delete");
-        }
-    }
-    journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    m.partitions_rewritten = {
-        let mut parts: std::collections::BTreeSet<&str> = sp.partitions.iter().map(|p| p.partition.as_str()).collect();
-        parts.extend(outputs.iter().map(|o| o.partition.as_str()));
-        parts.len() as u64
-    };
-    m.files_in = sp.inputs.len() as u64;
-    m.files_out = outputs.len() as u64;
-    m.bytes_in = sp.inputs.iter().map(|f| f.bytes).sum();
-    m.bytes_out = outputs.iter().map(|o| o.file.bytes).sum();
-    Ok(m)
-}
-
-/// Merge the series' inputs into partition files; returns the outputs.
-#[allow(clippy::too_many_arguments)]
-fn rewrite(
-    cfg: &Config,
-    db: &Db,
-    sp: &SeriesPlan,
-    how: &Rewrite,
-    jid: i64,
-    scratch: &std::path::Path,
-    budget: usize,
-    progress: &ProgressBar,
-) -> Result<(Vec<sink::Output>, RewriteTotals)> {
-    let ds = cfg.dataset(&sp.dataset)?;
-    let out = &cfg.tiers[how.out_tier];
-    let root = cfg.tier_root(&sp.tier)?;
-    let out_root = cfg.tier_root(how.out_tier)?;
-    let (batch_rows, fan_in) = merge_shape(budget);
-    let ctx = MergeCtx::new(ds, batch_rows);
-    let sign = if cfg.compaction.keep == Keep::Newest { 1 } else { -1 };
-    let inputs: Vec<MergeInput> = sp
-        .inputs
-        .iter()
-        .map(|f| MergeInput {
-            path: root.join(&f.relpath),
-            prio: sign * f.mtime_ns,
-            min_ts_ns: f.min_ts,
-            max_ts_ns: f.max_ts,
-            rows: f.rows,
-            moved_to: None,
-        })
-        .collect();
-    let rows_expected: u64 = inputs.iter().map(|i| i.rows).sum();
-    let mut m = RewriteTotals {
-        rows_in: rows_expected,
-        ..Default::default()
-    };
-    let on_rows = |n: u64| progress.inc(n);
-    std::fs::create_dir_all(scratch).map_err(Error::io("create folder", scratch))?;
-
-    let row_group_memory = budget / 2;
-    let fixed = crate::catalog::partition_values(&sp.series);
-    let make = || {
-        let w = PartitionWriter::new(
-            &ctx,
-            out_root.clone(),
-            fixed.clone(),
-            out.zstd_level,
-            out.target_file_size.0,
-            cfg.compaction.row_group_rows,
-            row_group_memory,
-            &db.conn,
-            jid,
-        );
-        let cut = how
-            .drop_before_ns
-            .map(|t| t.saturating_add(ctx.unit_ns - 1).div_euclid(ctx.unit_ns));
-        let w = w.drop_before(cut);
-        Ok(if how.verify_keys { w.track_keys() } else { w })
-    };
-    let (writer, stats) = merge_inputs(&ctx, inputs, scratch, fan_in, &mut m, &on_rows, make, |w| w.abort())?;
-    let written_keys = writer.key_checksum;
-    m.rows_trimmed = writer.rows_dropped;
-    let outputs = writer.finish()?;
-    if how.verify_keys {
-        let mut reread = 0u64;
-        for o in &outputs {
-            reread = reread.wrapping_add(merge::file_key_checksum(&ctx, &o.file.path)?);
-        }
-        if reread != written_keys {
-            return Err(Error::Invalid(format!(
-                "{} of {} {}: key checksum of the written files differs from the rows merged; rolled back",
-                how.kind, sp.dataset, sp.series
-            )));
-        }
-    }
-    m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
-    // Every input row is either written once or counted as a duplicate.
-    if m.rows_out + m.duplicates_removed + m.rows_trimmed != rows_expected
-        || stats.rows_out != m.rows_out + m.rows_trimmed
-    {
-        return Err(Error::Invalid(format!(
-            "{} of {} {}: {} rows out + {} duplicates + {} trimmed != {} rows in (inputs changed since the last scan?); rolled back",
-            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, rows_expected
-        )));
-    }
-    Ok((outputs, m))
-}
-
-/// Batch rows and fan-in for a merge within `budget` bytes: half the budget
-/// for open inputs, half for what the sink builds.
-pub(crate) fn merge_shape(budget: usize) -> (usize, usize) {
-    let batch_rows = (budget / 64 / BYTES_PER_ROW_ESTIMATE).clamp(4096, 64 * 1024);
-    let per_input = batch_rows * BYTES_PER_ROW_ESTIMATE * 2;
-    (batch_rows, (budget / 2 / per_input).max(2))
-}
-
-/// Merge any number of sorted-or-not inputs into one sink: when more than
-/// `fan_in` overlap, they are first merged in rounds into spill files under
-/// `scratch`. Duplicates removed are added to `m`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn merge_inputs<S: Sink>(
-    ctx: &MergeCtx,
-    mut inputs: Vec<MergeInput>,
-    scratch: &std::path::Path,
-    fan_in: usize,
-    m: &mut RewriteTotals,
-    on_rows: &dyn Fn(u64),
-    make: impl FnMut() -> Result<S>,
-    abort: impl FnMut(S) -> Result<()>,
-) -> Result<(S, MergeStats)> {
-    let no_progress = |_: u64| {};
-    let mut spill_seq = 0;
-    while overlap_depth(&inputs) > fan_in {
-        inputs.sort_by_key(|i| i.min_ts_ns);
-        let mut next = Vec::new();
-        for chunk in inputs.chunks(fan_in) {
-            let mut chunk = chunk.to_vec();
-            spill_seq += 1;
-            let path = scratch.join(format!("round-{spill_seq}.parquet"));
-            let (w, stats) = merge_sorting(
-                ctx,
-                &mut chunk,
-                scratch,
-                m,
-                &no_progress,
-                || SpillWriter::try_new(ctx, &path),
-                |_| Ok(()),
-            )?;
-            m.duplicates_removed += stats.duplicates;
-            next.push(w.close()?);
-        }
-        inputs = next;
-        m.merge_rounds += 1;
-    }
-    let (sink, stats) = merge_sorting(ctx, &mut inputs, scratch, m, on_rows, make, abort)?;
-    m.duplicates_removed += stats.duplicates;
-    Ok((sink, stats))
-}
-
-/// Merge into a fresh sink; when an input turns out unsorted, throw the sink
-/// away, sort that input into runs and start again.
-fn merge_sorting<S: Sink>(
-    ctx: &MergeCtx,
-    inputs: &mut Vec<MergeInput>,
-    scratch: &std::path::Path,
-    m: &mut RewriteTotals,
-    on_rows: &dyn Fn(u64),
-    mut make: impl FnMut() -> Result<S>,
-    mut abort: impl FnMut(S) -> Result<()>,
-) -> Result<(S, MergeStats)> {
-    let run_rows = (ctx.batch_rows * 16).max(64 * 1024);
-    loop {
-        let mut sink = make()?;
-        match merge(ctx, inputs, &mut sink, on_rows) {
-            Ok(stats) => return Ok((sink, stats)),
-            Err(MergeError::Unsorted(i)) => {
-                abort(sink)?;
-                tracing::info!(input = %inputs[i].path.display(), "input is not sorted; sorting it into runs");
-                let tag = format!("sort{}", m.sorted_runs);
-                let runs = sort::sort_into_runs(ctx, &inputs[i], scratch, &tag, run_rows)?;
-                m.sorted_runs += runs.len() as u64;
-                inputs.splice(i..=i, runs);
-            }
-            Err(MergeError::Other(e)) => {
-                let _ = abort(sink);
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Peak resident set size of this process, from /proc (0 where unavailable).
-pub fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }

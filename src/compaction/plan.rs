@@ -11,77 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::partition_values;
+use crate::catalog::{self, partition_values, CatalogFile};
 use crate::config::Config;
+use crate::engine::{PartitionPlan, SeriesPlan};
 use crate::error::Result;
 use crate::state::Db;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanFile {
-    pub relpath: String,
-    pub partition: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub min_ts: i64,
-    pub max_ts: i64,
-    #[serde(skip)]
-    pub mtime_ns: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PartitionPlan {
-    pub partition: String,
-    pub files: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub reasons: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SeriesPlan {
-    pub dataset: String,
-    pub tier: String,
-    /// `exchange=x/symbol=y[/timeframe=z]`.
-    pub series: String,
-    pub partitions: Vec<PartitionPlan>,
-    pub inputs: Vec<PlanFile>,
-}
-
-impl SeriesPlan {
-    /// Take a removed input out of its partition's figures.
-    pub fn forget_input(&mut self, f: &PlanFile) {
-        if let Some(p) = self.partitions.iter_mut().find(|p| p.partition == f.partition) {
-            p.files = p.files.saturating_sub(1);
-            p.rows = p.rows.saturating_sub(f.rows);
-            p.bytes = p.bytes.saturating_sub(f.bytes);
-        }
-    }
-
-    /// One whole partition as its own rewrite (a tier move, a trim).
-    pub fn one_partition(
-        ds: &crate::config::DatasetConfig,
-        tier: &str,
-        partition: &str,
-        inputs: Vec<PlanFile>,
-        reason: String,
-    ) -> SeriesPlan {
-        let values = crate::catalog::partition_values(partition);
-        let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
-        SeriesPlan {
-            dataset: ds.name.clone(),
-            tier: tier.to_string(),
-            series: crate::layout::partition_key(&fixed),
-            partitions: vec![PartitionPlan {
-                partition: partition.to_string(),
-                files: inputs.len() as u64,
-                rows: inputs.iter().map(|f| f.rows).sum(),
-                bytes: inputs.iter().map(|f| f.bytes).sum(),
-                reasons: vec![reason],
-            }],
-            inputs,
-        }
-    }
-}
 
 #[derive(Debug, Default, Serialize)]
 pub struct Plan {
@@ -108,60 +42,6 @@ pub struct Filter {
     pub values: Vec<(String, String)>,
 }
 
-/// A cataloged file as the planners (compaction, tiering) see it.
-#[derive(Debug, Clone)]
-pub struct CatalogFile {
-    pub dataset: String,
-    pub tier: String,
-    pub file: PlanFile,
-    pub drift: bool,
-    pub misfiled: bool,
-    pub compacted: bool,
-}
-
-/// The guarded clock over a dataset's files: min(now, newest row), so a
-/// future-dated row or a stalled collector never ages everything at once.
-pub fn guarded_clock(files: &[CatalogFile]) -> Option<i64> {
-    files
-        .iter()
-        .map(|f| f.file.max_ts)
-        .max()
-        .map(|newest| crate::state::now_ns().min(newest))
-}
-
-/// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.
-pub fn catalog_files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT dataset, tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
-                    drift IS NOT NULL, misfiled, compacted
-             FROM files WHERE ?1 IS NULL OR dataset = ?1 ORDER BY dataset, tier, partition, relpath",
-        )
-        .map_err(db.err())?;
-    let rows = st
-        .query_map([dataset], |r| {
-            Ok(CatalogFile {
-                dataset: r.get(0)?,
-                tier: r.get(1)?,
-                file: PlanFile {
-                    partition: r.get(2)?,
-                    relpath: r.get(3)?,
-                    rows: r.get::<_, i64>(4)? as u64,
-                    bytes: r.get::<_, i64>(5)? as u64,
-                    min_ts: r.get(6)?,
-                    max_ts: r.get(7)?,
-                    mtime_ns: r.get(8)?,
-                },
-                drift: r.get(9)?,
-                misfiled: r.get(10)?,
-                compacted: r.get(11)?,
-            })
-        })
-        .map_err(db.err())?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
-}
-
 pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
     if let Some(d) = &filter.dataset {
         cfg.dataset(d)?;
@@ -169,7 +49,7 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
     // (dataset, tier, series) → period → files
     let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<CatalogFile>>> = BTreeMap::new();
     let mut out = Plan::default();
-    for row in catalog_files(db, filter.dataset.as_deref())? {
+    for row in catalog::files(db, filter.dataset.as_deref())? {
         let (dataset, tier) = (row.dataset.clone(), row.tier.clone());
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
         // A store tier only receives files a move already compacted;

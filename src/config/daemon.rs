@@ -7,17 +7,66 @@ use serde::{Deserialize, Serialize};
 
 use super::Span;
 
-/// The tasks a schedule may name.
-pub const TASKS: &[&str] = &[
-    "scan",
-    "compact",
-    "rollup",
-    "retention",
-    "tier",
-    "quota",
-    "maintain",
-    "report",
-];
+/// The tasks a schedule may name (`[schedule.<task>]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Task {
+    Scan,
+    Compact,
+    Rollup,
+    Retention,
+    Tier,
+    Quota,
+    Maintain,
+    Report,
+}
+
+impl Task {
+    pub const ALL: [Task; 8] = [
+        Task::Scan,
+        Task::Compact,
+        Task::Rollup,
+        Task::Retention,
+        Task::Tier,
+        Task::Quota,
+        Task::Maintain,
+        Task::Report,
+    ];
+
+    /// The name a schedule and the state database use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Scan => "scan",
+            Task::Compact => "compact",
+            Task::Rollup => "rollup",
+            Task::Retention => "retention",
+            Task::Tier => "tier",
+            Task::Quota => "quota",
+            Task::Maintain => "maintain",
+            Task::Report => "report",
+        }
+    }
+
+    /// Every task's name, comma-separated, for error messages.
+    pub fn names() -> String {
+        Task::ALL.map(Task::as_str).join(", ")
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Task, String> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("not a task; tasks are {}", Task::names()))
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

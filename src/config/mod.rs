@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, WhenBusy, TASKS};
+pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
 pub use units::{ByteSize, SizeOrPercent, Span};
@@ -296,12 +296,7 @@ impl Config {
             ));
         }
         for (task, sc) in &self.schedule {
-            if !TASKS.contains(&task.as_str()) {
-                return Err(bad(
-                    format!("schedule.{task}"),
-                    format!("not a task; tasks are {}", TASKS.join(", ")),
-                ));
-            }
+            task.parse::<Task>().map_err(|m| bad(format!("schedule.{task}"), m))?;
             crate::scheduler::CronExpr::parse(&sc.cron, sc.timezone.as_deref())
                 .map_err(|m| bad(format!("schedule.{task}.cron"), m))?;
         }

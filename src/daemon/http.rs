@@ -90,13 +90,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn healthz(State(s): State<Arc<AppState>>) -> Response {
     let mut problems = s.health.problems();
-    let readable = blocking(s, |s| {
-        let db = Db::open_existing(&s.cfg.state_db())?;
-        db.conn
-            .query_row("SELECT count(*) FROM schedules", [], |r| r.get::<_, i64>(0))
-            .map_err(db.err())
-    })
-    .await;
+    let readable = blocking(s, |s| Db::open_existing(&s.cfg.state_db())?.check_readable()).await;
     if readable.is_err() {
         problems.push("the state database cannot be read".into());
     }

@@ -1,11 +1,12 @@
 //! Prometheus' text format for `/metrics`.
 //!
 //! Owns the families and how each is computed. What grows with the data
-//! (catalog totals, quota usage, free space, object-store probes, bytes
-//! processed) is [`render_data`], which the daemon runs after each task and
-//! keeps as a snapshot; a scrape adds [`render_live`] (jobs, budget,
-//! schedules: small tables) and the snapshot's age, so it costs the same
-//! whatever the size of the data.
+//! (catalog totals, quota usage, free space, bytes processed) is
+//! [`render_data`], which the daemon runs after each task and keeps as a
+//! snapshot; a scrape adds [`render_live`] (jobs, budget, schedules: small
+//! tables; one top-level listing per object-store tier, so `store_up` is
+//! current) and the snapshot's age, so it costs the same whatever the size
+//! of the data.
 
 use std::fmt::Write;
 
@@ -34,23 +35,6 @@ fn write_family(out: &mut String, name: &str, kind: &str, help: &str, samples: V
     }
 }
 
-/// Samples from `sql`: its last column is the value, the others the labels `keys`.
-fn by(db: &Db, sql: &str, keys: &[&str]) -> Result<Vec<(String, f64)>> {
-    let mut st = db.conn.prepare(sql).map_err(db.err())?;
-    let n = st.column_count();
-    let rows = st
-        .query_map([], |r| {
-            let mut vals = Vec::new();
-            for i in 0..n - 1 {
-                vals.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
-            }
-            Ok((vals, r.get::<_, Option<f64>>(n - 1)?.unwrap_or(0.0)))
-        })
-        .map_err(db.err())?;
-    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db.err())?;
-    Ok(rows.into_iter().map(|(v, x)| (labels(keys, &v), x)).collect())
-}
-
 /// The snapshot's age, as a family of its own.
 pub fn render_age(age_seconds: Option<f64>) -> String {
     let mut out = String::new();
@@ -65,34 +49,43 @@ pub fn render_age(age_seconds: Option<f64>) -> String {
 }
 
 /// The families whose cost grows with the data: catalog totals, quota
-/// usage (a walk of every tier root), free space, object-store probes and
-/// bytes processed. The daemon renders them after each task, not per scrape.
+/// usage (a walk of every tier root), free space and bytes processed. The daemon renders them after each task, not per scrape.
 pub fn render_data(cfg: &Config) -> Result<String> {
     let db = Db::open_existing(&cfg.state_db())?;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
         write_family(&mut out, name, kind, help, samples)
     };
-    let by = |sql: &str, keys: &[&str]| by(&db, sql, keys);
     let lab = labels;
-    let dt = ["dataset", "tier"];
+    let totals = crate::catalog::totals(&db)?;
+    let per_tier = |f: &dyn Fn(&crate::catalog::Totals) -> u64| -> Vec<(String, f64)> {
+        totals
+            .iter()
+            .map(|t| {
+                (
+                    lab(&["dataset", "tier"], &[t.dataset.clone(), t.tier.clone()]),
+                    f(t) as f64,
+                )
+            })
+            .collect()
+    };
     family(
         "mdkeep_dataset_bytes",
         "gauge",
         "Bytes of cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, sum(bytes) FROM files GROUP BY 1, 2", &dt)?,
+        per_tier(&|t| t.bytes),
     );
     family(
         "mdkeep_dataset_files",
         "gauge",
         "Cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, count(*) FROM files GROUP BY 1, 2", &dt)?,
+        per_tier(&|t| t.files),
     );
     family(
         "mdkeep_dataset_rows",
         "gauge",
         "Rows of cataloged files per dataset and tier.",
-        by("SELECT dataset, tier, sum(rows) FROM files GROUP BY 1, 2", &dt)?,
+        per_tier(&|t| t.rows),
     );
     let plan = crate::quota::plan(cfg, &db, None)?;
     let mut ratios = Vec::new();
@@ -135,20 +128,6 @@ pub fn render_data(cfg: &Config) -> Result<String> {
             .map(|r| (lab(&["tier"], std::slice::from_ref(&r.tier)), r.free as f64))
             .collect(),
     );
-    let stores: Vec<(String, f64)> = cfg
-        .store_tiers()
-        .into_iter()
-        .map(|t| {
-            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
-            (lab(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
-        })
-        .collect();
-    family(
-        "mdkeep_store_up",
-        "gauge",
-        "Whether each object-store tier answered a listing (1) or not (0).",
-        stores,
-    );
     family(
         "mdkeep_store_bytes",
         "gauge",
@@ -163,42 +142,53 @@ pub fn render_data(cfg: &Config) -> Result<String> {
         "mdkeep_bytes_processed_total",
         "counter",
         "Bytes compacted, tiered, rolled up, trimmed, deleted (retention) and evicted.",
-        by(
-            "SELECT action, sum(bytes) FROM history
-             WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
-            &["action"],
-        )?,
+        crate::catalog::bytes_processed(&db)?
+            .into_iter()
+            .map(|(action, b)| (lab(&["action"], &[action]), b as f64))
+            .collect(),
     );
     Ok(out)
 }
 
-/// The families read at each scrape: small tables that change between
-/// tasks (jobs, the budget, schedules).
+/// The families read at each scrape: whether each object store answers, and
+/// small tables that change between tasks (jobs, the budget, schedules).
 pub fn render_live(cfg: &Config) -> Result<String> {
     let db = Db::open_existing(&cfg.state_db())?;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
         write_family(&mut out, name, kind, help, samples)
     };
-    let by = |sql: &str, keys: &[&str]| by(&db, sql, keys);
+    let stores: Vec<(String, f64)> = cfg
+        .store_tiers()
+        .into_iter()
+        .map(|t| {
+            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
+            (labels(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
+        })
+        .collect();
+    family(
+        "mdkeep_store_up",
+        "gauge",
+        "Whether each object-store tier answered a listing (1) or not (0).",
+        stores,
+    );
     family(
         "mdkeep_jobs",
         "gauge",
         "Jobs by state and framework.",
-        by(
-            "SELECT state, framework, count(*) FROM jobs GROUP BY 1, 2",
-            &["state", "framework"],
-        )?,
+        crate::jobs::queue::counts_by_state(&db)?
+            .into_iter()
+            .map(|(state, fw, n)| (labels(&["state", "framework"], &[state, fw]), n as f64))
+            .collect(),
     );
     family(
         "mdkeep_job_last_peak_bytes",
         "gauge",
         "Peak memory of the last finished job of each framework.",
-        by(
-            "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
-                 (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
-            &["framework"],
-        )?,
+        crate::jobs::queue::last_peaks(&db)?
+            .into_iter()
+            .map(|(fw, peak)| (labels(&["framework"], &[fw]), peak as f64))
+            .collect(),
     );
     let in_use = crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?;
     family(
@@ -213,35 +203,36 @@ pub fn render_live(cfg: &Config) -> Result<String> {
         "Memory reserved by running jobs and maintenance.",
         vec![(String::new(), in_use as f64)],
     );
+    let tasks = crate::scheduler::status_rows(&db)?;
+    let per_task = |f: &dyn Fn(&crate::scheduler::TaskStatus) -> Option<f64>| -> Vec<(String, f64)> {
+        tasks
+            .iter()
+            .filter_map(|t| f(t).map(|v| (labels(&["task"], std::slice::from_ref(&t.task)), v)))
+            .collect()
+    };
     family(
         "mdkeep_task_last_success_timestamp_seconds",
         "gauge",
         "When each scheduled task last succeeded.",
-        by(
-            "SELECT task, last_success / 1e9 FROM schedules WHERE last_success IS NOT NULL",
-            &["task"],
-        )?,
+        per_task(&|t| t.last_success_ns.map(|ns| ns as f64 / 1e9)),
     );
     family(
         "mdkeep_task_last_duration_seconds",
         "gauge",
         "How long each task's last run took.",
-        by(
-            "SELECT task, last_duration_ms / 1e3 FROM schedules WHERE last_duration_ms IS NOT NULL",
-            &["task"],
-        )?,
+        per_task(&|t| t.last_duration_ms.map(|ms| ms as f64 / 1e3)),
     );
     family(
         "mdkeep_task_failures",
         "gauge",
         "Consecutive failures of each task.",
-        by("SELECT task, failures FROM schedules", &["task"])?,
+        per_task(&|t| Some(t.failures as f64)),
     );
     family(
         "mdkeep_task_skipped_total",
         "counter",
         "Runs skipped (overlap, or missed past the deadline).",
-        by("SELECT task, skipped FROM schedules", &["task"])?,
+        per_task(&|t| Some(t.skipped as f64)),
     );
     Ok(out)
 }

@@ -6,9 +6,9 @@
 //! step, and say what it did in one line. The steps themselves are the
 //! library's.
 
-use indicatif::ProgressBar;
+use crate::progress::Silent;
 
-use crate::config::Config;
+use crate::config::{Config, Task};
 use crate::error::Failure;
 use crate::jobs::budget;
 use crate::lock::{DataLock, Wait};
@@ -19,19 +19,20 @@ use crate::{compaction, quota, retention, rollup, tiering};
 
 /// Tasks that rewrite data reserve `compaction.memory_limit`; the others
 /// read footers and the catalog, which the budget's margin covers.
-fn needs_memory(task: &str) -> bool {
-    matches!(task, "compact" | "rollup" | "retention" | "tier" | "quota" | "maintain")
+fn needs_memory(task: Task) -> bool {
+    !matches!(task, Task::Scan | Task::Report)
 }
 
-/// Run `task`; `Ok(summary)` or `Err(message)`.
-pub fn run_task(cfg: &Config, task: &str, shutdown: &Shutdown) -> Result<String, String> {
+/// Run the task a schedule names; `Ok(summary)` or `Err(message)`.
+pub fn run_task(cfg: &Config, name: &str, shutdown: &Shutdown) -> Result<String, String> {
+    let task: Task = name.parse()?;
     // Waiting (for the lock or for memory) gives up once the daemon drains.
     let stop = &|| shutdown.is_draining();
     let go = || -> crate::error::Result<Result<String, String>> {
         let mut db = Db::open(&cfg.state_db())?;
         let res_db = Db::open(&cfg.state_db())?;
         // Reports only read; every other task changes data.
-        let lock = if task == "report" {
+        let lock = if task == Task::Report {
             None
         } else {
             match DataLock::acquire(cfg, &format!("daemon task {task}"), Wait::Until(stop))? {
@@ -58,33 +59,14 @@ pub fn run_task(cfg: &Config, task: &str, shutdown: &Shutdown) -> Result<String,
         } else {
             None
         };
-        let pb = ProgressBar::hidden();
+        let pb = Silent;
         let cfg = &cfg;
-        if task == "maintain" {
-            let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
-            let failed: Vec<Failure> = r
-                .failures
-                .iter()
-                .filter(|f| f.code != outcome::STORE_UNAVAILABLE)
-                .cloned()
-                .collect();
-            let summary = format!(
-                "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}{}",
-                r.compact.totals.partitions_rewritten,
-                r.rollup.partitions,
-                r.retention.partitions_dropped,
-                r.tier.moves,
-                r.quota.evicted.partitions_dropped,
-                Failure::summary(&failed)
-            );
-            return Ok(r.outcome().task_result(summary));
-        }
         Ok(Ok(match task {
-            "scan" => {
+            Task::Scan => {
                 let r = crate::catalog::scan::scan(cfg, &mut db, &pb)?;
                 format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
             }
-            "compact" => {
+            Task::Compact => {
                 let plan = compaction::plan(cfg, &db, &Default::default())?;
                 let m = compaction::execute(cfg, &mut db, &plan, &pb)?;
                 let summary = format!(
@@ -96,35 +78,58 @@ pub fn run_task(cfg: &Config, task: &str, shutdown: &Shutdown) -> Result<String,
                 );
                 return Ok(Outcome::of_failures(&m.failures).task_result(summary));
             }
-            "rollup" => {
+            Task::Rollup => {
                 let plan = rollup::plan(cfg, &db, None)?;
                 let m = rollup::execute(cfg, &mut db, &plan, &pb)?;
                 format!("rolled up {} partitions", m.partitions)
             }
-            "retention" => {
+            Task::Retention => {
                 let plan = retention::plan(cfg, &db, None)?;
                 let m = retention::execute(cfg, &mut db, &plan)?;
                 format!("dropped {}, trimmed {}", m.partitions_dropped, m.partitions_trimmed)
             }
-            "tier" => {
+            Task::Tier => {
                 let plan = tiering::plan(cfg, &db, None)?;
                 let m = tiering::execute(cfg, &mut db, &plan, &pb)?;
                 return Ok(m.outcome().task_result(format!("moved {} partitions", m.moves)));
             }
-            "quota" => {
+            Task::Quota => {
                 let plan = quota::plan(cfg, &db, None)?;
                 let r = quota::execute(cfg, &mut db, plan)?;
                 return Ok(r
                     .outcome()
                     .task_result(format!("evicted {} partitions", r.evicted.partitions_dropped)));
             }
-            "report" => {
+            Task::Report => {
                 let dir = cfg.reports_dir();
                 let p = crate::report::write_dated(cfg, &db, &dir, cfg.daemon.keep_reports)?;
                 format!("wrote {}", p.display())
             }
-            other => return Err(crate::error::Error::Invalid(format!("unknown task `{other}`"))),
+            Task::Maintain => {
+                let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
+                return Ok(r.outcome().task_result(maintain_summary(&r)));
+            }
         }))
     };
     go().map_err(|e| e.to_string())?
+}
+
+/// One line for a maintain run: what each step did, and the failures
+/// (an unreachable store's moves are in the outcome's own message).
+fn maintain_summary(r: &crate::maintenance::MaintainReport) -> String {
+    let failed: Vec<Failure> = r
+        .failures
+        .iter()
+        .filter(|f| f.code != outcome::STORE_UNAVAILABLE)
+        .cloned()
+        .collect();
+    format!(
+        "compacted {} partitions, rolled up {}, dropped {}, moved {}, evicted {}{}",
+        r.compact.totals.partitions_rewritten,
+        r.rollup.partitions,
+        r.retention.partitions_dropped,
+        r.tier.moves,
+        r.quota.evicted.partitions_dropped,
+        Failure::summary(&failed)
+    )
 }

@@ -24,12 +24,12 @@ use serde::Serialize;
 pub use formats::Format;
 
 use crate::catalog::partition_values;
-use crate::compaction::merge::{MergeCtx, MergeInput, Sink};
-use crate::compaction::plan::{catalog_files, CatalogFile};
-use crate::compaction::{merge_inputs, merge_shape, RewriteTotals};
+use crate::catalog::{files as catalog_files, CatalogFile};
 use crate::config::{Config, DatasetConfig};
+use crate::engine::journal;
+use crate::engine::merge::{MergeCtx, MergeInput, Sink};
+use crate::engine::rewrite::{merge_inputs, merge_shape, RewriteTotals};
 use crate::error::{Error, Result};
-use crate::journal;
 use crate::layout;
 use crate::state::{db_err, Db};
 
@@ -211,12 +211,13 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
         )));
     }
     std::fs::create_dir_all(&req.out).map_err(Error::io("create folder", &req.out))?;
-    let scratch = cfg
-        .tmp_dir()
-        .join(format!("export-{}-{}", std::process::id(), crate::state::now_ns()));
-    std::fs::create_dir_all(&scratch).map_err(Error::io("create folder", &scratch))?;
-    let result = run(cfg, ds, req, &chosen, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
+    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
+        "export-{}-{}",
+        std::process::id(),
+        crate::state::now_ns()
+    )))?;
+    let result = run(cfg, ds, req, &chosen, scratch.path());
+    drop(scratch);
     drop(pins);
     let (files, m) = result?;
     let mut report = ExportReport {

@@ -26,7 +26,7 @@ pub fn maintenance_reserved(db: &Db) -> Result<u64> {
     let mut sum = 0u64;
     for r in rows {
         let (pid, bytes) = r.map_err(db.err())?;
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if crate::proc::alive(pid) {
             sum += bytes.max(0) as u64;
         }
     }

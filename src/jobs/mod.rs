@@ -94,7 +94,7 @@ pub fn expired_exports(cfg: &Config, db: &Db) -> Result<Vec<ExpiredExport>> {
     for (job, dir) in queue::ended_before(db, cutoff)? {
         let path = std::path::PathBuf::from(dir).join("data");
         if path.is_dir() {
-            let bytes = crate::journal::dir_bytes(&path);
+            let bytes = crate::engine::journal::dir_bytes(&path);
             out.push(ExpiredExport { job, path, bytes });
         }
     }

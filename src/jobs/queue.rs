@@ -531,3 +531,30 @@ pub fn recent_peaks(db: &Db, framework: &str, fingerprint: &str, n: usize) -> Re
         .collect::<rusqlite::Result<_>>()
         .map_err(db.err())
 }
+
+/// (state, framework, jobs) over the whole queue.
+pub fn counts_by_state(db: &Db) -> Result<Vec<(String, String, u64)>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT state, framework, count(*) FROM jobs GROUP BY 1, 2")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// (framework, peak bytes) of the last finished job of each framework that has a peak.
+pub fn last_peaks(db: &Db) -> Result<Vec<(String, u64)>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
+                 (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}

@@ -22,9 +22,8 @@ use super::queue::{self, Finish, Job, Outcome};
 use super::run::{self, Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use crate::config::{Config, Runner};
 use crate::error::Result;
-use crate::maintenance::Lock;
 use crate::shutdown::Shutdown;
-use crate::state::{now_ns, Db};
+use crate::state::{now_ns, Db, Lock};
 
 pub const WORKER_LOCK: &str = "jobs-worker";
 
@@ -367,7 +366,7 @@ fn recover(
     for job in queue::list(db, Some("running"))? {
         let alive = job
             .worker_pid
-            .is_some_and(|p| p != std::process::id() as i64 && std::path::Path::new(&format!("/proc/{p}")).exists());
+            .is_some_and(|p| p != std::process::id() as i64 && crate::proc::alive(p));
         if alive {
             continue;
         }

@@ -4,14 +4,9 @@
 //! is listed with its reason and the next one goes on. When a root is below
 //! its free-space floor, the steps that free space (retention, tier, quota)
 //! run before compaction. Each step is its own module. Rollup runs before
-//! retention so expiring trades have their candles first. Also owns named
-//! SQLite locks ([`Lock`]) for the job worker.
+//! retention so expiring trades have their candles first.
 
-use std::path::Path;
-use std::time::Duration;
-
-use indicatif::ProgressBar;
-use rusqlite::{params, OptionalExtension};
+use crate::progress::Progress;
 use serde::Serialize;
 
 use crate::catalog::scan::{scan, ScanReport};
@@ -23,76 +18,8 @@ use crate::outcome::Outcome;
 use crate::quota::{self, QuotaReport};
 use crate::retention::{self, RetentionMetrics};
 use crate::rollup::{self, RollupMetrics};
-use crate::state::{now_ns, Db};
+use crate::state::Db;
 use crate::tiering::{self, TierMetrics};
-
-/// A silent owner for this long has lost its lock.
-const STALE_AFTER: Duration = Duration::from_secs(600);
-
-/// A held named lock; released on drop.
-pub struct Lock<'a> {
-    db: &'a Db,
-    name: &'static str,
-}
-
-impl<'a> Lock<'a> {
-    pub fn acquire(db: &'a Db, name: &'static str) -> Result<Lock<'a>> {
-        let me = std::process::id() as i64;
-        // IMMEDIATE: two runs starting together cannot both see the lock free.
-        let tx = rusqlite::Transaction::new_unchecked(&db.conn, rusqlite::TransactionBehavior::Immediate)
-            .map_err(db.err())?;
-        let held: Option<(i64, i64, i64)> = tx
-            .query_row(
-                "SELECT pid, acquired_at, heartbeat_at FROM locks WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(db.err())?;
-        let now = now_ns();
-        if let Some((pid, since, beat)) = held {
-            let alive = pid == me || Path::new(&format!("/proc/{pid}")).exists();
-            let fresh = now - beat < STALE_AFTER.as_nanos() as i64;
-            if pid != me && alive && fresh {
-                return Err(Error::Busy(format!(
-                    "{name} is already running (pid {pid}, since {})",
-                    crate::catalog::rfc3339(since)
-                )));
-            }
-            if pid != me {
-                tracing::warn!(lock = name, stale_pid = pid, "taking over a stale lock");
-            }
-        }
-        tx.execute(
-            "INSERT INTO locks (name, pid, acquired_at, heartbeat_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at",
-            params![name, me, now],
-        )
-        .map_err(db.err())?;
-        tx.commit().map_err(db.err())?;
-        Ok(Lock { db, name })
-    }
-
-    pub fn heartbeat(&self) -> Result<()> {
-        self.db
-            .conn
-            .execute(
-                "UPDATE locks SET heartbeat_at = ?2 WHERE name = ?1 AND pid = ?3",
-                params![self.name, now_ns(), std::process::id() as i64],
-            )
-            .map_err(self.db.err())?;
-        Ok(())
-    }
-}
-
-impl Drop for Lock<'_> {
-    fn drop(&mut self) {
-        let _ = self.db.conn.execute(
-            "DELETE FROM locks WHERE name = ?1 AND pid = ?2",
-            params![self.name, std::process::id() as i64],
-        );
-    }
-}
 
 #[derive(Debug, Default, Serialize)]
 pub struct MaintainReport {
@@ -159,7 +86,7 @@ pub fn maintain(
     db: &mut Db,
     _lock: Option<&DataLock>,
     dry_run: bool,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<MaintainReport> {
     let mut r = MaintainReport {
         dry_run,
@@ -184,7 +111,7 @@ pub fn maintain(
     Ok(r)
 }
 
-fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &ProgressBar, r: &mut MaintainReport) -> Result<()> {
+fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &dyn Progress, r: &mut MaintainReport) -> Result<()> {
     match step {
         "scan" => {
             let s = scan(cfg, db, progress)?;

@@ -15,15 +15,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use indicatif::ProgressBar;
+use crate::progress::Silent;
 use serde::Serialize;
 
 use crate::catalog;
-use crate::compaction::plan::{catalog_files, PlanFile};
+use crate::catalog::files as catalog_files;
 use crate::config::units::human_bytes;
 use crate::config::Config;
+use crate::engine::journal::{self, dir_bytes};
+use crate::engine::PlanFile;
 use crate::error::Result;
-use crate::journal::{self, dir_bytes};
 use crate::retention::{drop_partitions, Expired, RetentionMetrics};
 use crate::state::Db;
 use crate::tiering::{self, TierMetrics, TierPlan};
@@ -474,7 +475,7 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
     let mut tiered_early = None;
     if let Some(early) = plan.early_tier.take() {
         if !early.moves.is_empty() {
-            tiered_early = Some(tiering::execute(cfg, db, &early, &ProgressBar::hidden())?);
+            tiered_early = Some(tiering::execute(cfg, db, &early, &Silent)?);
             // Moves changed what lies where: evictions are chosen afresh,
             // while the report keeps the soft limits that started the moves.
             let mut fresh = limits_and_evictions(cfg, db, plan.dataset.as_deref())?;

@@ -10,7 +10,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::compaction::plan::CatalogFile;
+use crate::catalog::CatalogFile;
 use crate::config::Config;
 use crate::error::Result;
 use crate::state::Db;

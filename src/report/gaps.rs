@@ -15,7 +15,7 @@ use polars::prelude::{col, lit, DataFrame, IntoLazy, NamedFrom, Series, SortMult
 use serde::Serialize;
 
 use crate::catalog::rfc3339;
-use crate::compaction::plan::CatalogFile;
+use crate::catalog::CatalogFile;
 use crate::config::{timeframe_ns, DatasetConfig};
 use crate::error::{Error, Result};
 

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use chrono::Datelike;
 use serde::Serialize;
 
+use crate::catalog::files as catalog_files;
 use crate::catalog::rfc3339;
-use crate::compaction::plan::catalog_files;
 use crate::config::Config;
 use crate::error::Result;
 use crate::state::{now_ns, Db};

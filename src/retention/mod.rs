@@ -13,16 +13,16 @@
 
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+use crate::progress::Silent;
 use serde::Serialize;
 
-use crate::catalog::{self, rfc3339};
-use crate::compaction::plan::{catalog_files, guarded_clock, SeriesPlan};
-use crate::compaction::{rewrite_series, Rewrite};
+use crate::catalog::{self, guarded_clock, rfc3339};
 use crate::config::{Config, DatasetConfig};
+use crate::engine::journal::{self, NewEntry, RecoveryReport, State};
+use crate::engine::rewrite::{rewrite_series, Rewrite};
+use crate::engine::SeriesPlan;
 use crate::error::Result;
 use crate::failpoint;
-use crate::journal::{self, NewEntry, RecoveryReport, State};
 use crate::state::{db_err, Db};
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +84,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
         if dataset.is_some_and(|d| d != name) {
             continue;
         }
-        let files = catalog_files(db, Some(name))?;
+        let files = catalog::files(db, Some(name))?;
         let Some(reference) = guarded_clock(&files) else {
             continue;
         };
@@ -164,7 +164,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
         let how = Rewrite::verified("trim", &t.target.tier, Some(t.cut_ns));
-        let r = rewrite_series(cfg, db, &t.series, &how, budget, &ProgressBar::hidden())?;
+        let r = rewrite_series(cfg, db, &t.series, &how, budget, &Silent)?;
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up
         // again into partial candles.

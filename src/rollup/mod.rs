@@ -18,17 +18,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::progress::Progress;
 use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
-use indicatif::ProgressBar;
 use rusqlite::params;
 use serde::Serialize;
 
 use crate::catalog::{self, partition_values, rfc3339};
-use crate::compaction::merge::{MergeCtx, MergeInput, Sink};
-use crate::compaction::plan::{catalog_files, guarded_clock, PlanFile};
-use crate::compaction::{merge_inputs, merge_shape, RewriteTotals};
+use crate::catalog::{files as catalog_files, guarded_clock};
 use crate::config::{timeframe_ns, Config, DatasetConfig, RollupConfig};
+use crate::engine::merge::{MergeCtx, MergeInput, Sink};
+use crate::engine::rewrite::{merge_inputs, merge_shape, RewriteTotals};
+use crate::engine::PlanFile;
 use crate::error::{Error, Result};
 use crate::ingest::PartitionSink;
 use crate::parquet_io::{self, WrittenFile};
@@ -139,7 +140,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RollupPlan> 
     Ok(out)
 }
 
-pub fn execute(cfg: &Config, db: &mut Db, plan: &RollupPlan, progress: &ProgressBar) -> Result<RollupMetrics> {
+pub fn execute(cfg: &Config, db: &mut Db, plan: &RollupPlan, progress: &dyn Progress) -> Result<RollupMetrics> {
     let started = Instant::now();
     let mut m = RollupMetrics::default();
     progress.set_length(plan.items.iter().map(|i| i.rows).sum());
@@ -285,10 +286,11 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         .cloned()
         .collect();
     let stem = format!("rollup-{}-{period}", item.dataset);
-    let scratch = cfg
-        .tmp_dir()
-        .join(format!("rollup-{}-{}", std::process::id(), now_ns()));
-    std::fs::create_dir_all(&scratch).map_err(Error::io("create folder", &scratch))?;
+    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
+        "rollup-{}-{}",
+        std::process::id(),
+        now_ns()
+    )))?;
     let make = || -> Result<RollupSink> {
         let lanes = item
             .timeframes
@@ -320,11 +322,11 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         })
     };
     let mut totals = RewriteTotals::default();
-    let merged = merge_inputs(&ctx, inputs, &scratch, fan_in, &mut totals, &|_| {}, make, |s| {
+    let merged = merge_inputs(&ctx, inputs, scratch.path(), fan_in, &mut totals, &|_| {}, make, |s| {
         drop(s);
         Ok(())
     });
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     let (mut sink, _) = merged?;
     for lane in &mut sink.lanes {
         lane.builder.finish(&mut lane.buf);

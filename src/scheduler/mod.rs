@@ -307,3 +307,33 @@ pub fn record_skip(db: &Db, task: &str, why: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// What the state database says of one task's runs, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct TaskStatus {
+    pub task: String,
+    pub last_success_ns: Option<i64>,
+    pub last_duration_ms: Option<i64>,
+    pub failures: i64,
+    pub skipped: i64,
+}
+
+/// Every task the state database has runs of.
+pub fn status_rows(db: &Db) -> Result<Vec<TaskStatus>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT task, last_success, last_duration_ms, failures, skipped FROM schedules ORDER BY task")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(TaskStatus {
+                task: r.get(0)?,
+                last_success_ns: r.get(1)?,
+                last_duration_ms: r.get(2)?,
+                failures: r.get(3)?,
+                skipped: r.get(4)?,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}

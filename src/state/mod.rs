@@ -5,7 +5,10 @@
 //! the capability that uses them (catalog, jobs, ...); their SQL lives here
 //! only so the schema's history is in one ordered place.
 
+mod lock;
 mod migrations;
+
+pub use lock::Lock;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,6 +54,14 @@ impl Db {
             )));
         }
         Db::open(path)
+    }
+
+    /// Whether the database answers a read (for `/healthz`).
+    pub fn check_readable(&self) -> Result<()> {
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map(|_| ())
+            .map_err(self.err())
     }
 
     fn configure(&mut self) -> Result<()> {

@@ -12,15 +12,16 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use serde::Serialize;
 
 use crate::catalog::rfc3339;
-use crate::compaction::plan::{catalog_files, CatalogFile, PlanFile, SeriesPlan};
-use crate::compaction::{peak_rss, rewrite_isolating, Rewrite, RewriteTotals};
+use crate::catalog::{files as catalog_files, CatalogFile};
 use crate::config::Config;
+use crate::engine::journal::{self, RecoveryReport};
+use crate::engine::rewrite::{peak_rss, rewrite_isolating, Rewrite, RewriteTotals};
+use crate::engine::{PlanFile, SeriesPlan};
 use crate::error::Result;
-use crate::journal::{self, RecoveryReport};
 use crate::state::{now_ns, Db};
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,7 +192,7 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
 }
 
 /// Carry out the moves, one partition at a time (each is its own atomic rewrite).
-pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBar) -> Result<TierMetrics> {
+pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &dyn Progress) -> Result<TierMetrics> {
     let started = Instant::now();
     let mut m = TierMetrics {
         recovered: journal::recover(cfg, db)?,
@@ -226,7 +227,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &ProgressBa
             m.totals += s;
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();
     Ok(m)

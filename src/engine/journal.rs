@@ -341,10 +341,6 @@ pub fn remove_empty_dirs(dir: &Path, stop: &Path) {
     }
 }
 
-fn pid_alive(pid: i64) -> bool {
-    pid == std::process::id() as i64 || Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[derive(Debug, Default, Serialize)]
 pub struct RecoveryReport {
     pub rolled_back: u64,
@@ -383,7 +379,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         let abandoned = match owner {
             Some(o) => o != me,
             // Written before journals had owners: by a process that is gone.
-            None => !pid_alive(pid) || pid == std::process::id() as i64,
+            None => !crate::proc::alive(pid) || pid == std::process::id() as i64,
         };
         if !abandoned {
             continue;
@@ -454,7 +450,7 @@ fn release_stale_pins(db: &Db) -> Result<u64> {
     let mut n = 0;
     for o in owners {
         let pid = o.rsplit(':').next().and_then(|p| p.parse::<i64>().ok());
-        if pid.is_some_and(|p| !pid_alive(p)) {
+        if pid.is_some_and(|p| !crate::proc::alive(p)) {
             n += db
                 .conn
                 .execute("DELETE FROM pins WHERE owner = ?1", [&o])

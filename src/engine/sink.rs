@@ -14,9 +14,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::file::metadata::SortingColumn;
 use rusqlite::Connection;
 
+use super::journal;
 use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
 use crate::error::{Error, Result};
-use crate::journal;
 use crate::layout;
 use crate::parquet_io::{DataFileWriter, WriteOptions, WrittenFile};
 use crate::state::db_err;
