@@ -441,3 +441,67 @@ pub fn bytes_processed(db: &Db) -> Result<Vec<(String, u64)>> {
         .map_err(db.err())?;
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
+
+#[derive(Debug, Serialize)]
+/// One event of the history, as the report lists it.
+pub struct HistoryRow {
+    pub at: String,
+    pub action: String,
+    pub dataset: Option<String>,
+    pub partition: Option<String>,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub reason: Option<String>,
+}
+
+/// The rewriting and quarantine events since `since_ns`, oldest first.
+pub fn history_since(db: &Db, since_ns: i64) -> Result<Vec<HistoryRow>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT at, action, dataset, partition, rows, bytes, reason FROM history
+             WHERE at >= ?1 AND action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict', 'quarantine')
+             ORDER BY at, id",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([since_ns], |x| {
+            Ok(HistoryRow {
+                at: rfc3339(x.get(0)?),
+                action: x.get(1)?,
+                dataset: x.get(2)?,
+                partition: x.get(3)?,
+                rows: x.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
+                bytes: x.get::<_, Option<i64>>(5)?.map(|v| v.max(0) as u64),
+                reason: x.get(6)?,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// (day, dataset, bytes over every tier) recorded each day from `since_day` (YYYY-MM-DD).
+pub fn usage_since(db: &Db, since_day: &str) -> Result<Vec<(String, String, u64)>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT day, dataset, sum(bytes) FROM usage_daily WHERE day >= ?1
+             GROUP BY day, dataset ORDER BY day, dataset",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([since_day], |x| {
+            Ok((x.get(0)?, x.get(1)?, x.get::<_, i64>(2)?.max(0) as u64))
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// The newest row time cataloged for `dataset`, if it has files.
+pub fn newest_row(db: &Db, dataset: &str) -> Result<Option<i64>> {
+    db.conn
+        .query_row("SELECT max(max_ts) FROM files WHERE dataset = ?1", [dataset], |r| {
+            r.get(0)
+        })
+        .map_err(db.err())
+}

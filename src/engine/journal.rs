@@ -531,6 +531,21 @@ pub struct Pin {
     pub created_at: String,
 }
 
+/// Pin a file for `owner` (`mdkeep pin`).
+pub fn pin_file(db: &Db, tier: &str, relpath: &str, owner: &str) -> Result<()> {
+    pin(&db.conn, tier, relpath, owner).map_err(db.err())
+}
+
+/// Remove `owner`'s pins (any owner's when `None`) of a file; how many went.
+pub fn unpin_file(db: &Db, tier: &str, relpath: &str, owner: Option<&str>) -> Result<usize> {
+    unpin(&db.conn, tier, relpath, owner).map_err(db.err())
+}
+
+/// Every pin, by tier and path.
+pub fn list_pins(db: &Db) -> Result<Vec<Pin>> {
+    pins(&db.conn).map_err(db.err())
+}
+
 pub fn pin(conn: &Connection, tier: &str, relpath: &str, owner: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO pins (tier, relpath, owner, created_at) VALUES (?1, ?2, ?3, ?4)",

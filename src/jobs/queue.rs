@@ -558,3 +558,49 @@ pub fn last_peaks(db: &Db) -> Result<Vec<(String, u64)>> {
         .map_err(db.err())?;
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
+
+#[derive(Debug, Serialize)]
+pub struct JobStats {
+    pub framework: String,
+    pub jobs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub oom_killed: u64,
+    pub timed_out: u64,
+    pub max_peak_bytes: Option<u64>,
+    pub max_reserved_bytes: Option<u64>,
+    /// Highest peak / reservation of a finished job: how close jobs run to their limit.
+    pub max_peak_over_reserved: Option<f64>,
+}
+
+/// Per framework: how many jobs ended how, and how close they ran to their limit.
+pub fn stats_by_framework(db: &Db) -> Result<Vec<JobStats>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT framework, count(*),
+                    sum(state = 'succeeded'), sum(state = 'failed'), sum(state = 'oom_killed'), sum(state = 'timed_out'),
+                    max(peak_bytes), max(reserved_bytes),
+                    max(CASE WHEN peak_bytes IS NOT NULL AND reserved_bytes > 0
+                             THEN CAST(peak_bytes AS REAL) / reserved_bytes END)
+             FROM jobs GROUP BY framework ORDER BY framework",
+        )
+        .map_err(db.err())?;
+    let u = |v: Option<i64>| v.map(|x| x.max(0) as u64);
+    let rows = st
+        .query_map([], |x| {
+            Ok(JobStats {
+                framework: x.get(0)?,
+                jobs: x.get::<_, i64>(1)? as u64,
+                succeeded: x.get::<_, i64>(2)? as u64,
+                failed: x.get::<_, i64>(3)? as u64,
+                oom_killed: x.get::<_, i64>(4)? as u64,
+                timed_out: x.get::<_, i64>(5)? as u64,
+                max_peak_bytes: u(x.get(6)?),
+                max_reserved_bytes: u(x.get(7)?),
+                max_peak_over_reserved: x.get(8)?,
+            })
+        })
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}

@@ -120,21 +120,16 @@ pub fn usage(cfg: &Config) -> Usage {
 /// space is not measurable; their bytes also count towards datasets).
 pub fn usage_with_stores(cfg: &Config, db: &Db) -> Result<Usage> {
     let mut u = usage(cfg);
-    for tier in cfg.store_tiers() {
-        let mut st = db
-            .conn
-            .prepare("SELECT dataset, coalesce(sum(bytes), 0) FROM files WHERE tier = ?1 GROUP BY dataset")
-            .map_err(db.err())?;
-        let rows: Vec<(String, i64)> = st
-            .query_map([&tier], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db.err())?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db.err())?;
-        let total = u.stores.entry(tier).or_default();
-        for (ds, b) in rows {
-            *total += b as u64;
-            *u.datasets.entry(ds).or_default() += b as u64;
-        }
+    let stores = cfg.store_tiers();
+    for tier in &stores {
+        u.stores.entry(tier.clone()).or_default();
+    }
+    for t in crate::catalog::totals(db)?
+        .into_iter()
+        .filter(|t| stores.contains(&t.tier))
+    {
+        *u.stores.entry(t.tier).or_default() += t.bytes;
+        *u.datasets.entry(t.dataset).or_default() += t.bytes;
     }
     Ok(u)
 }

@@ -18,8 +18,10 @@ use serde::Serialize;
 
 use crate::catalog::files as catalog_files;
 use crate::catalog::rfc3339;
+pub use crate::catalog::HistoryRow;
 use crate::config::Config;
 use crate::error::Result;
+pub use crate::jobs::queue::JobStats;
 use crate::state::{now_ns, Db};
 pub use gaps::{Coverage, Gap};
 
@@ -82,17 +84,6 @@ pub struct GrowthPoint {
 }
 
 #[derive(Debug, Serialize)]
-pub struct HistoryRow {
-    pub at: String,
-    pub action: String,
-    pub dataset: Option<String>,
-    pub partition: Option<String>,
-    pub rows: Option<u64>,
-    pub bytes: Option<u64>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct ActionTotal {
     pub action: String,
     pub events: u64,
@@ -121,20 +112,6 @@ pub struct PlannedDrop {
     pub bytes: u64,
     pub rows: u64,
     pub reason: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct JobStats {
-    pub framework: String,
-    pub jobs: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub oom_killed: u64,
-    pub timed_out: u64,
-    pub max_peak_bytes: Option<u64>,
-    pub max_reserved_bytes: Option<u64>,
-    /// Highest peak / reservation of a finished job: how close jobs run to their limit.
-    pub max_peak_over_reserved: Option<f64>,
 }
 
 fn day_of(ns: i64) -> String {
@@ -167,14 +144,10 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
         let probe = crate::store::for_tier(cfg, &tier)
             .map_err(|e| e.to_string())
             .and_then(|st| st.probe());
-        let (files, bytes): (i64, i64) = db
-            .conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(bytes), 0) FROM files WHERE tier = ?1",
-                [&tier],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db.err())?;
+        let (files, bytes) = crate::catalog::totals(db)?
+            .iter()
+            .filter(|t| t.tier == tier)
+            .fold((0, 0), |(f, b), t| (f + t.files, b + t.bytes));
         if probe.is_err() {
             down.insert(tier.clone());
         }
@@ -183,8 +156,8 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             tier,
             reachable: probe.is_ok(),
             error: probe.err().map(|e| format!("unreachable: {e}")),
-            files: files as u64,
-            bytes: bytes as u64,
+            files,
+            bytes,
         });
     }
     let facts = cache::Facts::new(cfg, db);
@@ -241,49 +214,15 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
 }
 
 fn growth(db: &Db, since_ns: i64, r: &mut Report) -> Result<()> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT day, dataset, sum(bytes) FROM usage_daily WHERE day >= ?1
-             GROUP BY day, dataset ORDER BY day, dataset",
-        )
-        .map_err(db.err())?;
-    let rows = st
-        .query_map([day_of(since_ns)], |x| {
-            Ok(GrowthPoint {
-                day: x.get(0)?,
-                dataset: x.get(1)?,
-                bytes: x.get::<_, i64>(2)?.max(0) as u64,
-            })
-        })
-        .map_err(db.err())?;
-    r.growth = rows.collect::<rusqlite::Result<_>>().map_err(db.err())?;
+    r.growth = crate::catalog::usage_since(db, &day_of(since_ns))?
+        .into_iter()
+        .map(|(day, dataset, bytes)| GrowthPoint { day, dataset, bytes })
+        .collect();
     Ok(())
 }
 
 fn history(db: &Db, since_ns: i64, r: &mut Report) -> Result<()> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT at, action, dataset, partition, rows, bytes, reason FROM history
-             WHERE at >= ?1 AND action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict', 'quarantine')
-             ORDER BY at, id",
-        )
-        .map_err(db.err())?;
-    let rows = st
-        .query_map([since_ns], |x| {
-            Ok(HistoryRow {
-                at: rfc3339(x.get(0)?),
-                action: x.get(1)?,
-                dataset: x.get(2)?,
-                partition: x.get(3)?,
-                rows: x.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
-                bytes: x.get::<_, Option<i64>>(5)?.map(|v| v.max(0) as u64),
-                reason: x.get(6)?,
-            })
-        })
-        .map_err(db.err())?;
-    r.history = rows.collect::<rusqlite::Result<_>>().map_err(db.err())?;
+    r.history = crate::catalog::history_since(db, since_ns)?;
     let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for h in &r.history {
         let t = totals.entry(h.action.clone()).or_default();
@@ -413,34 +352,7 @@ fn forecast(cfg: &Config, db: &Db, r: &mut Report) -> Result<()> {
 }
 
 fn jobs(db: &Db, r: &mut Report) -> Result<()> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT framework, count(*),
-                    sum(state = 'succeeded'), sum(state = 'failed'), sum(state = 'oom_killed'), sum(state = 'timed_out'),
-                    max(peak_bytes), max(reserved_bytes),
-                    max(CASE WHEN peak_bytes IS NOT NULL AND reserved_bytes > 0
-                             THEN CAST(peak_bytes AS REAL) / reserved_bytes END)
-             FROM jobs GROUP BY framework ORDER BY framework",
-        )
-        .map_err(db.err())?;
-    let u = |v: Option<i64>| v.map(|x| x.max(0) as u64);
-    let rows = st
-        .query_map([], |x| {
-            Ok(JobStats {
-                framework: x.get(0)?,
-                jobs: x.get::<_, i64>(1)? as u64,
-                succeeded: x.get::<_, i64>(2)? as u64,
-                failed: x.get::<_, i64>(3)? as u64,
-                oom_killed: x.get::<_, i64>(4)? as u64,
-                timed_out: x.get::<_, i64>(5)? as u64,
-                max_peak_bytes: u(x.get(6)?),
-                max_reserved_bytes: u(x.get(7)?),
-                max_peak_over_reserved: x.get(8)?,
-            })
-        })
-        .map_err(db.err())?;
-    r.jobs = rows.collect::<rusqlite::Result<_>>().map_err(db.err())?;
+    r.jobs = crate::jobs::queue::stats_by_framework(db)?;
     Ok(())
 }
 

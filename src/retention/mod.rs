@@ -168,17 +168,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up
         // again into partial candles.
-        db.conn
-            .execute(
-                "UPDATE rollups SET source_rows = ?1 WHERE dataset = ?2 AND partition = ?3 AND source_rows = ?4",
-                rusqlite::params![
-                    r.rows_out as i64,
-                    t.target.dataset,
-                    t.target.partition,
-                    t.target.rows as i64
-                ],
-            )
-            .map_err(db.err())?;
+        crate::rollup::shrink_source_rows(db, &t.target.dataset, &t.target.partition, t.target.rows, r.rows_out)?;
         m.partitions_trimmed += 1;
         m.rows_trimmed += r.rows_trimmed;
         m.rows_removed += r.rows_trimmed;

@@ -70,6 +70,19 @@ pub struct RollupMetrics {
     pub seconds: f64,
 }
 
+/// A trim left `to` of the `from` rows the partition's candles were built
+/// from: the candles still cover it (they were built from every row), so it
+/// must not look un-rolled-up and be rolled up again into partial candles.
+pub fn shrink_source_rows(db: &Db, dataset: &str, partition: &str, from: u64, to: u64) -> Result<()> {
+    db.conn
+        .execute(
+            "UPDATE rollups SET source_rows = ?1 WHERE dataset = ?2 AND partition = ?3 AND source_rows = ?4",
+            params![to as i64, dataset, partition, from as i64],
+        )
+        .map_err(db.err())?;
+    Ok(())
+}
+
 /// Whether `partition` of `dataset`, holding `rows` rows now, has verified
 /// candles for every configured timeframe.
 pub fn is_rolled_up(db: &Db, r: &RollupConfig, dataset: &str, partition: &str, rows: u64) -> Result<bool> {

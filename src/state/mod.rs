@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 
 /// An open state database.
 pub struct Db {
-    pub conn: Connection,
+    /// Only the modules that own a table run SQL on it; others call them.
+    pub(crate) conn: Connection,
     pub path: PathBuf,
 }
 

@@ -115,11 +115,9 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
         if dataset.is_some_and(|d| d != name) || ds.tier_after.is_empty() {
             continue;
         }
-        let newest: Option<i64> = db
-            .conn
-            .query_row("SELECT max(max_ts) FROM files WHERE dataset = ?1", [name], |r| r.get(0))
-            .map_err(db.err())?;
-        let Some(newest) = newest else { continue };
+        let Some(newest) = crate::catalog::newest_row(db, name)? else {
+            continue;
+        };
         let reference = now.min(newest);
         out.reference_time.insert(name.clone(), rfc3339(reference));
         let mut parts: BTreeMap<(String, String), Vec<CatalogFile>> = BTreeMap::new();
