@@ -353,14 +353,7 @@ fn list_stores(db: &Db, found: &mut Found, report: &mut ScanReport) -> Result<()
                 continue;
             }
         };
-        let trashed: HashSet<String> = {
-            let mut st = db
-                .conn
-                .prepare("SELECT relpath FROM trash WHERE tier = ?1")
-                .map_err(db.err())?;
-            let r = st.query_map([&tier], |r| r.get(0)).map_err(db.err())?;
-            r.collect::<rusqlite::Result<_>>().map_err(db.err())?
-        };
+        let trashed: HashSet<String> = crate::engine::journal::trashed(db, &tier)?;
         for (relpath, bytes, mtime_ns) in listing {
             let name = relpath.rsplit('/').next().unwrap_or(&relpath);
             if crate::store::write::is_claim(name) || !layout::is_data_file(name) || trashed.contains(&relpath) {

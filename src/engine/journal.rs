@@ -531,6 +531,17 @@ pub struct Pin {
     pub created_at: String,
 }
 
+/// Paths on `tier` that wait in the trash (objects a scan must not take
+/// for new data).
+pub fn trashed(db: &Db, tier: &str) -> Result<std::collections::HashSet<String>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT relpath FROM trash WHERE tier = ?1")
+        .map_err(db.err())?;
+    let r = st.query_map([tier], |r| r.get(0)).map_err(db.err())?;
+    r.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
 /// Pin a file for `owner` (`mdkeep pin`).
 pub fn pin_file(db: &Db, tier: &str, relpath: &str, owner: &str) -> Result<()> {
     pin(&db.conn, tier, relpath, owner).map_err(db.err())

@@ -148,8 +148,8 @@ fn select_and_pin<'a>(
     owner: &str,
 ) -> Result<(BTreeMap<String, Vec<CatalogFile>>, Pins<'a>)> {
     let dberr = db_err(&db.path);
+    // A read transaction: the catalog read and the pins see one snapshot.
     let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
-    tx.execute_batch("SELECT 1").map_err(&dberr)?;
     let chosen = select(cfg, db, req, ds)?;
     let mut pins = Pins {
         db,
