@@ -5,7 +5,7 @@
 //! the library decides how an error is shown. Secrets never go in here: config
 //! values are not echoed back, only their keys.
 
-use crate::outcome;
+use crate::exit;
 use std::path::PathBuf;
 
 /// Result alias used across the library.
@@ -117,8 +117,8 @@ pub struct Failure {
 impl Failure {
     pub fn new(step: &str, file: impl Into<String>, e: &Error, outcome: &str) -> Failure {
         let code = match e.exit_code() {
-            c @ (outcome::IO | outcome::STORE_UNAVAILABLE) => c,
-            _ => outcome::DONE_WITH_FAILURES,
+            c @ (exit::IO | exit::STORE_UNAVAILABLE) => c,
+            _ => exit::DONE_WITH_FAILURES,
         };
         Failure {
             step: step.to_string(),
@@ -145,7 +145,7 @@ impl Failure {
             file: file.into(),
             reason: reason.to_string(),
             outcome: outcome.to_string(),
-            code: outcome::DONE_WITH_FAILURES,
+            code: exit::DONE_WITH_FAILURES,
         }
     }
 
@@ -162,10 +162,14 @@ impl Failure {
         }
     }
 
-    /// The exit code of a run that had these failures (see
-    /// [`Outcome::of_failures`](crate::outcome::Outcome::of_failures)).
+    /// The exit code of a run that had these failures, the first that
+    /// applies: an I/O failure (a full disk), an unreachable store, done
+    /// with failures; 0 without any.
     pub fn exit_code(failures: &[Failure]) -> i32 {
-        crate::outcome::Outcome::of_failures(failures).code()
+        [exit::IO, exit::STORE_UNAVAILABLE, exit::DONE_WITH_FAILURES]
+            .into_iter()
+            .find(|c| failures.iter().any(|f| f.code == *c))
+            .unwrap_or(exit::OK)
     }
 }
 
@@ -238,17 +242,17 @@ impl Error {
     /// Exit code for the binary, after sysexits.h where one fits.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } => outcome::BAD_CONFIG,
+            Error::Config { .. } => exit::BAD_CONFIG,
             Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => {
-                outcome::REFUSED
+                exit::REFUSED
             }
             Error::Spec { .. } | Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => {
-                outcome::BAD_DATA
+                exit::BAD_DATA
             }
-            Error::Io { .. } | Error::NoSpace { .. } => outcome::IO,
+            Error::Io { .. } | Error::NoSpace { .. } => exit::IO,
             // Often a lock held elsewhere.
-            Error::Db { .. } | Error::Busy(_) => outcome::BUSY,
-            Error::Store { .. } => outcome::STORE_UNAVAILABLE,
+            Error::Db { .. } | Error::Busy(_) => exit::BUSY,
+            Error::Store { .. } => exit::STORE_UNAVAILABLE,
         }
     }
 }
@@ -297,10 +301,7 @@ mod tests {
         };
         assert_eq!(Failure::exit_code(&[]), 0);
         let q = Failure::new("compact", "/d/x", &bad, "quarantined");
-        assert_eq!(
-            Failure::exit_code(std::slice::from_ref(&q)),
-            outcome::DONE_WITH_FAILURES
-        );
+        assert_eq!(Failure::exit_code(std::slice::from_ref(&q)), exit::DONE_WITH_FAILURES);
         assert_eq!(
             Failure::exit_code(&[q, Failure::new("compact", "/d", &io, "skipped")]),
             74

@@ -191,6 +191,25 @@ pub fn move_file(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// (free, size) of the filesystem holding `path`.
+pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+/// (free, size) of the filesystem a local tier root is on (the root folder
+/// of the config while the tier's folder does not exist yet).
+pub fn root_space(cfg: &crate::config::Config, root: &Path) -> Option<(u64, u64)> {
+    fs_space(if root.exists() { root } else { &cfg.root })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,35 +7,18 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::DatasetConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// Refuse a name that is empty, hidden, a path, or could escape a folder
-/// when used as one path segment (`..`, `/`, `\`, NUL, `=`).
-pub fn check_segment(what: &'static str, value: &str) -> Result<()> {
-    let reason = if value.is_empty() {
-        Some("it is empty")
-    } else if value == "." || value == ".." || value.contains("..") {
-        Some("it contains `..`")
-    } else if value.contains('/') || value.contains('\\') {
-        Some("it contains a path separator")
-    } else if value.starts_with('.') {
-        Some("it starts with `.`")
-    } else if value.contains('\0') || value.chars().any(|c| c.is_control()) {
-        Some("it contains a control character")
-    } else if value.contains('=') {
-        Some("it contains `=`, which Hive paths reserve")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::UnsafeName {
-            what,
-            value: value.to_string(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+/// Partition values parsed back from a `col=value/...` key, in order.
+pub fn partition_values(partition: &str) -> Vec<(String, String)> {
+    partition
+        .split('/')
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
+
+pub use crate::names::check_segment;
 
 /// A data file's place in the layout, parsed from its path under a tier root.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,7 +101,7 @@ impl DataLock {
         let note = format!(
             "run={run} pid={} command={what} since={}\n",
             std::process::id(),
-            crate::catalog::rfc3339(now_ns())
+            crate::time::rfc3339(now_ns())
         );
         // Who holds it, for those who wait; the lock itself is the flock.
         let _ = file

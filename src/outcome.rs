@@ -1,51 +1,13 @@
-//! How a run ended, and the one table of exit codes.
+//! How a run ended.
 //!
-//! Owns the documented codes (after sysexits.h where one fits) and the
-//! [`Outcome`] of a run that goes on past what it cannot handle (compact,
-//! tier, quota, maintain). The library decides the outcome; the CLI exits
-//! with [`Outcome::code`], the daemon turns it into a task result with
-//! [`Outcome::task_result`], and `--help` prints [`help`].
+//! Owns the [`Outcome`] of a run that goes on past what it cannot handle
+//! (compact, tier, quota, maintain). The library decides the outcome; the
+//! CLI exits with [`Outcome::code`] (a code of [`crate::exit`]'s table), the
+//! daemon turns it into a task result with [`Outcome::task_result`].
 
 use crate::error::Failure;
 
-pub const OK: i32 = 0;
-pub const FAILURE: i32 = 1;
-pub const BAD_ARGUMENTS: i32 = 2;
-pub const QUOTA_UNMET: i32 = 3;
-pub const DONE_WITH_FAILURES: i32 = 4;
-pub const REFUSED: i32 = 64;
-pub const BAD_DATA: i32 = 65;
-pub const STORE_UNAVAILABLE: i32 = 69;
-pub const IO: i32 = 74;
-pub const BUSY: i32 = 75;
-pub const BAD_CONFIG: i32 = 78;
-
-/// Every exit code and what it means, for `--help` and the README.
-pub const CODES: [(i32, &str); 11] = [
-    (OK, "ok"),
-    (FAILURE, "failure"),
-    (BAD_ARGUMENTS, "bad arguments"),
-    (QUOTA_UNMET, "quota cannot be met"),
-    (
-        DONE_WITH_FAILURES,
-        "done, with failures (each listed with its file, step and reason)",
-    ),
-    (REFUSED, "refused request"),
-    (BAD_DATA, "bad input data"),
-    (STORE_UNAVAILABLE, "object store unreachable"),
-    (IO, "I/O error (e.g. a full disk)"),
-    (BUSY, "busy (another mdkeep holds the data lock past --wait)"),
-    (BAD_CONFIG, "bad config"),
-];
-
-/// The exit-code paragraph of `--help`.
-pub fn help() -> String {
-    let codes: Vec<String> = CODES.iter().map(|(c, what)| format!("{c} {what}")).collect();
-    format!(
-        "Exit codes: {}. Output into a closed pipe ends quietly with 0.",
-        codes.join(", ")
-    )
-}
+pub use crate::exit::*;
 
 /// How a run that goes on past what it cannot handle ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,16 +29,12 @@ impl Outcome {
     /// unreachable store, else done with failures, else done.
     pub fn of_failures(failures: &[Failure]) -> Outcome {
         let first = |code: i32| failures.iter().find(|f| f.code == code);
-        if let Some(f) = first(IO) {
-            return Outcome::Io(format!("{}: {}", f.file, f.reason));
-        }
-        if let Some(f) = first(STORE_UNAVAILABLE) {
-            return Outcome::StoreUnreachable(format!("{}: {}", f.file, f.reason));
-        }
-        if failures.is_empty() {
-            Outcome::Done
-        } else {
-            Outcome::DoneWithFailures
+        let why = |f: &Failure| format!("{}: {}", f.file, f.reason);
+        match Failure::exit_code(failures) {
+            OK => Outcome::Done,
+            IO => Outcome::Io(first(IO).map(why).unwrap_or_default()),
+            STORE_UNAVAILABLE => Outcome::StoreUnreachable(first(STORE_UNAVAILABLE).map(why).unwrap_or_default()),
+            _ => Outcome::DoneWithFailures,
         }
     }
 
@@ -99,19 +57,5 @@ impl Outcome {
             Outcome::QuotaUnmet(why) => Err(format!("quota cannot be met: {why}")),
             Outcome::Io(why) => Err(format!("{summary}; {why}")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn help_lists_every_code_once() {
-        let h = help();
-        for (code, _) in CODES {
-            assert_eq!(h.matches(&format!(" {code} ")).count(), 1, "{code} in {h}");
-        }
-        assert!(h.contains("69 object store unreachable"), "{h}");
     }
 }

@@ -43,14 +43,7 @@ pub struct Seen {
     pub mtime_ns: i64,
 }
 
-/// Partition values parsed back from a `col=value/...` key, in order.
-pub fn partition_values(partition: &str) -> Vec<(String, String)> {
-    partition
-        .split('/')
-        .filter_map(|s| s.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+pub use crate::layout::partition_values;
 
 /// One partition of one dataset in one tier, summed over its files.
 #[derive(Debug, Clone, Serialize)]
@@ -72,9 +65,7 @@ pub struct PartitionSummary {
 }
 
 /// Nanoseconds → RFC 3339 (UTC), the form scripts rely on.
-pub fn rfc3339(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
+pub use crate::time::rfc3339;
 
 fn ser_ts<S: serde::Serializer>(v: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match v {
@@ -139,9 +130,48 @@ pub fn remove(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Result<
 }
 
 /// An entry in the action history, which reports read.
+/// What a history row, or the journal entry behind it, records. The stored
+/// text is [`Action::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    #[default]
+    Compact,
+    Tier,
+    Trim,
+    Retention,
+    Evict,
+    Rollup,
+    Quarantine,
+    /// A recovered rewrite kept an input that was replaced meanwhile.
+    Kept,
+    Ingest,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Compact => "compact",
+            Action::Tier => "tier",
+            Action::Trim => "trim",
+            Action::Retention => "retention",
+            Action::Evict => "evict",
+            Action::Rollup => "rollup",
+            Action::Quarantine => "quarantine",
+            Action::Kept => "kept",
+            Action::Ingest => "ingest",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct HistoryEvent<'a> {
-    pub action: &'a str,
+    pub action: Action,
     pub dataset: Option<&'a str>,
     pub partition: Option<&'a str>,
     pub path: Option<&'a str>,
@@ -172,13 +202,15 @@ pub struct Quarantine<'a> {
 }
 
 /// Move a file that cannot be handled out of the data roots and record why;
-/// it leaves the catalog. It is never deleted: a person decides. A pinned
-/// file stays where it is (a job reads it) and this fails.
-pub fn quarantine(cfg: &crate::Config, conn: &Connection, q: &Quarantine, reason: &str) -> Result<std::path::PathBuf> {
+/// it leaves the catalog. It is never deleted: a person decides. Callers go
+/// through [`crate::engine::quarantine`], which refuses a pinned file.
+pub(crate) fn move_to_quarantine(
+    cfg: &crate::Config,
+    conn: &Connection,
+    q: &Quarantine,
+    reason: &str,
+) -> Result<std::path::PathBuf> {
     let dberr = crate::state::db_err(std::path::Path::new("state"));
-    if crate::engine::journal::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
-        return Err(crate::Error::Busy(format!("{} is pinned", q.from.display())));
-    }
     let base = cfg.quarantine_dir().join(q.tier).join(q.relpath);
     let mut to = base.clone();
     let mut n = 1;
@@ -209,7 +241,7 @@ pub fn quarantine(cfg: &crate::Config, conn: &Connection, q: &Quarantine, reason
     record(
         conn,
         &HistoryEvent {
-            action: "quarantine",
+            action: Action::Quarantine,
             dataset: q.dataset,
             partition: q.partition,
             path: Some(&from),
@@ -229,7 +261,7 @@ pub fn record(conn: &Connection, ev: &HistoryEvent) -> rusqlite::Result<()> {
     )?
     .execute(params![
         now_ns(),
-        ev.action,
+        ev.action.as_str(),
         ev.dataset,
         ev.partition,
         ev.path,
@@ -354,11 +386,7 @@ pub struct CatalogFile {
 /// The guarded clock over a dataset's files: min(now, newest row), so a
 /// future-dated row or a stalled collector never ages everything at once.
 pub fn guarded_clock(files: &[CatalogFile]) -> Option<i64> {
-    files
-        .iter()
-        .map(|f| f.file.max_ts)
-        .max()
-        .map(|newest| crate::state::now_ns().min(newest))
+    files.iter().map(|f| f.file.max_ts).max().map(crate::time::guarded)
 }
 
 /// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.

@@ -238,7 +238,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
                     partition: Some(&c.partition),
                     bytes: c.seen.bytes,
                 };
-                match super::quarantine(cfg, &tx, &q, &reason) {
+                match crate::engine::quarantine::quarantine(cfg, &tx, &q, &reason) {
                     Ok(moved_to) => {
                         present.remove(&key);
                         report.corrupt.push(Corrupt {
@@ -440,7 +440,7 @@ fn odd_name(cfg: &Config, db: &mut Db, tier: &str, abs: &Path, rel: &Path, repor
         partition: None,
         bytes,
     };
-    match super::quarantine(cfg, &db.conn, &q, &reason) {
+    match crate::engine::quarantine::quarantine(cfg, &db.conn, &q, &reason) {
         Ok(to) => report.corrupt.push(Corrupt {
             path: abs.display().to_string(),
             reason,

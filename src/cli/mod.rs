@@ -36,7 +36,7 @@ use mdkeep::{Config, Error};
     name = "mdkeep",
     version,
     about = "Keeps Parquet market data healthy: catalog, compaction, tiering, quotas, and memory-budgeted backtests",
-    after_help = mdkeep::outcome::help()
+    after_help = mdkeep::exit::help()
 )]
 pub struct Cli {
     /// Folder holding configs/, data/ and jobs/.
@@ -164,7 +164,10 @@ pub fn run(cli: Cli) -> i32 {
 impl Cli {
     /// The config for this invocation, with environment overrides applied.
     pub fn load_config(&self) -> Result<Config, Error> {
-        Config::load(&self.root, self.config.as_deref(), std::env::vars())
+        let cfg = Config::load(&self.root, self.config.as_deref(), std::env::vars())?;
+        // Paths under a store tier find their client from now on.
+        mdkeep::store::register(&cfg);
+        Ok(cfg)
     }
 }
 

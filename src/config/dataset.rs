@@ -299,7 +299,7 @@ impl<'de> Deserialize<'de> for ColumnSpec {
             .split_once(':')
             .ok_or_else(|| serde::de::Error::custom(format!("column `{s}` must be written as \"name: type\"")))?;
         let name = name.trim().to_string();
-        crate::layout::check_segment("column", &name).map_err(serde::de::Error::custom)?;
+        crate::names::check_segment("column", &name).map_err(serde::de::Error::custom)?;
         Ok(ColumnSpec {
             name,
             ty: ty.parse().map_err(serde::de::Error::custom)?,

@@ -8,6 +8,7 @@
 mod daemon;
 mod dataset;
 mod jobs;
+pub mod s3;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
+pub use s3::S3Config;
 pub use units::{ByteSize, SizeOrPercent, Span};
 
 use crate::error::{Error, Result};
@@ -76,7 +78,7 @@ pub struct TierConfig {
     pub target_file_size: ByteSize,
     /// How to reach the store, for an `s3://` root.
     #[serde(default)]
-    pub s3: Option<crate::store::S3Config>,
+    pub s3: Option<S3Config>,
     /// Above this many bytes in this tier, `quota` evicts its oldest
     /// partitions. The one quota a store tier can have: its free space is
     /// not measurable.
@@ -86,7 +88,7 @@ pub struct TierConfig {
 
 impl TierConfig {
     pub fn is_store(&self) -> bool {
-        crate::store::is_remote(&self.root)
+        s3::is_remote(&self.root)
     }
 }
 
@@ -218,7 +220,6 @@ impl Config {
             ds.name = name.clone();
         }
         cfg.validate()?;
-        crate::store::register(&cfg);
         Ok(cfg)
     }
 
@@ -235,9 +236,9 @@ impl Config {
             ));
         }
         for (name, t) in &self.tiers {
-            crate::layout::check_segment("tier", name).map_err(|e| bad(format!("tiers.{name}"), e.to_string()))?;
+            crate::names::check_segment("tier", name).map_err(|e| bad(format!("tiers.{name}"), e.to_string()))?;
             if t.is_store() {
-                crate::store::parse_url(&t.root.to_string_lossy()).map_err(|m| bad(format!("tiers.{name}.root"), m))?;
+                s3::parse_url(&t.root.to_string_lossy()).map_err(|m| bad(format!("tiers.{name}.root"), m))?;
                 if self.tiers.get_index_of(name) == Some(0) {
                     return Err(bad(
                         format!("tiers.{name}.root"),
@@ -297,14 +298,13 @@ impl Config {
         }
         for (task, sc) in &self.schedule {
             task.parse::<Task>().map_err(|m| bad(format!("schedule.{task}"), m))?;
-            crate::scheduler::CronExpr::parse(&sc.cron, sc.timezone.as_deref())
+            crate::scheduler::cron::CronExpr::parse(&sc.cron, sc.timezone.as_deref())
                 .map_err(|m| bad(format!("schedule.{task}.cron"), m))?;
         }
         for (name, ds) in &self.datasets {
             let k = |f: &str| format!("datasets.{name}.{f}");
-            crate::layout::check_segment("dataset", name)
-                .map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
-            crate::layout::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
+            crate::names::check_segment("dataset", name).map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
+            crate::names::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
             match ds.column(&ds.time_column) {
                 Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
                 Some(_) => {
@@ -403,7 +403,7 @@ impl Config {
                 }
             }
             for p in ds.partition_by.iter().chain([&ds.time_partition]) {
-                crate::layout::check_segment("partition column", p)
+                crate::names::check_segment("partition column", p)
                     .map_err(|e| bad(k("partition_by"), e.to_string()))?;
                 if ds.column(p).is_some() {
                     return Err(bad(
@@ -418,7 +418,7 @@ impl Config {
 
     /// Resolve a config path against the root.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() || crate::store::is_remote(p) {
+        if p.is_absolute() || s3::is_remote(p) {
             p.to_path_buf()
         } else {
             self.root.join(p)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::catalog;
+use crate::catalog::{self, Action};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TMP_PREFIX};
@@ -39,7 +39,7 @@ impl State {
 }
 
 pub struct NewEntry<'a> {
-    pub kind: &'a str,
+    pub kind: Action,
     pub dataset: &'a str,
     pub tier: &'a str,
     pub out_tier: &'a str,
@@ -90,7 +90,7 @@ pub fn begin(cfg: &Config, conn: &Connection, e: &NewEntry) -> Result<i64> {
         "INSERT INTO journal (kind, dataset, tier, out_tier, series, state, pid, owner, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'writing', ?6, ?7, ?8, ?8)",
         params![
-            e.kind,
+            e.kind.as_str(),
             e.dataset,
             e.tier,
             e.out_tier,
@@ -287,7 +287,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
             catalog::record(
                 conn,
                 &catalog::HistoryEvent {
-                    action: "kept",
+                    action: Action::Kept,
                     path: Some(&path.display().to_string()),
                     bytes: Some(bytes),
                     reason: Some("replaced in place after a rewrite read it; rescanned next run"),

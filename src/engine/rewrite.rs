@@ -10,7 +10,7 @@
 //! skipped series, so one file never stops a run. Memory is bounded by the
 //! budget each caller gives ([`merge_shape`]).
 
-use crate::catalog;
+use crate::catalog::{self, Action};
 use crate::config::{Config, Keep};
 use crate::error::{Error, Failure, Result};
 use crate::failpoint;
@@ -77,7 +77,7 @@ pub(crate) fn rewrite_isolating(
             partition: Some(&f.partition),
             bytes: f.bytes,
         };
-        if let Err(qe) = catalog::quarantine(cfg, &db.conn, &q, &reason) {
+        if let Err(qe) = super::quarantine::quarantine(cfg, &db.conn, &q, &reason) {
             failures.push(Failure::new(step, from.display().to_string(), &e, "skipped"));
             tracing::warn!(path = %from.display(), error = %qe, "bad input could not be quarantined; series skipped");
             return (None, failures);
@@ -100,7 +100,7 @@ pub(crate) fn check_room(cfg: &Config, out_tier: &str, bytes: u64) -> Result<()>
     if crate::store::is_remote(&root) {
         return Ok(());
     }
-    let Some((free, _)) = crate::quota::root_space(cfg, &root) else {
+    let Some((free, _)) = crate::fsutil::root_space(cfg, &root) else {
         return Ok(());
     };
     let needed = bytes + bytes / 10 + MARGIN;
@@ -159,7 +159,7 @@ impl std::ops::AddAssign for RewriteTotals {
 /// What kind of rewrite, and where its outputs go.
 pub struct Rewrite<'a> {
     /// Journal kind and history action: `compact`, `tier`.
-    pub kind: &'static str,
+    pub kind: Action,
     pub out_tier: &'a str,
     /// Re-read the outputs and compare a checksum of their key columns with
     /// the rows that were written (tier moves, where the source then goes).
@@ -171,7 +171,7 @@ pub struct Rewrite<'a> {
 impl<'a> Rewrite<'a> {
     /// A rewrite whose outputs are re-read and checked by key checksum
     /// before the source goes (tier moves, trims).
-    pub fn verified(kind: &'static str, out_tier: &'a str, drop_before_ns: Option<i64>) -> Self {
+    pub fn verified(kind: Action, out_tier: &'a str, drop_before_ns: Option<i64>) -> Self {
         Rewrite {
             kind,
             out_tier,
@@ -182,7 +182,7 @@ impl<'a> Rewrite<'a> {
 
     pub fn compact(tier: &'a str) -> Self {
         Rewrite {
-            kind: "compact",
+            kind: Action::Compact,
             out_tier: tier,
             verify_keys: false,
             drop_before_ns: None,
@@ -321,7 +321,7 @@ fn rewrite(
     std::fs::create_dir_all(scratch).map_err(Error::io("create folder", scratch))?;
 
     let row_group_memory = budget / 2;
-    let fixed = crate::catalog::partition_values(&sp.series);
+    let fixed = crate::layout::partition_values(&sp.series);
     let make = || {
         let w = PartitionWriter::new(
             &ctx,
@@ -340,7 +340,8 @@ fn rewrite(
         let w = w.drop_before(cut);
         Ok(if how.verify_keys { w.track_keys() } else { w })
     };
-    let (writer, stats) = merge_inputs(&ctx, inputs, scratch, fan_in, &mut m, &on_rows, make, |w| w.abort())?;
+    let opts = MergeOptions::new(&ctx, scratch, fan_in).on_rows(&on_rows);
+    let (writer, stats) = merge_inputs(&opts, inputs, &mut m, make, |w| w.abort())?;
     let written_keys = writer.key_checksum;
     m.rows_trimmed = writer.rows_dropped;
     let outputs = writer.finish()?;
@@ -382,15 +383,13 @@ pub(crate) fn merge_shape(budget: usize) -> (usize, usize) {
 /// `scratch`. Duplicates removed are added to `m`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn merge_inputs<S: Sink>(
-    ctx: &MergeCtx,
+    opts: &MergeOptions,
     mut inputs: Vec<MergeInput>,
-    scratch: &std::path::Path,
-    fan_in: usize,
     m: &mut RewriteTotals,
-    on_rows: &dyn Fn(u64),
     make: impl FnMut() -> Result<S>,
     abort: impl FnMut(S) -> Result<()>,
 ) -> Result<(S, MergeStats)> {
+    let (ctx, scratch, fan_in, on_rows) = (opts.ctx, opts.scratch, opts.fan_in, opts.on_rows);
     let no_progress = |_: u64| {};
     let mut spill_seq = 0;
     while overlap_depth(&inputs) > fan_in {
@@ -418,6 +417,33 @@ pub(crate) fn merge_inputs<S: Sink>(
     let (sink, stats) = merge_sorting(ctx, &mut inputs, scratch, m, on_rows, make, abort)?;
     m.duplicates_removed += stats.duplicates;
     Ok((sink, stats))
+}
+
+/// How one merge runs: its context, the folder its spill runs go to, how
+/// many inputs it opens at once (from [`merge_shape`]), and who hears how
+/// many rows went by.
+pub(crate) struct MergeOptions<'a> {
+    ctx: &'a MergeCtx<'a>,
+    scratch: &'a std::path::Path,
+    fan_in: usize,
+    on_rows: &'a dyn Fn(u64),
+}
+
+impl<'a> MergeOptions<'a> {
+    pub(crate) fn new(ctx: &'a MergeCtx<'a>, scratch: &'a std::path::Path, fan_in: usize) -> Self {
+        MergeOptions {
+            ctx,
+            scratch,
+            fan_in,
+            on_rows: &|_| {},
+        }
+    }
+
+    /// Call `f` with the rows of each merged batch (progress).
+    pub(crate) fn on_rows(mut self, f: &'a dyn Fn(u64)) -> Self {
+        self.on_rows = f;
+        self
+    }
 }
 
 /// Merge into a fresh sink; when an input turns out unsorted, throw the sink

@@ -55,7 +55,7 @@ impl SeriesPlan {
         inputs: Vec<PlanFile>,
         reason: String,
     ) -> SeriesPlan {
-        let values = crate::catalog::partition_values(partition);
+        let values = crate::layout::partition_values(partition);
         let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
         SeriesPlan {
             dataset: ds.name.clone(),

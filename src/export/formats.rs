@@ -18,10 +18,11 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use serde::Serialize;
 
+use super::columns::{f64_col, shape, ts_ms_utc, utc_ms, SeriesOut, Shape};
 use super::npz::NpzWriter;
 use super::{ExportedFile, Request};
 use crate::config::DatasetConfig;
@@ -37,25 +38,6 @@ pub enum Format {
     Hftbacktest,
     Vectorbt,
     Nautilus,
-}
-
-/// What a dataset's rows are, judged by its columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    Candles,
-    Trades,
-    Other,
-}
-
-pub(crate) fn shape(ds: &DatasetConfig) -> Shape {
-    let has = |c: &str| ds.column(c).is_some();
-    if ["open", "high", "low", "close", "volume"].iter().all(|c| has(c)) {
-        Shape::Candles
-    } else if ["price", "amount", "side"].iter().all(|c| has(c)) && !has("update_id") {
-        Shape::Trades
-    } else {
-        Shape::Other
-    }
 }
 
 impl Format {
@@ -98,13 +80,6 @@ impl Format {
         }
         Ok(())
     }
-}
-
-/// One series' output file being written.
-pub(crate) trait SeriesOut {
-    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
-    /// Make the file durable; `None` when no row was written.
-    fn close(self: Box<Self>) -> Result<Option<(PathBuf, u64)>>;
 }
 
 /// Chooses file names and writers per series, and writes what spans series.
@@ -284,35 +259,6 @@ impl SeriesOut for FeatherlessSpill {
     fn close(self: Box<Self>) -> Result<Option<(PathBuf, u64)>> {
         Box::new(self.0).close()
     }
-}
-
-pub(crate) fn utc_ms(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        false,
-    )
-}
-
-/// The time column (first in every dataset) as UTC milliseconds.
-pub(crate) fn ts_ms_utc(a: &ArrayRef) -> Result<ArrayRef> {
-    let ms = cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None)).map_err(|e| Error::Invalid(e.to_string()))?;
-    crate::parquet_io::to_utc(&ms, TimeUnit::Millisecond).map_err(|e| Error::Invalid(e.to_string()))
-}
-
-/// The time column as nanoseconds since the epoch.
-pub(crate) fn ts_ns(a: &ArrayRef) -> Result<arrow::buffer::ScalarBuffer<i64>> {
-    let ns = cast(a, &DataType::Timestamp(TimeUnit::Nanosecond, None))
-        .and_then(|a| cast(&a, &DataType::Int64))
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(ns.as_primitive::<Int64Type>().values().clone())
-}
-
-pub(crate) fn f64_col(b: &RecordBatch, name: &str) -> Result<ArrayRef> {
-    let c = b
-        .column_by_name(name)
-        .ok_or_else(|| Error::Invalid(format!("column `{name}` missing")))?;
-    cast(c, &DataType::Float64).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -9,6 +9,7 @@
 //! asked for. How rows look in each framework's files is [`formats`]'s
 //! business.
 
+mod columns;
 mod formats;
 mod nautilus;
 mod npz;
@@ -28,7 +29,7 @@ use crate::catalog::{files as catalog_files, CatalogFile};
 use crate::config::{Config, DatasetConfig};
 use crate::engine::journal;
 use crate::engine::merge::{MergeCtx, MergeInput, Sink};
-use crate::engine::rewrite::{merge_inputs, merge_shape, RewriteTotals};
+use crate::engine::rewrite::{merge_inputs, merge_shape, MergeOptions, RewriteTotals};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::state::{db_err, Db};
@@ -73,19 +74,7 @@ pub struct ExportReport {
     pub seconds: f64,
 }
 
-/// Parse `2024-01-31`, `2024-01-31T12:00:00Z` (any RFC 3339) or integer
-/// nanoseconds into nanoseconds since the epoch.
-pub fn parse_time(s: &str) -> Result<i64> {
-    let bad = || Error::Invalid(format!("`{s}` is not a time: use 2024-01-31 or 2024-01-31T12:00:00Z"));
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
-        return t.timestamp_nanos_opt().ok_or_else(bad);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_nanos_opt().ok_or_else(bad);
-    }
-    s.parse::<i64>().map_err(|_| bad())
-}
+pub use crate::time::parse_time;
 
 /// The files of each series that the request touches, by series key.
 fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BTreeMap<String, Vec<CatalogFile>>> {
@@ -169,7 +158,7 @@ struct RangeSink<'a> {
     ctx: &'a MergeCtx<'a>,
     from: Option<i64>,
     to: Option<i64>,
-    out: Box<dyn formats::SeriesOut>,
+    out: Box<dyn columns::SeriesOut>,
 }
 
 impl Sink for RangeSink<'_> {
@@ -252,7 +241,7 @@ fn describe(req: &Request) -> String {
     }
     for (k, t) in [("from", req.from), ("to", req.to)] {
         if let Some(t) = t {
-            s += &format!(" {k}={}", crate::catalog::rfc3339(t));
+            s += &format!(" {k}={}", crate::time::rfc3339(t));
         }
     }
     s
@@ -298,7 +287,7 @@ fn run(
                 out: exporter.series(series, &values)?,
             })
         };
-        let (sink, _) = merge_inputs(&ctx, inputs, &sub, fan_in, &mut m, &|_| {}, make, |s| {
+        let (sink, _) = merge_inputs(&MergeOptions::new(&ctx, &sub, fan_in), inputs, &mut m, make, |s| {
             drop(s);
             Ok(())
         })?;

@@ -17,7 +17,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 
-use super::formats::{f64_col, ts_ns, SeriesOut, Shape};
+use super::columns::{f64_col, ts_ns, SeriesOut, Shape};
 use crate::config::timeframe_ns;
 use crate::error::{Error, Result};
 use crate::parquet_io::{DataFileWriter, WriteOptions};

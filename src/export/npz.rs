@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float64Type;
 
-use super::formats::{f64_col, SeriesOut};
+use super::columns::{f64_col, SeriesOut};
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
 
@@ -67,7 +67,7 @@ impl SeriesOut for NpzWriter {
             self.w = Some(f);
         }
         let w = self.w.as_mut().expect("opened above");
-        let ts = super::formats::ts_ns(b.column(0))?;
+        let ts = super::columns::ts_ns(b.column(0))?;
         let px = f64_col(b, "price")?;
         let qty = f64_col(b, "amount")?;
         let (px, qty) = (px.as_primitive::<Float64Type>(), qty.as_primitive::<Float64Type>());

@@ -12,7 +12,7 @@ use crate::store::Batches;
 use arrow::array::{ArrayRef, AsArray, Float64Builder, RecordBatch, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimestampMillisecondType};
 
-use super::formats::utc_ms;
+use super::columns::utc_ms;
 use crate::error::{Error, Result};
 use crate::parquet_io::{open_batches, DataFileWriter, WriteOptions};
 

@@ -208,7 +208,7 @@ pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, fi
         catalog::record(
             &tx,
             &catalog::HistoryEvent {
-                action: "ingest",
+                action: catalog::Action::Ingest,
                 dataset: Some(&ds.name),
                 partition: Some(&entry.partition),
                 path: Some(&entry.relpath),

@@ -9,9 +9,9 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use super::spec::JobSpec;
-use crate::catalog::rfc3339;
 use crate::error::{Error, Result};
 use crate::state::{now_ns, Db};
+use crate::time::rfc3339;
 
 /// How a finished job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

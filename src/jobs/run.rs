@@ -10,33 +10,18 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::launch::{inherited_env, Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use super::limit::{self, Group, Limits, Mechanism};
-use super::queue::{Finish, Job, Outcome};
+use super::queue::{Finish, Outcome};
 use super::spec::resolve_secrets;
 use super::tree::JobTree;
-use crate::config::{Config, Runner};
+use crate::config::Runner;
 use crate::error::{Error, Result};
 use crate::export::{self, Format, Request};
 use crate::state::Db;
-
-/// Why the worker wants a job to stop.
-pub const STOP_NONE: u8 = 0;
-pub const STOP_CANCEL: u8 = 1;
-pub const STOP_SHUTDOWN: u8 = 2;
-
-/// What the worker hands a job thread.
-pub struct Launch {
-    pub cfg: Config,
-    pub job: Job,
-    pub reserved: u64,
-    pub mechanism: Mechanism,
-    pub cgroup_parent: Option<PathBuf>,
-    pub stop: Arc<AtomicU8>,
-}
 
 fn fail(message: String) -> Finish {
     Finish {
@@ -178,16 +163,6 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
     env.extend(job.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(resolve_secrets(&l.cfg, &job.spec.secrets)?);
     Ok(Prepared { argv, env })
-}
-
-/// What a job inherits from the worker: only these (PATH, HOME, LANG,
-/// LC_*, TZ, TMPDIR). Everything else, exchange and storage keys among it,
-/// stays out; a job gets its profile's and spec's variables, its secrets
-/// and mdkeep's `MDKEEP_*` job variables on top.
-pub fn inherited_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| ["PATH", "HOME", "LANG", "TZ", "TMPDIR"].contains(&k.as_str()) || k.starts_with("LC_"))
-        .collect()
 }
 
 /// Replace `{name}` from `vars`; Err(name) for one that is missing.

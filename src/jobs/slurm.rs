@@ -20,8 +20,8 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::launch::{inherited_env, Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use super::queue::{Finish, Outcome};
-use super::run::{Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::Db;
@@ -63,7 +63,7 @@ exit $rc
 pub fn command(cfg: &Config, name: &str) -> Command {
     let s = &cfg.jobs.slurm;
     let mut c = Command::new(s.bin_dir.as_ref().map(|d| d.join(name)).unwrap_or_else(|| name.into()));
-    c.env_clear().envs(super::run::inherited_env());
+    c.env_clear().envs(inherited_env());
     if let Some(conf) = &s.conf {
         c.env("SLURM_CONF", cfg.resolve(conf));
     }
@@ -141,7 +141,7 @@ pub fn submit(l: &Launch, dir: &Path, argv: &[String], env: &[(String, String)])
     args.push(script.display().to_string());
     args.push(dir.display().to_string());
     args.extend(argv.iter().cloned());
-    let mut job_env = super::run::inherited_env();
+    let mut job_env = inherited_env();
     job_env.extend(env.iter().cloned());
     write_env(&dir.join("job.env"), &job_env)?;
     let o = command(cfg, "sbatch").args(&args).output().map_err(|e| Error::Job {

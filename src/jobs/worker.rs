@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::launch::{Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use super::limit::{self, Mechanism};
 use super::queue::{self, Finish, Job, Outcome};
-use super::run::{self, Launch, STOP_CANCEL, STOP_SHUTDOWN};
+use super::run;
 use crate::config::{Config, Runner};
 use crate::error::Result;
 use crate::shutdown::Shutdown;

@@ -138,24 +138,7 @@ fn is_store(cfg: &Config, tier: &str) -> bool {
     cfg.tiers.get(tier).is_some_and(|t| t.is_store())
 }
 
-/// (free, size) of the filesystem holding `path`.
-pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frsize = st.f_frsize as u64;
-    Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
-}
-
-/// (free, size) of the filesystem a local tier root is on (the root folder
-/// of the config while the tier's folder does not exist yet).
-pub fn root_space(cfg: &Config, root: &Path) -> Option<(u64, u64)> {
-    fs_space(if root.exists() { root } else { &cfg.root })
-}
+pub use crate::fsutil::{fs_space, root_space};
 
 /// The device number of the filesystem a local tier root is on.
 fn root_device(cfg: &Config, root: &Path) -> Option<u64> {
@@ -479,7 +462,7 @@ pub fn execute(cfg: &Config, db: &mut Db, mut plan: QuotaPlan) -> Result<QuotaRe
         }
         plan.early_tier = Some(early);
     }
-    drop_partitions(cfg, db, &plan.evictions, "evict", &mut evicted)?;
+    drop_partitions(cfg, db, &plan.evictions, crate::catalog::Action::Evict, &mut evicted)?;
     for e in &plan.expired_exports {
         crate::jobs::remove_export(e)?;
     }

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::{col, lit, DataFrame, IntoLazy, NamedFrom, Series, SortMultipleOptions};
 use serde::Serialize;
 
-use crate::catalog::rfc3339;
 use crate::catalog::CatalogFile;
 use crate::config::{timeframe_ns, DatasetConfig};
 use crate::error::{Error, Result};
+use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Gap {

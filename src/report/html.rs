@@ -18,13 +18,7 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
     RGBColor(23, 190, 207),
 ];
-
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+pub use super::render::esc;
 
 const MIB: f64 = 1048576.0;
 

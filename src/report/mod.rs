@@ -17,12 +17,12 @@ use chrono::Datelike;
 use serde::Serialize;
 
 use crate::catalog::files as catalog_files;
-use crate::catalog::rfc3339;
 pub use crate::catalog::HistoryRow;
 use crate::config::Config;
 use crate::error::Result;
 pub use crate::jobs::queue::JobStats;
 use crate::state::{now_ns, Db};
+use crate::time::rfc3339;
 pub use gaps::{Coverage, Gap};
 
 /// Bumped when a field changes meaning or goes; new fields do not bump it.

@@ -263,7 +263,6 @@ pub fn markdown(r: &Report) -> String {
 
 /// The same sections as HTML tables, for the HTML page.
 pub fn html_tables(r: &Report) -> String {
-    let esc = super::html::esc;
     let mut out = String::new();
     for (title, t) in sections(r) {
         let _ = writeln!(out, "<h2>{}</h2>", esc(&title));
@@ -286,4 +285,12 @@ pub fn html_tables(r: &Report) -> String {
         out.push_str("</tbody></table>\n");
     }
     out
+}
+
+/// Escape text for HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

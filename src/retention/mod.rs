@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::progress::Silent;
 use serde::Serialize;
 
-use crate::catalog::{self, guarded_clock, rfc3339};
+use crate::catalog::{self, guarded_clock, rfc3339, Action};
 use crate::config::{Config, DatasetConfig};
 use crate::engine::journal::{self, NewEntry, RecoveryReport, State};
 use crate::engine::rewrite::{rewrite_series, Rewrite};
@@ -160,10 +160,10 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         recovered: journal::recover(cfg, db)?,
         ..Default::default()
     };
-    drop_partitions(cfg, db, &plan.drops, "retention", &mut m)?;
+    drop_partitions(cfg, db, &plan.drops, Action::Retention, &mut m)?;
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
-        let how = Rewrite::verified("trim", &t.target.tier, Some(t.cut_ns));
+        let how = Rewrite::verified(Action::Trim, &t.target.tier, Some(t.cut_ns));
         let r = rewrite_series(cfg, db, &t.series, &how, budget, &Silent)?;
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up
@@ -185,7 +185,7 @@ pub fn drop_partitions(
     cfg: &Config,
     db: &mut Db,
     drops: &[Expired],
-    action: &'static str,
+    action: Action,
     m: &mut RetentionMetrics,
 ) -> Result<()> {
     let dberr = db_err(&db.path);

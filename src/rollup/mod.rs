@@ -28,7 +28,7 @@ use crate::catalog::{self, partition_values, rfc3339};
 use crate::catalog::{files as catalog_files, guarded_clock};
 use crate::config::{timeframe_ns, Config, DatasetConfig, RollupConfig};
 use crate::engine::merge::{MergeCtx, MergeInput, Sink};
-use crate::engine::rewrite::{merge_inputs, merge_shape, RewriteTotals};
+use crate::engine::rewrite::{merge_inputs, merge_shape, MergeOptions, RewriteTotals};
 use crate::engine::PlanFile;
 use crate::error::{Error, Result};
 use crate::ingest::PartitionSink;
@@ -335,7 +335,8 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         })
     };
     let mut totals = RewriteTotals::default();
-    let merged = merge_inputs(&ctx, inputs, scratch.path(), fan_in, &mut totals, &|_| {}, make, |s| {
+    let opts = MergeOptions::new(&ctx, scratch.path(), fan_in);
+    let merged = merge_inputs(&opts, inputs, &mut totals, make, |s| {
         drop(s);
         Ok(())
     });
@@ -398,7 +399,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     catalog::record(
         &tx,
         &catalog::HistoryEvent {
-            action: "rollup",
+            action: catalog::Action::Rollup,
             dataset: Some(&item.dataset),
             partition: Some(&item.partition),
             rows: Some(trades),

@@ -184,7 +184,7 @@ pub struct ScheduleRow {
 }
 
 fn rfc(t: Option<i64>) -> Option<String> {
-    t.map(crate::catalog::rfc3339)
+    t.map(crate::time::rfc3339)
 }
 
 /// Stored state of every configured task (next run computed when none is stored).
@@ -218,7 +218,7 @@ pub fn list(cfg: &Config, db: &Db) -> Result<Vec<ScheduleRow>> {
             row.next_run = CronExpr::parse(&s.cron, s.timezone.as_deref())
                 .ok()
                 .and_then(|c| c.next_after(Utc::now()))
-                .map(|t| crate::catalog::rfc3339(t.timestamp_nanos_opt().unwrap_or(0)));
+                .map(|t| crate::time::rfc3339(t.timestamp_nanos_opt().unwrap_or(0)));
         }
         row.task = task.clone();
         row.cron = if s.enabled {

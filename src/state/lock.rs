@@ -42,7 +42,7 @@ impl<'a> Lock<'a> {
             if pid != me && alive && fresh {
                 return Err(Error::Busy(format!(
                     "{name} is already running (pid {pid}, since {})",
-                    crate::catalog::rfc3339(since)
+                    crate::time::rfc3339(since)
                 )));
             }
             if pid != me {

@@ -133,9 +133,7 @@ pub fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 }
 
 /// Nanoseconds since the epoch, the unit of every time column in the state.
-pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
+pub use crate::time::now_ns;
 
 #[cfg(test)]
 mod tests {

@@ -15,14 +15,14 @@ use std::time::Instant;
 use crate::progress::Progress;
 use serde::Serialize;
 
-use crate::catalog::rfc3339;
-use crate::catalog::{files as catalog_files, CatalogFile};
+use crate::catalog::{files as catalog_files, Action, CatalogFile};
 use crate::config::Config;
 use crate::engine::journal::{self, RecoveryReport};
 use crate::engine::rewrite::{peak_rss, rewrite_isolating, Rewrite, RewriteTotals};
 use crate::engine::{PlanFile, SeriesPlan};
 use crate::error::Result;
 use crate::state::{now_ns, Db};
+use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Move {
@@ -212,7 +212,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &dyn Progre
             m.failed.push(fail(e.clone()));
             continue;
         }
-        let how = Rewrite::verified("tier", &mv.to, None);
+        let how = Rewrite::verified(Action::Tier, &mv.to, None);
         let (moved, failures) = rewrite_isolating(cfg, db, &mv.series, &how, budget, progress, "tier");
         if let Some(f) = failures.iter().find(|f| f.code == 69) {
             tracing::error!(dataset = %mv.dataset, partition = %mv.partition, to = %mv.to, error = %f.reason, "tier move failed; the partition stays where it was");
