@@ -27,28 +27,31 @@ fn sample(page: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// `mdkeep daemon` on `port` with a 1 GiB job budget, maintain off, and `env` on top.
+fn start(s: &Sandbox, port: u16, env: &[(&str, &str)], stderr: Stdio) -> std::process::Child {
+    s.cmd(&["daemon"])
+        .env("MDKEEP__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false")
+        .env("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     let s = Sandbox::new();
     s.gen(1, 2, 2, 200);
     let want = trades(&s);
     let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
     let env = [
-        ("MDKEEP__HTTP__BIND", bind.as_str()),
         ("MDKEEP__SCHEDULE__SCAN__CRON", "* * * * * *"),
         ("MDKEEP__SCHEDULE__COMPACT__CRON", "*/2 * * * * *"),
-        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
-        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
         ("RUST_LOG", "mdkeep=info"),
     ];
-    let mut daemon = s
-        .cmd(&["daemon"])
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = start(&s, port, &env, Stdio::piped());
 
     wait_for("/healthz", Duration::from_secs(20), || {
         http_get(port, "/healthz").is_ok_and(|(code, body)| code == 200 && body.trim() == "ok")
@@ -194,22 +197,12 @@ fn healthz_stays_reachable_under_idle_connections_and_says_when_the_worker_stopp
     let s = Sandbox::new();
     s.gen(1, 1, 2, 50);
     let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
     let env = [
-        ("MDKEEP__HTTP__BIND", bind.as_str()),
         ("MDKEEP__HTTP__MAX_CONNECTIONS", "16"),
         ("MDKEEP__HTTP__HEADER_TIMEOUT", "1s"),
         ("MDKEEP__SCHEDULE__SCAN__CRON", "* * * * * *"),
-        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
-        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
     ];
-    let mut daemon = s
-        .cmd(&["daemon"])
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = start(&s, port, &env, Stdio::null());
     wait_for("/healthz", Duration::from_secs(20), || {
         http_get(port, "/healthz").is_ok_and(|(code, _)| code == 200)
     });
@@ -295,21 +288,11 @@ fn a_bad_schedule_names_its_key() {
 fn on_shutdown_finish_lets_a_running_job_end_within_the_grace() {
     let s = Sandbox::new();
     let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
     let env = [
-        ("MDKEEP__HTTP__BIND", bind.as_str()),
         ("MDKEEP__DAEMON__ON_SHUTDOWN", "finish"),
         ("MDKEEP__DAEMON__SHUTDOWN_GRACE", "30s"),
-        ("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false"),
-        ("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB"),
     ];
-    let mut daemon = s
-        .cmd(&["daemon"])
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = start(&s, port, &env, Stdio::null());
     let spec = s.root().join("jobs/short.toml");
     std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
     std::fs::write(

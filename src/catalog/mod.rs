@@ -457,17 +457,10 @@ pub fn totals(db: &Db) -> Result<Vec<Totals>> {
 /// Bytes each rewriting action has processed, over the whole history:
 /// compact, tier, rollup, trim, retention, evict.
 pub fn bytes_processed(db: &Db) -> Result<Vec<(String, u64)>> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT action, coalesce(sum(bytes), 0) FROM history
-             WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
-        )
-        .map_err(db.err())?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-        .map_err(db.err())?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+    db.labelled_amounts(
+        "SELECT action, coalesce(sum(bytes), 0) FROM history
+         WHERE action IN ('compact', 'tier', 'rollup', 'trim', 'retention', 'evict') GROUP BY 1",
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -546,17 +546,10 @@ pub fn counts_by_state(db: &Db) -> Result<Vec<(String, String, u64)>> {
 
 /// (framework, peak bytes) of the last finished job of each framework that has a peak.
 pub fn last_peaks(db: &Db) -> Result<Vec<(String, u64)>> {
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
-                 (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
-        )
-        .map_err(db.err())?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-        .map_err(db.err())?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+    db.labelled_amounts(
+        "SELECT framework, peak_bytes FROM jobs j WHERE peak_bytes IS NOT NULL AND finished_at =
+             (SELECT max(finished_at) FROM jobs k WHERE k.framework = j.framework AND k.peak_bytes IS NOT NULL)",
+    )
 }
 
 #[derive(Debug, Serialize)]

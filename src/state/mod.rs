@@ -57,6 +57,16 @@ impl Db {
         Db::open(path)
     }
 
+    /// (label, amount) rows of a table owner's `sql`: the shape of every
+    /// "how much per label" query.
+    pub(crate) fn labelled_amounts(&self, sql: &str) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare(sql).map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
     /// Whether the database answers a read (for `/healthz`).
     pub fn check_readable(&self) -> Result<()> {
         self.conn
