@@ -353,7 +353,7 @@ fn list_stores(db: &Db, found: &mut Found, report: &mut ScanReport) -> Result<()
                 continue;
             }
         };
-        let trashed: HashSet<String> = crate::engine::journal::trashed(db, &tier)?;
+        let trashed: HashSet<String> = crate::engine::pins::trashed(db, &tier)?;
         for (relpath, bytes, mtime_ns) in listing {
             let name = relpath.rsplit('/').next().unwrap_or(&relpath);
             if crate::store::write::is_claim(name) || !layout::is_data_file(name) || trashed.contains(&relpath) {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use mdkeep::engine::journal;
+use mdkeep::engine::pins;
 use mdkeep::state::Db;
 
 use super::{output, Cli};
@@ -39,8 +39,8 @@ pub fn pin(cli: &Cli, a: &PinArgs) -> anyhow::Result<i32> {
     let db = Db::open_existing(&cfg.state_db())?;
     for p in &a.paths {
         anyhow::ensure!(p.exists(), "{} does not exist", p.display());
-        let (tier, rel) = journal::locate_file(&cfg, p)?;
-        journal::pin_file(&db, &tier, &rel, &a.owner)?;
+        let (tier, rel) = pins::locate_file(&cfg, p)?;
+        pins::pin_file(&db, &tier, &rel, &a.owner)?;
         println!("pinned {tier}:{rel} for {}", a.owner);
     }
     Ok(0)
@@ -50,8 +50,8 @@ pub fn unpin(cli: &Cli, a: &UnpinArgs) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let db = Db::open_existing(&cfg.state_db())?;
     for p in &a.paths {
-        let (tier, rel) = journal::locate_file(&cfg, p)?;
-        let n = journal::unpin_file(&db, &tier, &rel, a.owner.as_deref())?;
+        let (tier, rel) = pins::locate_file(&cfg, p)?;
+        let n = pins::unpin_file(&db, &tier, &rel, a.owner.as_deref())?;
         println!("removed {n} pin(s) on {tier}:{rel}");
     }
     Ok(0)
@@ -60,7 +60,7 @@ pub fn unpin(cli: &Cli, a: &UnpinArgs) -> anyhow::Result<i32> {
 pub fn list(cli: &Cli, a: &ListArgs) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let db = Db::open_existing(&cfg.state_db())?;
-    let pins = journal::list_pins(&db)?;
+    let pins = pins::list_pins(&db)?;
     if a.json {
         output::json(&pins)?;
     } else {

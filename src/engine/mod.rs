@@ -13,6 +13,7 @@
 
 pub mod journal;
 pub mod merge;
+pub mod pins;
 pub mod quarantine;
 pub mod rewrite;
 pub mod scratch;

@@ -7,7 +7,7 @@
 
 use rusqlite::Connection;
 
-use super::journal;
+use super::pins;
 use crate::catalog::{self, Quarantine};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// Move `q` to quarantine with `reason`, unless it is pinned.
 pub fn quarantine(cfg: &Config, conn: &Connection, q: &Quarantine, reason: &str) -> Result<std::path::PathBuf> {
     let dberr = crate::state::db_err(std::path::Path::new("state"));
-    if journal::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
+    if pins::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
         return Err(Error::Busy(format!("{} is pinned", q.from.display())));
     }
     catalog::move_to_quarantine(cfg, conn, q, reason)

@@ -27,8 +27,8 @@ pub use formats::Format;
 use crate::catalog::partition_values;
 use crate::catalog::{files as catalog_files, CatalogFile};
 use crate::config::{Config, DatasetConfig};
-use crate::engine::journal;
 use crate::engine::merge::{MergeCtx, MergeInput, Sink};
+use crate::engine::pins;
 use crate::engine::rewrite::{merge_inputs, merge_shape, MergeOptions, RewriteTotals};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -121,7 +121,7 @@ struct Pins<'a> {
 impl Drop for Pins<'_> {
     fn drop(&mut self) {
         for (tier, rel) in &self.files {
-            let _ = journal::unpin(&self.db.conn, tier, rel, Some(&self.owner));
+            let _ = pins::unpin(&self.db.conn, tier, rel, Some(&self.owner));
         }
     }
 }
@@ -146,7 +146,7 @@ fn select_and_pin<'a>(
         files: Vec::new(),
     };
     for f in chosen.values().flatten() {
-        journal::pin(&tx, &f.tier, &f.file.relpath, owner).map_err(&dberr)?;
+        pins::pin(&tx, &f.tier, &f.file.relpath, owner).map_err(&dberr)?;
         pins.files.push((f.tier.clone(), f.file.relpath.clone()));
     }
     tx.commit().map_err(&dberr)?;

@@ -355,7 +355,7 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<(
         }
         let mut pinned = false;
         for f in &files {
-            pinned |= journal::is_pinned(&db.conn, &tier, &f.relpath).map_err(db.err())?;
+            pinned |= crate::engine::pins::is_pinned(&db.conn, &tier, &f.relpath).map_err(db.err())?;
         }
         if pinned {
             continue;
