@@ -1,0 +1,236 @@
+//! Checking a loaded config: every rule that serde's types cannot say.
+//!
+//! Owns the refusals and their keys: tiers (names, roots, stores, nesting),
+//! limits (quota, compaction), schedules (task names, cron through the
+//! `scheduler::cron` leaf) and datasets (columns, keys, tier ages, rollup,
+//! partitions). Each error names the key.
+
+use super::{dataset, ColumnType, Config, DatasetConfig, RollupConfig, SizeOrPercent, Span, Task};
+use crate::error::{Error, Result};
+
+/// An error about `key`, from the config's source.
+fn bad(cfg: &Config, key: String, message: String) -> Error {
+    Error::Config {
+        source_name: cfg.source.clone(),
+        key,
+        message,
+    }
+}
+
+pub(super) fn validate(cfg: &Config) -> Result<()> {
+    tiers(cfg)?;
+    limits(cfg)?;
+    schedules(cfg)?;
+    for (name, ds) in &cfg.datasets {
+        dataset_rules(cfg, name, ds)?;
+    }
+    Ok(())
+}
+
+fn tiers(cfg: &Config) -> Result<()> {
+    let bad = |key: String, message: String| bad(cfg, key, message);
+    if cfg.tiers.is_empty() {
+        return Err(bad(
+            "tiers".into(),
+            "at least one tier (the hot one) is required".into(),
+        ));
+    }
+    for (name, t) in &cfg.tiers {
+        crate::names::check_segment("tier", name).map_err(|e| bad(format!("tiers.{name}"), e.to_string()))?;
+        if t.is_store() {
+            super::s3::parse_url(&t.root.to_string_lossy()).map_err(|m| bad(format!("tiers.{name}.root"), m))?;
+            if cfg.tiers.get_index_of(name) == Some(0) {
+                return Err(bad(
+                    format!("tiers.{name}.root"),
+                    "the hot tier must be a local folder (collectors write there)".into(),
+                ));
+            }
+        } else if t.s3.is_some() {
+            return Err(bad(
+                format!("tiers.{name}.s3"),
+                "only a tier whose root is an s3:// URL takes [s3] settings".into(),
+            ));
+        }
+        if !(1..=22).contains(&t.zstd_level) {
+            return Err(bad(
+                format!("tiers.{name}.zstd_level"),
+                "must be between 1 and 22".into(),
+            ));
+        }
+    }
+    let roots = cfg.tier_roots();
+    for (i, (a, ra)) in roots.iter().enumerate() {
+        for (b, rb) in &roots[i + 1..] {
+            if ra.starts_with(rb) || rb.starts_with(ra) {
+                return Err(bad(
+                    format!("tiers.{b}.root"),
+                    format!("repeats or nests with tiers.{a}.root: a file would belong to two tiers"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn limits(cfg: &Config) -> Result<()> {
+    let bad = |key: String, message: String| bad(cfg, key, message);
+    if let Some(SizeOrPercent::Percent(p)) = cfg.quota.min_free {
+        if p > 50.0 {
+            return Err(bad(
+                "quota.min_free".into(),
+                "above 50% would evict data to free space other programs use".into(),
+            ));
+        }
+    }
+    let c = &cfg.compaction;
+    if c.memory_limit.0 < 16 << 20 {
+        return Err(bad("compaction.memory_limit".into(), "must be at least 16MiB".into()));
+    }
+    if !(0.0..=1.0).contains(&c.small_file_fraction) {
+        return Err(bad(
+            "compaction.small_file_fraction".into(),
+            "must be between 0 and 1".into(),
+        ));
+    }
+    if c.row_group_rows < 1024 {
+        return Err(bad("compaction.row_group_rows".into(), "must be at least 1024".into()));
+    }
+    if !(cfg.quota.early_tier_factor > 0.0 && cfg.quota.early_tier_factor <= 1.0) {
+        return Err(bad(
+            "quota.early_tier_factor".into(),
+            "must be above 0 and at most 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn schedules(cfg: &Config) -> Result<()> {
+    let bad = |key: String, message: String| bad(cfg, key, message);
+    for (task, sc) in &cfg.schedule {
+        task.parse::<Task>().map_err(|m| bad(format!("schedule.{task}"), m))?;
+        crate::scheduler::cron::CronExpr::parse(&sc.cron, sc.timezone.as_deref())
+            .map_err(|m| bad(format!("schedule.{task}.cron"), m))?;
+    }
+    Ok(())
+}
+
+fn dataset_rules(cfg: &Config, name: &str, ds: &DatasetConfig) -> Result<()> {
+    let bad = |key: String, message: String| bad(cfg, key, message);
+    let k = |f: &str| format!("datasets.{name}.{f}");
+    crate::names::check_segment("dataset", name).map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
+    crate::names::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
+    match ds.column(&ds.time_column) {
+        Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
+        Some(_) => {
+            return Err(bad(
+                k("time_column"),
+                format!("column `{}` is not a timestamp", ds.time_column),
+            ))
+        }
+        None => {
+            return Err(bad(
+                k("time_column"),
+                format!("`{}` is not among `columns`", ds.time_column),
+            ))
+        }
+    }
+    if ds.key.is_empty() {
+        return Err(bad(k("key"), "at least one key column is required".into()));
+    }
+    for key in &ds.key {
+        if ds.column(key).is_none() {
+            return Err(bad(k("key"), format!("`{key}` is not among `columns`")));
+        }
+    }
+    for t in ds.tier_after.keys() {
+        match cfg.tiers.get_index_of(t) {
+            None => {
+                return Err(bad(
+                    k("tier_after"),
+                    format!("`{t}` is not a tier declared under [tiers]"),
+                ))
+            }
+            Some(0) => {
+                return Err(bad(
+                    k("tier_after"),
+                    format!("`{t}` is the hot tier; data starts there"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let ages: Vec<Span> = ds.tier_thresholds(cfg).into_iter().map(|(_, a)| a).collect();
+    if ages.windows(2).any(|w| w[0] > w[1]) {
+        return Err(bad(
+            k("tier_after"),
+            "ages must grow from warmer to colder tiers".into(),
+        ));
+    }
+    if ds.keep_forever && ds.hard_limit.is_some() {
+        return Err(bad(
+            k("hard_limit"),
+            "a keep_forever dataset is never evicted, so it cannot have a hard_limit".into(),
+        ));
+    }
+    if ds.trim && ds.keep.is_none() {
+        return Err(bad(
+            k("trim"),
+            "trim needs `keep`, the age after which rows expire".into(),
+        ));
+    }
+    if let Some(r) = &ds.rollup {
+        rollup(cfg, ds, r)?;
+    }
+    for p in ds.partition_by.iter().chain([&ds.time_partition]) {
+        crate::names::check_segment("partition column", p).map_err(|e| bad(k("partition_by"), e.to_string()))?;
+        if ds.column(p).is_some() {
+            return Err(bad(
+                k("partition_by"),
+                format!("`{p}` is a data column; partition columns come from the path"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn rollup(cfg: &Config, ds: &DatasetConfig, r: &RollupConfig) -> Result<()> {
+    let bad = |key: String, message: String| bad(cfg, key, message);
+    let k = |f: &str| format!("datasets.{}.{f}", ds.name);
+    let into = cfg.datasets.get(&r.into).ok_or_else(|| {
+        bad(
+            k("rollup.into"),
+            format!("`{}` is not a dataset declared under [datasets]", r.into),
+        )
+    })?;
+    if !into.partition_by.iter().any(|c| c == "timeframe") {
+        return Err(bad(
+            k("rollup.into"),
+            format!("dataset `{}` needs a `timeframe` partition column", r.into),
+        ));
+    }
+    for c in ["open", "high", "low", "close", "volume"] {
+        if into.column(c).is_none() {
+            return Err(bad(
+                k("rollup.into"),
+                format!("dataset `{}` has no `{c}` column", r.into),
+            ));
+        }
+    }
+    for c in [&r.price, &r.amount] {
+        if ds.column(c).is_none() {
+            return Err(bad(k("rollup"), format!("`{c}` is not among `columns`")));
+        }
+    }
+    if r.timeframes.is_empty() {
+        return Err(bad(k("rollup.timeframes"), "at least one timeframe is required".into()));
+    }
+    for tf in &r.timeframes {
+        if dataset::timeframe_ns(tf).is_none() {
+            return Err(bad(
+                k("rollup.timeframes"),
+                format!("`{tf}` is not a timeframe like 1m, 5m, 1h or 1d"),
+            ));
+        }
+    }
+    Ok(())
+}
