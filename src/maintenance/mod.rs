@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::catalog::scan::{scan, ScanReport};
 use crate::compaction::{self, Metrics};
 use crate::config::Config;
-use crate::error::{Error, Failure, Result};
+use crate::error::{Failure, Result};
 use crate::lock::DataLock;
 use crate::outcome::Outcome;
 use crate::quota::{self, QuotaReport};
@@ -25,7 +25,7 @@ use crate::tiering::{self, TierMetrics};
 pub struct MaintainReport {
     pub dry_run: bool,
     /// The steps in the order they ran.
-    pub order: Vec<&'static str>,
+    pub order: Vec<Step>,
     /// A root was below `quota.min_free`: the steps that free space ran first.
     pub low_space: bool,
     pub scan: Option<ScanReport>,
@@ -63,8 +63,47 @@ impl MaintainReport {
     }
 }
 
-const NORMAL_ORDER: [&str; 6] = ["scan", "compact", "rollup", "retention", "tier", "quota"];
-const LOW_SPACE_ORDER: [&str; 6] = ["scan", "rollup", "retention", "tier", "quota", "compact"];
+/// One step of a maintain run; its JSON name is the command's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Scan,
+    Compact,
+    Rollup,
+    Retention,
+    Tier,
+    Quota,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Scan => "scan",
+            Step::Compact => "compact",
+            Step::Rollup => "rollup",
+            Step::Retention => "retention",
+            Step::Tier => "tier",
+            Step::Quota => "quota",
+        }
+    }
+}
+
+const NORMAL_ORDER: [Step; 6] = [
+    Step::Scan,
+    Step::Compact,
+    Step::Rollup,
+    Step::Retention,
+    Step::Tier,
+    Step::Quota,
+];
+const LOW_SPACE_ORDER: [Step; 6] = [
+    Step::Scan,
+    Step::Rollup,
+    Step::Retention,
+    Step::Tier,
+    Step::Quota,
+    Step::Compact,
+];
 
 /// Whether any local root has less free space than `quota.min_free`.
 fn below_floor(cfg: &Config) -> bool {
@@ -104,16 +143,16 @@ pub fn maintain(
     for step in order {
         r.order.push(step);
         if let Err(e) = run_step(cfg, db, step, progress, &mut r) {
-            tracing::error!(step, error = %e, "step failed; the next steps still run");
-            r.failures.push(Failure::new(step, "", &e, "step failed"));
+            tracing::error!(step = step.as_str(), error = %e, "step failed; the next steps still run");
+            r.failures.push(Failure::new(step.as_str(), "", &e, "step failed"));
         }
     }
     Ok(r)
 }
 
-fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &dyn Progress, r: &mut MaintainReport) -> Result<()> {
+fn run_step(cfg: &Config, db: &mut Db, step: Step, progress: &dyn Progress, r: &mut MaintainReport) -> Result<()> {
     match step {
-        "scan" => {
+        Step::Scan => {
             let s = scan(cfg, db, progress)?;
             r.failures.extend(
                 s.corrupt
@@ -127,30 +166,34 @@ fn run_step(cfg: &Config, db: &mut Db, step: &str, progress: &dyn Progress, r: &
             );
             r.scan = Some(s);
         }
-        "compact" => {
+        Step::Compact => {
             let plan = compaction::plan(cfg, db, &Default::default())?;
             r.compact = compaction::execute(cfg, db, &plan, progress)?;
             r.failures.extend(r.compact.failures.iter().cloned());
         }
-        "rollup" => {
+        Step::Rollup => {
             let plan = rollup::plan(cfg, db, None)?;
             r.rollup = rollup::execute(cfg, db, &plan, progress)?;
         }
-        "retention" => {
+        Step::Retention => {
             let plan = retention::plan(cfg, db, None)?;
             r.retention = retention::execute(cfg, db, &plan)?;
         }
-        "tier" => {
+        Step::Tier => {
             let plan = tiering::plan(cfg, db, None)?;
             r.tier = tiering::execute(cfg, db, &plan, progress)?;
-            r.failures
-                .extend(r.tier.failures.iter().filter(|f| f.code != 69).cloned());
+            r.failures.extend(
+                r.tier
+                    .failures
+                    .iter()
+                    .filter(|f| f.code != crate::exit::STORE_UNAVAILABLE)
+                    .cloned(),
+            );
         }
-        "quota" => {
+        Step::Quota => {
             let plan = quota::plan(cfg, db, None)?;
             r.quota = quota::execute(cfg, db, plan)?;
         }
-        other => return Err(Error::Invalid(format!("unknown step `{other}`"))),
     }
     Ok(())
 }
