@@ -18,6 +18,42 @@ pub fn partition_values(partition: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A partition key split into its series (the partition columns before
+/// the time one) and its period (the time partition's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKey {
+    /// The series' `(column, value)` pairs, in order.
+    pub values: Vec<(String, String)>,
+    /// `col=value/...` of [`values`](Self::values).
+    pub series: String,
+    /// The time partition's value, e.g. `2024-01-31`.
+    pub period: Option<String>,
+}
+
+impl PartitionKey {
+    /// Split `partition` (`exchange=x/symbol=y/date=d`) as `ds` partitions.
+    pub fn of(ds: &DatasetConfig, partition: &str) -> PartitionKey {
+        let (mut values, mut period) = (Vec::new(), None);
+        for (k, v) in partition_values(partition) {
+            if k == ds.time_partition {
+                period = Some(v);
+            } else {
+                values.push((k, v));
+            }
+        }
+        PartitionKey {
+            series: partition_key(&values),
+            values,
+            period,
+        }
+    }
+
+    /// The `[start, end)` nanoseconds of its period, when it has a valid one.
+    pub fn range(&self, ds: &DatasetConfig) -> Option<(i64, i64)> {
+        ds.period_range(self.period.as_deref()?)
+    }
+}
+
 pub use crate::names::check_segment;
 
 /// A data file's place in the layout, parsed from its path under a tier root.

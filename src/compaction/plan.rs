@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{self, partition_values, CatalogFile};
+use crate::catalog::{self, CatalogFile};
 use crate::config::Config;
 use crate::engine::{PartitionPlan, SeriesPlan};
 use crate::error::Result;
@@ -57,17 +57,8 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
         if cfg.tiers.get(&tier).is_some_and(|t| t.is_store()) {
             continue;
         }
-        let values = partition_values(&row.file.partition);
-        let series_vals: Vec<_> = values
-            .iter()
-            .filter(|(k, _)| k != &ds.time_partition)
-            .cloned()
-            .collect();
-        let period = values
-            .iter()
-            .find(|(k, _)| k == &ds.time_partition)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let key = crate::layout::PartitionKey::of(ds, &row.file.partition);
+        let (series_vals, period) = (key.values, key.period.unwrap_or_default());
         let series_ok = filter
             .values
             .iter()
@@ -80,9 +71,8 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
             out.skipped_drift.push(format!("{tier}:{}", row.file.relpath));
             continue;
         }
-        let series = crate::layout::partition_key(&series_vals);
         groups
-            .entry((dataset, tier, series))
+            .entry((dataset, tier, key.series))
             .or_default()
             .entry(period)
             .or_default()

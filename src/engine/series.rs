@@ -55,12 +55,10 @@ impl SeriesPlan {
         inputs: Vec<PlanFile>,
         reason: String,
     ) -> SeriesPlan {
-        let values = crate::layout::partition_values(partition);
-        let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
         SeriesPlan {
             dataset: ds.name.clone(),
             tier: tier.to_string(),
-            series: crate::layout::partition_key(&fixed),
+            series: crate::layout::PartitionKey::of(ds, partition).series,
             partitions: vec![PartitionPlan {
                 partition: partition.to_string(),
                 files: inputs.len() as u64,

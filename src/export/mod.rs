@@ -101,12 +101,8 @@ fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BT
         if req.from.is_some_and(|from| f.file.max_ts < from) || req.to.is_some_and(|to| f.file.min_ts >= to) {
             continue;
         }
-        let series: Vec<String> = values
-            .iter()
-            .filter(|(k, _)| k != &ds.time_partition)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        out.entry(series.join("/")).or_default().push(f);
+        let series = crate::layout::PartitionKey::of(ds, &f.file.partition).series;
+        out.entry(series).or_default().push(f);
     }
     Ok(out)
 }

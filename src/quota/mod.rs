@@ -18,7 +18,6 @@ use std::path::Path;
 use crate::progress::Silent;
 use serde::Serialize;
 
-use crate::catalog;
 use crate::catalog::files as catalog_files;
 use crate::config::units::human_bytes;
 use crate::config::Config;
@@ -364,11 +363,8 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<(
         if crate::retention::waits_for_rollup(db, ds, &partition, rows)? {
             unrolled.insert((dataset.clone(), tier.clone(), partition.clone()));
         }
-        let values = catalog::partition_values(&partition);
-        let end = values
-            .iter()
-            .find(|(k, _)| k == &ds.time_partition)
-            .and_then(|(_, v)| ds.period_range(v))
+        let end = crate::layout::PartitionKey::of(ds, &partition)
+            .range(ds)
             .map(|(_, e)| e)
             .unwrap_or(i64::MAX);
         candidates.push((

@@ -77,9 +77,7 @@ pub(crate) fn analyse(
     // series → (cadence, buckets with rows)
     let mut sets: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
     for f in files.iter().filter(|f| !f.drift) {
-        let values = crate::catalog::partition_values(&f.file.partition);
-        let fixed: Vec<(String, String)> = values.into_iter().filter(|(k, _)| k != &ds.time_partition).collect();
-        let series = crate::layout::partition_key(&fixed);
+        let series = crate::layout::PartitionKey::of(ds, &f.file.partition).series;
         let cadence = cadence_ns(ds, &series);
         let entry = sets.entry(series).or_insert_with(|| (cadence, BTreeSet::new()));
         entry.1.extend(facts.buckets(f, &ds.time_column, cadence)?);

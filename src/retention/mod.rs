@@ -99,11 +99,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
                 .push(f);
         }
         for ((tier, partition), files) in parts {
-            let values = catalog::partition_values(&partition);
-            let Some((_, period)) = values.iter().find(|(k, _)| k == &ds.time_partition) else {
-                continue;
-            };
-            let Some((_, end)) = ds.period_range(period) else {
+            let Some((_, end)) = crate::layout::PartitionKey::of(ds, &partition).range(ds) else {
                 continue;
             };
             // The rows must be old too: a misfiled row newer than the cut keeps the partition.

@@ -24,7 +24,7 @@ use arrow::datatypes::{DataType, Float64Type};
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::catalog::{self, partition_values, rfc3339};
+use crate::catalog::{self, rfc3339};
 use crate::catalog::{files as catalog_files, guarded_clock};
 use crate::config::{timeframe_ns, Config, DatasetConfig, RollupConfig};
 use crate::engine::merge::{MergeCtx, MergeInput, Sink};
@@ -123,11 +123,7 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RollupPlan> 
                 .push((f.tier, f.file));
         }
         for (partition, files) in parts {
-            let values = partition_values(&partition);
-            let Some((_, period)) = values.iter().find(|(k, _)| k == &ds.time_partition) else {
-                continue;
-            };
-            let Some((_, end)) = ds.period_range(period) else {
+            let Some((_, end)) = crate::layout::PartitionKey::of(ds, &partition).range(ds) else {
                 continue;
             };
             if end > reference {
@@ -270,12 +266,8 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     let ds = cfg.dataset(&item.dataset)?;
     let into = cfg.dataset(&item.into)?;
     let r = ds.rollup.as_ref().expect("planned from a rollup dataset");
-    let values = partition_values(&item.partition);
-    let period = values
-        .iter()
-        .find(|(k, _)| k == &ds.time_partition)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let key = crate::layout::PartitionKey::of(ds, &item.partition);
+    let period = key.period.clone().unwrap_or_default();
     let (lo_ns, hi_ns) = ds.period_range(&period).unwrap_or((i64::MIN, i64::MAX));
     let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
     let ctx = MergeCtx::new(ds, batch_rows);
@@ -293,11 +285,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let fixed: Vec<(String, String)> = values
-        .iter()
-        .filter(|(k, _)| k != &ds.time_partition)
-        .cloned()
-        .collect();
+    let fixed = key.values;
     let stem = format!("rollup-{}-{period}", item.dataset);
     let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
         "rollup-{}-{}",

@@ -128,11 +128,7 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
                 .push(f);
         }
         for ((tier, partition), files) in parts {
-            let values = crate::catalog::partition_values(&partition);
-            let Some((_, period)) = values.iter().find(|(k, _)| k == &ds.time_partition) else {
-                continue;
-            };
-            let Some((_, end)) = ds.period_range(period) else {
+            let Some((_, end)) = crate::layout::PartitionKey::of(ds, &partition).range(ds) else {
                 continue;
             };
             let age = reference.saturating_sub(end).max(0);
