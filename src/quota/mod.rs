@@ -169,6 +169,25 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
 
 /// Usage against every limit, and the evictions the hard ones need.
 fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
+    let mut p = limits(cfg, db, dataset)?;
+    p.expired_exports = crate::jobs::expired_exports(cfg, db)?;
+    let short = shortages(&p);
+    p.to_free = p.to_free.max(short.iter().map(|s| s.bytes).sum());
+    if p.to_free == 0 && p.hard.is_empty() {
+        return Ok(p);
+    }
+    let (mut candidates, unrolled) = eviction_candidates(cfg, db, dataset)?;
+    let mut unmet = Vec::new();
+    hard_evictions(cfg, &mut p, &mut candidates, dataset, &mut unmet);
+    free_space_evictions(cfg, &mut p, &mut candidates, &unrolled, short, &mut unmet);
+    if !unmet.is_empty() {
+        p.unmet = Some(unmet.join("; "));
+    }
+    Ok(p)
+}
+
+/// Usage against every limit and every filesystem's floor; no eviction chosen yet.
+fn limits(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
     let q = &cfg.quota;
     let mut p = QuotaPlan {
         usage: usage_with_stores(cfg, db)?,
@@ -214,20 +233,23 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             });
         }
     }
-    p.expired_exports = crate::jobs::expired_exports(cfg, db)?;
-    let short = shortages(&p);
-    p.to_free = p.to_free.max(short.iter().map(|s| s.bytes).sum());
-    if p.to_free == 0 && p.hard.is_empty() {
-        return Ok(p);
-    }
-    let short = shortages(&p);
-    let (mut candidates, unrolled) = eviction_candidates(cfg, db, dataset)?;
-    let mut unmet = Vec::new();
+    Ok(p)
+}
+
+/// Evictions for the hard limits: each dataset's, each store tier's, then
+/// the total, in candidate order; what cannot be met goes to `unmet`.
+fn hard_evictions(
+    cfg: &Config,
+    p: &mut QuotaPlan,
+    candidates: &mut Vec<Expired>,
+    dataset: Option<&str>,
+    unmet: &mut Vec<String>,
+) {
     // Evict what `pick` selects, in candidate order, until `over` bytes of
     // it are gone (counting earlier evictions); say so when that falls short.
     let mut evict = |what: String, over: u64, pick: &dyn Fn(&Expired) -> bool, stays: &str| {
         let already: u64 = p.evictions.iter().filter(|e| pick(e)).map(|e| e.bytes).sum();
-        let freed = already + take(&mut candidates, &mut p.evictions, over.saturating_sub(already), pick);
+        let freed = already + take(candidates, &mut p.evictions, over.saturating_sub(already), pick);
         if freed < over {
             unmet.push(format!(
                 "{what}{} must be freed but only {} can be evicted ({stays} stay)",
@@ -274,8 +296,19 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
         &|e| !is_store(cfg, &e.tier),
         "keep_forever datasets and pinned files",
     );
-    // Free space: a short filesystem loses only its own partitions, and at
-    // most max_evict_per_run of them in one run.
+}
+
+/// Evictions for free space: a short filesystem loses only its own
+/// partitions (never unverified rollups), and at most `max_evict_per_run`.
+fn free_space_evictions(
+    cfg: &Config,
+    p: &mut QuotaPlan,
+    candidates: &mut Vec<Expired>,
+    unrolled: &Unrolled,
+    short: Vec<Short>,
+    unmet: &mut Vec<String>,
+) {
+    let q = &cfg.quota;
     for sh in short {
         let mine: u64 = sh
             .tiers
@@ -289,7 +322,7 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
         let already: u64 = p.evictions.iter().filter(|e| on_fs(e)).map(|e| e.bytes).sum();
         let freed = already
             + take_within(
-                &mut candidates,
+                candidates,
                 &mut p.evictions,
                 sh.bytes.saturating_sub(already),
                 cap.saturating_sub(already),
@@ -305,10 +338,6 @@ fn limits_and_evictions(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<
             ));
         }
     }
-    if !unmet.is_empty() {
-        p.unmet = Some(unmet.join("; "));
-    }
-    Ok(p)
 }
 
 /// (dataset, tier, partition) of partitions whose rollup is not verified.
