@@ -1,9 +1,11 @@
-//! Ingest: Freqtrade folders (written here with the arrow crate, and the real
-//! files in ../shared), arbitrary Parquet, and names that would escape.
+//! Ingest: Freqtrade folders (written here with the arrow crate or pyarrow,
+//! in Freqtrade's own layout; the real files when
+//! `MDKEEP_TEST_FREQTRADE_DIR` names them), arbitrary Parquet, and names
+//! that would escape.
 
 mod common;
 
-use common::{py, shared, write_candles_feather, Sandbox};
+use common::{py, write_candles_feather, Sandbox};
 use serde_json::Value;
 
 fn partitions(s: &Sandbox, dataset: &str) -> Vec<Value> {
@@ -60,15 +62,47 @@ fn freqtrade_feather_imports_with_rows_and_time_range() {
     assert_eq!(out, "30 timestamp[ms, tz=UTC] 100.0");
 }
 
-#[test]
-#[ignore = "needs the real Freqtrade files in ../shared/data/freqtrade; .ci/run runs it beside ../shared"]
-fn real_freqtrade_folder_imports_every_file() {
-    let dir = shared("data/freqtrade");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: this suite needs the shared material",
-        dir.display()
+/// A Freqtrade data folder as Freqtrade writes it, with pyarrow: 5m candles
+/// of two spot pairs, 12,477 XRP/ETH trades from 2019-10-11T00:00:11.620Z as
+/// `-trades.feather` (type all null) and as `-trades.parquet` (the same
+/// trades), and futures candles under `futures/`.
+fn freqtrade_folder(dir: &std::path::Path) {
+    py(
+        "import pyarrow as pa, pyarrow.feather as f, pyarrow.parquet as pq, sys, os\n\
+         d = sys.argv[1]\n\
+         os.makedirs(d + '/futures', exist_ok=True)\n\
+         def candles(path, start_ms, n):\n\
+         \x20   ts = pa.array([(start_ms + i * 300000) * 1000000 for i in range(n)], pa.timestamp('ns', tz='UTC'))\n\
+         \x20   c = [1.0 + (i % 7) / 100 for i in range(n)]\n\
+         \x20   f.write_feather(pa.table({'date': ts, 'open': c, 'high': [x + 0.02 for x in c], 'low': [x - 0.02 for x in c], 'close': c, 'volume': [10.0] * n}), path)\n\
+         candles(d + '/ETH_BTC-5m.feather', 1515560100000, 5760)\n\
+         candles(d + '/ADA_BTC-5m.feather', 1515560100000, 5720)\n\
+         candles(d + '/futures/XRP_USDT_USDT-5m-futures.feather', 1630454400000, 1999)\n\
+         n = 12477\n\
+         ts = [1570752011620 + i * 17115 for i in range(n)]\n\
+         price = [0.0014 + (i % 50) * 1e-6 for i in range(n)]\n\
+         amount = [float(1 + i % 60) for i in range(n)]\n\
+         cols = {'timestamp': pa.array(ts, pa.int64()), 'id': [str(13519807 + i) for i in range(n)],\n\
+         \x20       'side': ['sell' if i % 3 else 'buy' for i in range(n)], 'price': price, 'amount': amount,\n\
+         \x20       'cost': [p * a for p, a in zip(price, amount)]}\n\
+         f.write_feather(pa.table({**{'timestamp': cols['timestamp'], 'id': cols['id']}, 'type': pa.nulls(n), **{k: cols[k] for k in ['side', 'price', 'amount', 'cost']}}), d + '/XRP_ETH-trades.feather')\n\
+         pq.write_table(pa.table({**{'timestamp': cols['timestamp'], 'id': cols['id']}, 'type': pa.nulls(n, pa.string()), **{k: cols[k] for k in ['side', 'price', 'amount', 'cost']}}), d + '/XRP_ETH-trades.parquet')",
+        &[&dir.display().to_string()],
     );
+}
+
+#[test]
+fn a_freqtrade_folder_imports_every_file() {
+    // The real files where CI has them; else the same layout written here.
+    let made = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("MDKEEP_TEST_FREQTRADE_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            freqtrade_folder(made.path());
+            made.path().to_path_buf()
+        }
+    };
+    assert!(dir.is_dir(), "{} is missing", dir.display());
     let s = Sandbox::new();
     let r = s.json(&["ingest", "freqtrade", dir.to_str().unwrap(), "--exchange", "binance"]);
     // Count rows per source with pyarrow, independently.

@@ -227,12 +227,6 @@ pub fn py_env(code: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-/// Path to the shared material beside the project: only for the extra
-/// suites that run when it is there (`#[ignore]`d otherwise).
-pub fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
-}
-
 /// A pile `mdkeep gen` wrote in a root of its own: the pristine input.
 pub struct Pile {
     _root: Sandbox,
