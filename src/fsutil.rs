@@ -204,10 +204,25 @@ pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
     Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
 }
 
-/// (free, size) of the filesystem a local tier root is on (the root folder
-/// of the config while the tier's folder does not exist yet).
+/// Where a local tier root's filesystem is seen: the root, or the config's
+/// folder while the tier's folder does not exist yet.
+fn on_disk<'a>(cfg: &'a crate::config::Config, root: &'a Path) -> &'a Path {
+    if root.exists() {
+        root
+    } else {
+        &cfg.root
+    }
+}
+
+/// (free, size) of the filesystem a local tier root is on.
 pub fn root_space(cfg: &crate::config::Config, root: &Path) -> Option<(u64, u64)> {
-    fs_space(if root.exists() { root } else { &cfg.root })
+    fs_space(on_disk(cfg, root))
+}
+
+/// The device number of the filesystem a local tier root is on.
+pub fn root_device(cfg: &crate::config::Config, root: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(on_disk(cfg, root)).ok().map(|m| m.dev())
 }
 
 #[cfg(test)]

@@ -60,8 +60,14 @@ impl AppState {
         }
     }
 
-    /// Render the data families again (blocking: it walks the tier roots).
-    pub fn refresh_metrics(&self) {
+    /// Render the data families again on a blocking thread (it walks the
+    /// tier roots); `/metrics` serves the old snapshot meanwhile.
+    pub fn refresh_metrics_later(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.refresh_metrics());
+    }
+
+    fn refresh_metrics(&self) {
         match metrics::render_data(&self.cfg) {
             Ok(text) => *self.snapshot.lock().expect("not poisoned") = Some((text.into(), Instant::now())),
             Err(e) => tracing::warn!(error = %e, "cannot refresh the metrics snapshot"),

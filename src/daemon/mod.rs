@@ -39,7 +39,9 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone()));
     let http = serve_http(&cfg, &app_state, &shutdown).await?;
     let mut worker = spawn_worker(&cfg, &shutdown, &health);
-    let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, &app_state);
+    // Only a served /metrics needs its snapshot refreshed after each task.
+    let snapshot = http.is_some().then(|| app_state.clone());
+    let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, snapshot);
     tracing::info!(pid = std::process::id(), "daemon started");
 
     signal.await;
@@ -87,8 +89,7 @@ async fn serve_http(
     })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "http: /healthz /metrics /status");
-    let st = app_state.clone();
-    tokio::task::spawn_blocking(move || st.refresh_metrics());
+    app_state.refresh_metrics_later();
     let bounds = server::Bounds {
         max_connections: cfg.http.max_connections,
         header_timeout: cfg.http.header_timeout.0,
@@ -125,7 +126,7 @@ fn spawn_worker(cfg: &Config, shutdown: &Shutdown, health: &Arc<http::Health>) -
 }
 
 /// The scheduler: each due task on a blocking thread, each event recorded,
-/// the metrics snapshot refreshed after each task.
+/// the metrics snapshot (when served) refreshed after each task.
 #[allow(clippy::too_many_arguments)]
 fn spawn_scheduler(
     cfg: &Config,
@@ -135,7 +136,7 @@ fn spawn_scheduler(
     clock: Clock,
     shutdown: &Shutdown,
     health: &Arc<http::Health>,
-    app_state: &Arc<http::AppState>,
+    snapshot: Option<Arc<http::AppState>>,
 ) -> tokio::task::JoinHandle<()> {
     let run_task = {
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
@@ -148,14 +149,12 @@ fn spawn_scheduler(
             })
         }
     };
-    let snapshot = app_state.clone();
     let on_event = move |e: Event| {
         if let Err(err) = record(&db, &e) {
             tracing::warn!(error = %err, "cannot record a schedule event");
         }
-        if matches!(e, Event::Finished { .. }) {
-            let st = snapshot.clone();
-            tokio::task::spawn_blocking(move || st.refresh_metrics());
+        if let (Event::Finished { .. }, Some(st)) = (&e, &snapshot) {
+            st.refresh_metrics_later();
         }
     };
     let drive = driver::drive(sched, initial, clock, run_task, on_event, shutdown.clone());

@@ -200,7 +200,7 @@ pub fn kill_marked(job_dir: &str) -> usize {
     n
 }
 
-pub(crate) fn page_size() -> u64 {
+fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 {

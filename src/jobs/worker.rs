@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -190,25 +190,23 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
                     r.stop.store(STOP_CANCEL, Ordering::Relaxed);
                 }
             }
-            if !shutting_down && !drain() {
+            // Stopping is a later phase of draining: neither admits.
+            if !drain() {
                 admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
             }
         }
-        if running.is_empty() && (shutting_down || drain() || (once && queue::queued(db)?.is_empty())) {
+        if running.is_empty() && (drain() || (once && queue::queued(db)?.is_empty())) {
             break;
         }
         if beat.elapsed() > Duration::from_secs(30) {
             lock.heartbeat()?;
             beat = Instant::now();
         }
-        match rx.recv_timeout(POLL) {
-            Ok((id, f)) => {
+        if let Ok((id, f)) = rx.recv_timeout(POLL) {
+            finish(cfg, db, id, f, &mut running, &mut report)?;
+            while let Ok((id, f)) = rx.try_recv() {
                 finish(cfg, db, id, f, &mut running, &mut report)?;
-                while let Ok((id, f)) = rx.try_recv() {
-                    finish(cfg, db, id, f, &mut running, &mut report)?;
-                }
             }
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
     }
     Ok(report)

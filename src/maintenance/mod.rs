@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::catalog::scan::{scan, ScanReport};
 use crate::compaction::{self, Metrics};
-use crate::config::Config;
+use crate::config::{Config, Task};
 use crate::error::{Failure, Result};
 use crate::lock::DataLock;
 use crate::outcome::Outcome;
@@ -76,14 +76,21 @@ pub enum Step {
 }
 
 impl Step {
+    /// Its name: the task of the same name's.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Scan => "scan",
-            Step::Compact => "compact",
-            Step::Rollup => "rollup",
-            Step::Retention => "retention",
-            Step::Tier => "tier",
-            Step::Quota => "quota",
+        Task::from(self).as_str()
+    }
+}
+
+impl From<Step> for Task {
+    fn from(s: Step) -> Task {
+        match s {
+            Step::Scan => Task::Scan,
+            Step::Compact => Task::Compact,
+            Step::Rollup => Task::Rollup,
+            Step::Retention => Task::Retention,
+            Step::Tier => Task::Tier,
+            Step::Quota => Task::Quota,
         }
     }
 }
@@ -113,7 +120,7 @@ fn below_floor(cfg: &Config) -> bool {
     cfg.tier_roots()
         .into_iter()
         .filter(|(_, root)| !crate::store::is_remote(root))
-        .filter_map(|(_, root)| quota::root_space(cfg, &root))
+        .filter_map(|(_, root)| crate::fsutil::root_space(cfg, &root))
         .any(|(free, size)| free < min_free.resolve(size))
 }
 

@@ -13,7 +13,6 @@
 //! the report says so and the command fails; it is never silent.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::progress::Silent;
 use serde::Serialize;
@@ -137,15 +136,7 @@ fn is_store(cfg: &Config, tier: &str) -> bool {
     cfg.tiers.get(tier).is_some_and(|t| t.is_store())
 }
 
-pub use crate::fsutil::{fs_space, root_space};
-
-/// The device number of the filesystem a local tier root is on.
-fn root_device(cfg: &Config, root: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(if root.exists() { root } else { &cfg.root })
-        .ok()
-        .map(|m| m.dev())
-}
+use crate::fsutil::{root_device, root_space};
 
 pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<QuotaPlan> {
     let mut p = limits_and_evictions(cfg, db, dataset)?;
@@ -249,7 +240,14 @@ fn hard_evictions(
     // it are gone (counting earlier evictions); say so when that falls short.
     let mut evict = |what: String, over: u64, pick: &dyn Fn(&Expired) -> bool, stays: &str| {
         let already: u64 = p.evictions.iter().filter(|e| pick(e)).map(|e| e.bytes).sum();
-        let freed = already + take(candidates, &mut p.evictions, over.saturating_sub(already), pick);
+        let freed = already
+            + take_within(
+                candidates,
+                &mut p.evictions,
+                over.saturating_sub(already),
+                u64::MAX,
+                pick,
+            );
         if freed < over {
             unmet.push(format!(
                 "{what}{} must be freed but only {} can be evicted ({stays} stay)",
@@ -414,8 +412,10 @@ fn eviction_candidates(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<(
     Ok((candidates.into_iter().map(|(_, _, e)| e).collect(), unrolled))
 }
 
-/// [`take`], but never past `cap` bytes: stops at the first candidate that
-/// would cross it, so the order (priority, then oldest) is kept.
+/// Move candidates matching `pick`, in order, into `out` until `need` bytes
+/// are freed, but never past `cap` bytes: stop at the first candidate that
+/// would cross it, so the order (priority, then oldest) is kept. Returns the
+/// bytes taken.
 fn take_within(
     candidates: &mut Vec<Expired>,
     out: &mut Vec<Expired>,
@@ -436,23 +436,6 @@ fn take_within(
         let e = candidates.remove(i);
         freed += e.bytes;
         out.push(e);
-    }
-    freed
-}
-
-/// Move candidates matching `pick`, in order, into `out` until `need` bytes
-/// are freed; returns the bytes taken.
-fn take(candidates: &mut Vec<Expired>, out: &mut Vec<Expired>, need: u64, pick: impl Fn(&Expired) -> bool) -> u64 {
-    let mut freed = 0;
-    let mut i = 0;
-    while freed < need && i < candidates.len() {
-        if pick(&candidates[i]) {
-            let e = candidates.remove(i);
-            freed += e.bytes;
-            out.push(e);
-        } else {
-            i += 1;
-        }
     }
     freed
 }
