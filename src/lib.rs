@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod compaction;
 pub mod config;
+pub mod coverage;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
@@ -27,6 +28,7 @@ pub mod outcome;
 pub mod parquet_io;
 pub mod proc;
 pub mod progress;
+pub mod quality;
 pub mod quota;
 pub mod report;
 pub mod retention;

@@ -35,3 +35,15 @@ pub fn parse_time(s: &str) -> Result<i64> {
 pub fn guarded(newest: i64) -> i64 {
     now_ns().min(newest)
 }
+
+/// A span of nanoseconds in the largest unit that divides it: `1d`, `8h`, `1m`, `90s`, `250ms`.
+pub fn human_ns(ns: i64) -> String {
+    match ns {
+        0 => "0s".into(),
+        n if n % 86_400_000_000_000 == 0 => format!("{}d", n / 86_400_000_000_000),
+        n if n % 3_600_000_000_000 == 0 => format!("{}h", n / 3_600_000_000_000),
+        n if n % 60_000_000_000 == 0 => format!("{}m", n / 60_000_000_000),
+        n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
+        n => format!("{}ms", n / 1_000_000),
+    }
+}

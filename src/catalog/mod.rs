@@ -189,6 +189,18 @@ pub fn is_empty(db: &Db) -> Result<bool> {
     Ok(n == 0)
 }
 
+/// How many cataloged files `dataset` has in `partition`.
+pub fn files_in_partition(db: &Db, dataset: &str, partition: &str) -> Result<u64> {
+    db.conn
+        .query_row(
+            "SELECT count(*) FROM files WHERE dataset = ?1 AND partition = ?2",
+            [dataset, partition],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(db.err())
+}
+
 /// A file to take out of the data roots.
 pub struct Quarantine<'a> {
     pub tier: &'a str,

@@ -13,7 +13,7 @@ pub struct Args {
     dataset: Option<String>,
     /// Only series matching these partition values, e.g. exchange=binance,symbol=BTC_USDT
     /// (a time partition value, e.g. date=2024-01-02, limits which partitions start a rewrite).
-    #[arg(long = "where", value_name = "COL=VALUE,...", value_parser = parse_where)]
+    #[arg(long = "where", value_name = "COL=VALUE,...", value_parser = output::parse_where)]
     filter: Option<Vec<(String, String)>>,
     /// Print the plan and change nothing, on disk or in the database.
     #[arg(long)]
@@ -21,17 +21,6 @@ pub struct Args {
     /// Print metrics (or, with --dry-run, the plan) as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_where(s: &str) -> Result<Vec<(String, String)>, String> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| format!("`{p}` is not COL=VALUE"))
-        })
-        .collect()
 }
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {

@@ -4,6 +4,7 @@
 //! lives here.
 
 mod compact;
+mod coverage;
 mod daemon;
 mod demo;
 mod export;
@@ -17,6 +18,7 @@ mod ls;
 mod maintain;
 mod output;
 mod pin;
+mod quality;
 mod quota;
 mod report;
 mod retention;
@@ -80,6 +82,10 @@ pub enum Command {
     Retention(PolicyArgs),
     /// Enforce disk limits: warn above the soft one, evict above the hard one.
     Quota(PolicyArgs),
+    /// Data-quality findings by dataset and partition (checks partitions nobody has checked yet).
+    Quality(quality::Args),
+    /// Per series: first and last row, covered intervals and gaps, from the catalog alone.
+    Coverage(coverage::Args),
     /// What is stored, what was removed and why, what comes next: table, json, md or html.
     Report(report::Args),
     /// Run scan → compact → rollup → retention → tier → quota, one run at a time.
@@ -132,6 +138,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Init(a) => init::run(&cli, a),
         Command::Scan(a) => scan::run(&cli, a),
         Command::Ls(a) => ls::run(&cli, a),
+        Command::Quality(a) => quality::run(&cli, a),
+        Command::Coverage(a) => coverage::run(&cli, a),
         Command::Ingest(c) => ingest::run(&cli, c),
         Command::Compact(a) => compact::run(&cli, a),
         Command::Tier(a) => tier::run(&cli, a),

@@ -55,3 +55,15 @@ pub fn failures<'a>(fs: impl IntoIterator<Item = &'a mdkeep::error::Failure>) {
         eprintln!("{} {}: {} ({}): {}", f.step, f.outcome, f.file, f.code, f.reason);
     }
 }
+
+/// `exchange=binance,symbol=BTC_USDT` → pairs (`--where`).
+pub fn parse_where(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("`{p}` is not COL=VALUE"))
+        })
+        .collect()
+}

@@ -57,6 +57,9 @@ pub struct DatasetConfig {
     /// oldest partitions.
     #[serde(default)]
     pub hard_limit: Option<super::ByteSize>,
+    /// Row checks and what happens to bad rows.
+    #[serde(default)]
+    pub quality: super::QualityConfig,
 }
 
 /// `rollup = { into = "ohlcv", timeframes = ["1m"] }` on a trades dataset.
@@ -345,6 +348,7 @@ mod tests {
             cadence: None,
             soft_limit: None,
             hard_limit: None,
+            quality: Default::default(),
         }
     }
 

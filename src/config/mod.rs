@@ -8,6 +8,7 @@
 mod daemon;
 mod dataset;
 mod jobs;
+mod quality;
 pub mod s3;
 pub mod units;
 mod validate;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
+pub use quality::{DataKind, OnBadRows, QualityConfig};
 pub use s3::S3Config;
 pub use units::{ByteSize, SizeOrPercent, Span};
 

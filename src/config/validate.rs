@@ -119,6 +119,7 @@ fn dataset_rules(cfg: &Config, name: &str, ds: &DatasetConfig) -> Result<()> {
     let k = |f: &str| format!("datasets.{name}.{f}");
     crate::names::check_segment("dataset", name).map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
     crate::names::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
+    quality_rules(ds).map_err(|(key, m)| bad(k(&format!("quality.{key}")), m))?;
     match ds.column(&ds.time_column) {
         Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
         Some(_) => {
@@ -232,5 +233,18 @@ fn rollup(cfg: &Config, ds: &DatasetConfig, r: &RollupConfig) -> Result<()> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `quality`: a positive finite jump and a real first day.
+fn quality_rules(ds: &DatasetConfig) -> std::result::Result<(), (&'static str, String)> {
+    let q = &ds.quality;
+    if !(q.max_jump.is_finite() && q.max_jump > 0.0) {
+        return Err((
+            "max_jump",
+            format!("must be a positive fraction (0.2 is 20 %), not {}", q.max_jump),
+        ));
+    }
+    crate::time::parse_time(&q.earliest).map_err(|e| ("earliest", e.to_string()))?;
     Ok(())
 }

@@ -200,6 +200,11 @@ pub fn roll_back(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> Re
     let outs = paths(conn, "journal_outputs", id).map_err(&dberr)?;
     let tx = conn.unchecked_transaction().map_err(&dberr)?;
     for rel in &outs {
+        if Path::new(rel).is_absolute() {
+            // Not data: a file of rows set aside (quality quarantine).
+            remove_output(Path::new(rel))?;
+            continue;
+        }
         let p = out_root.join(rel);
         remove_output(&p)?;
         catalog::remove(&tx, out_tier, rel).map_err(&dberr)?;
@@ -220,6 +225,9 @@ pub fn drop_claims(cfg: &Config, conn: &Connection, id: i64, out_tier: &str) -> 
         return Ok(());
     }
     for rel in paths(conn, "journal_outputs", id).map_err(db_err(Path::new("state")))? {
+        if Path::new(&rel).is_absolute() {
+            continue;
+        }
         crate::store::remove(&crate::store::write::claim_path(&root.join(rel)))?;
     }
     Ok(())

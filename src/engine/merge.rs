@@ -11,8 +11,9 @@
 
 use std::cmp::Ordering;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::quality::{Checker, Kind};
 use crate::store::Batches;
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::buffer::ScalarBuffer;
@@ -39,6 +40,23 @@ pub struct MergeInput {
     pub min_ts_ns: i64,
     pub max_ts_ns: i64,
     pub rows: u64,
+    /// The partition the file is filed under and its `[start, end)` ns:
+    /// rows outside it are noted (quality).
+    pub filed: Option<Filed>,
+}
+
+/// A source file's partition, as its path says.
+#[derive(Debug, Clone)]
+pub struct Filed {
+    pub partition: Arc<str>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+}
+
+impl Filed {
+    pub fn holds(&self, t_ns: i64) -> bool {
+        self.start_ns <= t_ns && t_ns < self.end_ns
+    }
 }
 
 /// Where merged rows go. `prio` is given only when [`Sink::wants_prio`].
@@ -78,6 +96,8 @@ pub struct MergeCtx<'a> {
     pub unit_ns: i64,
     pub batch_rows: usize,
     fields: Vec<SortField>,
+    /// The series' quality checker, fed by the merge and the final sink.
+    quality: Option<Mutex<Checker>>,
 }
 
 impl<'a> MergeCtx<'a> {
@@ -98,7 +118,42 @@ impl<'a> MergeCtx<'a> {
             unit_ns: unit_ns(ds.time_unit()),
             batch_rows,
             fields,
+            quality: None,
         }
+    }
+
+    /// Check the rows of this merge with `checker`.
+    pub fn with_quality(mut self, checker: Option<Checker>) -> Self {
+        self.quality = checker.map(Mutex::new);
+        self
+    }
+
+    /// Run `f` on the checker, when there is one.
+    pub fn quality<R>(&self, f: impl FnOnce(&mut Checker) -> R) -> Option<R> {
+        self.quality
+            .as_ref()
+            .map(|q| f(&mut q.lock().expect("quality checker")))
+    }
+
+    /// Count row `row` of `batch` as `kind` (see [`Checker::note`]).
+    pub fn note(&self, kind: Kind, part: Option<&str>, batch: &RecordBatch, row: usize) {
+        self.quality(|q| q.note(kind, part, batch, row));
+    }
+
+    /// What the checker holds now, to go back to if this merge restarts.
+    pub fn quality_mark(&self) -> Option<Checker> {
+        self.quality(|q| q.clone())
+    }
+
+    pub fn quality_restore(&self, mark: Option<Checker>) {
+        if let Some(m) = mark {
+            self.quality(|q| *q = m);
+        }
+    }
+
+    /// The findings, per partition; the checker is spent.
+    pub fn quality_findings(&self) -> Option<std::collections::BTreeMap<String, Vec<crate::quality::Finding>>> {
+        self.quality(|q| q.finish())
     }
 
     pub fn converter(&self) -> RowConverter {
@@ -127,6 +182,7 @@ struct Cursor {
     prio_col: Option<Int64Array>,
     pos: usize,
     read: u64,
+    filed: Option<Filed>,
 }
 
 impl Cursor {
@@ -147,6 +203,7 @@ impl Cursor {
             prio_col: None,
             pos: 0,
             read: 0,
+            filed: inp.filed.clone(),
         };
         Ok(if c.load(ctx, conv)? { Some(c) } else { None })
     }
@@ -182,6 +239,13 @@ impl Cursor {
                 }
             }
             self.ts = ctx.ts_values(&b)?;
+            if let Some(f) = &self.filed {
+                for (i, &t) in self.ts.iter().enumerate() {
+                    if !f.holds(t.saturating_mul(ctx.unit_ns)) {
+                        ctx.note(Kind::OutsidePartition, Some(&f.partition), &b, i);
+                    }
+                }
+            }
             self.read += b.num_rows() as u64;
             self.batch = b;
             self.rows = rows;
@@ -289,6 +353,7 @@ pub fn merge(
         if last.as_ref().is_some_and(|l| l.row() == cur.rows.row(pos)) {
             // A copy of the row just written, from a lower-priority input.
             stats.duplicates += 1;
+            ctx.note(Kind::DuplicateKeys, None, &cur.batch, pos);
             active[a].pos += 1;
         } else {
             let other = b.map(|k| &active[k]);
@@ -303,6 +368,7 @@ pub fn merge(
                         emit(cur, start, j, sink, wants_prio, &mut stats)?;
                     }
                     stats.duplicates += 1;
+                    ctx.note(Kind::DuplicateKeys, None, &cur.batch, j);
                     start = j + 1;
                 }
             }

@@ -15,6 +15,7 @@ use crate::config::{Config, Keep};
 use crate::error::{Error, Failure, Result};
 use crate::failpoint;
 use crate::progress::Progress;
+use crate::quality;
 use crate::state::{db_err, Db};
 
 use serde::Serialize;
@@ -126,6 +127,8 @@ pub struct RewriteTotals {
     pub duplicates_removed: u64,
     /// Rows left out because they expired (retention `trim`).
     pub rows_trimmed: u64,
+    /// Rows with a fault written to the quarantine instead (`quality.on_bad_rows`).
+    pub rows_quarantined: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Inputs that were pinned and went to the trash instead of being deleted.
@@ -153,6 +156,7 @@ impl std::ops::AddAssign for RewriteTotals {
         self.sorted_runs += o.sorted_runs;
         self.merge_rounds += o.merge_rounds;
         self.rows_trimmed += o.rows_trimmed;
+        self.rows_quarantined += o.rows_quarantined;
     }
 }
 
@@ -224,7 +228,12 @@ pub(crate) fn rewrite_series(
         // Leave nothing behind: outputs of this attempt go, inputs stay.
         let _ = journal::roll_back(cfg, &db.conn, jid, how.out_tier);
     }
-    let (outputs, mut m) = result?;
+    let Written {
+        finished,
+        findings,
+        mut totals,
+    } = result?;
+    let (outputs, mut m) = (finished.outputs, std::mem::take(&mut totals));
 
     // The swap: inputs out of the catalog, outputs in, in one transaction.
     failpoint::hit("rewrite:before-commit");
@@ -233,9 +242,39 @@ pub(crate) fn rewrite_series(
         catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
     }
     let out_root = cfg.tier_root(how.out_tier)?;
+    let mut rows_by_partition = std::collections::BTreeMap::new();
     for o in &outputs {
         let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
+        crate::coverage::record(&tx, &entry, crate::coverage::cadence_ns(ds, &sp.series), &o.buckets)
+            .map_err(&dberr)?;
+        *rows_by_partition.entry(o.partition.clone()).or_insert(0u64) += o.file.rows;
+    }
+    if let Some(found) = &findings {
+        quality::findings::record(
+            &tx,
+            &sp.dataset,
+            found,
+            &rows_by_partition,
+            quality::findings::Origin::Rewrite,
+        )
+        .map_err(&dberr)?;
+    }
+    if let Some((n, file)) = &finished.quarantined {
+        let path = file.path.to_string_lossy();
+        catalog::record(
+            &tx,
+            &catalog::HistoryEvent {
+                action: Action::Quarantine,
+                dataset: Some(&sp.dataset),
+                path: Some(&path),
+                rows: Some(*n),
+                bytes: Some(file.bytes),
+                reason: Some("rows with a fault (quality.on_bad_rows = \"quarantine\")"),
+                ..Default::default()
+            },
+        )
+        .map_err(&dberr)?;
     }
     for p in &sp.partitions {
         catalog::record(
@@ -281,6 +320,14 @@ pub(crate) fn rewrite_series(
     Ok(m)
 }
 
+/// What [`rewrite`] wrote and saw.
+struct Written {
+    finished: sink::Finished,
+    /// Findings per partition, when the dataset's checks run.
+    findings: Option<std::collections::BTreeMap<String, Vec<quality::Finding>>>,
+    totals: RewriteTotals,
+}
+
 /// Merge the series' inputs into partition files; returns the outputs.
 #[allow(clippy::too_many_arguments)]
 fn rewrite(
@@ -292,13 +339,13 @@ fn rewrite(
     scratch: &std::path::Path,
     budget: usize,
     progress: &dyn Progress,
-) -> Result<(Vec<sink::Output>, RewriteTotals)> {
+) -> Result<Written> {
     let ds = cfg.dataset(&sp.dataset)?;
     let out = &cfg.tiers[how.out_tier];
     let root = cfg.tier_root(&sp.tier)?;
     let out_root = cfg.tier_root(how.out_tier)?;
     let (batch_rows, fan_in) = merge_shape(budget);
-    let ctx = MergeCtx::new(ds, batch_rows);
+    let ctx = MergeCtx::new(ds, batch_rows).with_quality(quality::Checker::new(ds, &sp.series, crate::time::now_ns()));
     let sign = if cfg.compaction.keep == Keep::Newest { 1 } else { -1 };
     let inputs: Vec<MergeInput> = sp
         .inputs
@@ -310,6 +357,7 @@ fn rewrite(
             max_ts_ns: f.max_ts,
             rows: f.rows,
             moved_to: None,
+            filed: filed(ds, &f.partition),
         })
         .collect();
     let rows_expected: u64 = inputs.iter().map(|i| i.rows).sum();
@@ -337,17 +385,19 @@ fn rewrite(
         let cut = how
             .drop_before_ns
             .map(|t| t.saturating_add(ctx.unit_ns - 1).div_euclid(ctx.unit_ns));
-        let w = w.drop_before(cut);
+        let w = w.drop_before(cut).quarantine_rows(&cfg.quarantine_dir());
         Ok(if how.verify_keys { w.track_keys() } else { w })
     };
     let opts = MergeOptions::new(&ctx, scratch, fan_in).on_rows(&on_rows);
     let (writer, stats) = merge_inputs(&opts, inputs, &mut m, make, |w| w.abort())?;
     let written_keys = writer.key_checksum;
     m.rows_trimmed = writer.rows_dropped;
-    let outputs = writer.finish()?;
+    let finished = writer.finish()?;
+    let outputs = &finished.outputs;
+    m.rows_quarantined = finished.quarantined.as_ref().map_or(0, |(n, _)| *n);
     if how.verify_keys {
         let mut reread = 0u64;
-        for o in &outputs {
+        for o in outputs {
             reread = reread.wrapping_add(merge::file_key_checksum(&ctx, &o.file.path)?);
         }
         if reread != written_keys {
@@ -358,16 +408,29 @@ fn rewrite(
         }
     }
     m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
-    // Every input row is either written once or counted as a duplicate.
-    if m.rows_out + m.duplicates_removed + m.rows_trimmed != rows_expected
-        || stats.rows_out != m.rows_out + m.rows_trimmed
-    {
+    // Every input row is written once, or counted as a duplicate, trimmed or quarantined.
+    let set_aside = m.rows_trimmed + m.rows_quarantined;
+    if m.rows_out + m.duplicates_removed + set_aside != rows_expected || stats.rows_out != m.rows_out + set_aside {
         return Err(Error::Invalid(format!(
-            "{} of {} {}: {} rows out + {} duplicates + {} trimmed != {} rows in (inputs changed since the last scan?); rolled back",
-            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, rows_expected
+            "{} of {} {}: {} rows out + {} duplicates + {} trimmed + {} quarantined != {} rows in (inputs changed since the last scan?); rolled back",
+            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, m.rows_quarantined, rows_expected
         )));
     }
-    Ok((outputs, m))
+    Ok(Written {
+        findings: ctx.quality_findings(),
+        finished,
+        totals: m,
+    })
+}
+
+/// The partition a source file is filed under, for the outside-partition check.
+fn filed(ds: &crate::config::DatasetConfig, partition: &str) -> Option<merge::Filed> {
+    let (start_ns, end_ns) = crate::layout::PartitionKey::of(ds, partition).range(ds)?;
+    Some(merge::Filed {
+        partition: partition.into(),
+        start_ns,
+        end_ns,
+    })
 }
 
 /// Batch rows and fan-in for a merge within `budget` bytes: half the budget
@@ -460,10 +523,13 @@ fn merge_sorting<S: Sink>(
     let run_rows = (ctx.batch_rows * 16).max(64 * 1024);
     loop {
         let mut sink = make()?;
+        // A restart must not count what the aborted attempt saw.
+        let mark = ctx.quality_mark();
         match merge(ctx, inputs, &mut sink, on_rows) {
             Ok(stats) => return Ok((sink, stats)),
             Err(MergeError::Unsorted(i)) => {
                 abort(sink)?;
+                ctx.quality_restore(mark);
                 tracing::info!(input = %inputs[i].path.display(), "input is not sorted; sorting it into runs");
                 let tag = format!("sort{}", m.sorted_runs);
                 let runs = sort::sort_into_runs(ctx, &inputs[i], scratch, &tag, run_rows)?;

@@ -19,6 +19,7 @@ use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::parquet_io::{DataFileWriter, WriteOptions, WrittenFile};
+use crate::quality::rows::BadRows;
 use crate::state::db_err;
 
 /// Rows gathered before a write: fewer, larger writes encode faster.
@@ -30,13 +31,31 @@ pub struct Output {
     pub relpath: String,
     pub partition: String,
     pub file: WrittenFile,
+    /// The coverage buckets (time / cadence) the file has rows in, ascending.
+    pub buckets: Vec<i64>,
+}
+
+/// An output file being written: its writer, path under the root and buckets.
+struct Open {
+    writer: DataFileWriter,
+    rel: String,
+    buckets: Vec<i64>,
 }
 
 struct Current {
     period: String,
+    /// The partition key, e.g. `exchange=x/symbol=y/date=2024-01-02`.
+    partition: String,
     start: i64,
     end: i64,
-    writer: Option<(DataFileWriter, String)>,
+    writer: Option<Open>,
+}
+
+/// What a finished rewrite wrote.
+pub struct Finished {
+    pub outputs: Vec<Output>,
+    /// Rows set aside by `quality.on_bad_rows = "quarantine"`, and their file.
+    pub quarantined: Option<(u64, WrittenFile)>,
 }
 
 pub struct PartitionWriter<'a> {
@@ -62,6 +81,10 @@ pub struct PartitionWriter<'a> {
     drop_before: Option<i64>,
     /// Rows left out by `drop_before`.
     pub rows_dropped: u64,
+    /// Where bad rows go, when the dataset quarantines them.
+    bad_rows: Option<BadRows>,
+    /// Coverage bucket width of this series, ns.
+    cadence: i64,
 }
 
 impl<'a> PartitionWriter<'a> {
@@ -102,6 +125,7 @@ impl<'a> PartitionWriter<'a> {
         // Journal ids start again with a new state database, and outputs
         // are never published over a file: names also carry the time.
         let prefix = format!("c{journal_id}-{:x}", crate::state::now_ns() / 1_000);
+        let fixed_copy = fixed.clone();
         PartitionWriter {
             ctx,
             root,
@@ -128,8 +152,22 @@ impl<'a> PartitionWriter<'a> {
             track_keys: false,
             drop_before: None,
             rows_dropped: 0,
+            bad_rows: None,
+            cadence: crate::coverage::cadence_ns(ctx.ds, &crate::layout::partition_key(&fixed_copy)),
             conv: ctx.converter(),
         }
+    }
+
+    /// Write rows with a fault under `quarantine` instead of into the data
+    /// (when the dataset says so and its checks run).
+    pub fn quarantine_rows(mut self, quarantine: &Path) -> Self {
+        if self.ctx.ds.quality.on_bad_rows == crate::config::OnBadRows::Quarantine && self.ctx.quality(|_| ()).is_some()
+        {
+            let series = crate::layout::partition_key(&self.fixed);
+            let dest = crate::quality::rows::path(quarantine, &self.ctx.ds.name, &series, &self.prefix);
+            self.bad_rows = Some(BadRows::new(dest, &self.ctx.schema));
+        }
+        self
     }
 
     /// Keep a checksum of every emitted row's keys, to verify the files later.
@@ -152,7 +190,10 @@ impl<'a> PartitionWriter<'a> {
         let (s, e) = ds
             .period_range(&period)
             .ok_or_else(|| Error::Invalid(format!("no period for time {ts}")))?;
+        let mut values = self.fixed.clone();
+        values.push((ds.time_partition.clone(), period.clone()));
         self.cur = Some(Current {
+            partition: layout::partition_key(&values),
             period,
             start: s.div_euclid(self.ctx.unit_ns),
             end: e.div_euclid(self.ctx.unit_ns),
@@ -178,6 +219,9 @@ impl<'a> PartitionWriter<'a> {
         self.pending.clear();
         self.pending_rows = 0;
         let cur = self.cur.as_mut().expect("a period is open when rows are pending");
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         if cur.writer.is_none() {
             let mut values = self.fixed.clone();
             values.push((self.ctx.ds.time_partition.clone(), cur.period.clone()));
@@ -199,21 +243,38 @@ impl<'a> PartitionWriter<'a> {
                     return Err(e);
                 }
             };
-            cur.writer = Some((w, rel));
+            cur.writer = Some(Open {
+                writer: w,
+                rel,
+                buckets: Vec::new(),
+            });
         }
-        let (w, _) = cur.writer.as_mut().expect("opened above");
+        let open = cur.writer.as_mut().expect("opened above");
+        // Rows arrive in time order: each bucket is new or the last one.
+        for t in self.ctx.ts_values(&batch)?.iter() {
+            let b = t.saturating_mul(self.ctx.unit_ns).div_euclid(self.cadence);
+            if open.buckets.last() != Some(&b) {
+                open.buckets.push(b);
+            }
+        }
+        let w = &mut open.writer;
         w.write(&batch)?;
         if w.in_progress_size() > self.row_group_memory {
             w.flush()?;
         }
         if w.estimated_size() as u64 >= self.target_size {
-            let (w, rel) = cur.writer.take().expect("open");
-            self.finish_file(w, rel)?;
+            let open = cur.writer.take().expect("open");
+            self.finish_file(open)?;
         }
         Ok(())
     }
 
-    fn finish_file(&mut self, w: DataFileWriter, rel: String) -> Result<()> {
+    fn finish_file(&mut self, open: Open) -> Result<()> {
+        let Open {
+            writer: w,
+            rel,
+            buckets,
+        } = open;
         let file = w.close()?;
         let partition = layout::locate(Path::new(&rel))
             .map(|l| l.partition_key())
@@ -222,6 +283,7 @@ impl<'a> PartitionWriter<'a> {
             relpath: rel,
             partition,
             file,
+            buckets,
         });
         if self.outputs.len() == 1 {
             crate::failpoint::hit("rewrite:after-first-output");
@@ -231,25 +293,54 @@ impl<'a> PartitionWriter<'a> {
 
     fn close_current(&mut self) -> Result<()> {
         self.write_pending()?;
-        if let Some(Current {
-            writer: Some((w, rel)), ..
-        }) = self.cur.take()
-        {
-            self.finish_file(w, rel)?;
+        if let Some(Current { writer: Some(open), .. }) = self.cur.take() {
+            self.finish_file(open)?;
         }
         Ok(())
     }
 
     /// Finish the last file; returns every output written.
-    pub fn finish(mut self) -> Result<Vec<Output>> {
+    pub fn finish(mut self) -> Result<Finished> {
         self.close_current()?;
-        Ok(self.outputs)
+        let quarantined = match self.bad_rows.take() {
+            Some(b) => {
+                let n = b.rows;
+                b.close()?.map(|f| (n, f))
+            }
+            None => None,
+        };
+        Ok(Finished {
+            outputs: self.outputs,
+            quarantined,
+        })
+    }
+
+    /// Check a slice of the open partition; returns the rows to write (in
+    /// quarantine mode, those without a fault).
+    fn check(&mut self, slice: RecordBatch) -> Result<RecordBatch> {
+        let part = &self.cur.as_ref().expect("a period is open").partition;
+        let Some(faults) = self.ctx.quality(|q| q.observe(part, &slice)).transpose()?.flatten() else {
+            return Ok(slice);
+        };
+        let Some(bad) = self.bad_rows.as_mut() else {
+            return Ok(slice);
+        };
+        if !bad.is_open() {
+            let dest = bad.dest().to_string_lossy().into_owned();
+            journal::plan_output(self.conn, self.journal_id, &dest).map_err(db_err(Path::new("state")))?;
+        }
+        bad.split(&slice, &faults, part)
     }
 
     /// Throw away everything written so far (before a restart).
     pub fn abort(mut self) -> Result<()> {
         self.pending.clear();
         self.cur = None; // drops an open writer: its temporary is removed
+        if let Some(bad) = self.bad_rows.take().filter(|b| b.is_open()) {
+            let dest = bad.dest().to_string_lossy().into_owned();
+            drop(bad);
+            journal::forget_output(self.conn, self.journal_id, &dest).map_err(db_err(Path::new("state")))?;
+        }
         for o in &self.outputs {
             journal::remove_output(&o.file.path)?;
             journal::forget_output(self.conn, self.journal_id, &o.relpath).map_err(db_err(Path::new("state")))?;
@@ -273,10 +364,6 @@ impl Sink for PartitionWriter<'_> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.track_keys {
-            let sum = super::merge::key_checksum(self.ctx, &self.conv, batch)?;
-            self.key_checksum = self.key_checksum.wrapping_add(sum);
-        }
         let ts = self.ctx.ts_values(batch)?;
         let mut start = 0;
         while start < ts.len() {
@@ -286,7 +373,12 @@ impl Sink for PartitionWriter<'_> {
             }
             let end_t = self.cur.as_ref().expect("just opened").end;
             let end = start + ts[start..].partition_point(|&x| x < end_t);
-            self.push(batch.slice(start, end - start))?;
+            let slice = self.check(batch.slice(start, end - start))?;
+            if self.track_keys {
+                let sum = super::merge::key_checksum(self.ctx, &self.conv, &slice)?;
+                self.key_checksum = self.key_checksum.wrapping_add(sum);
+            }
+            self.push(slice)?;
             start = end;
         }
         Ok(())
@@ -330,6 +422,7 @@ impl SpillWriter {
             max_ts_ns: self.max_ts.saturating_mul(self.unit_ns),
             rows,
             moved_to: None,
+            filed: None,
         })
     }
 }

@@ -12,6 +12,7 @@ use super::merge::{MergeCtx, MergeInput, Sink, PRIO_COLUMN};
 use super::sink::SpillWriter;
 use crate::error::{Error, Result};
 use crate::parquet_io::{conform, open_batches};
+use crate::quality::Kind;
 
 pub fn sort_into_runs(
     ctx: &MergeCtx,
@@ -24,6 +25,7 @@ pub fn sort_into_runs(
     let mut runs = Vec::new();
     let mut buf: Vec<RecordBatch> = Vec::new();
     let mut rows = 0;
+    let mut prev = i64::MIN;
     let flush = |buf: &mut Vec<RecordBatch>, runs: &mut Vec<MergeInput>| -> Result<()> {
         if buf.is_empty() {
             return Ok(());
@@ -50,6 +52,7 @@ pub fn sort_into_runs(
             b.remove_column(i);
         }
         let b = conform(&b, ctx.ds, &input.path)?;
+        note_order(ctx, input, &b, &mut prev)?;
         rows += b.num_rows();
         buf.push(b);
         if rows >= run_rows {
@@ -59,4 +62,23 @@ pub fn sort_into_runs(
     }
     flush(&mut buf, &mut runs)?;
     Ok(runs)
+}
+
+/// Tell the checker which rows of `b` come before a row read earlier from
+/// the same file, and which lie outside the partition the file is filed
+/// under (the merge never reads this file's rows: its sorted runs instead).
+fn note_order(ctx: &MergeCtx, input: &MergeInput, b: &RecordBatch, prev: &mut i64) -> Result<()> {
+    if ctx.quality(|_| ()).is_none() {
+        return Ok(());
+    }
+    for (i, &t) in ctx.ts_values(b)?.iter().enumerate() {
+        if t < *prev {
+            ctx.note(Kind::OutOfOrder, input.filed.as_ref().map(|f| &*f.partition), b, i);
+        }
+        *prev = (*prev).max(t);
+        if let Some(f) = input.filed.as_ref().filter(|f| !f.holds(t.saturating_mul(ctx.unit_ns))) {
+            ctx.note(Kind::OutsidePartition, Some(&f.partition), b, i);
+        }
+    }
+    Ok(())
 }

@@ -268,6 +268,7 @@ fn run(
                     min_ts_ns: f.file.min_ts,
                     max_ts_ns: f.file.max_ts,
                     rows: f.file.rows,
+                    filed: None,
                 })
             })
             .collect::<Result<_>>()?;

@@ -63,6 +63,10 @@ pub struct PartitionSink<'a> {
     stem: String,
     opts: WriteOptions,
     open: BTreeMap<String, DataFileWriter>,
+    /// Checks the rows as they pass (ingest's own sources).
+    checker: Option<crate::quality::Checker>,
+    /// Latest time seen, ns: a row before it is out of order.
+    latest: i64,
 }
 
 impl<'a> PartitionSink<'a> {
@@ -96,7 +100,16 @@ impl<'a> PartitionSink<'a> {
             stem: stem.to_string(),
             opts: WriteOptions::zstd(cfg.tiers[tier].zstd_level),
             open: BTreeMap::new(),
+            checker: None,
+            latest: i64::MIN,
         })
+    }
+
+    /// Check the rows as they are written (see `quality`).
+    pub fn checked(mut self) -> Self {
+        self.checker =
+            crate::quality::Checker::new(self.ds, &layout::partition_key(&self.fixed), crate::time::now_ns());
+        self
     }
 
     /// Mark the files as sorted by (time, key) without duplicates, as
@@ -129,6 +142,12 @@ impl<'a> PartitionSink<'a> {
         let mut last: Option<(i64, i64, String)> = None;
         for (i, v) in ts.values().iter().enumerate() {
             let ns = v.saturating_mul(scale);
+            if ns < self.latest {
+                if let Some(q) = self.checker.as_mut() {
+                    q.note(crate::quality::Kind::OutOfOrder, None, batch, i);
+                }
+            }
+            self.latest = self.latest.max(ns);
             let period = match &last {
                 Some((lo, hi, p)) if ns >= *lo && ns < *hi => p.clone(),
                 _ => {
@@ -153,6 +172,11 @@ impl<'a> PartitionSink<'a> {
                     .map_err(Error::arrow(&self.root))?;
                 RecordBatch::try_new(batch.schema(), cols).map_err(Error::arrow(&self.root))?
             };
+            if let Some(q) = self.checker.as_mut() {
+                let mut values = self.fixed.clone();
+                values.push((self.ds.time_partition.clone(), period.clone()));
+                q.observe(&layout::partition_key(&values), &part)?;
+            }
             if !self.open.contains_key(&period) {
                 let mut values = self.fixed.clone();
                 values.push((self.ds.time_partition.clone(), period.clone()));
@@ -182,6 +206,12 @@ impl<'a> PartitionSink<'a> {
     /// name already taken holds the same source's rows (the stem names the
     /// source's bytes): that file is left as it is and not returned.
     pub fn close(self) -> Result<Vec<WrittenFile>> {
+        Ok(self.close_checked()?.0)
+    }
+
+    /// [`close`](Self::close), with the findings per partition when checked.
+    pub fn close_checked(mut self) -> Result<(Vec<WrittenFile>, Option<Findings>)> {
+        let found = self.checker.as_mut().map(|q| q.finish());
         let mut out = Vec::new();
         for w in self.open.into_values() {
             match w.close() {
@@ -192,8 +222,42 @@ impl<'a> PartitionSink<'a> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        Ok((out, found))
     }
+}
+
+/// Findings per partition key.
+pub type Findings = BTreeMap<String, Vec<crate::quality::Finding>>;
+
+/// Record what ingest's checks found, for each partition whose only files
+/// are the ones just written (other files there were not read: those
+/// partitions stay for an on-demand check).
+fn record_findings(db: &Db, ds: &DatasetConfig, root: &Path, files: &[WrittenFile], found: &Findings) -> Result<()> {
+    let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+    let mut mine: BTreeMap<String, u64> = BTreeMap::new();
+    for f in files {
+        let rel = f.path.strip_prefix(root).unwrap_or(&f.path);
+        if let Some(l) = layout::locate(rel) {
+            *mine.entry(l.partition_key()).or_default() += 1;
+            *rows.entry(l.partition_key()).or_default() += f.rows;
+        }
+    }
+    let whole: Findings = found
+        .iter()
+        .filter(|(p, _)| {
+            mine.get(*p)
+                .is_some_and(|&n| catalog::files_in_partition(db, &ds.name, p).is_ok_and(|all| all == n))
+        })
+        .map(|(p, f)| (p.clone(), f.clone()))
+        .collect();
+    crate::quality::findings::record(
+        &db.conn,
+        &ds.name,
+        &whole,
+        &rows,
+        crate::quality::findings::Origin::Check,
+    )
+    .map_err(db.err())
 }
 
 /// Catalog files mdkeep itself just wrote under the hot tier (no settle
@@ -242,12 +306,15 @@ pub fn ingest_series(
     let Series { ds, source, fixed } = series;
     let partition = layout::partition_key(&fixed);
     let stem = format!("{}-{}", stem_for(source), source_hash(source, &ds.name, &fixed));
-    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem)?;
+    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem)?.checked();
     for b in batches {
         sink.write(&b?)?;
     }
-    let files = sink.close()?;
+    let (files, found) = sink.close_checked()?;
     register(cfg, db, source, ds, &files)?;
+    if let Some(found) = found {
+        record_findings(db, ds, &cfg.hot_tier().1, &files, &found)?;
+    }
     let rows: u64 = files.iter().map(|f| f.rows).sum();
     report.files_written += files.len() as u64;
     report.rows += rows;

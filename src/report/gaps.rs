@@ -15,7 +15,7 @@ use polars::prelude::{col, lit, DataFrame, IntoLazy, NamedFrom, Series, SortMult
 use serde::Serialize;
 
 use crate::catalog::CatalogFile;
-use crate::config::{timeframe_ns, DatasetConfig};
+use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
 use crate::time::rfc3339;
 
@@ -46,28 +46,6 @@ fn perr(e: polars::prelude::PolarsError) -> Error {
     Error::Invalid(format!("report (polars): {e}"))
 }
 
-/// The expected spacing of rows: `cadence` from config, the timeframe of a
-/// candle series, or an hour.
-fn cadence_ns(ds: &DatasetConfig, series: &str) -> i64 {
-    if let Some(c) = ds.cadence {
-        return c.0.as_nanos() as i64;
-    }
-    crate::catalog::partition_values(series)
-        .iter()
-        .find(|(k, _)| k == "timeframe")
-        .and_then(|(_, tf)| timeframe_ns(tf))
-        .unwrap_or(3_600_000_000_000)
-}
-
-fn human_ns(ns: i64) -> String {
-    match ns {
-        n if n % 86_400_000_000_000 == 0 => format!("{}d", n / 86_400_000_000_000),
-        n if n % 3_600_000_000_000 == 0 => format!("{}h", n / 3_600_000_000_000),
-        n if n % 60_000_000_000 == 0 => format!("{}m", n / 60_000_000_000),
-        n => format!("{}s", n / 1_000_000_000),
-    }
-}
-
 /// Gaps and daily coverage of every series of `ds`, from its files.
 pub(crate) fn analyse(
     facts: &super::cache::Facts,
@@ -78,9 +56,15 @@ pub(crate) fn analyse(
     let mut sets: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
     for f in files.iter().filter(|f| !f.drift) {
         let series = crate::layout::PartitionKey::of(ds, &f.file.partition).series;
-        let cadence = cadence_ns(ds, &series);
+        let cadence = crate::coverage::cadence_ns(ds, &series);
         let entry = sets.entry(series).or_insert_with(|| (cadence, BTreeSet::new()));
-        entry.1.extend(facts.buckets(f, &ds.time_column, cadence)?);
+        entry.1.extend(crate::coverage::file_buckets(
+            facts.cfg,
+            facts.db,
+            f,
+            &ds.time_column,
+            cadence,
+        )?);
     }
     let mut gaps = Vec::new();
     let mut coverage = Vec::new();
@@ -141,7 +125,7 @@ pub(crate) fn analyse(
                 from: rfc3339((p + 1).saturating_mul(cadence)),
                 to: rfc3339(c.saturating_mul(cadence)),
                 missing: (c - p - 1) as u64,
-                cadence: human_ns(cadence),
+                cadence: crate::time::human_ns(cadence),
             });
         }
         // Coverage per series and day, over the real buckets only.

@@ -278,6 +278,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             Ok(MergeInput {
                 path: cfg.tier_root(tier)?.join(&f.relpath),
                 moved_to: None,
+                filed: None,
                 prio: f.mtime_ns,
                 min_ts_ns: f.min_ts,
                 max_ts_ns: f.max_ts,

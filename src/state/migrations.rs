@@ -220,4 +220,26 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE journal_inputs ADD COLUMN ino INTEGER;
     ALTER TABLE journal_inputs ADD COLUMN mtime_ns INTEGER;
     "#,
+    // 11: data quality findings per partition, and which partitions were checked.
+    r#"
+    CREATE TABLE quality_findings (
+        dataset   TEXT    NOT NULL,
+        partition TEXT    NOT NULL,
+        kind      TEXT    NOT NULL,   -- quality::Kind's serde name
+        rows      INTEGER NOT NULL,
+        first_ts  INTEGER NOT NULL,   -- ns since the epoch
+        example   TEXT    NOT NULL,
+        detail    TEXT,
+        origin    TEXT    NOT NULL,   -- rewrite or check
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (dataset, partition, kind)
+    );
+    CREATE TABLE quality_checked (
+        dataset   TEXT    NOT NULL,
+        partition TEXT    NOT NULL,
+        rows      INTEGER NOT NULL,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (dataset, partition)
+    );
+    "#,
 ];

@@ -1,0 +1,495 @@
+//! The streaming checker: every batch a rewrite writes passes through
+//! [`Checker::observe`] once, in (time, key) order, per series.
+//!
+//! Owns the per-row checks (time bounds, prices, amounts, sides, candle
+//! shape, grid), the sequence checks that need the row before (trade-id
+//! regressions and gaps, price jumps, a candle series' spacing, crossed
+//! book updates) and the tallies per partition: count, first time, one
+//! example row. Memory is a few numbers per partition and a small spacing
+//! histogram, never rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::{Finding, Kind};
+use crate::config::{timeframe_ns, DataKind, DatasetConfig};
+use crate::error::{Error, Result};
+
+/// Distinct spacings kept per partition for the median: enough for any
+/// real series, bounded for a pathological one.
+const MAX_SPACINGS: usize = 256;
+
+/// The columns a dataset's checks read, by index in its schema.
+#[derive(Debug, Clone, Default)]
+struct Columns {
+    price: Option<usize>,
+    amount: Option<usize>,
+    side: Option<usize>,
+    id: Option<usize>,
+    ohlcv: Option<[usize; 5]>,
+    update_id: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Part {
+    findings: BTreeMap<Kind, Finding>,
+    rows: u64,
+    first: Option<(i64, String)>,
+    spacing: HashMap<i64, u64>,
+    largest_gap: i64,
+    largest_jump: f64,
+}
+
+/// What the previous row of the series said.
+#[derive(Debug, Clone, Default)]
+struct Seq {
+    id: Option<i64>,
+    price: Option<f64>,
+    ts: Option<i64>,
+    /// Book: the update being read, its best bid and best ask so far, and
+    /// whether it was already counted as crossed.
+    update: Option<(i64, f64, f64, bool)>,
+}
+
+/// Tallies findings per partition of one series. Clone it to keep a mark
+/// a restarted merge can go back to.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    ds: Arc<DatasetConfig>,
+    kind: DataKind,
+    cols: Columns,
+    ts_col: usize,
+    unit_ns: i64,
+    /// `col=value/...` of the series, without the time partition.
+    series: String,
+    /// The series' candle width in ns, when it has one.
+    timeframe: Option<i64>,
+    future_ns: i64,
+    earliest_ns: i64,
+    parts: BTreeMap<String, Part>,
+    /// The period `[start, end)` in ns last looked up, and its partition key.
+    cur: Option<(i64, i64, String)>,
+    seq: Seq,
+}
+
+impl Checker {
+    /// A checker for one series of `ds`, or None when its checks are off.
+    /// `now_ns` is the clock future rows are measured against.
+    pub fn new(ds: &DatasetConfig, series: &str, now_ns: i64) -> Option<Checker> {
+        if !ds.quality.enabled {
+            return None;
+        }
+        let schema = ds.arrow_schema();
+        let idx = |c: &str| schema.index_of(c).ok();
+        let kind = ds.data_kind();
+        let int_key = ds
+            .key
+            .iter()
+            .find(|k| **k != ds.time_column)
+            .and_then(|k| idx(k))
+            .filter(|&i| matches!(schema.field(i).data_type(), DataType::Int64 | DataType::Int32));
+        let cols = Columns {
+            price: idx("price"),
+            amount: idx("amount"),
+            side: idx("side").filter(|&i| schema.field(i).data_type() == &DataType::Utf8),
+            id: if kind == DataKind::Trades { int_key } else { None },
+            ohlcv: match (idx("open"), idx("high"), idx("low"), idx("close"), idx("volume")) {
+                (Some(o), Some(h), Some(l), Some(c), Some(v)) => Some([o, h, l, c, v]),
+                _ => None,
+            },
+            update_id: idx("update_id"),
+        };
+        let timeframe = crate::layout::partition_values(series)
+            .iter()
+            .find(|(k, _)| k == "timeframe")
+            .and_then(|(_, tf)| timeframe_ns(tf));
+        Some(Checker {
+            kind,
+            cols,
+            ts_col: schema.index_of(&ds.time_column).ok()?,
+            unit_ns: crate::parquet_io::unit_ns(ds.time_unit()),
+            series: series.to_string(),
+            timeframe,
+            future_ns: now_ns.saturating_add(ds.quality.future_tolerance.0.as_nanos() as i64),
+            earliest_ns: crate::time::parse_time(&ds.quality.earliest).unwrap_or(i64::MIN),
+            parts: BTreeMap::new(),
+            cur: None,
+            seq: Seq::default(),
+            ds: Arc::new(ds.clone()),
+        })
+    }
+
+    /// The partition key of a time (ns), e.g. `exchange=x/symbol=y/date=2024-01-02`.
+    pub fn partition_of(&mut self, t: i64) -> String {
+        if let Some((s, e, k)) = &self.cur {
+            if *s <= t && t < *e {
+                return k.clone();
+            }
+        }
+        let period = self.ds.period_of(t);
+        let tp = format!("{}={period}", self.ds.time_partition);
+        let key = if self.series.is_empty() {
+            tp
+        } else {
+            format!("{}/{tp}", self.series)
+        };
+        let (s, e) = self.ds.period_range(&period).unwrap_or((t, t.saturating_add(1)));
+        self.cur = Some((s, e, key.clone()));
+        key
+    }
+
+    fn add(&mut self, part: &str, kind: Kind, t: i64, batch: &RecordBatch, row: usize) {
+        let p = self.parts.entry(part.to_string()).or_default();
+        let f = p.findings.entry(kind).or_insert_with(|| Finding {
+            kind,
+            rows: 0,
+            first_ts: t,
+            example: row_text(batch, row),
+            detail: None,
+        });
+        f.rows += 1;
+        if t < f.first_ts {
+            f.first_ts = t;
+            f.example = row_text(batch, row);
+        }
+    }
+
+    /// Count row `row` of `batch` under `kind` (a repaired kind: a
+    /// duplicate dropped, a row out of order or filed under another
+    /// partition), in partition `part`, or the one its time says.
+    pub fn note(&mut self, kind: Kind, part: Option<&str>, batch: &RecordBatch, row: usize) {
+        let Some(t) = self.time_at(batch, row) else { return };
+        let part = match part {
+            Some(p) => p.to_string(),
+            None => self.partition_of(t),
+        };
+        self.add(&part, kind, t, batch, row);
+    }
+
+    fn time_at(&self, batch: &RecordBatch, row: usize) -> Option<i64> {
+        let c = batch.column(self.ts_col);
+        let c = cast(c, &DataType::Int64).ok()?;
+        let v = c.as_primitive::<Int64Type>();
+        (!v.is_null(row)).then(|| v.value(row).saturating_mul(self.unit_ns))
+    }
+
+    /// Forget the previous row: the next batch does not follow this one
+    /// (another file, read on its own).
+    pub fn break_sequence(&mut self) {
+        self.seq = Seq::default();
+    }
+
+    /// Check the rows of `batch`, all of partition `part`, following the
+    /// rows observed before. Returns each row's faults as a bit mask (see
+    /// [`Kind::names_of`]) when any row has one.
+    pub fn observe(&mut self, part: &str, batch: &RecordBatch) -> Result<Option<Vec<u32>>> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let ts = ints(batch.column(self.ts_col))?;
+        let mut faults = vec![0u32; n];
+        let mut any = 0u32;
+        {
+            let p = self.parts.entry(part.to_string()).or_default();
+            p.rows += n as u64;
+            if p.first.is_none() {
+                p.first = Some((ts.value(0).saturating_mul(self.unit_ns), row_text(batch, 0)));
+            }
+        }
+        let rows = RowValues::of(&self.cols, batch)?;
+        for (i, fault) in faults.iter_mut().enumerate() {
+            let t = ts.value(i).saturating_mul(self.unit_ns);
+            let mut f = self.row_faults(&rows, i, t);
+            f |= self.sequence(part, &rows, i, t, f);
+            if f != 0 {
+                for k in Kind::ALL.iter().filter(|k| f & k.bit() != 0) {
+                    self.add(part, *k, t, batch, i);
+                }
+                *fault = f & Kind::ALL
+                    .iter()
+                    .filter(|k| k.is_row_fault())
+                    .fold(0, |m, k| m | k.bit());
+                any |= *fault;
+            }
+        }
+        Ok((any != 0).then_some(faults))
+    }
+
+    /// Faults of row `i` on its own.
+    fn row_faults(&self, r: &RowValues, i: usize, t: i64) -> u32 {
+        let mut f = 0;
+        if t > self.future_ns {
+            f |= Kind::FutureTime.bit();
+        } else if t < self.earliest_ns {
+            f |= Kind::TooEarly.bit();
+        }
+        let fin = |v: Option<f64>| v.filter(|x| x.is_finite());
+        match self.kind {
+            DataKind::Trades => {
+                if !fin(r.price(i)).is_some_and(|p| p > 0.0) && self.cols.price.is_some() {
+                    f |= Kind::BadPrice.bit();
+                }
+                if !fin(r.amount(i)).is_some_and(|a| a > 0.0) && self.cols.amount.is_some() {
+                    f |= Kind::BadAmount.bit();
+                }
+                f |= self.side_fault(r, i);
+            }
+            DataKind::Book => {
+                if fin(r.price(i)).is_none() && self.cols.price.is_some() {
+                    f |= Kind::BadPrice.bit();
+                }
+                if !fin(r.amount(i)).is_some_and(|a| a >= 0.0) && self.cols.amount.is_some() {
+                    f |= Kind::BadAmount.bit();
+                }
+                f |= self.side_fault(r, i);
+            }
+            DataKind::Candles => f |= self.candle_faults(r, i, t),
+            DataKind::Other => {}
+        }
+        f
+    }
+
+    fn side_fault(&self, r: &RowValues, i: usize) -> u32 {
+        match &r.side {
+            Some(s) if s.is_null(i) || !self.ds.quality.sides.iter().any(|x| x == s.value(i)) => Kind::BadSide.bit(),
+            _ => 0,
+        }
+    }
+
+    fn candle_faults(&self, r: &RowValues, i: usize, t: i64) -> u32 {
+        let Some(v) = &r.ohlcv else { return 0 };
+        let vals: Vec<Option<f64>> = v.iter().map(|a| (!a.is_null(i)).then(|| a.value(i))).collect();
+        let mut f = 0;
+        if vals.iter().any(|x| !x.is_some_and(f64::is_finite)) {
+            f |= Kind::NonFinite.bit();
+        } else {
+            let [o, h, l, c, vol] = [0, 1, 2, 3, 4].map(|k| vals[k].unwrap_or(0.0));
+            if vol < 0.0 {
+                f |= Kind::NegativeVolume.bit();
+            }
+            if h < l {
+                f |= Kind::HighBelowLow.bit();
+            }
+            if h < o.max(c) {
+                f |= Kind::HighBelowOpenClose.bit();
+            }
+            if l > o.min(c) {
+                f |= Kind::LowAboveOpenClose.bit();
+            }
+        }
+        if self.timeframe.is_some_and(|tf| t.rem_euclid(tf) != 0) {
+            f |= Kind::OffGrid.bit();
+        }
+        f
+    }
+
+    /// Checks against the row before. Spacing follows every row with a
+    /// plausible time, ids every row, prices and book updates only rows
+    /// without faults of their own.
+    fn sequence(&mut self, part: &str, r: &RowValues, i: usize, t: i64, faults: u32) -> u32 {
+        let implausible = Kind::FutureTime.bit() | Kind::TooEarly.bit();
+        if faults & implausible == 0 {
+            if let Some(d) = self.seq.ts.map(|prev| t - prev).filter(|d| *d > 0) {
+                let p = self.parts.entry(part.to_string()).or_default();
+                if p.spacing.len() < MAX_SPACINGS || p.spacing.contains_key(&d) {
+                    *p.spacing.entry(d).or_default() += 1;
+                }
+            }
+            self.seq.ts = Some(t);
+        }
+        match self.kind {
+            DataKind::Trades if faults == 0 => self.trade_sequence(part, r, i),
+            DataKind::Trades => self.id_sequence(part, r, i),
+            DataKind::Book if faults == 0 => self.book_sequence(r, i),
+            _ => 0,
+        }
+    }
+
+    fn trade_sequence(&mut self, part: &str, r: &RowValues, i: usize) -> u32 {
+        let mut f = self.id_sequence(part, r, i);
+        if let Some(p) = r.price(i) {
+            if let Some(prev) = self.seq.price {
+                let jump = (p / prev - 1.0).abs();
+                if jump > self.ds.quality.max_jump {
+                    f |= Kind::PriceJump.bit();
+                    let part = self.parts.entry(part.to_string()).or_default();
+                    part.largest_jump = part.largest_jump.max(jump);
+                }
+            }
+            self.seq.price = Some(p);
+        }
+        f
+    }
+
+    fn id_sequence(&mut self, part: &str, r: &RowValues, i: usize) -> u32 {
+        let mut f = 0;
+        if let Some(ids) = &r.id {
+            if !ids.is_null(i) {
+                let id = ids.value(i);
+                if let Some(prev) = self.seq.id {
+                    if id <= prev {
+                        f |= Kind::IdRegression.bit();
+                    } else if id > prev + 1 {
+                        f |= Kind::IdGap.bit();
+                        let p = self.parts.entry(part.to_string()).or_default();
+                        p.largest_gap = p.largest_gap.max(id - prev - 1);
+                    }
+                }
+                self.seq.id = Some(id);
+            }
+        }
+        f
+    }
+
+    fn book_sequence(&mut self, r: &RowValues, i: usize) -> u32 {
+        let (Some(ids), Some(side), Some(price)) = (&r.update_id, &r.side, r.price(i)) else {
+            return 0;
+        };
+        if ids.is_null(i) || side.is_null(i) {
+            return 0;
+        }
+        let id = ids.value(i);
+        let mut u = match self.seq.update {
+            Some(u) if u.0 == id => u,
+            _ => (id, f64::NEG_INFINITY, f64::INFINITY, false),
+        };
+        match side.value(i) {
+            "buy" | "bid" | "b" => u.1 = u.1.max(price),
+            "sell" | "ask" | "a" | "s" => u.2 = u.2.min(price),
+            _ => {}
+        }
+        let crossed = !u.3 && u.1 >= u.2;
+        u.3 |= crossed;
+        self.seq.update = Some(u);
+        if crossed {
+            Kind::CrossedBook.bit()
+        } else {
+            0
+        }
+    }
+
+    /// The findings of every partition observed (an empty list for a clean
+    /// one), with the series-wide ones (gaps, jumps, spacing) filled in.
+    pub fn finish(&mut self) -> BTreeMap<String, Vec<Finding>> {
+        let tf = self.timeframe.filter(|_| self.kind == DataKind::Candles);
+        std::mem::take(&mut self.parts)
+            .into_iter()
+            .map(|(key, mut p)| {
+                if let Some(f) = p.findings.get_mut(&Kind::IdGap) {
+                    f.detail = Some(format!("largest gap {} ids", p.largest_gap));
+                }
+                if let Some(f) = p.findings.get_mut(&Kind::PriceJump) {
+                    f.detail = Some(format!("largest jump {:.1} %", p.largest_jump * 100.0));
+                }
+                if let (Some(tf), Some(m), Some((t, ex))) = (tf, median(&p.spacing), p.first.clone()) {
+                    if m != tf {
+                        p.findings.insert(
+                            Kind::Cadence,
+                            Finding {
+                                kind: Kind::Cadence,
+                                rows: p.rows,
+                                first_ts: t,
+                                example: ex,
+                                detail: Some(format!(
+                                    "median spacing {}, declared timeframe {}",
+                                    crate::time::human_ns(m),
+                                    crate::time::human_ns(tf)
+                                )),
+                            },
+                        );
+                    }
+                }
+                (key, p.findings.into_values().collect())
+            })
+            .collect()
+    }
+}
+
+fn median(h: &HashMap<i64, u64>) -> Option<i64> {
+    let total: u64 = h.values().sum();
+    let mut keys: Vec<_> = h.iter().collect();
+    keys.sort();
+    let mut seen = 0;
+    for (d, n) in keys {
+        seen += n;
+        if seen * 2 >= total {
+            return Some(*d);
+        }
+    }
+    None
+}
+
+/// The checked columns of one batch, cast once.
+struct RowValues {
+    price: Option<arrow::array::Float64Array>,
+    amount: Option<arrow::array::Float64Array>,
+    side: Option<arrow::array::StringArray>,
+    id: Option<arrow::array::Int64Array>,
+    update_id: Option<arrow::array::Int64Array>,
+    ohlcv: Option<Vec<arrow::array::Float64Array>>,
+}
+
+impl RowValues {
+    fn of(c: &Columns, b: &RecordBatch) -> Result<RowValues> {
+        let float = |i: Option<usize>| i.map(|i| floats(b.column(i))).transpose();
+        let int = |i: Option<usize>| i.map(|i| ints(b.column(i))).transpose();
+        Ok(RowValues {
+            price: float(c.price)?,
+            amount: float(c.amount)?,
+            side: c.side.map(|i| b.column(i).as_string::<i32>().clone()),
+            id: int(c.id)?,
+            update_id: int(c.update_id)?,
+            ohlcv: c
+                .ohlcv
+                .map(|cols| cols.iter().map(|&i| floats(b.column(i))).collect::<Result<Vec<_>>>())
+                .transpose()?,
+        })
+    }
+
+    fn price(&self, i: usize) -> Option<f64> {
+        self.price.as_ref().filter(|a| !a.is_null(i)).map(|a| a.value(i))
+    }
+
+    fn amount(&self, i: usize) -> Option<f64> {
+        self.amount.as_ref().filter(|a| !a.is_null(i)).map(|a| a.value(i))
+    }
+}
+
+fn floats(a: &ArrayRef) -> Result<arrow::array::Float64Array> {
+    let c = cast(a, &DataType::Float64).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(c.as_primitive::<Float64Type>().clone())
+}
+
+fn ints(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    let c = cast(a, &DataType::Int64).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(c.as_primitive::<Int64Type>().clone())
+}
+
+/// Row `row` of `batch` as `col=value` pairs.
+pub fn row_text(batch: &RecordBatch, row: usize) -> String {
+    let opts = FormatOptions::default().with_null("null");
+    let schema = batch.schema();
+    batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            let v = match f.data_type() {
+                DataType::Timestamp(unit, _) if !c.is_null(row) => ints(c)
+                    .map(|v| crate::time::rfc3339(v.value(row).saturating_mul(crate::parquet_io::unit_ns(*unit))))
+                    .unwrap_or_default(),
+                _ => ArrayFormatter::try_new(c.as_ref(), &opts)
+                    .map(|fm| fm.value(row).to_string())
+                    .unwrap_or_default(),
+            };
+            format!("{}={v}", f.name())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,216 @@
+//! The findings as stored: owns the `quality_findings` and
+//! `quality_checked` tables.
+//!
+//! A rewrite records what it saw in the partitions it wrote, in the same
+//! transaction as its catalog swap. Faults still in the data are replaced
+//! each time a partition is checked again; what a rewrite put right
+//! (duplicates, order, filing) is added up over rewrites, since the data no
+//! longer shows it. An on-demand check records the same way, marked
+//! `check`, and the next rewrite's counts replace its repaired kinds.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{Finding, Kind};
+use crate::error::Result;
+use crate::state::Db;
+
+/// Who found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Rewrite,
+    Check,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Rewrite => "rewrite",
+            Origin::Check => "check",
+        }
+    }
+}
+
+/// Record the findings of `found` (partition → findings; a partition with
+/// none is clean) for `dataset`, and mark those partitions checked.
+pub fn record(
+    conn: &Connection,
+    dataset: &str,
+    found: &BTreeMap<String, Vec<Finding>>,
+    rows: &BTreeMap<String, u64>,
+    origin: Origin,
+) -> rusqlite::Result<()> {
+    let at = crate::time::now_ns();
+    for (partition, findings) in found {
+        // Faults in the data are as this check saw them; repaired kinds
+        // keep their sum unless an on-demand check estimated them.
+        conn.execute(
+            "DELETE FROM quality_findings WHERE dataset = ?1 AND partition = ?2
+               AND (kind NOT IN ('duplicate_keys', 'out_of_order', 'outside_partition') OR ?3 = 'check')",
+            params![dataset, partition, origin.as_str()],
+        )?;
+        for f in findings {
+            conn.execute(
+                "INSERT INTO quality_findings (dataset, partition, kind, rows, first_ts, example, detail, origin, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (dataset, partition, kind) DO UPDATE SET
+                   rows = CASE WHEN origin = 'check' THEN excluded.rows ELSE rows + excluded.rows END,
+                   example = CASE WHEN origin = 'check' OR excluded.first_ts < first_ts THEN excluded.example ELSE example END,
+                   first_ts = CASE WHEN origin = 'check' THEN excluded.first_ts ELSE min(first_ts, excluded.first_ts) END,
+                   detail = excluded.detail, origin = excluded.origin, at = excluded.at",
+                params![
+                    dataset,
+                    partition,
+                    f.kind.as_str(),
+                    f.rows as i64,
+                    f.first_ts,
+                    f.example,
+                    f.detail,
+                    origin.as_str(),
+                    at
+                ],
+            )?;
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO quality_checked (dataset, partition, rows, at) VALUES (?1, ?2, ?3, ?4)",
+            params![dataset, partition, rows.get(partition).copied().unwrap_or(0) as i64, at],
+        )?;
+    }
+    Ok(())
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Default)]
+pub struct QualityFilter {
+    pub dataset: Option<String>,
+    /// Partition values that must all match, e.g. `symbol=BTC_USDT`.
+    pub values: Vec<(String, String)>,
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<Kind>,
+    /// Only findings whose first row is before this (ns), and partitions
+    /// ending after `from`: a job's range.
+    pub range: Option<(i64, i64)>,
+}
+
+impl QualityFilter {
+    pub fn matches_partition(&self, partition: &str) -> bool {
+        let vals = crate::layout::partition_values(partition);
+        self.values.iter().all(|w| vals.contains(w))
+    }
+}
+
+/// A stored finding with where it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingRow {
+    pub dataset: String,
+    /// The partition's values, e.g. `{"exchange": "x", "symbol": "y", "date": "2024-01-02"}`.
+    pub partition: indexmap::IndexMap<String, String>,
+    pub kind: Kind,
+    pub rows: u64,
+    /// RFC 3339.
+    pub first_ts: String,
+    pub example: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip)]
+    pub partition_key: String,
+    #[serde(skip)]
+    pub first_ts_ns: i64,
+}
+
+/// The stored findings of partitions still in the catalog, by dataset,
+/// partition and kind.
+pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT q.dataset, q.partition, q.kind, q.rows, q.first_ts, q.example, q.detail
+             FROM quality_findings q
+             WHERE (?1 IS NULL OR q.dataset = ?1)
+               AND EXISTS (SELECT 1 FROM files f WHERE f.dataset = q.dataset AND f.partition = q.partition)
+             ORDER BY q.dataset, q.partition, q.kind",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([filter.dataset.as_deref()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .map_err(db.err())?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (dataset, partition, kind, n, first, example, detail) = row.map_err(db.err())?;
+        let Some(kind) = Kind::parse(&kind) else { continue };
+        if !filter.matches_partition(&partition) || (!filter.kinds.is_empty() && !filter.kinds.contains(&kind)) {
+            continue;
+        }
+        out.push(FindingRow {
+            dataset,
+            partition: crate::layout::partition_values(&partition).into_iter().collect(),
+            kind,
+            rows: n as u64,
+            first_ts: crate::time::rfc3339(first),
+            example,
+            detail,
+            partition_key: partition,
+            first_ts_ns: first,
+        });
+    }
+    Ok(out)
+}
+
+/// Partitions of the catalog (dataset, partition) that no check has seen
+/// since their files last changed.
+pub fn unchecked(db: &Db, dataset: Option<&str>) -> Result<Vec<(String, String)>> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT f.dataset, f.partition FROM files f
+             LEFT JOIN quality_checked c ON c.dataset = f.dataset AND c.partition = f.partition
+             WHERE (?1 IS NULL OR f.dataset = ?1) AND f.drift IS NULL
+             GROUP BY f.dataset, f.partition
+             HAVING max(c.at) IS NULL OR max(f.scanned_at) > max(c.at)
+             ORDER BY f.dataset, f.partition",
+        )
+        .map_err(db.err())?;
+    let rows = st
+        .query_map([dataset], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db.err())?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db.err())?;
+    Ok(rows)
+}
+
+/// How many partitions have been checked (of those still in the catalog).
+pub fn checked_count(db: &Db, dataset: Option<&str>) -> Result<u64> {
+    db.conn
+        .query_row(
+            "SELECT count(*) FROM quality_checked c WHERE (?1 IS NULL OR c.dataset = ?1)
+               AND EXISTS (SELECT 1 FROM files f WHERE f.dataset = c.dataset AND f.partition = c.partition)",
+            [dataset],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(db.err())
+}
+
+/// Findings summed by dataset and kind: (dataset, kind, partitions, rows).
+pub fn totals(db: &Db) -> Result<Vec<(String, Kind, u64, u64)>> {
+    let rows = list(db, &QualityFilter::default())?;
+    let mut by: BTreeMap<(String, Kind), (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        let e = by.entry((r.dataset, r.kind)).or_default();
+        e.0 += 1;
+        e.1 += r.rows;
+    }
+    Ok(by.into_iter().map(|((d, k), (p, n))| (d, k, p, n)).collect())
+}
