@@ -148,6 +148,37 @@ fn every_trade_check_is_named_with_its_partition_and_count() {
     let text = s.ok(&["quality", "--dataset", "trades", "--kind", "bad_side"]);
     assert!(text.contains(t) && text.contains("bad_side"), "{text}");
     assert!(!text.contains("bad_price"), "{text}");
+
+    // The report has a "Data quality" section, and the coverage map marks the day.
+    let rep = s.json(&["report"]);
+    let q = &rep["quality"];
+    assert!(
+        q["by_kind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["dataset"] == "trades" && k["kind"] == "bad_price" && k["rows"] == 2),
+        "{q}"
+    );
+    assert_eq!(q["worst"][0]["partition"], t, "{q}");
+    assert!(
+        rep["coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["day"] == "2024-01-02" && c["findings"].as_u64().unwrap() > 0),
+        "{}",
+        rep["coverage"]
+    );
+    let md = s.ok(&["report", "--format", "md"]);
+    assert!(md.contains("Data quality") && md.contains("Worst partitions"), "{md}");
+    // And /metrics counts them per dataset and kind.
+    let cfg = mdkeep::Config::load(s.root(), None, std::iter::empty()).unwrap();
+    let metrics = mdkeep::daemon::metrics::render_data(&cfg).unwrap();
+    assert!(
+        metrics.contains("mdkeep_quality_findings{dataset=\"trades\",kind=\"bad_price\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -87,6 +87,25 @@ pub fn render_data(cfg: &Config) -> Result<String> {
         "Rows of cataloged files per dataset and tier.",
         per_tier(&|t| t.rows),
     );
+    let quality = crate::quality::findings::totals(&db)?;
+    family(
+        "mdkeep_quality_findings",
+        "gauge",
+        "Partitions with a data-quality finding, per dataset and kind (see `mdkeep quality`).",
+        quality
+            .iter()
+            .map(|(d, k, parts, _)| (lab(&["dataset", "kind"], &[d.clone(), k.to_string()]), *parts as f64))
+            .collect(),
+    );
+    family(
+        "mdkeep_quality_rows",
+        "gauge",
+        "Rows named by data-quality findings, per dataset and kind.",
+        quality
+            .iter()
+            .map(|(d, k, _, rows)| (lab(&["dataset", "kind"], &[d.clone(), k.to_string()]), *rows as f64))
+            .collect(),
+    );
     let plan = crate::quota::plan(cfg, &db, None)?;
     let mut ratios = Vec::new();
     if let Some(h) = plan.hard_total {

@@ -40,6 +40,8 @@ pub struct Coverage {
     pub day: String,
     /// Share of the day's buckets that hold rows (0..=1).
     pub covered: f64,
+    /// Rows named by quality findings whose first row is that day.
+    pub findings: u64,
 }
 
 fn perr(e: polars::prelude::PolarsError) -> Error {
@@ -156,6 +158,7 @@ pub(crate) fn analyse(
                 series: group[series as usize].0.clone(),
                 day: rfc3339(d.saturating_mul(per_day).saturating_mul(cadence))[..10].to_string(),
                 covered: (k as f64 / per_day as f64).min(1.0),
+                findings: 0,
             });
         }
     }

@@ -218,7 +218,10 @@ fn coverage_chart(r: &Report) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (900, h)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Coverage: series by day (red = no data that day)", ("sans-serif", 18))
+            .caption(
+                "Coverage: series by day (red = no data that day, orange frame = quality finding)",
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(300)
@@ -244,6 +247,11 @@ fn coverage_chart(r: &Report) -> Result<String, String> {
             .iter()
             .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.covered))
             .collect();
+        let flagged: BTreeMap<(&str, &str, &str), u64> = r
+            .coverage
+            .iter()
+            .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.findings))
+            .collect();
         let mut cells = Vec::new();
         for (ri, (ds, series)) in rows.iter().enumerate() {
             let y = ny - 1 - ri as i32;
@@ -262,6 +270,16 @@ fn coverage_chart(r: &Report) -> Result<String, String> {
                     [(xi as i32, y), (xi as i32 + 1, y + 1)],
                     WHITE.stroke_width(1),
                 ));
+                // A day holding a quality finding: an orange frame.
+                if flagged
+                    .get(&(ds.as_str(), series.as_str(), day.as_str()))
+                    .is_some_and(|n| *n > 0)
+                {
+                    cells.push(Rectangle::new(
+                        [(xi as i32, y), (xi as i32 + 1, y + 1)],
+                        RGBColor(255, 127, 14).stroke_width(3),
+                    ));
+                }
             }
         }
         chart.draw_series(cells).map_err(err)?;

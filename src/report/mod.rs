@@ -3,12 +3,13 @@
 //! Owns gathering the figures into one [`Report`] (stable field names, the
 //! JSON contract) from the catalog, the data itself ([`gaps`]), the history
 //! table, the daily usage snapshots, dry-run plans of retention and quota,
-//! and the job queue; rendering is [`render`]'s (table, md) and [`html`]'s.
+//! the job queue and the stored quality findings ([`quality`]); rendering is [`render`]'s (table, md) and [`html`]'s.
 //! It changes nothing: every plan in it is a dry run.
 
 mod cache;
 pub mod gaps;
 pub mod html;
+pub mod quality;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ pub struct Report {
     pub jobs: Vec<JobStats>,
     /// Store tiers (object storage) and whether they answered just now.
     pub stores: Vec<StoreStatus>,
+    /// Data-quality findings (as stored; `mdkeep quality` checks the rest).
+    pub quality: quality::QualitySummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +141,7 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
         next_quota: Vec::new(),
         jobs: Vec::new(),
         stores: Vec::new(),
+        quality: Default::default(),
     };
     let mut down = std::collections::HashSet::new();
     for tier in cfg.store_tiers() {
@@ -210,6 +214,7 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
     history(db, since_ns, &mut r)?;
     forecast(cfg, db, &mut r)?;
     jobs(db, &mut r)?;
+    quality::summarise(cfg, db, &mut r)?;
     Ok(r)
 }
 

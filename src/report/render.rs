@@ -119,6 +119,7 @@ fn sections(r: &Report) -> Vec<(String, Table)> {
                 .collect(),
         },
     ));
+    s.extend(quality_sections(r));
     s.push((
         format!("Since {} ({})", r.since_time, r.since),
         Table {
@@ -233,6 +234,49 @@ fn sections(r: &Report) -> Vec<(String, Table)> {
         ));
     }
     s
+}
+
+/// "Data quality": findings by dataset and kind, then the worst partitions.
+fn quality_sections(r: &Report) -> Vec<(String, Table)> {
+    let q = &r.quality;
+    let by_kind = Table {
+        head: vec!["dataset", "kind", "partitions", "rows"],
+        rows: q
+            .by_kind
+            .iter()
+            .map(|t| {
+                vec![
+                    t.dataset.clone(),
+                    t.kind.to_string(),
+                    t.partitions.to_string(),
+                    t.rows.to_string(),
+                ]
+            })
+            .collect(),
+    };
+    let worst = Table {
+        head: vec!["dataset", "partition", "rows", "kinds"],
+        rows: q
+            .worst
+            .iter()
+            .map(|w| {
+                let kinds: Vec<&str> = w.kinds.iter().map(|k| k.as_str()).collect();
+                vec![
+                    w.dataset.clone(),
+                    w.partition.clone(),
+                    w.rows.to_string(),
+                    kinds.join(", "),
+                ]
+            })
+            .collect(),
+    };
+    vec![
+        (
+            format!("Data quality ({} partitions checked)", q.partitions_checked),
+            by_kind,
+        ),
+        ("Worst partitions".to_string(), worst),
+    ]
 }
 
 pub fn table(r: &Report) -> String {
