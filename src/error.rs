@@ -74,6 +74,10 @@ pub enum Error {
         message: String,
     },
 
+    /// Data a job requires clean has quality findings of the kinds it named.
+    #[error("data of `{dataset}` has quality findings (data.require_clean): {findings}")]
+    Unclean { dataset: String, findings: String },
+
     /// A request about a job that cannot be honoured (unknown id, wrong state, over budget).
     #[error("job {id}: {message}")]
     Job { id: i64, message: String },
@@ -246,9 +250,11 @@ impl Error {
             Error::UnsafeName { .. } | Error::UnknownDataset(_) | Error::Invalid(_) | Error::Job { .. } => {
                 exit::REFUSED
             }
-            Error::Spec { .. } | Error::Schema { .. } | Error::BadInput { .. } | Error::Parquet { .. } => {
-                exit::BAD_DATA
-            }
+            Error::Spec { .. }
+            | Error::Schema { .. }
+            | Error::BadInput { .. }
+            | Error::Parquet { .. }
+            | Error::Unclean { .. } => exit::BAD_DATA,
             Error::Io { .. } | Error::NoSpace { .. } => exit::IO,
             // Often a lock held elsewhere.
             Error::Db { .. } | Error::Busy(_) => exit::BUSY,

@@ -384,3 +384,77 @@ fn coverage_answers_from_the_index_without_reading_data() {
     }
     assert_eq!(s.json(&["coverage", "--dataset", "trades"]), before);
 }
+
+#[test]
+fn a_job_that_requires_clean_data_is_refused_and_an_export_records_findings() {
+    let s = Sandbox::new();
+    craft_trades(&s);
+    scan(&s);
+    compact(&s);
+    let spec = |name: &str, extra: &str| {
+        let p = s.root().join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"{name}\"\nframework = \"command\"\nargv = [\"true\"]\nmemory = \"64MiB\"\n\
+                 [data]\ndataset = \"trades\"\nexchange = \"x\"\nsymbols = [\"T\"]\nformat = \"parquet\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    // Bad prices in its range: refused with 65, naming partition and kind.
+    let p = spec("strict", "require_clean = true\n");
+    let o = s.run(&["jobs", "submit", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("exchange=x/symbol=T/date=2024-01-02 bad_price (2 rows"),
+        "{err}"
+    );
+    assert_eq!(s.json(&["jobs", "ls"]).as_array().unwrap().len(), 0);
+    // Only the kinds it names count: no cadence finding here, so it is queued.
+    let p = spec("lenient", "require_clean = true\nclean_kinds = [\"cadence\"]\n");
+    let o = s.run(&["jobs", "submit", p.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An unknown kind is a spec error at its key.
+    let p = spec("typo", "require_clean = true\nclean_kinds = [\"bad_prise\"]\n");
+    let o = s.run(&["jobs", "submit", p.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data.clean_kinds"));
+    // The job's export records the findings of the partitions it read.
+    let o = s.cmd(&["jobs", "work", "--once"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let jobs = s.json(&["jobs", "ls"]);
+    let id = jobs[0]["id"].as_i64().unwrap();
+    let j = s.json(&["jobs", "show", &id.to_string()]);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let rec =
+        std::fs::read_to_string(std::path::Path::new(j["dir"].as_str().unwrap()).join("data_quality.json")).unwrap();
+    let rec: Value = serde_json::from_str(&rec).unwrap();
+    let kinds: Vec<&str> = rec
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"bad_price") && kinds.contains(&"id_gap"), "{rec}");
+    assert!(
+        rec.as_array().unwrap().iter().all(|f| f["partition"]["symbol"] == "T"),
+        "only what it read: {rec}"
+    );
+    // `export --require-clean` refuses the same way.
+    let out = s.root().join("out");
+    let o = s.run(&[
+        "export",
+        "--dataset",
+        "trades",
+        "--symbol",
+        "T",
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+        "--require-clean",
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+}

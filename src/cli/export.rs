@@ -40,6 +40,10 @@ pub struct Args {
     /// nautilus: decimals of prices and sizes, as the instrument declares them, e.g. 2,6 (default 8,8).
     #[arg(long, value_parser = parse_precision)]
     precision: Option<(u32, u32)>,
+    /// Refuse (exit 65) when the partitions read have quality findings of a
+    /// fault still in the data (see `mdkeep quality`).
+    #[arg(long)]
+    require_clean: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -69,6 +73,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         format: a.format,
         out: a.out.clone(),
         precision: a.precision,
+        require_clean: a.require_clean.then(mdkeep::export::quality::default_clean_kinds),
     };
     let report = export::export(&cfg, &db, &req, &format!("export:{}", std::process::id()))?;
     if a.json {

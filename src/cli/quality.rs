@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         dataset: a.dataset.clone(),
         values: a.filter.clone().unwrap_or_default(),
         kinds: a.kind.clone(),
-        range: None,
+        partitions: None,
     };
     let report = Report {
         partitions_checked: quality::findings::checked_count(&db, a.dataset.as_deref())?,

@@ -13,6 +13,7 @@ mod columns;
 mod formats;
 mod nautilus;
 mod npz;
+pub mod quality;
 mod wide;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub struct Request {
     /// Decimals of prices and sizes in the nautilus format, which must equal
     /// the backtest's instrument's (default 8, 8).
     pub precision: Option<(u32, u32)>,
+    /// Refuse when the data has findings of these kinds (`data.require_clean`).
+    pub require_clean: Option<Vec<crate::quality::Kind>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +75,8 @@ pub struct ExportReport {
     pub source_files: BTreeMap<String, u64>,
     pub duplicates_removed: u64,
     pub seconds: f64,
+    /// Quality findings of the partitions read.
+    pub quality: Vec<crate::quality::FindingRow>,
 }
 
 pub use crate::time::parse_time;
@@ -105,6 +110,19 @@ fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BT
         out.entry(series).or_default().push(f);
     }
     Ok(out)
+}
+
+/// Refuse a request whose data has findings of the kinds it requires clean
+/// (before a job is queued); nothing is pinned or written.
+pub fn check_clean(cfg: &Config, db: &Db, req: &Request) -> Result<()> {
+    let Some(kinds) = &req.require_clean else { return Ok(()) };
+    let ds = cfg.dataset(&req.dataset)?;
+    let chosen = select(cfg, db, req, ds)?;
+    quality::require_clean(
+        &req.dataset,
+        &quality::findings_of(cfg, db, &req.dataset, &chosen)?,
+        kinds,
+    )
 }
 
 /// Pins that go when the export ends, however it ends.
@@ -195,6 +213,10 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
             req.dataset
         )));
     }
+    let findings = quality::findings_of(cfg, db, &req.dataset, &chosen)?;
+    if let Some(kinds) = &req.require_clean {
+        quality::require_clean(&req.dataset, &findings, kinds)?;
+    }
     std::fs::create_dir_all(&req.out).map_err(Error::io("create folder", &req.out))?;
     let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
         "export-{}-{}",
@@ -212,6 +234,7 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
         rows: files.iter().filter(|f| !f.series.is_empty()).map(|f| f.rows).sum(),
         files,
         duplicates_removed: m.duplicates_removed,
+        quality: findings,
         ..Default::default()
     };
     if report.rows == 0 {

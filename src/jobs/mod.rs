@@ -57,6 +57,11 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
             message: format!("the job needs {} but {why}", human_bytes(reserved)),
         });
     }
+    // Data that must be clean is checked now too.
+    if let Some(d) = spec.data.as_ref().filter(|d| d.require_clean) {
+        let req = d.request(crate::export::Format::Parquet, cfg.tmp_dir())?;
+        crate::export::check_clean(cfg, db, &req)?;
+    }
     // Secrets must resolve now, not at 3 a.m. when the job starts.
     spec::resolve_secrets(cfg, &spec.secrets)?;
     let spec_dir = spec_path

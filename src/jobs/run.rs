@@ -20,7 +20,7 @@ use super::spec::resolve_secrets;
 use super::tree::JobTree;
 use crate::config::Runner;
 use crate::error::{Error, Result};
-use crate::export::{self, Format, Request};
+use crate::export::{self, Format};
 use crate::state::Db;
 
 fn fail(message: String) -> Finish {
@@ -97,19 +97,8 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
             id: job.id,
             message: format!("unknown data format `{format_name}`"),
         })?;
-        let from = d.from.as_deref().map(export::parse_time).transpose()?;
-        let to = d.to.as_deref().map(export::parse_time).transpose()?;
-        let req = Request {
-            dataset: d.dataset.clone(),
-            exchange: d.exchange.clone(),
-            symbols: d.symbols.clone(),
-            timeframe: d.timeframe.clone(),
-            from,
-            to,
-            format,
-            out: data_dir.clone(),
-            precision: d.precision,
-        };
+        let req = d.request(format, data_dir.clone())?;
+        let (from, to) = (req.from, req.to);
         let db = Db::open_existing(&l.cfg.state_db())?;
         let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {
             id: job.id,
@@ -119,8 +108,13 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
             job = job.id,
             rows = r.rows,
             files = r.files.len(),
+            findings = r.quality.len(),
             "exported the job's data"
         );
+        // What the job was given, with the quality of those partitions.
+        let record = dir.join("data_quality.json");
+        let text = serde_json::to_string_pretty(&r.quality).unwrap_or_default();
+        std::fs::write(&record, text).map_err(Error::io("write", &record))?;
         let day = |t: Option<i64>| {
             t.map(|t| chrono::DateTime::from_timestamp_nanos(t).format("%Y%m%d").to_string())
                 .unwrap_or_default()

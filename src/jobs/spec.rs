@@ -74,6 +74,48 @@ pub struct DataNeeds {
     /// nautilus: [price, size] decimals of the instrument (default [8, 8]).
     #[serde(default)]
     pub precision: Option<(u32, u32)>,
+    /// Refuse the job (exit 65 at submit, a failed export at start) when
+    /// the partitions it reads have quality findings of `clean_kinds`.
+    #[serde(default)]
+    pub require_clean: bool,
+    /// The kinds `require_clean` refuses, e.g. ["bad_price", "cadence"]
+    /// (default: every fault still in the data).
+    #[serde(default)]
+    pub clean_kinds: Vec<String>,
+}
+
+impl DataNeeds {
+    /// The kinds that refuse the job, when it requires clean data.
+    pub fn clean_kinds(&self) -> Option<Vec<crate::quality::Kind>> {
+        if !self.require_clean {
+            return None;
+        }
+        if self.clean_kinds.is_empty() {
+            return Some(crate::export::quality::default_clean_kinds());
+        }
+        Some(
+            self.clean_kinds
+                .iter()
+                .filter_map(|k| crate::quality::Kind::parse(k))
+                .collect(),
+        )
+    }
+
+    /// The export that hands the job its data.
+    pub fn request(&self, format: crate::export::Format, out: std::path::PathBuf) -> Result<crate::export::Request> {
+        Ok(crate::export::Request {
+            dataset: self.dataset.clone(),
+            exchange: self.exchange.clone(),
+            symbols: self.symbols.clone(),
+            timeframe: self.timeframe.clone(),
+            from: self.from.as_deref().map(crate::export::parse_time).transpose()?,
+            to: self.to.as_deref().map(crate::export::parse_time).transpose()?,
+            format,
+            out,
+            precision: self.precision,
+            require_clean: self.clean_kinds(),
+        })
+    }
 }
 
 impl JobSpec {
@@ -150,6 +192,12 @@ impl JobSpec {
         if let Some(d) = &self.data {
             cfg.dataset(&d.dataset)
                 .map_err(|x| ("data.dataset".to_string(), x.to_string()))?;
+            if let Some(k) = d.clean_kinds.iter().find(|k| crate::quality::Kind::parse(k).is_none()) {
+                return e(
+                    "data.clean_kinds",
+                    format!("`{k}` is not a quality kind (see `mdkeep quality --help`)"),
+                );
+            }
             for (k, t) in [("data.from", &d.from), ("data.to", &d.to)] {
                 if let Some(t) = t {
                     crate::export::parse_time(t).map_err(|x| (k.to_string(), x.to_string()))?;

@@ -2,7 +2,7 @@
 //! the checks existed, or collector files not compacted yet) are read,
 //! streaming, file by file, and their findings recorded like a rewrite's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::findings::{record, Origin};
 use super::{Checker, Kind};
@@ -24,7 +24,28 @@ pub fn check_unchecked(
     dataset: Option<&str>,
     progress: &dyn crate::progress::Progress,
 ) -> Result<u64> {
-    let todo = super::findings::unchecked(db, dataset)?;
+    check_some(cfg, db, dataset, None, progress)
+}
+
+/// [`check_unchecked`] for the partitions of `dataset` in `only`.
+pub fn check_partitions(cfg: &Config, db: &Db, dataset: &str, only: &BTreeSet<String>) -> Result<u64> {
+    check_some(cfg, db, Some(dataset), Some(only), &crate::progress::Silent)
+}
+
+fn check_some(
+    cfg: &Config,
+    db: &Db,
+    dataset: Option<&str>,
+    only: Option<&BTreeSet<String>>,
+    progress: &dyn crate::progress::Progress,
+) -> Result<u64> {
+    let mut todo = super::findings::unchecked(db, dataset)?;
+    if let Some(only) = only {
+        todo.retain(|(_, p)| only.contains(p));
+    }
+    if todo.is_empty() {
+        return Ok(0);
+    }
     progress.set_length(todo.len() as u64);
     let mut files: BTreeMap<(String, String), Vec<CatalogFile>> = BTreeMap::new();
     for f in crate::catalog::files(db, dataset)? {

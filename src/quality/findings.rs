@@ -89,15 +89,14 @@ pub struct QualityFilter {
     pub values: Vec<(String, String)>,
     /// Only these kinds (all when empty).
     pub kinds: Vec<Kind>,
-    /// Only findings whose first row is before this (ns), and partitions
-    /// ending after `from`: a job's range.
-    pub range: Option<(i64, i64)>,
+    /// Only these partitions (e.g. those an export read).
+    pub partitions: Option<std::collections::BTreeSet<String>>,
 }
 
 impl QualityFilter {
     pub fn matches_partition(&self, partition: &str) -> bool {
         let vals = crate::layout::partition_values(partition);
-        self.values.iter().all(|w| vals.contains(w))
+        self.values.iter().all(|w| vals.contains(w)) && self.partitions.as_ref().is_none_or(|p| p.contains(partition))
     }
 }
 
