@@ -14,17 +14,8 @@ shared="$here/../shared/bench"
 work=${1:-/tmp/mdkeep-bench}
 pile_opts=${PILE:---symbols 4 --days 3 --rows-per-flush 20000}
 peers=${PEERS-duckdb polars pyarrow}
-py="$here/.venv/bin/python"
-[ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
 . "$here/benches/timed.sh"
-(cd "$here" && cargo build --release -q)
-mdkeep="$here/target/release/mdkeep"
-
-mkdir -p "$work"
-if [ ! -d "$work/pile/trades" ]; then
-  echo "==> generating the pile: gen_trades.py $pile_opts"
-  "$py" "$shared/gen_trades.py" "$work/pile" $pile_opts
-fi
+pile "$work" "$pile_opts"
 rows=$("$py" -c "import pyarrow.dataset as d,sys; print(d.dataset(sys.argv[1]).count_rows())" "$work/pile/trades")
 files=$(find "$work/pile" -name '*.parquet' | wc -l)
 echo "pile: $files files, $rows rows"

@@ -1,5 +1,7 @@
 # Sourced by the side-by-side bench scripts (not a bench itself).
 #
+# pile WORK OPTS: see below.
+#
 # timed OUT COMMAND...: run COMMAND with cold page caches (when allowed)
 # under /usr/bin/time -v, its stdout into OUT and the time report into
 # OUT.time; prints "wall_seconds peak_rss_kb".
@@ -13,4 +15,20 @@ timed() {
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$out.time" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out.time")
   echo "$wall $rss"
+}
+
+# pile WORK OPTS: the venv's Python in $py, a release build in $mdkeep, and
+# a gen_trades.py pile (../shared/bench) at WORK/pile, made once.
+pile() {
+  local work=$1 opts=$2 here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  py="$here/.venv/bin/python"
+  [ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
+  (cd "$here" && cargo build --release -q)
+  mdkeep="$here/target/release/mdkeep"
+  mkdir -p "$work"
+  if [ ! -d "$work/pile/trades" ]; then
+    echo "==> generating the pile: gen_trades.py $opts"
+    "$py" "$here/../shared/bench/gen_trades.py" "$work/pile" $opts
+  fi
 }

@@ -115,7 +115,7 @@ impl Kind {
     }
 
     /// A fault of the row itself: such rows may be quarantined.
-    pub fn is_row_fault(self) -> bool {
+    pub const fn is_row_fault(self) -> bool {
         matches!(
             self,
             Kind::FutureTime
@@ -138,7 +138,7 @@ impl Kind {
         matches!(self, Kind::DuplicateKeys | Kind::OutOfOrder | Kind::OutsidePartition)
     }
 
-    fn bit(self) -> u32 {
+    const fn bit(self) -> u32 {
         1 << (self as u32)
     }
 
