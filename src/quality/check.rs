@@ -244,7 +244,7 @@ impl Checker {
             }
             if let Some(s) = &r.side {
                 let v = s.value(i).as_bytes();
-                if !sides.iter().any(|x| *x == v) {
+                if !sides.contains(&v) {
                     f |= Kind::BadSide.bit();
                 }
             }
