@@ -458,3 +458,28 @@ fn a_job_that_requires_clean_data_is_refused_and_an_export_records_findings() {
     ]);
     assert_eq!(o.status.code(), Some(65));
 }
+
+#[test]
+fn a_rollup_checks_the_trades_it_reads() {
+    let s = Sandbox::new();
+    craft_trades(&s);
+    scan(&s);
+    // Rollup reads the raw trades (no compaction before): its findings are
+    // the faults still in the data, not what compaction would repair.
+    let o = s
+        .cmd(&["rollup", "--json"])
+        .env("MDKEEP__SCAN__SETTLE_TIME", "0s")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (r, by) = findings(&s, "trades");
+    assert_eq!(r["checked_now"], 0, "the rollup checked what it read: {r}\n{m}");
+    let t = "exchange=x/symbol=T/date=2024-01-02";
+    assert_eq!(rows(&by, t, "bad_price"), 2);
+    assert_eq!(rows(&by, t, "id_gap"), 1);
+    assert!(
+        !by.contains_key(&(t.into(), "duplicate_keys".into())),
+        "a read repairs nothing"
+    );
+}

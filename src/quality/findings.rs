@@ -6,7 +6,8 @@
 //! each time a partition is checked again; what a rewrite put right
 //! (duplicates, order, filing) is added up over rewrites, since the data no
 //! longer shows it. An on-demand check records the same way, marked
-//! `check`, and the next rewrite's counts replace its repaired kinds.
+//! `check`, and the next rewrite's counts replace its repaired kinds. A
+//! rollup reading trades replaces only the faults still in the data.
 
 use std::collections::BTreeMap;
 
@@ -20,8 +21,13 @@ use crate::state::Db;
 /// Who found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
+    /// A rewrite: it put right what it counts as repaired.
     Rewrite,
+    /// A check on demand, or ingest: it read every file of the partition.
     Check,
+    /// A read that changed nothing (rollup reading its trades): faults in
+    /// the data are replaced; repaired kinds are neither counted nor touched.
+    Read,
 }
 
 impl Origin {
@@ -29,6 +35,7 @@ impl Origin {
         match self {
             Origin::Rewrite => "rewrite",
             Origin::Check => "check",
+            Origin::Read => "read",
         }
     }
 }
@@ -51,7 +58,10 @@ pub fn record(
                AND (kind NOT IN ('duplicate_keys', 'out_of_order', 'outside_partition') OR ?3 = 'check')",
             params![dataset, partition, origin.as_str()],
         )?;
-        for f in findings {
+        for f in findings
+            .iter()
+            .filter(|f| origin != Origin::Read || !f.kind.is_repaired())
+        {
             conn.execute(
                 "INSERT INTO quality_findings (dataset, partition, kind, rows, first_ts, example, detail, origin, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

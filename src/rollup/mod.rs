@@ -175,6 +175,8 @@ struct Lane<'a> {
 
 struct RollupSink<'a> {
     ctx: &'a MergeCtx<'a>,
+    /// The trades partition read (its rows are checked on the way).
+    partition: &'a str,
     into: &'a DatasetConfig,
     r: &'a RollupConfig,
     /// The partition's period, in the trades' time unit.
@@ -208,6 +210,7 @@ impl Sink for RollupSink<'_> {
             return Ok(());
         }
         let b = batch.slice(lo, hi - lo);
+        self.ctx.quality(|q| q.observe(self.partition, &b)).transpose()?;
         let ts: Vec<i64> = ts[lo..hi].iter().map(|t| t.saturating_mul(self.ctx.unit_ns)).collect();
         let col = |name: &str| -> Result<Float64Array> {
             let c = b.column_by_name(name).expect("validated rollup column");
@@ -270,7 +273,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     let period = key.period.clone().unwrap_or_default();
     let (lo_ns, hi_ns) = ds.period_range(&period).unwrap_or((i64::MIN, i64::MAX));
     let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
-    let ctx = MergeCtx::new(ds, batch_rows);
+    let ctx = MergeCtx::new(ds, batch_rows).with_quality(crate::quality::Checker::new(ds, &key.series, now_ns()));
     let inputs = item
         .files
         .iter()
@@ -314,6 +317,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             .collect::<Result<Vec<_>>>()?;
         Ok(RollupSink {
             ctx: &ctx,
+            partition: &item.partition,
             into,
             r,
             lo: lo_ns.div_euclid(ctx.unit_ns),
@@ -403,6 +407,20 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         },
     )
     .map_err(&dberr)?;
+    if let Some(mut found) = ctx.quality_findings() {
+        // Only the partition it read whole (a duplicate may name its neighbour).
+        found.retain(|p, _| *p == item.partition);
+        found.entry(item.partition.clone()).or_default();
+        let rows = std::collections::BTreeMap::from([(item.partition.clone(), trades)]);
+        crate::quality::findings::record(
+            &tx,
+            &item.dataset,
+            &found,
+            &rows,
+            crate::quality::findings::Origin::Read,
+        )
+        .map_err(&dberr)?;
+    }
     tx.commit().map_err(&dberr)?;
     m.partitions += 1;
     m.trades += trades;
