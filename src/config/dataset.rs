@@ -60,6 +60,39 @@ pub struct DatasetConfig {
     /// Row checks and what happens to bad rows.
     #[serde(default)]
     pub quality: super::QualityConfig,
+    /// Parquet encoding per column, e.g. `{ price = "byte_stream_split" }`;
+    /// a column not named here gets one chosen from its data.
+    #[serde(default)]
+    pub encodings: indexmap::IndexMap<String, ColumnEncoding>,
+    /// Columns given a bloom filter, for lookups by value (e.g. `["trade_id"]`).
+    #[serde(default)]
+    pub bloom: Vec<String>,
+}
+
+/// A column's declared Parquet encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnEncoding {
+    /// Dictionary first (few distinct values).
+    Dict,
+    Plain,
+    /// Floats (and integers): the bytes of each value split into streams.
+    ByteStreamSplit,
+    /// DELTA_BINARY_PACKED: sorted or close integers and timestamps.
+    Delta,
+}
+
+impl ColumnEncoding {
+    /// Whether it can be written for a column of type `t`.
+    pub fn fits(self, t: &DataType) -> bool {
+        match self {
+            ColumnEncoding::Dict | ColumnEncoding::Plain => true,
+            ColumnEncoding::Delta => {
+                t.is_integer() || matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64)
+            }
+            ColumnEncoding::ByteStreamSplit => t.is_floating() || t.is_integer(),
+        }
+    }
 }
 
 /// `rollup = { into = "ohlcv", timeframes = ["1m"] }` on a trades dataset.
@@ -349,6 +382,8 @@ mod tests {
             soft_limit: None,
             hard_limit: None,
             quality: Default::default(),
+            encodings: Default::default(),
+            bloom: Vec::new(),
         }
     }
 

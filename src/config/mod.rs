@@ -19,7 +19,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
-pub use dataset::{timeframe_ns, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
+pub use dataset::{timeframe_ns, ColumnEncoding, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
 pub use quality::{DataKind, OnBadRows, QualityConfig};
 pub use s3::S3Config;

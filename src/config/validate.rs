@@ -120,6 +120,26 @@ fn dataset_rules(cfg: &Config, name: &str, ds: &DatasetConfig) -> Result<()> {
     crate::names::check_segment("dataset", name).map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
     crate::names::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
     quality_rules(ds).map_err(|(key, m)| bad(k(&format!("quality.{key}")), m))?;
+    for (col, e) in &ds.encodings {
+        match ds.column(col) {
+            None => {
+                return Err(bad(
+                    k(&format!("encodings.{col}")),
+                    format!("no column `{col}` in `columns`"),
+                ))
+            }
+            Some(c) if !e.fits(&c.ty.to_arrow()) => {
+                return Err(bad(
+                    k(&format!("encodings.{col}")),
+                    format!("{e:?} does not fit a {} column", c.ty),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(col) = ds.bloom.iter().find(|c| ds.column(c).is_none()) {
+        return Err(bad(k("bloom"), format!("no column `{col}` in `columns`")));
+    }
     match ds.column(&ds.time_column) {
         Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
         Some(_) => {

@@ -137,6 +137,7 @@ impl<'a> PartitionWriter<'a> {
                 delta_columns,
                 compacted: true,
                 replace: false,
+                ..Default::default()
             },
             target_size,
             row_group_memory,
@@ -234,6 +235,10 @@ impl<'a> PartitionWriter<'a> {
                 .to_string_lossy()
                 .replace('\\', "/");
             journal::plan_output(self.conn, self.journal_id, &rel).map_err(db_err(Path::new("state")))?;
+            if self.opts.columns.is_empty() {
+                // The first rows decide every output's encodings.
+                self.opts = self.opts.clone().fit(&self.ctx.schema, Some(&batch), Some(self.ctx.ds));
+            }
             let w = match DataFileWriter::try_new(&dest, self.ctx.schema.clone(), &self.opts) {
                 Ok(w) => w,
                 Err(e) => {

@@ -199,6 +199,8 @@ struct ParquetOut {
     dest: PathBuf,
     schema: SchemaRef,
     w: Option<DataFileWriter>,
+    /// The dataset's declared encodings and bloom filters go with its rows.
+    ds: Option<DatasetConfig>,
 }
 
 impl ParquetOut {
@@ -207,6 +209,7 @@ impl ParquetOut {
             dest,
             schema: Arc::new(ds.arrow_schema()),
             w: None,
+            ds: Some(ds.clone()),
         }
     }
 }
@@ -216,8 +219,10 @@ impl SeriesOut for ParquetOut {
         if self.w.is_none() {
             let opts = WriteOptions {
                 replace: true,
+                delta_columns: self.ds.iter().map(|d| d.time_column.clone()).collect(),
                 ..WriteOptions::zstd(3)
-            };
+            }
+            .fit(&self.schema, Some(batch), self.ds.as_ref());
             self.w = Some(DataFileWriter::try_new(&self.dest, self.schema.clone(), &opts)?);
         }
         self.w.as_mut().expect("opened above").write(batch)
@@ -246,6 +251,7 @@ impl FeatherlessSpill {
                 Field::new("close", DataType::Float64, false),
             ])),
             w: None,
+            ds: None,
         })
     }
 }

@@ -206,7 +206,8 @@ impl SeriesOut for NautilusOut {
             let opts = WriteOptions {
                 replace: true,
                 ..WriteOptions::zstd(3)
-            };
+            }
+            .fit(&self.schema, None, None);
             self.w = Some(DataFileWriter::try_new(
                 &self.dir.join("export.parquet"),
                 self.schema.clone(),

@@ -73,7 +73,8 @@ pub(crate) fn join_close(spills: &[(String, PathBuf)], dest: &Path) -> Result<u6
     let opts = WriteOptions {
         replace: true,
         ..WriteOptions::zstd(3)
-    };
+    }
+    .fit(&schema, None, None);
     let mut w = DataFileWriter::try_new(dest, schema.clone(), &opts)?;
     let new_builders = || {
         (0..spills.len())

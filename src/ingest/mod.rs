@@ -181,6 +181,9 @@ impl<'a> PartitionSink<'a> {
                 let mut values = self.fixed.clone();
                 values.push((self.ds.time_partition.clone(), period.clone()));
                 let dir = layout::partition_dir(&self.root, self.ds, &values)?;
+                if self.opts.columns.is_empty() {
+                    self.opts = self.opts.clone().fit(&batch.schema(), Some(&part), Some(self.ds));
+                }
                 let w =
                     DataFileWriter::try_new(&dir.join(format!("{}.parquet", self.stem)), batch.schema(), &self.opts)?;
                 self.open.insert(period.clone(), w);

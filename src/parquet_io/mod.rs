@@ -6,6 +6,7 @@
 //! ([`DataFileWriter`]: temp name → fsync → rename → fsync folder). Which
 //! files to read or write, and when inputs may go, is decided elsewhere.
 
+pub mod encoding;
 mod write;
 
 pub use write::{write_file, Codec, DataFileWriter, WriteOptions, WrittenFile};

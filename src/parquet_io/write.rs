@@ -12,9 +12,13 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use super::encoding::Choice;
 use super::COMPACTED_KEY;
+use crate::config::{ColumnEncoding, DatasetConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
+use arrow::datatypes::Schema;
+use parquet::schema::types::ColumnPath;
 
 /// How a data file is written.
 #[derive(Debug, Clone)]
@@ -25,6 +29,11 @@ pub struct WriteOptions {
     pub sorting_columns: Option<Vec<SortingColumn>>,
     /// Columns written with delta encoding and no dictionary (sorted or unique integers).
     pub delta_columns: Vec<String>,
+    /// Each column's encoding, when chosen ([`fit`](Self::fit)); else the
+    /// Parquet defaults (a dictionary first) apart from `delta_columns`.
+    pub columns: Vec<(String, Choice)>,
+    /// Columns given a bloom filter.
+    pub bloom_columns: Vec<String>,
     /// Mark the file as sorted and deduplicated by mdkeep.
     pub compacted: bool,
     /// Replace a file already at the destination (exports for jobs only;
@@ -47,6 +56,21 @@ impl WriteOptions {
             ..Default::default()
         }
     }
+
+    /// Choose each column's encoding (see `encoding`) from `sample`, the
+    /// first rows to be written (or from the types alone), with the
+    /// encodings and bloom filters `ds` declares. Every writer of data
+    /// calls it, so every file follows the same rules.
+    pub fn fit(mut self, schema: &Schema, sample: Option<&RecordBatch>, ds: Option<&DatasetConfig>) -> Self {
+        let declared: Vec<(String, ColumnEncoding)> = ds
+            .map(|d| d.encodings.iter().map(|(c, e)| (c.clone(), *e)).collect())
+            .unwrap_or_default();
+        self.columns = super::encoding::choose(schema, sample, &self.delta_columns, &declared);
+        self.bloom_columns = ds
+            .map(|d| d.bloom.iter().filter(|c| schema.index_of(c).is_ok()).cloned().collect())
+            .unwrap_or_default();
+        self
+    }
 }
 
 impl Default for WriteOptions {
@@ -56,6 +80,8 @@ impl Default for WriteOptions {
             max_row_group_rows: 1 << 20,
             sorting_columns: None,
             delta_columns: Vec::new(),
+            columns: Vec::new(),
+            bloom_columns: Vec::new(),
             compacted: false,
             replace: false,
         }
@@ -76,11 +102,22 @@ impl WriteOptions {
             // Page-level statistics also write the page index.
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_sorting_columns(self.sorting_columns.clone());
-        for c in &self.delta_columns {
-            let path = parquet::schema::types::ColumnPath::from(c.as_str());
-            b = b
-                .set_column_dictionary_enabled(path.clone(), false)
-                .set_column_encoding(path, parquet::basic::Encoding::DELTA_BINARY_PACKED);
+        let delta = self.delta_columns.iter().map(|c| (c.clone(), Choice::Delta));
+        let chosen: Vec<(String, Choice)> = if self.columns.is_empty() {
+            delta.collect()
+        } else {
+            self.columns.clone()
+        };
+        for (c, choice) in chosen {
+            let path = ColumnPath::from(c.as_str());
+            let (encoding, dictionary) = choice.encoding();
+            b = b.set_column_dictionary_enabled(path.clone(), dictionary);
+            if let Some(e) = encoding {
+                b = b.set_column_encoding(path, e);
+            }
+        }
+        for c in &self.bloom_columns {
+            b = b.set_column_bloom_filter_enabled(ColumnPath::from(c.as_str()), true);
         }
         if self.compacted {
             b = b.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
