@@ -22,7 +22,12 @@ fn encodings(path: &std::path::Path) -> serde_json::Value {
 }
 
 fn enc_of(v: &serde_json::Value, col: &str) -> Vec<String> {
-    v[col][0].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect()
+    v[col][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn check_trades(v: &serde_json::Value, bloom: bool) {
@@ -32,7 +37,10 @@ fn check_trades(v: &serde_json::Value, bloom: bool) {
     for c in ["price", "amount"] {
         let e = enc_of(v, c);
         assert!(!e.iter().any(|x| x.contains("DICTIONARY")), "{c}: {e:?}");
-        assert!(e.contains(&"BYTE_STREAM_SPLIT".into()) || e.contains(&"PLAIN".into()), "{c}: {e:?}");
+        assert!(
+            e.contains(&"BYTE_STREAM_SPLIT".into()) || e.contains(&"PLAIN".into()),
+            "{c}: {e:?}"
+        );
     }
     assert!(enc_of(v, "side").iter().any(|x| x.contains("DICTIONARY")), "{v}");
     assert_eq!(v["trade_id"][1], bloom, "bloom filter on trade_id: {v}");
@@ -50,7 +58,9 @@ fn every_writer_chooses_encodings_from_the_data() {
     let s = Sandbox::new();
     // A bloom filter on trade_id, asked for in the config.
     let cfg = s.root().join("configs/mdkeep.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("# bloom = [\"trade_id\"]", "bloom = [\"trade_id\"]");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("# bloom = [\"trade_id\"]", "bloom = [\"trade_id\"]");
     std::fs::write(&cfg, text).unwrap();
     s.gen(1, 2, 4, 2000);
     compact(&s);
@@ -74,7 +84,15 @@ fn every_writer_chooses_encodings_from_the_data() {
     check_trades(&encodings(&warm[0]), true);
     // Export's Parquet too.
     let dir = s.root().join("export");
-    s.ok(&["export", "--dataset", "trades", "--format", "parquet", "--out", dir.to_str().unwrap()]);
+    s.ok(&[
+        "export",
+        "--dataset",
+        "trades",
+        "--format",
+        "parquet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     let exported: Vec<_> = common::walk(&dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
@@ -84,7 +102,15 @@ fn every_writer_chooses_encodings_from_the_data() {
     let src = s.root().join("foreign.parquet");
     std::fs::copy(&warm[0], &src).unwrap();
     s.ok(&[
-        "ingest", "parquet", "--dataset", "trades", "--set", "exchange=other", "--set", "symbol=X", src.to_str().unwrap(),
+        "ingest",
+        "parquet",
+        "--dataset",
+        "trades",
+        "--set",
+        "exchange=other",
+        "--set",
+        "symbol=X",
+        src.to_str().unwrap(),
     ]);
     let ingested: Vec<_> = common::walk(&s.hot().join("trades/exchange=other"))
         .into_iter()
@@ -98,7 +124,11 @@ fn a_declared_encoding_wins_and_a_wrong_one_is_refused() {
     let s = Sandbox::new();
     let cfg = s.root().join("configs/mdkeep.toml");
     let base = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, format!("{base}\n[datasets.trades.encodings]\nprice = \"plain\"\namount = \"dict\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{base}\n[datasets.trades.encodings]\nprice = \"plain\"\namount = \"dict\"\n"),
+    )
+    .unwrap();
     s.gen(1, 1, 4, 2000);
     compact(&s);
     let v = encodings(&s.data_files()[0]);

@@ -89,17 +89,16 @@ impl Candidate {
 }
 
 /// Walk every tier root and bring the catalog in line with the disk.
+///
+/// A half-done rewrite leaves extra files on disk: callers settle it first
+/// (`engine::journal::recover`, as `maintenance::settled_scan` does) and
+/// put what recovery did in [`ScanReport::recovered`].
 pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanReport> {
     let started = Instant::now();
-    // A half-done rewrite leaves extra files on disk; settle it before they are counted.
-    let recovered = crate::engine::journal::recover(cfg, db)?;
     let known = super::seen_files(db)?;
     let settle_ns = cfg.scan.settle_time.0.as_nanos() as i64;
     let now = now_ns();
-    let mut report = ScanReport {
-        recovered,
-        ..Default::default()
-    };
+    let mut report = ScanReport::default();
     let mut found = Found {
         cfg,
         known: &known,

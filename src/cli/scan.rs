@@ -1,6 +1,5 @@
 //! `mdkeep scan`
 
-use mdkeep::catalog::scan;
 use mdkeep::state::Db;
 
 use super::{output, progress, Cli};
@@ -16,7 +15,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let cfg = cli.load_config()?;
     let mut db = Db::open_existing(&cfg.state_db())?;
     let _lock = mdkeep::lock::DataLock::acquire_for(&cfg, "scan", cli.wait.0)?;
-    let r = scan::scan(&cfg, &mut db, &progress("scan", a.json))?;
+    let r = mdkeep::maintenance::settled_scan(&cfg, &mut db, &progress("scan", a.json))?;
     if a.json {
         output::json(&r)?;
         return Ok(0);

@@ -163,6 +163,25 @@ pub enum ColumnType {
 }
 
 impl DatasetConfig {
+    /// The data kind: as declared, else candles when the dataset has
+    /// open/high/low/close, book when it has an update id, trades when it has
+    /// price and amount.
+    pub fn data_kind(&self) -> super::DataKind {
+        if let Some(k) = self.quality.kind {
+            return k;
+        }
+        let has = |c: &str| self.column(c).is_some();
+        if ["open", "high", "low", "close"].iter().all(|c| has(c)) {
+            super::DataKind::Candles
+        } else if has("update_id") && has("price") {
+            super::DataKind::Book
+        } else if has("price") && has("amount") {
+            super::DataKind::Trades
+        } else {
+            super::DataKind::Other
+        }
+    }
+
     /// The Arrow schema files of this dataset are written with.
     pub fn arrow_schema(&self) -> Schema {
         Schema::new(

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DatasetConfig, Span};
+use super::Span;
 
 /// What kind of market data a dataset holds, which decides its checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -81,27 +81,6 @@ impl Default for QualityConfig {
             sides: default_sides(),
             future_tolerance: default_future(),
             earliest: default_earliest(),
-        }
-    }
-}
-
-impl DatasetConfig {
-    /// The data kind: as declared, else candles when the dataset has
-    /// open/high/low/close, book when it has an update id, trades when it has
-    /// price and amount.
-    pub fn data_kind(&self) -> DataKind {
-        if let Some(k) = self.quality.kind {
-            return k;
-        }
-        let has = |c: &str| self.column(c).is_some();
-        if ["open", "high", "low", "close"].iter().all(|c| has(c)) {
-            DataKind::Candles
-        } else if has("update_id") && has("price") {
-            DataKind::Book
-        } else if has("price") && has("amount") {
-            DataKind::Trades
-        } else {
-            DataKind::Other
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn run_task(cfg: &Config, name: &str, shutdown: &Shutdown) -> Result<String,
         let cfg = &cfg;
         Ok(Ok(match task {
             Task::Scan => {
-                let r = crate::catalog::scan::scan(cfg, &mut db, &pb)?;
+                let r = crate::maintenance::settled_scan(cfg, &mut db, &pb)?;
                 format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
             }
             Task::Compact => {

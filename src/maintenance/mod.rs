@@ -157,10 +157,20 @@ pub fn maintain(
     Ok(r)
 }
 
+/// Recovery of interrupted rewrites, then a scan: what every scan a user
+/// or the daemon asks for runs (a half-done rewrite's files are settled
+/// before they are counted).
+pub fn settled_scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanReport> {
+    let recovered = crate::engine::journal::recover(cfg, db)?;
+    let mut report = scan(cfg, db, progress)?;
+    report.recovered = recovered;
+    Ok(report)
+}
+
 fn run_step(cfg: &Config, db: &mut Db, step: Step, progress: &dyn Progress, r: &mut MaintainReport) -> Result<()> {
     match step {
         Step::Scan => {
-            let s = scan(cfg, db, progress)?;
+            let s = settled_scan(cfg, db, progress)?;
             r.failures.extend(
                 s.corrupt
                     .iter()
