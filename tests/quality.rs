@@ -135,6 +135,19 @@ fn every_trade_check_is_named_with_its_partition_and_count() {
     // Each finding carries its first time and an example row.
     let bad = &by[&(t.into(), "bad_price".into())];
     assert_eq!(bad["first_ts"], "2024-01-02T00:00:02Z");
+    // And the file: the one holding the row now, or the source it came from.
+    assert!(
+        bad["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("trades/exchange=x/symbol=T/date=2024-01-02/c"),
+        "{bad}"
+    );
+    let order = &by[&(t.into(), "out_of_order".into())];
+    assert!(
+        order["file"].as_str().unwrap().ends_with("date=2024-01-02/b.parquet"),
+        "{order}"
+    );
     assert!(bad["example"].as_str().unwrap().contains("price=-1"), "{bad}");
     assert!(r["partitions_checked"].as_u64().unwrap() >= 4, "{r}");
     assert_eq!(
@@ -193,6 +206,11 @@ fn an_unchecked_partition_is_checked_on_demand() {
     assert_eq!(rows(&by, t, "bad_price"), 2);
     assert_eq!(rows(&by, t, "out_of_order"), 2);
     assert_eq!(rows(&by, "exchange=x/symbol=U/date=2024-01-02", "outside_partition"), 2);
+    let f = &by[&(t.into(), "bad_price".into())];
+    assert!(
+        f["file"].as_str().unwrap().ends_with("date=2024-01-02/a.parquet"),
+        "{f}"
+    );
     // A second call reads nothing; after compaction the rewrite's counts
     // replace the estimate instead of adding to it.
     assert_eq!(s.json(&["quality", "--dataset", "trades"])["checked_now"], 0);

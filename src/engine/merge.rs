@@ -136,8 +136,8 @@ impl<'a> MergeCtx<'a> {
     }
 
     /// Count row `row` of `batch` as `kind` (see [`Checker::note`]).
-    pub fn note(&self, kind: Kind, part: Option<&str>, batch: &RecordBatch, row: usize) {
-        self.quality(|q| q.note(kind, part, batch, row));
+    pub fn note(&self, kind: Kind, part: Option<&str>, (batch, row): (&RecordBatch, usize), file: &std::path::Path) {
+        self.quality(|q| q.note(kind, part, batch, row, file));
     }
 
     /// What the checker holds now, to go back to if this merge restarts.
@@ -242,7 +242,7 @@ impl Cursor {
             if let Some(f) = &self.filed {
                 for (i, &t) in self.ts.iter().enumerate() {
                     if !f.holds(t.saturating_mul(ctx.unit_ns)) {
-                        ctx.note(Kind::OutsidePartition, Some(&f.partition), &b, i);
+                        ctx.note(Kind::OutsidePartition, Some(&f.partition), (&b, i), &self.path);
                     }
                 }
             }
@@ -353,7 +353,7 @@ pub fn merge(
         if last.as_ref().is_some_and(|l| l.row() == cur.rows.row(pos)) {
             // A copy of the row just written, from a lower-priority input.
             stats.duplicates += 1;
-            ctx.note(Kind::DuplicateKeys, None, &cur.batch, pos);
+            ctx.note(Kind::DuplicateKeys, None, (&cur.batch, pos), &cur.path);
             active[a].pos += 1;
         } else {
             let other = b.map(|k| &active[k]);
@@ -368,7 +368,7 @@ pub fn merge(
                         emit(cur, start, j, sink, wants_prio, &mut stats)?;
                     }
                     stats.duplicates += 1;
-                    ctx.note(Kind::DuplicateKeys, None, &cur.batch, j);
+                    ctx.note(Kind::DuplicateKeys, None, (&cur.batch, j), &cur.path);
                     start = j + 1;
                 }
             }

@@ -243,12 +243,16 @@ pub(crate) fn rewrite_series(
     }
     let out_root = cfg.tier_root(how.out_tier)?;
     let mut rows_by_partition = std::collections::BTreeMap::new();
+    let mut file_by_partition = std::collections::BTreeMap::new();
     for o in &outputs {
         let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
         catalog::upsert(&tx, &entry).map_err(&dberr)?;
         crate::coverage::record(&tx, &entry, crate::coverage::cadence_ns(ds, &sp.series), &o.buckets)
             .map_err(&dberr)?;
         *rows_by_partition.entry(o.partition.clone()).or_insert(0u64) += o.file.rows;
+        file_by_partition
+            .entry(o.partition.clone())
+            .or_insert_with(|| entry.relpath.clone());
     }
     if let Some(found) = &findings {
         quality::findings::record(
@@ -257,6 +261,7 @@ pub(crate) fn rewrite_series(
             found,
             &rows_by_partition,
             quality::findings::Origin::Rewrite,
+            &file_by_partition,
         )
         .map_err(&dberr)?;
     }

@@ -73,11 +73,16 @@ fn note_order(ctx: &MergeCtx, input: &MergeInput, b: &RecordBatch, prev: &mut i6
     }
     for (i, &t) in ctx.ts_values(b)?.iter().enumerate() {
         if t < *prev {
-            ctx.note(Kind::OutOfOrder, input.filed.as_ref().map(|f| &*f.partition), b, i);
+            ctx.note(
+                Kind::OutOfOrder,
+                input.filed.as_ref().map(|f| &*f.partition),
+                (b, i),
+                &input.path,
+            );
         }
         *prev = (*prev).max(t);
         if let Some(f) = input.filed.as_ref().filter(|f| !f.holds(t.saturating_mul(ctx.unit_ns))) {
-            ctx.note(Kind::OutsidePartition, Some(&f.partition), b, i);
+            ctx.note(Kind::OutsidePartition, Some(&f.partition), (b, i), &input.path);
         }
     }
     Ok(())

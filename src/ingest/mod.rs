@@ -105,10 +105,13 @@ impl<'a> PartitionSink<'a> {
         })
     }
 
-    /// Check the rows as they are written (see `quality`).
-    pub fn checked(mut self) -> Self {
+    /// Check the rows of `source` as they are written (see `quality`).
+    pub fn checked(mut self, source: &Path) -> Self {
         self.checker =
             crate::quality::Checker::new(self.ds, &layout::partition_key(&self.fixed), crate::time::now_ns());
+        if let Some(q) = self.checker.as_mut() {
+            q.set_file(Some(source));
+        }
         self
     }
 
@@ -144,7 +147,8 @@ impl<'a> PartitionSink<'a> {
             let ns = v.saturating_mul(scale);
             if ns < self.latest {
                 if let Some(q) = self.checker.as_mut() {
-                    q.note(crate::quality::Kind::OutOfOrder, None, batch, i);
+                    let src = std::path::PathBuf::from(q.file().unwrap_or_default());
+                    q.note(crate::quality::Kind::OutOfOrder, None, batch, i, &src);
                 }
             }
             self.latest = self.latest.max(ns);
@@ -259,6 +263,7 @@ fn record_findings(db: &Db, ds: &DatasetConfig, root: &Path, files: &[WrittenFil
         &whole,
         &rows,
         crate::quality::findings::Origin::Check,
+        &BTreeMap::new(),
     )
     .map_err(db.err())
 }
@@ -309,7 +314,7 @@ pub fn ingest_series(
     let Series { ds, source, fixed } = series;
     let partition = layout::partition_key(&fixed);
     let stem = format!("{}-{}", stem_for(source), source_hash(source, &ds.name, &fixed));
-    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem)?.checked();
+    let mut sink = PartitionSink::try_new(cfg, ds, fixed, &stem)?.checked(source);
     for b in batches {
         sink.write(&b?)?;
     }

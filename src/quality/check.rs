@@ -75,6 +75,8 @@ pub struct Checker {
     /// The period `[start, end)` in ns last looked up, and its partition key.
     cur: Option<(i64, i64, String)>,
     seq: Seq,
+    /// Where the rows observed now come from, when known.
+    file: Option<String>,
 }
 
 impl Checker {
@@ -120,6 +122,7 @@ impl Checker {
             parts: BTreeMap::new(),
             cur: None,
             seq: Seq::default(),
+            file: None,
             ds: Arc::new(ds.clone()),
         })
     }
@@ -144,19 +147,37 @@ impl Checker {
     }
 
     fn add(&mut self, part: &str, kind: Kind, t: i64, batch: &RecordBatch, row: usize) {
-        add_to(self.parts.entry(part.to_string()).or_default(), kind, t, batch, row);
+        add_to(
+            self.parts.entry(part.to_string()).or_default(),
+            kind,
+            t,
+            (batch, row),
+            self.file.as_deref(),
+        );
     }
 
     /// Count row `row` of `batch` under `kind` (a repaired kind: a
     /// duplicate dropped, a row out of order or filed under another
     /// partition), in partition `part`, or the one its time says.
-    pub fn note(&mut self, kind: Kind, part: Option<&str>, batch: &RecordBatch, row: usize) {
+    pub fn note(&mut self, kind: Kind, part: Option<&str>, batch: &RecordBatch, row: usize, file: &std::path::Path) {
+        let before = self.file.replace(file.display().to_string());
         let Some(t) = self.time_at(batch, row) else { return };
         let part = match part {
             Some(p) => p.to_string(),
             None => self.partition_of(t),
         };
         self.add(&part, kind, t, batch, row);
+        self.file = before;
+    }
+
+    /// Where the rows observed now come from.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// Rows observed from now on come from `file` (None: not known here).
+    pub fn set_file(&mut self, file: Option<&std::path::Path>) {
+        self.file = file.map(|f| f.display().to_string());
     }
 
     fn time_at(&self, batch: &RecordBatch, row: usize) -> Option<i64> {
@@ -190,13 +211,14 @@ impl Checker {
             p.first = Some((ts.value(0).saturating_mul(self.unit_ns), row_text(batch, 0)));
         }
         let rows = RowValues::of(&self.cols, batch)?;
+        let file = self.file.clone();
         if !(self.kind == DataKind::Trades && self.trades_fast(&mut p, batch, ts.values(), &rows, &mut faults)) {
             for i in 0..n {
                 let t = ts.value(i).saturating_mul(self.unit_ns);
                 let mut f = self.row_faults(&rows, i, t);
                 f |= self.sequence(&mut p, &rows, i, t, f);
                 if f != 0 {
-                    tally(&mut p, f, t, batch, i, &mut faults);
+                    tally(&mut p, f, t, (batch, i), &mut faults, file.as_deref());
                 }
             }
         }
@@ -226,6 +248,7 @@ impl Checker {
         }
         let (price, amount, ids) = (price.values(), amount.values(), r.id.as_ref().map(|a| a.values()));
         let sides: Vec<&[u8]> = self.ds.quality.sides.iter().map(|s| s.as_bytes()).collect();
+        let file = self.file.clone();
         let max_jump = self.ds.quality.max_jump;
         for i in 0..ts.len() {
             let t = ts[i].saturating_mul(self.unit_ns);
@@ -272,7 +295,7 @@ impl Checker {
                 self.seq.price = Some(pr);
             }
             if f != 0 {
-                tally(p, f, t, batch, i, faults);
+                tally(p, f, t, (batch, i), faults, file.as_deref());
             }
         }
         true
@@ -456,6 +479,7 @@ impl Checker {
                                     crate::time::human_ns(m),
                                     crate::time::human_ns(tf)
                                 )),
+                                file: None,
                             },
                         );
                     }
@@ -469,10 +493,10 @@ impl Checker {
 /// The faults with bits in `f` of row `i` (time `t`): each counted in `p`,
 /// and the row's own faults (those that may be quarantined) noted in
 /// `faults`, which is made on the first.
-fn tally(p: &mut Part, f: u32, t: i64, batch: &RecordBatch, i: usize, faults: &mut Vec<u32>) {
+fn tally(p: &mut Part, f: u32, t: i64, (batch, i): (&RecordBatch, usize), faults: &mut Vec<u32>, file: Option<&str>) {
     const ROW_FAULTS: u32 = row_fault_mask();
     for k in Kind::ALL.iter().filter(|k| f & k.bit() != 0) {
-        add_to(p, *k, t, batch, i);
+        add_to(p, *k, t, (batch, i), file);
     }
     if f & ROW_FAULTS != 0 {
         faults.resize(batch.num_rows(), 0);
@@ -493,18 +517,20 @@ const fn row_fault_mask() -> u32 {
 }
 
 /// Count row `row` of `batch` under `kind` in partition `p`.
-fn add_to(p: &mut Part, kind: Kind, t: i64, batch: &RecordBatch, row: usize) {
+fn add_to(p: &mut Part, kind: Kind, t: i64, (batch, row): (&RecordBatch, usize), file: Option<&str>) {
     let f = p.findings.entry(kind).or_insert_with(|| Finding {
         kind,
         rows: 0,
         first_ts: t,
         example: row_text(batch, row),
         detail: None,
+        file: file.map(str::to_string),
     });
     f.rows += 1;
     if t < f.first_ts {
         f.first_ts = t;
         f.example = row_text(batch, row);
+        f.file = file.map(str::to_string);
     }
 }
 

@@ -58,7 +58,7 @@ fn check_some(
         let Ok(ds) = cfg.dataset(ds_name) else { continue };
         let list = files.remove(&(ds_name.clone(), partition.clone())).unwrap_or_default();
         let (found, rows) = check_partition(cfg, ds, partition, &list)?;
-        record(&db.conn, ds_name, &found, &rows, Origin::Check).map_err(db.err())?;
+        record(&db.conn, ds_name, &found, &rows, Origin::Check, &BTreeMap::new()).map_err(db.err())?;
         progress.inc(1);
     }
     progress.finish();
@@ -103,17 +103,18 @@ fn check_file(
 ) -> Result<u64> {
     let unit = crate::parquet_io::unit_ns(ds.time_unit());
     let (_, reader) = open_batches(path, BATCH_ROWS)?;
+    checker.set_file(Some(path));
     let (mut prev, mut rows) = (i64::MIN, 0u64);
     for b in reader {
         let b = conform(&b.map_err(Error::arrow(path))?, ds, path)?;
         for (i, &t) in ds_times(&b, ds)?.iter().enumerate() {
             let t = t.saturating_mul(unit);
             if t < prev {
-                checker.note(Kind::OutOfOrder, Some(partition), &b, i);
+                checker.note(Kind::OutOfOrder, Some(partition), &b, i, path);
             }
             prev = prev.max(t);
             if range.is_some_and(|(s, e)| t < s || t >= e) {
-                checker.note(Kind::OutsidePartition, Some(partition), &b, i);
+                checker.note(Kind::OutsidePartition, Some(partition), &b, i, path);
             }
         }
         rows += b.num_rows() as u64;

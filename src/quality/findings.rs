@@ -48,6 +48,7 @@ pub fn record(
     found: &BTreeMap<String, Vec<Finding>>,
     rows: &BTreeMap<String, u64>,
     origin: Origin,
+    files: &BTreeMap<String, String>,
 ) -> rusqlite::Result<()> {
     let at = crate::time::now_ns();
     for (partition, findings) in found {
@@ -63,11 +64,12 @@ pub fn record(
             .filter(|f| origin != Origin::Read || !f.kind.is_repaired())
         {
             conn.execute(
-                "INSERT INTO quality_findings (dataset, partition, kind, rows, first_ts, example, detail, origin, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO quality_findings (dataset, partition, kind, rows, first_ts, example, detail, origin, at, file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (dataset, partition, kind) DO UPDATE SET
                    rows = CASE WHEN origin = 'check' THEN excluded.rows ELSE rows + excluded.rows END,
                    example = CASE WHEN origin = 'check' OR excluded.first_ts < first_ts THEN excluded.example ELSE example END,
+                   file = CASE WHEN origin = 'check' OR excluded.first_ts < first_ts THEN excluded.file ELSE file END,
                    first_ts = CASE WHEN origin = 'check' THEN excluded.first_ts ELSE min(first_ts, excluded.first_ts) END,
                    detail = excluded.detail, origin = excluded.origin, at = excluded.at",
                 params![
@@ -79,7 +81,8 @@ pub fn record(
                     f.example,
                     f.detail,
                     origin.as_str(),
-                    at
+                    at,
+                    f.file.as_deref().or(files.get(partition).map(String::as_str))
                 ],
             )?;
         }
@@ -123,6 +126,9 @@ pub struct FindingRow {
     pub example: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The file the example came from (a source file) or is in now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     #[serde(skip)]
     pub partition_key: String,
     #[serde(skip)]
@@ -135,7 +141,7 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
     let mut st = db
         .conn
         .prepare(
-            "SELECT q.dataset, q.partition, q.kind, q.rows, q.first_ts, q.example, q.detail
+            "SELECT q.dataset, q.partition, q.kind, q.rows, q.first_ts, q.example, q.detail, q.file
              FROM quality_findings q
              WHERE (?1 IS NULL OR q.dataset = ?1)
                AND EXISTS (SELECT 1 FROM files f WHERE f.dataset = q.dataset AND f.partition = q.partition)
@@ -152,12 +158,13 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .map_err(db.err())?;
     let mut out = Vec::new();
     for row in rows {
-        let (dataset, partition, kind, n, first, example, detail) = row.map_err(db.err())?;
+        let (dataset, partition, kind, n, first, example, detail, file) = row.map_err(db.err())?;
         let Some(kind) = Kind::parse(&kind) else { continue };
         if !filter.matches_partition(&partition) || (!filter.kinds.is_empty() && !filter.kinds.contains(&kind)) {
             continue;
@@ -170,6 +177,7 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
             first_ts: crate::time::rfc3339(first),
             example,
             detail,
+            file,
             partition_key: partition,
             first_ts_ns: first,
         });

@@ -171,4 +171,6 @@ pub struct Finding {
     pub example: String,
     /// More about it: the largest gap or jump, the measured spacing.
     pub detail: Option<String>,
+    /// The file the example row came from (a source file) or is in now.
+    pub file: Option<String>,
 }

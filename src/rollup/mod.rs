@@ -418,6 +418,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             &found,
             &rows,
             crate::quality::findings::Origin::Read,
+            &Default::default(),
         )
         .map_err(&dberr)?;
     }

@@ -230,8 +230,9 @@ pub const MIGRATIONS: &[&str] = &[
         first_ts  INTEGER NOT NULL,   -- ns since the epoch
         example   TEXT    NOT NULL,
         detail    TEXT,
-        origin    TEXT    NOT NULL,   -- rewrite or check
+        origin    TEXT    NOT NULL,   -- rewrite, check or read
         at        INTEGER NOT NULL,
+        file      TEXT,               -- where the example came from or is now
         PRIMARY KEY (dataset, partition, kind)
     );
     CREATE TABLE quality_checked (
