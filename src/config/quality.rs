@@ -44,7 +44,7 @@ pub struct QualityConfig {
     /// A trade price this far (a fraction) from the previous trade's is a jump.
     #[serde(default = "default_max_jump")]
     pub max_jump: f64,
-    /// The values a `side` column may hold.
+    /// The values a `side` column may hold (trades say buy/sell, books often bid/ask).
     #[serde(default = "default_sides")]
     pub sides: Vec<String>,
     /// Rows later than the clock plus this are "in the future".
@@ -62,7 +62,7 @@ fn default_max_jump() -> f64 {
     0.2
 }
 fn default_sides() -> Vec<String> {
-    vec!["buy".into(), "sell".into()]
+    ["buy", "sell", "bid", "ask"].map(String::from).to_vec()
 }
 fn default_future() -> Span {
     Span(std::time::Duration::from_secs(3600))

@@ -88,6 +88,9 @@ impl Checker {
         }
         let schema = ds.arrow_schema();
         let idx = |c: &str| schema.index_of(c).ok();
+        // Only numeric columns are checked as numbers: a price kept as text is left alone.
+        let num = |c: &str| idx(c).filter(|&i| schema.field(i).data_type().is_numeric());
+        let int = |c: &str| idx(c).filter(|&i| schema.field(i).data_type().is_integer());
         let kind = ds.data_kind();
         let int_key = ds
             .key
@@ -96,15 +99,15 @@ impl Checker {
             .and_then(|k| idx(k))
             .filter(|&i| matches!(schema.field(i).data_type(), DataType::Int64 | DataType::Int32));
         let cols = Columns {
-            price: idx("price"),
-            amount: idx("amount"),
+            price: num("price"),
+            amount: num("amount"),
             side: idx("side").filter(|&i| schema.field(i).data_type() == &DataType::Utf8),
             id: if kind == DataKind::Trades { int_key } else { None },
-            ohlcv: match (idx("open"), idx("high"), idx("low"), idx("close"), idx("volume")) {
+            ohlcv: match (num("open"), num("high"), num("low"), num("close"), num("volume")) {
                 (Some(o), Some(h), Some(l), Some(c), Some(v)) => Some([o, h, l, c, v]),
                 _ => None,
             },
-            update_id: idx("update_id"),
+            update_id: int("update_id"),
         };
         let timeframe = crate::layout::partition_values(series)
             .iter()
@@ -195,8 +198,19 @@ impl Checker {
 
     /// Check the rows of `batch`, all of partition `part`, following the
     /// rows observed before. Returns each row's faults as a bit mask (see
-    /// [`Kind::names_of`]) when any row has one.
+    /// [`Kind::names_of`]) when any row has one. A batch the checks cannot
+    /// read is passed over with a warning: a check never stops a rewrite.
     pub fn observe(&mut self, part: &str, batch: &RecordBatch) -> Result<Option<Vec<u32>>> {
+        match self.observe_checked(part, batch) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                tracing::warn!(partition = part, error = %e, "quality: rows not checked");
+                Ok(None)
+            }
+        }
+    }
+
+    fn observe_checked(&mut self, part: &str, batch: &RecordBatch) -> Result<Option<Vec<u32>>> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(None);
@@ -615,4 +629,59 @@ pub fn row_text(batch: &RecordBatch, row: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ColumnType, Config};
+    use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use std::path::Path;
+
+    fn dataset(name: &str) -> DatasetConfig {
+        let cfg =
+            Config::from_str_with_env(crate::config::DEFAULT_CONFIG, "default", Path::new("/tmp"), Vec::new()).unwrap();
+        cfg.datasets[name].clone()
+    }
+
+    const T: i64 = 1_704_153_600_000;
+
+    #[test]
+    fn a_book_with_bid_and_ask_sides_is_fine() {
+        let ds = dataset("book");
+        let mut q = Checker::new(&ds, "exchange=x/symbol=B", T * 1_000_000).unwrap();
+        let b = RecordBatch::try_new(
+            Arc::new(ds.arrow_schema()),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![T, T]).with_timezone("UTC")),
+                Arc::new(Int64Array::from(vec![1, 1])),
+                Arc::new(StringArray::from(vec!["bid", "ask"])),
+                Arc::new(Float64Array::from(vec![100.0, 101.0])),
+                Arc::new(Float64Array::from(vec![1.0, 2.0])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(q.observe("p", &b).unwrap(), None);
+        assert!(q.finish()["p"].is_empty());
+    }
+
+    #[test]
+    fn a_price_kept_as_text_is_not_checked_and_stops_nothing() {
+        let mut ds = dataset("trades");
+        ds.columns.iter_mut().find(|c| c.name == "price").unwrap().ty = ColumnType::Utf8;
+        let mut q = Checker::new(&ds, "exchange=x/symbol=T", T * 1_000_000).unwrap();
+        let b = RecordBatch::try_new(
+            Arc::new(ds.arrow_schema()),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![T, T + 1]).with_timezone("UTC")),
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec!["n/a", "100.5"])),
+                Arc::new(Float64Array::from(vec![1.0, 2.0])),
+                Arc::new(StringArray::from(vec!["buy", "sell"])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(q.observe("p", &b).unwrap(), None);
+        assert!(q.finish()["p"].is_empty());
+    }
 }
