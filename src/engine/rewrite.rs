@@ -203,7 +203,6 @@ pub(crate) fn rewrite_series(
     budget: usize,
     progress: &dyn Progress,
 ) -> Result<RewriteTotals> {
-    let ds = cfg.dataset(&sp.dataset)?;
     let dberr = db_err(&db.path);
     let journal_inputs: Vec<(String, u64, u64)> =
         sp.inputs.iter().map(|f| (f.relpath.clone(), f.rows, f.bytes)).collect();
@@ -233,7 +232,8 @@ pub(crate) fn rewrite_series(
         findings,
         mut totals,
     } = result?;
-    let (outputs, mut m) = (finished.outputs, std::mem::take(&mut totals));
+    let mut m = std::mem::take(&mut totals);
+    let outputs = &finished.outputs;
 
     // The swap: inputs out of the catalog, outputs in, in one transaction.
     failpoint::hit("rewrite:before-commit");
@@ -241,46 +241,7 @@ pub(crate) fn rewrite_series(
     for f in &sp.inputs {
         catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
     }
-    let out_root = cfg.tier_root(how.out_tier)?;
-    let mut rows_by_partition = std::collections::BTreeMap::new();
-    let mut file_by_partition = std::collections::BTreeMap::new();
-    for o in &outputs {
-        let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
-        catalog::upsert(&tx, &entry).map_err(&dberr)?;
-        crate::coverage::record(&tx, &entry, crate::coverage::cadence_ns(ds, &sp.series), &o.buckets)
-            .map_err(&dberr)?;
-        *rows_by_partition.entry(o.partition.clone()).or_insert(0u64) += o.file.rows;
-        file_by_partition
-            .entry(o.partition.clone())
-            .or_insert_with(|| entry.relpath.clone());
-    }
-    if let Some(found) = &findings {
-        quality::findings::record(
-            &tx,
-            &sp.dataset,
-            found,
-            &rows_by_partition,
-            quality::findings::Origin::Rewrite,
-            &file_by_partition,
-        )
-        .map_err(&dberr)?;
-    }
-    if let Some((n, file)) = &finished.quarantined {
-        let path = file.path.to_string_lossy();
-        catalog::record(
-            &tx,
-            &catalog::HistoryEvent {
-                action: Action::Quarantine,
-                dataset: Some(&sp.dataset),
-                path: Some(&path),
-                rows: Some(*n),
-                bytes: Some(file.bytes),
-                reason: Some("rows with a fault (quality.on_bad_rows = \"quarantine\")"),
-                ..Default::default()
-            },
-        )
-        .map_err(&dberr)?;
-    }
+    record_outputs(&tx, cfg, sp, how, &finished, findings.as_ref())?;
     for p in &sp.partitions {
         catalog::record(
             &tx,
@@ -325,11 +286,70 @@ pub(crate) fn rewrite_series(
     Ok(m)
 }
 
+/// Findings per partition key.
+type Findings = std::collections::BTreeMap<String, Vec<quality::Finding>>;
+
+/// The catalog side of the swap, in the rewrite's transaction: each output
+/// with its coverage buckets, the findings of the partitions written, and
+/// the file of quarantined rows.
+fn record_outputs(
+    tx: &rusqlite::Connection,
+    cfg: &Config,
+    sp: &SeriesPlan,
+    how: &Rewrite,
+    finished: &sink::Finished,
+    findings: Option<&Findings>,
+) -> Result<()> {
+    let ds = cfg.dataset(&sp.dataset)?;
+    let dberr = db_err(std::path::Path::new("state"));
+    let outputs = &finished.outputs;
+    let out_root = cfg.tier_root(how.out_tier)?;
+    let mut rows_by_partition = std::collections::BTreeMap::new();
+    let mut file_by_partition = std::collections::BTreeMap::new();
+    for o in outputs {
+        let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
+        catalog::upsert(tx, &entry).map_err(&dberr)?;
+        crate::coverage::record(tx, &entry, crate::coverage::cadence_ns(ds, &sp.series), &o.buckets).map_err(&dberr)?;
+        *rows_by_partition.entry(o.partition.clone()).or_insert(0u64) += o.file.rows;
+        file_by_partition
+            .entry(o.partition.clone())
+            .or_insert_with(|| entry.relpath.clone());
+    }
+    if let Some(found) = findings {
+        quality::findings::record(
+            tx,
+            &sp.dataset,
+            found,
+            &rows_by_partition,
+            quality::findings::Origin::Rewrite,
+            &file_by_partition,
+        )
+        .map_err(&dberr)?;
+    }
+    if let Some((n, file)) = &finished.quarantined {
+        let path = file.path.to_string_lossy();
+        catalog::record(
+            tx,
+            &catalog::HistoryEvent {
+                action: Action::Quarantine,
+                dataset: Some(&sp.dataset),
+                path: Some(&path),
+                rows: Some(*n),
+                bytes: Some(file.bytes),
+                reason: Some("rows with a fault (quality.on_bad_rows = \"quarantine\")"),
+                ..Default::default()
+            },
+        )
+        .map_err(&dberr)?;
+    }
+    Ok(())
+}
+
 /// What [`rewrite`] wrote and saw.
 struct Written {
     finished: sink::Finished,
     /// Findings per partition, when the dataset's checks run.
-    findings: Option<std::collections::BTreeMap<String, Vec<quality::Finding>>>,
+    findings: Option<Findings>,
     totals: RewriteTotals,
 }
 
