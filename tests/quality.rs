@@ -91,22 +91,11 @@ fn craft_trades(s: &Sandbox) {
 }
 
 fn compact(s: &Sandbox) -> Value {
-    let out = s
-        .cmd(&["compact", "--json"])
-        .env("MDKEEP__SCAN__SETTLE_TIME", "0s")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&s.settled(&["compact", "--json"])).unwrap()
 }
 
 fn scan(s: &Sandbox) {
-    let out = s
-        .cmd(&["scan"])
-        .env("MDKEEP__SCAN__SETTLE_TIME", "0s")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.settled(&["scan"]);
 }
 
 #[test]

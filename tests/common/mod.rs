@@ -74,6 +74,21 @@ impl Sandbox {
         String::from_utf8(o.stdout).expect("utf8")
     }
 
+    /// Run with no settle time (files just written count), assert success, return stdout.
+    pub fn settled(&self, args: &[&str]) -> String {
+        let o = self
+            .cmd(args)
+            .env("MDKEEP__SCAN__SETTLE_TIME", "0s")
+            .output()
+            .expect("run mdkeep");
+        assert!(
+            o.status.success(),
+            "mdkeep {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf8")
+    }
+
     /// Run with `--json` appended and parse stdout.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
