@@ -603,7 +603,8 @@ fn floats(a: &ArrayRef) -> Result<arrow::array::Float64Array> {
     Ok(c.as_primitive::<Float64Type>().clone())
 }
 
-fn ints(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
+/// A column as 64-bit integers (times in their unit).
+pub(crate) fn ints(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
     let c = cast(a, &DataType::Int64).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(c.as_primitive::<Int64Type>().clone())
 }

@@ -107,7 +107,11 @@ fn check_file(
     let (mut prev, mut rows) = (i64::MIN, 0u64);
     for b in reader {
         let b = conform(&b.map_err(Error::arrow(path))?, ds, path)?;
-        for (i, &t) in ds_times(&b, ds)?.iter().enumerate() {
+        let ts_col = b
+            .schema()
+            .index_of(&ds.time_column)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        for (i, &t) in super::check::ints(b.column(ts_col))?.values().iter().enumerate() {
             let t = t.saturating_mul(unit);
             if t < prev {
                 checker.note(Kind::OutOfOrder, Some(partition), &b, i, path);
@@ -121,16 +125,4 @@ fn check_file(
         checker.observe(partition, &b)?;
     }
     Ok(rows)
-}
-
-/// The time column of a conformed batch, in the dataset's unit.
-fn ds_times(b: &arrow::array::RecordBatch, ds: &crate::config::DatasetConfig) -> Result<Vec<i64>> {
-    use arrow::array::AsArray;
-    let i = b
-        .schema()
-        .index_of(&ds.time_column)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let c = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(c.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
 }
