@@ -445,6 +445,19 @@ pub struct Totals {
 }
 
 /// Files, bytes and rows per dataset and tier.
+/// A value that changes whenever the catalog or its history does: the
+/// files, their bytes, the newest mtime and the last history event.
+pub fn generation(db: &Db) -> Result<String> {
+    db.conn
+        .query_row(
+            "SELECT (SELECT count(*) || '/' || total(bytes) || '/' || ifnull(max(mtime_ns), 0) FROM files)
+                 || '/' || (SELECT ifnull(max(id), 0) FROM history)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db.err())
+}
+
 pub fn totals(db: &Db) -> Result<Vec<Totals>> {
     let mut st = db
         .conn

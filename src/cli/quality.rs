@@ -30,14 +30,6 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     })
 }
 
-#[derive(serde::Serialize)]
-struct Report {
-    partitions_checked: u64,
-    /// Partitions read just now because no check had seen them.
-    checked_now: u64,
-    findings: Vec<quality::FindingRow>,
-}
-
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let (cfg, db) = super::open_state(cli, a.dataset.as_deref())?;
     let checked_now = if a.stored {
@@ -52,11 +44,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         kinds: a.kind.clone(),
         partitions: None,
     };
-    let report = Report {
-        partitions_checked: quality::findings::checked_count(&db, a.dataset.as_deref())?,
-        checked_now,
-        findings: quality::list(&db, &filter)?,
-    };
+    let report = quality::overview(&db, &filter, checked_now)?;
     if a.json {
         output::json(&report)?;
         return Ok(0);
@@ -65,7 +53,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn print_text(r: &Report) {
+fn print_text(r: &quality::Overview) {
     println!(
         "{} partitions checked ({} just now), {} findings",
         output::thousands(r.partitions_checked),

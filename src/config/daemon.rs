@@ -135,6 +135,11 @@ pub struct HttpConfig {
     /// A request must be answered within this, or it gets 503.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Span,
+    /// A file (mode 0600) holding the bearer token every page but
+    /// `/healthz` then asks for (`Authorization: Bearer <token>`); meant for
+    /// a `bind` other than 127.0.0.1. Unset: no token.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -144,6 +149,7 @@ impl Default for HttpConfig {
             max_connections: default_max_connections(),
             header_timeout: default_header_timeout(),
             request_timeout: default_request_timeout(),
+            token_file: None,
         }
     }
 }

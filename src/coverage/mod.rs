@@ -62,7 +62,16 @@ pub fn forget_gone(db: &Db) {
 
 /// The buckets of `f` at `cadence`: from the index, or read from its time
 /// column once and recorded (best effort: a busy database costs a re-read).
-pub fn file_buckets(cfg: &Config, db: &Db, f: &CatalogFile, time_column: &str, cadence: i64) -> Result<Vec<i64>> {
+/// With `read` false a file not in the index is not opened: it counts as
+/// covering its whole `[min, max]`, as in [`index`].
+pub fn file_buckets(
+    cfg: &Config,
+    db: &Db,
+    f: &CatalogFile,
+    time_column: &str,
+    cadence: i64,
+    read: bool,
+) -> Result<Vec<i64>> {
     let hit: Option<Vec<u8>> = db
         .conn
         .query_row(
@@ -75,6 +84,9 @@ pub fn file_buckets(cfg: &Config, db: &Db, f: &CatalogFile, time_column: &str, c
         .map_err(db.err())?;
     if let Some(v) = hit.and_then(|b| decode(&b)) {
         return Ok(v);
+    }
+    if !read {
+        return Ok(span(f, cadence));
     }
     let path = cfg.tier_root(&f.tier)?.join(&f.file.relpath);
     let mut set = std::collections::BTreeSet::new();
@@ -154,6 +166,14 @@ pub struct CoverageGap {
     pub missing: u64,
 }
 
+/// The buckets of a file not in the index: its whole `[min, max]`.
+fn span(f: &CatalogFile, cadence: i64) -> Vec<i64> {
+    if f.file.rows == 0 {
+        return Vec::new();
+    }
+    (f.file.min_ts.div_euclid(cadence)..=f.file.max_ts.div_euclid(cadence)).collect()
+}
+
 /// Every indexed entry: (tier, relpath) → (bytes, mtime, cadence, blob).
 type Entries = HashMap<(String, String), (i64, i64, i64, Vec<u8>)>;
 
@@ -199,8 +219,7 @@ pub fn index(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<Vec<SeriesC
             Some(v) => a.buckets.extend(v),
             None if f.file.rows > 0 => {
                 a.unindexed += 1;
-                a.buckets
-                    .extend(f.file.min_ts.div_euclid(cadence)..=f.file.max_ts.div_euclid(cadence));
+                a.buckets.extend(span(&f, cadence));
             }
             None => {}
         }

@@ -1,6 +1,8 @@
-//! The routes: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
+//! The routes: `/healthz`, `/metrics` (Prometheus text), `/status` (JSON),
+//! the dashboard's pages ([`super::dashboard`]), and the bearer token
+//! every route but `/healthz` asks for when `http.token_file` is set.
 //!
-//! Owns what each answers. `/healthz` is honest: 503 with the reasons when
+//! Owns what each of its own routes answers. `/healthz` is honest: 503 with the reasons when
 //! the scheduler or the job worker has stopped, or the state database
 //! cannot be read. `/metrics` is the data snapshot the daemon refreshes
 //! after each task plus the live families (see [`super::metrics`]).
@@ -48,23 +50,34 @@ pub struct AppState {
     pub health: Arc<Health>,
     /// The data families, rendered after each task, and when.
     snapshot: Mutex<Option<(Arc<str>, Instant)>>,
+    /// The dashboard's report.
+    pub report: super::dashboard::ReportCache,
+    /// The bearer token asked of every route but `/healthz`, when set.
+    token: Option<String>,
 }
 
 impl AppState {
-    pub fn new(cfg: Config, health: Arc<Health>) -> AppState {
+    pub fn new(cfg: Config, health: Arc<Health>, token: Option<String>) -> AppState {
         AppState {
             cfg,
             started: Instant::now(),
             health,
             snapshot: Mutex::new(None),
+            report: Default::default(),
+            token,
         }
     }
 
-    /// Render the data families again on a blocking thread (it walks the
-    /// tier roots); `/metrics` serves the old snapshot meanwhile.
-    pub fn refresh_metrics_later(self: &Arc<Self>) {
+    /// After a task: render the metrics' data families again and rebuild
+    /// the dashboard's report if the task changed something, on a blocking
+    /// thread (it walks the tier roots); the pages serve the old ones
+    /// meanwhile.
+    pub fn refresh_later(self: &Arc<Self>) {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.refresh_metrics());
+        tokio::task::spawn_blocking(move || {
+            me.refresh_metrics();
+            me.report.warm(&me.cfg);
+        });
     }
 
     fn refresh_metrics(&self) {
@@ -77,13 +90,46 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
         .route("/metrics", get(serve_metrics))
         .route("/status", get(status))
+        .merge(super::dashboard::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        .route("/healthz", get(healthz))
         .with_state(state)
 }
 
-async fn blocking<T: Send + 'static>(
+/// 401 unless the request carries the token (when one is set).
+async fn authorize(
+    State(s): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &s.token else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if same(given.as_bytes(), token.as_bytes()) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required (http.token_file)\n",
+    )
+        .into_response()
+}
+
+/// Equal bytes, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
     s: Arc<AppState>,
     f: impl FnOnce(&AppState) -> Result<T> + Send + 'static,
 ) -> std::result::Result<T, Response> {

@@ -9,6 +9,7 @@
 //! running jobs or lets them finish within `daemon.shutdown_grace`, as
 //! `daemon.on_shutdown` says.
 
+pub mod dashboard;
 pub mod http;
 pub mod metrics;
 pub mod server;
@@ -36,10 +37,10 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     );
     let shutdown = Shutdown::new();
     let health = Arc::new(http::Health::default());
-    let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone()));
+    let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone(), token(&cfg)?));
     let http = serve_http(&cfg, &app_state, &shutdown).await?;
     let mut worker = spawn_worker(&cfg, &shutdown, &health);
-    // Only a served /metrics needs its snapshot refreshed after each task.
+    // Only served pages need their snapshot and report refreshed after each task.
     let snapshot = http.is_some().then(|| app_state.clone());
     let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, snapshot);
     tracing::info!(pid = std::process::id(), "daemon started");
@@ -88,8 +89,11 @@ async fn serve_http(
         message: format!("cannot listen on {bind}: {e}"),
     })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(%addr, "http: /healthz /metrics /status");
-    app_state.refresh_metrics_later();
+    tracing::info!(%addr, "http: / /jobs /quality /coverage /api/… /healthz /metrics /status");
+    if cfg.http.token_file.is_none() && !is_loopback(bind) {
+        tracing::warn!(%addr, "http: no http.token_file, so anyone who reaches this address can read every page");
+    }
+    app_state.refresh_later();
     let bounds = server::Bounds {
         max_connections: cfg.http.max_connections,
         header_timeout: cfg.http.header_timeout.0,
@@ -102,6 +106,29 @@ async fn serve_http(
         bounds,
         shutdown.clone(),
     ))))
+}
+
+/// The bearer token in `http.token_file` (which must be 0600), if set.
+fn token(cfg: &Config) -> Result<Option<String>> {
+    let Some(path) = &cfg.http.token_file else {
+        return Ok(None);
+    };
+    let bad = |message: String| Error::Config {
+        source_name: cfg.source.clone(),
+        key: "http.token_file".into(),
+        message,
+    };
+    let text = crate::fsutil::read_private(&cfg.resolve(path)).map_err(bad)?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(bad(format!("{} is empty", path.display())));
+    }
+    Ok(Some(token))
+}
+
+/// Whether `bind` (host:port) listens on the loopback interface only.
+fn is_loopback(bind: &str) -> bool {
+    bind.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()) || bind.starts_with("localhost:")
 }
 
 /// The job worker on a blocking thread; if it stops before the daemon
@@ -154,7 +181,7 @@ fn spawn_scheduler(
             tracing::warn!(error = %err, "cannot record a schedule event");
         }
         if let (Event::Finished { .. }, Some(st)) = (&e, &snapshot) {
-            st.refresh_metrics_later();
+            st.refresh_later();
         }
     };
     let drive = driver::drive(sched, initial, clock, run_task, on_event, shutdown.clone());

@@ -290,6 +290,13 @@ pub fn get(db: &Db, id: i64) -> Result<Job> {
         })
 }
 
+/// A value that changes whenever a job is submitted or changes state.
+pub fn generation(db: &Db) -> Result<i64> {
+    db.conn
+        .query_row("SELECT ifnull(max(id), 0) FROM job_events", [], |r| r.get(0))
+        .map_err(db.err())
+}
+
 /// Jobs, newest first; `state` filters by state name.
 pub fn list(db: &Db, state: Option<&str>) -> Result<Vec<Job>> {
     let mut st = db

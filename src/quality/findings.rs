@@ -135,6 +135,38 @@ pub struct FindingRow {
     pub first_ts_ns: i64,
 }
 
+/// A value that changes whenever a check records something.
+pub fn generation(db: &Db) -> Result<String> {
+    db.conn
+        .query_row(
+            "SELECT (SELECT count(*) || '/' || ifnull(max(at), 0) FROM quality_checked)
+                 || '/' || (SELECT count(*) || '/' || total(rows) FROM quality_findings)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db.err())
+}
+
+/// `mdkeep quality --json` and the dashboard's `/api/quality`: how many
+/// partitions a check has seen, and the findings that pass a filter.
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub partitions_checked: u64,
+    /// Partitions read just now because no check had seen them.
+    pub checked_now: u64,
+    pub findings: Vec<FindingRow>,
+}
+
+/// The stored findings that pass `filter`, after `checked_now` partitions
+/// were checked on demand (0 when nothing was).
+pub fn overview(db: &Db, filter: &QualityFilter, checked_now: u64) -> Result<Overview> {
+    Ok(Overview {
+        partitions_checked: checked_count(db, filter.dataset.as_deref())?,
+        checked_now,
+        findings: list(db, filter)?,
+    })
+}
+
 /// The stored findings of partitions still in the catalog, by dataset,
 /// partition and kind.
 pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {

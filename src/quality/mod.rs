@@ -16,7 +16,7 @@ pub mod rows;
 use serde::{Deserialize, Serialize};
 
 pub use check::Checker;
-pub use findings::{list, FindingRow, QualityFilter};
+pub use findings::{list, overview, FindingRow, Overview, QualityFilter};
 
 /// What a finding is about. The serde names are what the database and the
 /// JSON hold.

@@ -17,21 +17,25 @@ use crate::state::Db;
 pub(crate) struct Facts<'a> {
     pub cfg: &'a Config,
     pub db: &'a Db,
+    /// Whether a file this cache does not know yet is read ([`super::Reads`]).
+    pub read_files: bool,
 }
 
 impl<'a> Facts<'a> {
     /// Forget files that left the catalog.
-    pub fn new(cfg: &'a Config, db: &'a Db) -> Facts<'a> {
+    pub fn new(cfg: &'a Config, db: &'a Db, read_files: bool) -> Facts<'a> {
         let _ = db.conn.execute(
             "DELETE FROM report_uncompressed WHERE NOT EXISTS
                (SELECT 1 FROM files f WHERE f.tier = report_uncompressed.tier AND f.relpath = report_uncompressed.relpath)",
             [],
         );
         crate::coverage::forget_gone(db);
-        Facts { cfg, db }
+        Facts { cfg, db, read_files }
     }
 
-    pub fn uncompressed(&self, f: &CatalogFile) -> Result<u64> {
+    /// A file's uncompressed size; `None` when it is not cached and files
+    /// are not to be read.
+    pub fn uncompressed(&self, f: &CatalogFile) -> Result<Option<u64>> {
         let hit: Option<i64> = self
             .db
             .conn
@@ -44,7 +48,10 @@ impl<'a> Facts<'a> {
             .optional()
             .map_err(self.db.err())?;
         if let Some(u) = hit {
-            return Ok(u as u64);
+            return Ok(Some(u as u64));
+        }
+        if !self.read_files {
+            return Ok(None);
         }
         let path = self.cfg.tier_root(&f.tier)?.join(&f.file.relpath);
         let u = crate::parquet_io::uncompressed_bytes(&path)?;
@@ -53,6 +60,6 @@ impl<'a> Facts<'a> {
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![f.tier, f.file.relpath, f.file.bytes as i64, f.file.mtime_ns, u as i64],
         );
-        Ok(u)
+        Ok(Some(u))
     }
 }

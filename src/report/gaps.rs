@@ -66,6 +66,7 @@ pub(crate) fn analyse(
             f,
             &ds.time_column,
             cadence,
+            facts.read_files,
         )?);
     }
     let mut gaps = Vec::new();

@@ -18,7 +18,7 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
     RGBColor(23, 190, 207),
 ];
-pub use super::render::esc;
+pub use super::page::esc;
 
 const MIB: f64 = 1048576.0;
 
@@ -306,22 +306,21 @@ fn fill_days(days: &[String]) -> Vec<String> {
     out
 }
 
-const CSS: &str =
-    "body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}\
-h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}\
-th{background:#f4f4f4}.none{color:#777}.meta{color:#666;font-size:13px}.charts svg{display:block;margin:14px 0}";
-
-/// The whole page.
+/// The whole page, as `mdkeep report --format html` writes it.
 pub fn render(r: &Report) -> String {
+    super::page::document(&format!("mdkeep report {}", r.generated_at), None, &body(r))
+}
+
+/// The page's content: title, charts and tables (the dashboard's `/` puts
+/// its header above it).
+pub fn body(r: &Report) -> String {
     let chart = |c: Result<String, String>| {
         c.unwrap_or_else(|e| format!("<p class=\"none\">chart unavailable: {}</p>", esc(&e)))
     };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>mdkeep report {gen}</title>\
-         <style>{CSS}</style></head><body>\n<h1>mdkeep data-retention report</h1>\n\
+        "<h1>mdkeep data-retention report</h1>\n\
          <p class=\"meta\">Generated {gen}; history since {since} ({span}); {gaps} coverage gaps.</p>\n\
-         <div class=\"charts\">\n{g}\n{t}\n{c}\n</div>\n{tables}</body></html>\n",
+         <div class=\"charts\">\n{g}\n{t}\n{c}\n</div>\n{tables}",
         gen = esc(&r.generated_at),
         since = esc(&r.since_time),
         span = esc(&r.since),

@@ -8,7 +8,9 @@
 
 mod cache;
 pub mod gaps;
+pub mod header;
 pub mod html;
+pub mod page;
 pub mod quality;
 pub mod render;
 
@@ -121,8 +123,24 @@ fn day_of(ns: i64) -> String {
     rfc3339(ns)[..10].to_string()
 }
 
+/// What building a report may read besides the state database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// A file the caches do not know yet is read once (its footer, its
+    /// time column) and remembered: `mdkeep report`.
+    Files,
+    /// No data file is opened: a file not in the caches counts as covering
+    /// its whole range, and its ratio is left out. The dashboard's.
+    CachesOnly,
+}
+
 /// Build the report; `since` is a span like `30d`.
 pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report> {
+    build_with(cfg, db, since, Reads::Files)
+}
+
+/// [`build`], reading only what `reads` allows.
+pub fn build_with(cfg: &Config, db: &Db, since: crate::config::Span, reads: Reads) -> Result<Report> {
     let now = now_ns();
     let since_ns = now.saturating_sub(since.0.as_nanos() as i64);
     let mut r = Report {
@@ -164,13 +182,15 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             bytes,
         });
     }
-    let facts = cache::Facts::new(cfg, db);
+    let facts = cache::Facts::new(cfg, db, reads == Reads::Files);
     for (name, ds) in &cfg.datasets {
         // Files on a store that does not answer are counted from the
         // catalog, not read: the report must not wait out its retries.
         let all = catalog_files(db, Some(name))?;
         let files: Vec<_> = all.iter().filter(|f| !down.contains(&f.tier)).cloned().collect();
         let mut tiers: BTreeMap<String, DatasetTier> = BTreeMap::new();
+        // Stored bytes of the files whose uncompressed size is known, per tier.
+        let mut known: BTreeMap<String, u64> = BTreeMap::new();
         for f in &all {
             let t = tiers.entry(f.tier.clone()).or_insert_with(|| DatasetTier {
                 dataset: name.clone(),
@@ -187,7 +207,10 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             t.rows += f.file.rows;
             t.bytes += f.file.bytes;
             if !down.contains(&f.tier) {
-                t.uncompressed_bytes += facts.uncompressed(f).unwrap_or(0);
+                if let Ok(Some(u)) = facts.uncompressed(f) {
+                    t.uncompressed_bytes += u;
+                    *known.entry(f.tier.clone()).or_default() += f.file.bytes;
+                }
             }
             let lo = rfc3339(f.file.min_ts);
             let hi = rfc3339(f.file.max_ts);
@@ -199,8 +222,9 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
             }
         }
         for mut t in tiers.into_values() {
-            t.compression_ratio = if t.bytes > 0 {
-                t.uncompressed_bytes as f64 / t.bytes as f64
+            let bytes = known.get(&t.tier).copied().unwrap_or(0);
+            t.compression_ratio = if bytes > 0 {
+                t.uncompressed_bytes as f64 / bytes as f64
             } else {
                 0.0
             };
@@ -216,6 +240,19 @@ pub fn build(cfg: &Config, db: &Db, since: crate::config::Span) -> Result<Report
     jobs(db, &mut r)?;
     quality::summarise(cfg, db, &mut r)?;
     Ok(r)
+}
+
+/// A value that changes whenever something the report shows changes in the
+/// state database: the catalog and history, the quality checks, the jobs.
+/// (Free space and the clock move on their own; a cache of the report
+/// also keeps an age limit.)
+pub fn stamp(db: &Db) -> Result<String> {
+    Ok(format!(
+        "{}|{}|{}",
+        crate::catalog::generation(db)?,
+        crate::quality::findings::generation(db)?,
+        crate::jobs::queue::generation(db)?
+    ))
 }
 
 fn growth(db: &Db, since_ns: i64, r: &mut Report) -> Result<()> {

@@ -309,32 +309,12 @@ pub fn markdown(r: &Report) -> String {
 pub fn html_tables(r: &Report) -> String {
     let mut out = String::new();
     for (title, t) in sections(r) {
-        let _ = writeln!(out, "<h2>{}</h2>", esc(&title));
-        if t.rows.is_empty() {
-            out.push_str("<p class=\"none\">None.</p>\n");
-            continue;
-        }
-        out.push_str("<table><thead><tr>");
-        for h in &t.head {
-            let _ = write!(out, "<th>{}</th>", esc(h));
-        }
-        out.push_str("</tr></thead><tbody>\n");
-        for row in &t.rows {
-            out.push_str("<tr>");
-            for c in row {
-                let _ = write!(out, "<td>{}</td>", esc(c));
-            }
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</tbody></table>\n");
+        let rows: Vec<Vec<super::page::Cell>> = t
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(Into::into).collect())
+            .collect();
+        super::page::section(&mut out, &title, &t.head, &rows);
     }
     out
-}
-
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

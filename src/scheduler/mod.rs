@@ -293,6 +293,24 @@ pub fn record_end(db: &Db, task: &str, at: DateTime<Utc>, ok: bool, result: &str
     Ok(())
 }
 
+/// The last end of `task`'s runs: (when, whether it succeeded, the result
+/// text), or `None` when it never ended.
+pub fn last_run(db: &Db, task: &str) -> Result<Option<(i64, bool, String)>> {
+    let row: Option<(Option<i64>, Option<i64>, Option<String>)> = db
+        .conn
+        .query_row(
+            "SELECT last_end, last_success, last_result FROM schedules WHERE task = ?1",
+            [task],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(db.err())?;
+    Ok(row.and_then(|(end, success, result)| {
+        let end = end?;
+        Some((end, success == Some(end), result.unwrap_or_default()))
+    }))
+}
+
 /// Record a skipped run (overlap or missed).
 pub fn record_skip(db: &Db, task: &str, why: &str) -> Result<()> {
     db.conn

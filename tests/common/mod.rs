@@ -381,10 +381,18 @@ pub fn free_port() -> u16 {
 
 /// `GET path` over plain HTTP/1.1; (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(port, path, "")
+}
+
+/// [`http_get`] with more header lines (each ending in `\r\n`).
+pub fn http_get_with(port: u16, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
     c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     c.read_to_string(&mut text)?;
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
