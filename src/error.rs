@@ -78,6 +78,16 @@ pub enum Error {
     #[error("data of `{dataset}` has quality findings (data.require_clean): {findings}")]
     Unclean { dataset: String, findings: String },
 
+    /// A job pinned to a data fingerprint the data no longer has.
+    #[error("the data of `{dataset}` no longer has fingerprint {pinned} (data.fingerprint); it is {now} now{diff}")]
+    DataChanged {
+        dataset: String,
+        pinned: String,
+        now: String,
+        /// What changed, one partition per line, or why it cannot be said.
+        diff: String,
+    },
+
     /// A request about a job that cannot be honoured (unknown id, wrong state, over budget).
     #[error("job {id}: {message}")]
     Job { id: i64, message: String },
@@ -254,7 +264,8 @@ impl Error {
             | Error::Schema { .. }
             | Error::BadInput { .. }
             | Error::Parquet { .. }
-            | Error::Unclean { .. } => exit::BAD_DATA,
+            | Error::Unclean { .. }
+            | Error::DataChanged { .. } => exit::BAD_DATA,
             Error::Io { .. } | Error::NoSpace { .. } => exit::IO,
             // Often a lock held elsewhere.
             Error::Db { .. } | Error::Busy(_) => exit::BUSY,

@@ -1,4 +1,4 @@
-//! `mdkeep jobs submit|ls|show|logs|cancel|retry|work`
+//! `mdkeep jobs submit|ls|show|logs|cancel|retry|rerun|diff|work`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +50,23 @@ pub enum Cmd {
     Cancel { id: i64 },
     /// Queue a finished job again.
     Retry { id: i64 },
+    /// Submit a job's spec again, as a new job; prints its id.
+    Rerun {
+        id: i64,
+        /// Print {"id": N}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Did two jobs read the same data? Lists the partitions that differ
+    /// (rows added, removed or changed, and their time ranges). Exit 0 when
+    /// the data is the same, 1 when it differs.
+    Diff {
+        a: i64,
+        b: i64,
+        /// Print {"same": bool, "a": {...}, "b": {...}, "partitions": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run queued jobs within the memory budget (in the foreground).
     Work {
         /// Stop once the queue is empty and nothing runs.
@@ -139,6 +156,9 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
                 v.exit_code
             );
             println!("  folder {}", v.dir);
+            if let (Some(fp), Some(rows)) = (&v.data_fingerprint, v.data_rows) {
+                println!("  data: fingerprint {fp}, {} rows", output::thousands(rows));
+            }
             for e in events {
                 println!("  {}  {:<12} {}", e.at, e.state, e.message);
             }
@@ -152,6 +172,15 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
             queue::retry(&db, *id)?;
             println!("job {id}: queued again");
         }
+        Cmd::Rerun { id, json } => {
+            let new = jobs::rerun(&cfg, &db, *id)?;
+            if *json {
+                output::json(&serde_json::json!({ "id": new }))?;
+            } else {
+                println!("{new}");
+            }
+        }
+        Cmd::Diff { a, b, json } => return diff(&db, *a, *b, *json),
         Cmd::Work { once, json } => {
             // SIGTERM or SIGINT interrupts the running jobs (re-queued when they have retries).
             let shutdown = Shutdown::new();
@@ -177,6 +206,49 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `jobs diff A B`.
+fn diff(db: &Db, a: i64, b: i64, json: bool) -> anyhow::Result<i32> {
+    use mdkeep::export::manifest;
+    let load = |id: i64| -> anyhow::Result<manifest::Manifest> {
+        queue::data_manifest(db, id)?.ok_or_else(|| {
+            anyhow::anyhow!("job {id} has no data manifest: its spec has no [data], or its export has not run")
+        })
+    };
+    let (ma, mb) = (load(a)?, load(b)?);
+    let changes = manifest::diff(&ma, &mb);
+    let same = ma.fingerprint == mb.fingerprint;
+    if json {
+        let side = |id: i64, m: &manifest::Manifest| serde_json::json!({ "job": id, "dataset": m.dataset, "data_fingerprint": m.fingerprint, "data_rows": m.rows });
+        output::json(&serde_json::json!({
+            "same": same,
+            "a": side(a, &ma),
+            "b": side(b, &mb),
+            "partitions": changes,
+        }))?;
+    } else if same {
+        println!(
+            "jobs {a} and {b} read the same data: fingerprint {}, {} rows",
+            ma.fingerprint,
+            output::thousands(ma.rows)
+        );
+    } else {
+        println!(
+            "jobs {a} and {b} read different data: {} ({} rows) → {} ({} rows)",
+            ma.fingerprint,
+            output::thousands(ma.rows),
+            mb.fingerprint,
+            output::thousands(mb.rows)
+        );
+        if ma.dataset != mb.dataset {
+            println!("  datasets differ: {} → {}", ma.dataset, mb.dataset);
+        }
+        for c in &changes {
+            println!("  {c}");
+        }
+    }
+    Ok(if same { mdkeep::exit::OK } else { mdkeep::exit::FAILURE })
 }
 
 fn logs(db: &Db, id: i64, follow: bool) -> anyhow::Result<i32> {

@@ -11,11 +11,13 @@
 
 mod columns;
 mod formats;
+pub mod manifest;
 mod nautilus;
 mod npz;
 pub mod quality;
 mod wide;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -77,6 +79,11 @@ pub struct ExportReport {
     pub seconds: f64,
     /// Quality findings of the partitions read.
     pub quality: Vec<crate::quality::FindingRow>,
+    /// The fingerprint of the rows exported ([`manifest`]).
+    pub data_fingerprint: String,
+    /// What was read and handed over, partition by partition.
+    #[serde(skip)]
+    pub manifest: Option<manifest::Manifest>,
 }
 
 pub use crate::time::parse_time;
@@ -167,12 +174,19 @@ fn select_and_pin<'a>(
     Ok((chosen, pins))
 }
 
-/// Passes on the rows of merged batches that fall in the requested range.
+/// Passes on the rows of merged batches that fall in the requested range,
+/// and adds them to the digest.
 struct RangeSink<'a> {
     ctx: &'a MergeCtx<'a>,
+    ds: &'a DatasetConfig,
+    series: &'a str,
+    /// Nanoseconds per unit of the time column.
+    unit: i64,
     from: Option<i64>,
     to: Option<i64>,
-    out: Box<dyn columns::SeriesOut>,
+    digest: &'a RefCell<manifest::Digest>,
+    /// `None` when only the digest is wanted ([`digest`]).
+    out: Option<Box<dyn columns::SeriesOut>>,
 }
 
 impl Sink for RangeSink<'_> {
@@ -182,7 +196,12 @@ impl Sink for RangeSink<'_> {
         let lo = self.from.map_or(0, |f| ts.partition_point(|&t| t < f));
         let hi = self.to.map_or(ts.len(), |t| ts.partition_point(|&x| x < t));
         if hi > lo {
-            self.out.write(&batch.slice(lo, hi - lo))?;
+            let slice = batch.slice(lo, hi - lo);
+            let ns: Vec<i64> = ts[lo..hi].iter().map(|t| t.saturating_mul(self.unit)).collect();
+            self.digest.borrow_mut().add(self.ds, self.series, &slice, &ns)?;
+            if let Some(out) = &mut self.out {
+                out.write(&slice)?;
+            }
         }
         Ok(())
     }
@@ -223,10 +242,10 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
         std::process::id(),
         crate::state::now_ns()
     )))?;
-    let result = run(cfg, ds, req, &chosen, scratch.path());
+    let result = run(cfg, ds, req, &chosen, scratch.path(), true);
     drop(scratch);
     drop(pins);
-    let (files, m) = result?;
+    let (files, m, manifest) = result?;
     let mut report = ExportReport {
         dataset: req.dataset.clone(),
         format: req.format.name().to_string(),
@@ -235,6 +254,8 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
         files,
         duplicates_removed: m.duplicates_removed,
         quality: findings,
+        data_fingerprint: manifest.fingerprint.clone(),
+        manifest: Some(manifest),
         ..Default::default()
     };
     if report.rows == 0 {
@@ -245,6 +266,22 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The manifest an export of `req` would record now, without writing
+/// anything: the same selection, pins and merge, with no output.
+pub fn digest(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<manifest::Manifest> {
+    let ds = cfg.dataset(&req.dataset)?;
+    let (chosen, pins) = select_and_pin(cfg, db, req, ds, owner)?;
+    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
+        "digest-{}-{}",
+        std::process::id(),
+        crate::state::now_ns()
+    )))?;
+    let result = run(cfg, ds, req, &chosen, scratch.path(), false);
+    drop(scratch);
+    drop(pins);
+    Ok(result?.2)
 }
 
 fn describe(req: &Request) -> String {
@@ -272,8 +309,10 @@ fn run(
     req: &Request,
     chosen: &BTreeMap<String, Vec<CatalogFile>>,
     scratch: &Path,
-) -> Result<(Vec<ExportedFile>, RewriteTotals)> {
+    write: bool,
+) -> Result<(Vec<ExportedFile>, RewriteTotals, manifest::Manifest)> {
     let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
+    let digest = RefCell::new(manifest::Digest::default());
     let ctx = MergeCtx::new(ds, batch_rows);
     let unit = crate::parquet_io::unit_ns(ds.time_unit());
     let (from, to) = (req.from.map(|t| t.div_euclid(unit)), req.to.map(|t| t.div_euclid(unit)));
@@ -300,21 +339,35 @@ fn run(
         let sub = scratch.join(format!("s{}", exporter.count()));
         std::fs::create_dir_all(&sub).map_err(Error::io("create folder", &sub))?;
         let make = || {
+            // A restart starts the series' digest over too.
+            digest.borrow_mut().reset(series);
             Ok(RangeSink {
                 ctx: &ctx,
+                ds,
+                series,
+                unit,
                 from,
                 to,
-                out: exporter.series(series, &values)?,
+                digest: &digest,
+                out: if write {
+                    Some(exporter.series(series, &values)?)
+                } else {
+                    None
+                },
             })
         };
         let (sink, _) = merge_inputs(&MergeOptions::new(&ctx, &sub, fan_in), inputs, &mut m, make, |s| {
             drop(s);
             Ok(())
         })?;
-        let out = sink.out;
-        exporter.finish_series(out)?;
+        if let Some(out) = sink.out {
+            exporter.finish_series(out)?;
+        }
     }
-    Ok((exporter.finish()?, m))
+    let files: Vec<(String, Vec<CatalogFile>)> = chosen.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let manifest = digest.into_inner().manifest(&req.dataset, &files);
+    let exported = if write { exporter.finish()? } else { Vec::new() };
+    Ok((exported, m, manifest))
 }
 
 #[cfg(test)]

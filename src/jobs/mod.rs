@@ -31,9 +31,28 @@ use spec::JobSpec;
 /// reservation alone exceeds the budget (local runner) or every Slurm node
 /// of the partition (Slurm runner). Returns its id.
 pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]) -> Result<i64> {
-    use crate::config::units::human_bytes;
     let spec = JobSpec::load(cfg, spec_path, sets)?;
-    let reserved = worker::reservation(cfg, db, &spec, 0)?;
+    let spec_dir = spec_path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(Error::io("resolve", spec_path))?;
+    submit_spec(cfg, db, &spec, spec_path, &spec_dir)
+}
+
+/// Queue job `id`'s spec again, as it was submitted (`jobs rerun`).
+pub fn rerun(cfg: &Config, db: &Db, id: i64) -> Result<i64> {
+    let job = queue::get(db, id)?;
+    let origin = std::path::PathBuf::from(format!("the spec of job {id}"));
+    submit_spec(cfg, db, &job.spec, &origin, Path::new(&job.spec_dir))
+}
+
+/// [`submit`] of a loaded spec; `spec_path` names it in errors, and
+/// relative paths in it are relative to `spec_dir`.
+fn submit_spec(cfg: &Config, db: &Db, spec: &JobSpec, spec_path: &Path, spec_dir: &Path) -> Result<i64> {
+    use crate::config::units::human_bytes;
+    let reserved = worker::reservation(cfg, db, spec, 0)?;
     let never_fits = match cfg.jobs.runner {
         crate::config::Runner::Local => {
             let budget = cfg.jobs.memory_budget.0;
@@ -57,30 +76,54 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
             message: format!("the job needs {} but {why}", human_bytes(reserved)),
         });
     }
-    // Data that must be clean is checked now too.
-    if let Some(d) = spec.data.as_ref().filter(|d| d.require_clean) {
+    // Data that must be clean, or unchanged, is checked now too.
+    if let Some(d) = spec.data.as_ref() {
         let req = d.request(crate::export::Format::Parquet, cfg.tmp_dir())?;
-        crate::export::check_clean(cfg, db, &req)?;
+        if d.require_clean {
+            crate::export::check_clean(cfg, db, &req)?;
+        }
+        if let Some(pinned) = &d.fingerprint {
+            let now = crate::export::digest(cfg, db, &req, &format!("submit:{}", std::process::id()))?;
+            check_pinned(db, pinned, &now)?;
+        }
     }
     // Secrets must resolve now, not at 3 a.m. when the job starts.
     spec::resolve_secrets(cfg, &spec.secrets)?;
-    let spec_dir = spec_path
-        .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .map_err(Error::io("resolve", spec_path))?;
     let timeout = spec.timeout.unwrap_or(cfg.jobs.default_timeout);
     queue::submit(
         db,
         &queue::NewJob {
-            spec: &spec,
+            spec,
             spec_dir: &spec_dir.display().to_string(),
             reserved_bytes: reserved,
             timeout_ms: timeout.0.as_millis() as i64,
             jobs_dir: &cfg.jobs_dir(),
         },
     )
+}
+
+/// Refuse data whose fingerprint is not `pinned`, saying what changed since
+/// the newest job that read the pinned data (when one did).
+pub fn check_pinned(db: &Db, pinned: &str, now: &crate::export::manifest::Manifest) -> Result<()> {
+    if now.fingerprint == pinned {
+        return Ok(());
+    }
+    let diff = match queue::with_data_fingerprint(db, pinned)? {
+        Some((id, then)) => {
+            let lines: Vec<String> = crate::export::manifest::diff(&then, now)
+                .iter()
+                .map(|c| format!("\n  {c}"))
+                .collect();
+            format!("; since job {id} read it:{}", lines.concat())
+        }
+        None => "; no job recorded that fingerprint, so what changed cannot be said".into(),
+    };
+    Err(Error::DataChanged {
+        dataset: now.dataset.clone(),
+        pinned: pinned.to_string(),
+        now: now.fingerprint.clone(),
+        diff,
+    })
 }
 
 /// A finished job's exported data, past `jobs.keep_exports`.

@@ -124,6 +124,9 @@ pub struct Job {
     pub dir: String,
     /// Set when the Slurm runner submitted it.
     pub slurm_id: Option<i64>,
+    /// The fingerprint and rows of the data its export handed over.
+    pub data_fingerprint: Option<String>,
+    pub data_rows: Option<u64>,
 }
 
 /// The stable JSON shape of `jobs show --json` and each `jobs ls --json` element.
@@ -147,6 +150,9 @@ pub struct JobView {
     pub message: Option<String>,
     pub dir: String,
     pub slurm_id: Option<i64>,
+    /// The fingerprint of the data the job read (`export::manifest`).
+    pub data_fingerprint: Option<String>,
+    pub data_rows: Option<u64>,
 }
 
 impl Job {
@@ -171,13 +177,15 @@ impl Job {
             message: self.message.clone(),
             dir: self.dir.clone(),
             slurm_id: self.slurm_id,
+            data_fingerprint: self.data_fingerprint.clone(),
+            data_rows: self.data_rows,
         }
     }
 }
 
 const COLUMNS: &str = "id, name, framework, grp, spec, spec_dir, fingerprint, priority, retries, attempts, state,
      reserved_bytes, peak_bytes, limit_mechanism, exit_code, pgid, worker_pid, cancel_requested, timeout_ms,
-     message, dir, queued_at, started_at, finished_at, slurm_id";
+     message, dir, queued_at, started_at, finished_at, slurm_id, data_fingerprint, data_rows";
 
 fn from_row(r: &Row) -> rusqlite::Result<Job> {
     let spec_json: String = r.get(4)?;
@@ -221,7 +229,53 @@ fn from_row(r: &Row) -> rusqlite::Result<Job> {
         message: r.get(19)?,
         dir: r.get(20)?,
         slurm_id: r.get(24)?,
+        data_fingerprint: r.get(25)?,
+        data_rows: r.get::<_, Option<i64>>(26)?.map(|v| v as u64),
     })
+}
+
+/// Record the data a job's export handed over.
+pub fn record_data(db: &Db, id: i64, m: &crate::export::manifest::Manifest) -> Result<()> {
+    let text = serde_json::to_string(m).map_err(|e| Error::Invalid(e.to_string()))?;
+    db.conn
+        .execute(
+            "UPDATE jobs SET data_fingerprint = ?2, data_rows = ?3, data_manifest = ?4 WHERE id = ?1",
+            params![id, m.fingerprint, m.rows as i64, text],
+        )
+        .map_err(db.err())?;
+    Ok(())
+}
+
+/// The manifest of the data a job read, if its export ran.
+pub fn data_manifest(db: &Db, id: i64) -> Result<Option<crate::export::manifest::Manifest>> {
+    let text: Option<String> = db
+        .conn
+        .query_row("SELECT data_manifest FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .map_err(db.err())?
+        .ok_or(Error::Job {
+            id,
+            message: "no such job".into(),
+        })?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| Error::Invalid(format!("job {id}: data manifest: {e}"))))
+        .transpose()
+}
+
+/// The newest job whose data had `fingerprint`, with its manifest.
+pub fn with_data_fingerprint(db: &Db, fingerprint: &str) -> Result<Option<(i64, crate::export::manifest::Manifest)>> {
+    let id: Option<i64> = db
+        .conn
+        .query_row(
+            "SELECT id FROM jobs WHERE data_fingerprint = ?1 AND data_manifest IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [fingerprint],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db.err())?;
+    match id {
+        Some(id) => Ok(data_manifest(db, id)?.map(|m| (id, m))),
+        None => Ok(None),
+    }
 }
 
 /// What `submit` needs besides the spec.

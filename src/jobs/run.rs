@@ -115,6 +115,18 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
         let record = dir.join("data_quality.json");
         let text = serde_json::to_string_pretty(&r.quality).unwrap_or_default();
         std::fs::write(&record, text).map_err(Error::io("write", &record))?;
+        if let Some(m) = &r.manifest {
+            let path = dir.join(MANIFEST);
+            let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Invalid(e.to_string()))?;
+            crate::fsutil::write_atomic(&path, &text)?;
+            super::queue::record_data(&db, job.id, m)?;
+            if let Some(pinned) = &d.fingerprint {
+                super::check_pinned(&db, pinned, m).map_err(|e| Error::Job {
+                    id: job.id,
+                    message: e.to_string(),
+                })?;
+            }
+        }
         let day = |t: Option<i64>| {
             t.map(|t| chrono::DateTime::from_timestamp_nanos(t).format("%Y%m%d").to_string())
                 .unwrap_or_default()
@@ -376,10 +388,16 @@ fn stop_reason(l: &Launch, group: &Group, rss: u64, deadline: Instant) -> Option
     }
 }
 
+/// The data manifest in a job's folder (`export::manifest`).
+pub const MANIFEST: &str = "data.manifest.json";
+
 /// `result.json`: the same fields for every framework, plus what the
-/// framework's own stable outputs report.
+/// framework's own stable outputs report, and the data's fingerprint.
 fn write_result(l: &Launch, dir: &Path, f: &Finish) {
     let metrics = super::adapters::metrics(&l.job.framework, dir);
+    let data: Option<crate::export::manifest::Manifest> = std::fs::read(dir.join(MANIFEST))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let v = serde_json::json!({
         "job_id": l.job.id,
         "name": l.job.name,
@@ -390,6 +408,8 @@ fn write_result(l: &Launch, dir: &Path, f: &Finish) {
         "reserved_memory_bytes": l.reserved,
         "message": f.message,
         "metrics": metrics,
+        "data_fingerprint": data.as_ref().map(|m| &m.fingerprint),
+        "data_rows": data.as_ref().map(|m| m.rows),
     });
     let text = serde_json::to_vec_pretty(&v).unwrap_or_default();
     if let Err(e) = crate::fsutil::write_atomic(&dir.join("result.json"), &text) {

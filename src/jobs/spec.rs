@@ -82,6 +82,10 @@ pub struct DataNeeds {
     /// (default: every fault still in the data).
     #[serde(default)]
     pub clean_kinds: Vec<String>,
+    /// Refuse the job (exit 65 at submit, a failed export at start) unless
+    /// the data's fingerprint is still this one (`jobs show`'s `data_fingerprint`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 impl DataNeeds {

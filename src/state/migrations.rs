@@ -243,4 +243,10 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dataset, partition)
     );
     "#,
+    // 12: the data a job was handed: its fingerprint, rows and manifest (export::manifest).
+    r#"
+    ALTER TABLE jobs ADD COLUMN data_fingerprint TEXT;
+    ALTER TABLE jobs ADD COLUMN data_rows INTEGER;
+    ALTER TABLE jobs ADD COLUMN data_manifest TEXT;
+    "#,
 ];
