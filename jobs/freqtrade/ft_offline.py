@@ -13,8 +13,10 @@ Market source, in order:
   1. $MDKEEP_FT_MARKETS: JSON file, a list (or symbol-keyed dict) of ccxt unified market dicts,
      e.g. `json.dump(list(ccxt.binance().load_markets().values()), f)` saved on a machine
      with network;
-  2. otherwise spot markets synthesized for every pair in the configs' exchange.pair_whitelist
-     and in `-p/--pairs` (precision 1e-8, min cost 5 quote, fees 0.1%).
+  2. otherwise markets synthesized for every pair in the configs' exchange.pair_whitelist
+     and in `-p/--pairs`: spot markets (precision 1e-8, min cost 5 quote, fees 0.1%), and
+     linear perpetual swaps for futures pairs such as `BTC/USDT:USDT` (fees 0.02/0.05%,
+     leverage up to 125; Binance's leverage tiers ship with freqtrade and load in dry runs).
 
 usage: python ft_offline.py <freqtrade CLI args...>   (same arguments as `freqtrade`)
 """
@@ -98,6 +100,27 @@ def _spot_market(symbol):
     }
 
 
+def _swap_market(symbol):
+    """A linear perpetual swap, as ccxt describes Binance's USD-M futures."""
+    base, rest = symbol.split("/", 1)
+    quote, settle = rest.split(":", 1)
+    m = _spot_market(f"{base}/{quote}")
+    m.update({
+        "symbol": symbol, "settle": settle, "settleId": settle, "type": "swap", "spot": False,
+        "swap": True, "contract": True, "linear": True, "inverse": False, "contractSize": 1.0,
+        "taker": 0.0005, "maker": 0.0002, "expiry": None, "expiryDatetime": None,
+        "strike": None, "optionType": None,
+        "precision": {"amount": 0.001, "price": 0.1, "base": 1e-8, "quote": 1e-8},
+    })
+    m["limits"].update({"amount": {"min": 0.001, "max": 1000.0}, "price": {"min": 0.1, "max": 1e7},
+                        "leverage": {"min": 1, "max": 125}, "market": {"min": 0.001, "max": 120.0}})
+    return m
+
+
+def _market(symbol):
+    return _swap_market(symbol) if ":" in symbol else _spot_market(symbol)
+
+
 def _load_markets_list(argv):
     path = os.environ.get("MDKEEP_FT_MARKETS")
     if path:
@@ -108,7 +131,7 @@ def _load_markets_list(argv):
     if not pairs:
         sys.exit("ft_offline: no pairs found (config exchange.pair_whitelist or -p) "
                  "and MDKEEP_FT_MARKETS not set")
-    return [_spot_market(p) for p in pairs]
+    return [_market(p) for p in pairs]
 
 
 def install(markets):

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 pub(crate) enum Shape {
     Candles,
     Trades,
+    /// Funding rates: `rate` at each funding time.
+    Funding,
     Other,
 }
 
@@ -28,6 +30,8 @@ pub(crate) fn shape(ds: &DatasetConfig) -> Shape {
         Shape::Candles
     } else if ["price", "amount", "side"].iter().all(|c| has(c)) && !has("update_id") {
         Shape::Trades
+    } else if has("rate") {
+        Shape::Funding
     } else {
         Shape::Other
     }

@@ -56,7 +56,8 @@ impl Format {
         let s = shape(ds);
         let ok = match self {
             Format::Parquet => true,
-            Format::Freqtrade | Format::Nautilus => s != Shape::Other,
+            Format::Freqtrade => s != Shape::Other,
+            Format::Nautilus => matches!(s, Shape::Candles | Shape::Trades),
             Format::Hftbacktest => s == Shape::Trades,
             Format::Vectorbt => s == Shape::Candles,
         };
@@ -72,7 +73,9 @@ impl Format {
                 }
             )));
         }
-        if s == Shape::Candles && matches!(self, Format::Freqtrade | Format::Nautilus) && req.timeframe.is_none() {
+        // A file's name holds the timeframe: from the partition, or the request.
+        let tf_known = req.timeframe.is_some() || ds.partition_by.iter().any(|c| c == "timeframe");
+        if s == Shape::Candles && matches!(self, Format::Freqtrade | Format::Nautilus) && !tf_known {
             return Err(Error::Invalid(format!(
                 "--format {} of candles needs --timeframe (e.g. 1m)",
                 self.name()
@@ -126,11 +129,16 @@ impl<'a> Exporter<'a> {
                 };
                 Box::new(ParquetOut::new(out.join(format!("{name}.parquet")), self.ds))
             }
-            Format::Freqtrade if shape == Shape::Candles => {
+            Format::Freqtrade if matches!(shape, Shape::Candles | Shape::Funding) => {
                 let tf = tf.unwrap_or_default();
+                let mapping = if shape == Shape::Funding {
+                    Mapping::FtFunding
+                } else {
+                    Mapping::FtCandles
+                };
                 Box::new(FeatherOut::new(
-                    out.join(format!("{symbol}-{tf}.feather")),
-                    Mapping::FtCandles,
+                    freqtrade_path(out, &self.ds.name, &symbol, &tf),
+                    mapping,
                 ))
             }
             Format::Freqtrade => Box::new(FeatherOut::new(
@@ -267,10 +275,32 @@ impl SeriesOut for FeatherlessSpill {
     }
 }
 
+/// Whether a Freqtrade symbol is a futures pair: `BTC_USDT_USDT` for
+/// `BTC/USDT:USDT` names its settle currency.
+pub(crate) fn is_futures_symbol(symbol: &str) -> bool {
+    symbol.split('_').count() >= 3
+}
+
+/// Where Freqtrade looks for a candle file: `<SYM>-<tf>.feather` for spot
+/// candles, `futures/<SYM>-<tf>-<candle type>.feather` for futures ones
+/// (futures, mark, index, premiumIndex, funding_rate).
+fn freqtrade_path(out: &Path, dataset: &str, symbol: &str, tf: &str) -> PathBuf {
+    let candle_type = crate::ingest::freqtrade::CANDLE_TYPES
+        .iter()
+        .find(|(t, d)| *d == dataset && *t != "spot" && (*t != "futures" || is_futures_symbol(symbol)))
+        .map(|(t, _)| *t);
+    match candle_type {
+        Some(ct) => out.join("futures").join(format!("{symbol}-{tf}-{ct}.feather")),
+        None => out.join(format!("{symbol}-{tf}.feather")),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Mapping {
     /// date, open, high, low, close, volume.
     FtCandles,
+    /// date, funding_rate (Freqtrade's current funding layout).
+    FtFunding,
     /// timestamp (ms), id, type, side, price, amount, cost.
     FtTrades,
 }
@@ -280,6 +310,7 @@ impl Mapping {
         let f = |n: &str| Field::new(n, DataType::Float64, false);
         Arc::new(Schema::new(match self {
             Mapping::FtCandles => vec![utc_ms("date"), f("open"), f("high"), f("low"), f("close"), f("volume")],
+            Mapping::FtFunding => vec![utc_ms("date"), f("funding_rate")],
             Mapping::FtTrades => vec![
                 Field::new("timestamp", DataType::Int64, false),
                 Field::new("id", DataType::Utf8, true),
@@ -301,6 +332,7 @@ impl Mapping {
                 }
                 v
             }
+            Mapping::FtFunding => vec![ts_ms_utc(b.column(0))?, f64_col(b, "rate")?],
             Mapping::FtTrades => {
                 let ts = cast(b.column(0), &DataType::Timestamp(TimeUnit::Millisecond, None))
                     .and_then(|a| cast(&a, &DataType::Int64))
@@ -362,6 +394,9 @@ impl SeriesOut for FeatherOut {
             message: e.to_string(),
         };
         if self.w.is_none() {
+            if let Some(dir) = self.dest.parent() {
+                std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
+            }
             let (target, file) = AtomicFile::create(&self.dest)?;
             let opts = IpcWriteOptions::default()
                 .try_with_compression(Some(arrow::ipc::CompressionType::ZSTD))

@@ -211,6 +211,21 @@ impl Digest {
     }
 }
 
+impl Manifest {
+    /// Take in the manifest of a companion dataset exported with this one
+    /// (Freqtrade's mark and funding series): its partitions are named
+    /// `<dataset>:<partition>`, and the fingerprint covers them too.
+    pub fn absorb(&mut self, other: Manifest) {
+        for mut p in other.partitions {
+            p.partition = format!("{}:{}", other.dataset, p.partition);
+            self.partitions.push(p);
+        }
+        self.files.extend(other.files);
+        self.rows += other.rows;
+        self.fingerprint = fingerprint(&self.dataset, &self.partitions);
+    }
+}
+
 /// One hash over the dataset and its partitions' digests: not over file
 /// names, tiers or paths.
 pub fn fingerprint(dataset: &str, partitions: &[PartitionDigest]) -> String {

@@ -207,8 +207,73 @@ impl Sink for RangeSink<'_> {
     }
 }
 
+/// The datasets a Freqtrade export of futures candles brings along, so a
+/// futures backtest can charge funding: mark, index and premium-index
+/// candles, and funding rates.
+const FREQTRADE_COMPANIONS: [&str; 4] = ["mark", "index", "premium", "funding"];
+
 /// Run an export. `owner` names the pins (e.g. `export:<pid>` or `job:<id>`).
+/// A Freqtrade export of futures candles also writes the same symbols'
+/// [`FREQTRADE_COMPANIONS`] that have data, in Freqtrade's `futures/`
+/// layout; its manifest covers them.
 pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<ExportReport> {
+    let mut report = export_one(cfg, db, req, owner)?;
+    let series: Vec<String> = report.files.iter().map(|f| f.series.clone()).collect();
+    for sub in companions(cfg, db, req, &series)? {
+        let r = export_one(cfg, db, &sub, owner)?;
+        report.files.extend(r.files);
+        for (tier, n) in r.source_files {
+            *report.source_files.entry(tier).or_default() += n;
+        }
+        report.quality.extend(r.quality);
+        if let (Some(m), Some(other)) = (report.manifest.as_mut(), r.manifest) {
+            m.absorb(other);
+            report.data_fingerprint = m.fingerprint.clone();
+        }
+    }
+    Ok(report)
+}
+
+/// The companion exports of a Freqtrade export of the `series` keys (see
+/// [`export`]): one request per companion dataset with data for their
+/// futures symbols.
+fn companions(cfg: &Config, db: &Db, req: &Request, series: &[String]) -> Result<Vec<Request>> {
+    if req.format != Format::Freqtrade || req.dataset != "ohlcv" {
+        return Ok(Vec::new());
+    }
+    let mut symbols: Vec<String> = series
+        .iter()
+        .filter_map(|s| {
+            partition_values(s)
+                .into_iter()
+                .find(|(k, _)| k == "symbol")
+                .map(|(_, v)| v)
+        })
+        .filter(|s| formats::is_futures_symbol(s))
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    let mut out = Vec::new();
+    if symbols.is_empty() {
+        return Ok(out);
+    }
+    for name in FREQTRADE_COMPANIONS {
+        let Some(ds) = cfg.datasets.get(name) else { continue };
+        let sub = Request {
+            dataset: name.to_string(),
+            symbols: symbols.clone(),
+            timeframe: None,
+            require_clean: None,
+            ..req.clone()
+        };
+        if !select(cfg, db, &sub, ds)?.is_empty() {
+            out.push(sub);
+        }
+    }
+    Ok(out)
+}
+
+fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<ExportReport> {
     let started = Instant::now();
     let ds = cfg.dataset(&req.dataset)?;
     for (what, v) in [
@@ -281,7 +346,12 @@ pub fn digest(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<manif
     let result = run(cfg, ds, req, &chosen, scratch.path(), false);
     drop(scratch);
     drop(pins);
-    Ok(result?.2)
+    let mut m = result?.2;
+    let series: Vec<String> = chosen.keys().cloned().collect();
+    for sub in companions(cfg, db, req, &series)? {
+        m.absorb(digest(cfg, db, &sub, owner)?);
+    }
+    Ok(m)
 }
 
 fn describe(req: &Request) -> String {

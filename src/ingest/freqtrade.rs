@@ -5,8 +5,11 @@
 //! `<PAIR>-<tf>-<candle type>.<ext>`; `<ext>` is feather, parquet, json or
 //! json.gz (`jsongz`). Pairs are written `BTC_USDT` for `BTC/USDT` (and
 //! `XRP_USDT_USDT` for `XRP/USDT:USDT`); that spelling is the `symbol`
-//! partition value. This module only translates those files into
-//! `ohlcv`/`trades` batches; writing is the ingest sink's job.
+//! partition value. Candle types go to their own datasets ([`CANDLE_TYPES`]):
+//! spot and futures candles to `ohlcv`, `mark`, `index` and `premiumIndex`
+//! candles to `mark`, `index` and `premium`, `funding_rate` to `funding`
+//! (`ts, rate`). This module only translates those files into batches;
+//! writing is the ingest sink's job.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -19,7 +22,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde_json::Value;
 
 use super::{ingest_series, IngestReport, Series, Skipped};
-use crate::config::{Config, DatasetConfig};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::parquet_io;
@@ -137,23 +140,47 @@ pub fn ingest_dir(cfg: &Config, db: &mut Db, dir: &Path, exchange: &str) -> Resu
             });
             continue;
         };
-        if let FtFile::Candles {
-            candle_type: Some(ct), ..
-        } = &kind
-        {
-            if ct != "futures" && ct != "spot" {
-                report.skipped.push(Skipped {
-                    source: path.display().to_string(),
-                    reason: format!(
-                        "candle type `{ct}` is not price candles; only spot and futures candles are imported"
-                    ),
-                });
-                continue;
-            }
+        if let Some(why) = dataset_of(&kind).err().or_else(|| {
+            let name = dataset_of(&kind).ok()?;
+            (!cfg.datasets.contains_key(name)).then(|| format!("the config declares no `{name}` dataset"))
+        }) {
+            report.skipped.push(Skipped {
+                source: path.display().to_string(),
+                reason: why,
+            });
+            continue;
         }
         ingest_file(cfg, db, &path, &kind, exchange, &mut report)?;
     }
     Ok(report)
+}
+
+/// Freqtrade's candle types and the datasets that hold them.
+pub const CANDLE_TYPES: [(&str, &str); 6] = [
+    ("spot", "ohlcv"),
+    ("futures", "ohlcv"),
+    ("mark", "mark"),
+    ("index", "index"),
+    ("premiumIndex", "premium"),
+    ("funding_rate", "funding"),
+];
+
+/// The dataset a Freqtrade file goes to, or why it is not imported.
+pub fn dataset_of(kind: &FtFile) -> std::result::Result<&'static str, String> {
+    match kind {
+        FtFile::Trades { .. } => Ok("trades"),
+        FtFile::Candles { candle_type: None, .. } => Ok("ohlcv"),
+        FtFile::Candles {
+            candle_type: Some(ct), ..
+        } => CANDLE_TYPES
+            .iter()
+            .find(|(t, _)| t == ct)
+            .map(|(_, d)| *d)
+            .ok_or_else(|| {
+                let known: Vec<&str> = CANDLE_TYPES.iter().map(|(t, _)| *t).collect();
+                format!("candle type `{ct}` is not imported (only {})", known.join(", "))
+            }),
+    }
 }
 
 /// Import one Freqtrade file.
@@ -165,20 +192,17 @@ pub fn ingest_file(
     exchange: &str,
     report: &mut IngestReport,
 ) -> Result<()> {
-    let (ds, pair, format, extra): (&DatasetConfig, &str, Format, Option<(String, String)>) = match kind {
+    let ds = cfg.dataset(dataset_of(kind).map_err(Error::Invalid)?)?;
+    let (pair, format, extra): (&str, Format, Option<(String, String)>) = match kind {
         FtFile::Candles {
             pair,
             timeframe,
             format,
             ..
-        } => (
-            cfg.dataset("ohlcv")?,
-            pair,
-            *format,
-            Some(("timeframe".into(), timeframe.clone())),
-        ),
-        FtFile::Trades { pair, format } => (cfg.dataset("trades")?, pair, *format, None),
+        } => (pair, *format, Some(("timeframe".into(), timeframe.clone()))),
+        FtFile::Trades { pair, format } => (pair, *format, None),
     };
+    let funding = ds.name == "funding";
     let symbol = pair_to_symbol(pair);
     layout::check_segment("symbol", &symbol)?;
     let mut fixed = vec![
@@ -187,7 +211,7 @@ pub fn ingest_file(
     ];
     fixed.extend(extra);
     let is_trades = matches!(kind, FtFile::Trades { .. });
-    let raw = read_raw(path, format, is_trades)?;
+    let raw = read_raw(path, format, is_trades, funding)?;
     // Schema first: translate the first batch before anything is written.
     let mut raw = raw.peekable();
     if let Some(Err(_)) = raw.peek() {
@@ -198,6 +222,8 @@ pub fn ingest_file(
         let b = b?;
         let b = if is_trades {
             trades_to_dataset(&b, &src)?
+        } else if funding {
+            funding_to_dataset(&b, &src)?
         } else {
             candles_to_dataset(&b, &src)?
         };
@@ -218,7 +244,7 @@ pub fn ingest_file(
 
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch>>>;
 
-fn read_raw(path: &Path, format: Format, trades: bool) -> Result<Batches> {
+fn read_raw(path: &Path, format: Format, trades: bool, funding: bool) -> Result<Batches> {
     let owned = path.to_path_buf();
     match format {
         Format::Feather => {
@@ -246,6 +272,8 @@ fn read_raw(path: &Path, format: Format, trades: bool) -> Result<Batches> {
             })?;
             let b = if trades {
                 json_trades(&rows, path)?
+            } else if funding {
+                json_funding(&rows, path)?
             } else {
                 json_candles(&rows, path)?
             };
@@ -276,10 +304,10 @@ fn utc_ms() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-/// Freqtrade candles (`date`, open, high, low, close, volume) → `ohlcv` columns.
-fn candles_to_dataset(b: &RecordBatch, path: &Path) -> Result<RecordBatch> {
+/// A Freqtrade `date` column as UTC milliseconds.
+fn date_ms(b: &RecordBatch, path: &Path) -> Result<ArrayRef> {
     let date = column(b, "date", path, "candle")?;
-    let ts = match date.data_type() {
+    Ok(match date.data_type() {
         DataType::Timestamp(..) => parquet_io::to_utc(date, TimeUnit::Millisecond).map_err(Error::arrow(path))?,
         // JSON and some older files hold epoch milliseconds.
         DataType::Int64 => strict_cast(date, &utc_ms(), path, "date")?,
@@ -289,7 +317,12 @@ fn candles_to_dataset(b: &RecordBatch, path: &Path) -> Result<RecordBatch> {
                 message: format!("column `date` is {other}, expected a timestamp"),
             })
         }
-    };
+    })
+}
+
+/// Freqtrade candles (`date`, open, high, low, close, volume) → `ohlcv` columns.
+fn candles_to_dataset(b: &RecordBatch, path: &Path) -> Result<RecordBatch> {
+    let ts = date_ms(b, path)?;
     let mut fields = vec![Field::new("ts", utc_ms(), false)];
     let mut cols = vec![ts];
     for name in ["open", "high", "low", "close", "volume"] {
@@ -302,6 +335,49 @@ fn candles_to_dataset(b: &RecordBatch, path: &Path) -> Result<RecordBatch> {
         )?);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(Error::arrow(path))
+}
+
+/// Freqtrade funding rates (`date`, `funding_rate`; or the older candle
+/// layout with the rate in `open`) → `funding` columns (ts, rate).
+fn funding_to_dataset(b: &RecordBatch, path: &Path) -> Result<RecordBatch> {
+    let ts = date_ms(b, path)?;
+    let rate = b
+        .column_by_name("funding_rate")
+        .or_else(|| b.column_by_name("open"))
+        .ok_or_else(|| Error::BadInput {
+            path: path.to_path_buf(),
+            message: "Freqtrade funding-rate file has neither a `funding_rate` nor an `open` column".into(),
+        })?;
+    let rate = strict_cast(rate, &DataType::Float64, path, "funding_rate")?;
+    let schema = Schema::new(vec![
+        Field::new("ts", utc_ms(), false),
+        Field::new("rate", DataType::Float64, true),
+    ]);
+    RecordBatch::try_new(Arc::new(schema), vec![ts, rate]).map_err(Error::arrow(path))
+}
+
+/// Funding rows: `[date, rate]`, or the older 6-wide candle rows.
+fn json_funding(rows: &[Vec<Value>], path: &Path) -> Result<RecordBatch> {
+    let (mut ts, mut rate) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    for (i, r) in rows.iter().enumerate() {
+        if r.len() < 2 {
+            return Err(Error::BadInput {
+                path: path.to_path_buf(),
+                message: format!("row {i}: expected [date, funding_rate]"),
+            });
+        }
+        ts.push(num(&r[0], path, i, "date")? as i64);
+        rate.push(num(&r[1], path, i, "funding_rate")?);
+    }
+    let schema = Schema::new(vec![
+        Field::new("date", utc_ms(), false),
+        Field::new("funding_rate", DataType::Float64, true),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+        Arc::new(Float64Array::from(rate)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), cols).map_err(Error::arrow(path))
 }
 
 /// Freqtrade trades (timestamp ms, id, type, side, price, amount, cost) → `trades` columns.

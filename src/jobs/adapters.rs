@@ -46,6 +46,12 @@ fn freqtrade(artifacts: &Path) -> Option<Value> {
     };
     let (strategy, r) = doc.get("strategy")?.as_object()?.iter().next()?;
     let num = |k: &str| r.get(k).cloned().unwrap_or(Value::Null);
+    // Futures trades carry what funding cost them; Freqtrade keeps no total.
+    let funding: f64 = r
+        .get("trades")
+        .and_then(Value::as_array)
+        .map(|ts| ts.iter().filter_map(|t| t.get("funding_fees")?.as_f64()).sum())
+        .unwrap_or(0.0);
     Some(json!({
         "framework": "freqtrade",
         "strategy": strategy,
@@ -59,5 +65,7 @@ fn freqtrade(artifacts: &Path) -> Option<Value> {
         "stake_currency": num("stake_currency"),
         "backtest_start": num("backtest_start"),
         "backtest_end": num("backtest_end"),
+        "trading_mode": num("trading_mode"),
+        "funding_fees": funding,
     }))
 }
