@@ -128,6 +128,8 @@ fn nautilus_backtests_the_exported_catalog() {
     let m = &r["metrics"];
     assert_eq!(m["framework"], "nautilus_trader", "{r}");
     assert_eq!(m["iterations"], 1440, "one day of 1m bars: {r}");
+    // The instrument came from the exported catalog, not from the script.
+    assert_eq!(m["instruments_from_catalog"], 1, "{r}");
     assert!(m["fills"].as_u64().unwrap_or(0) > 0, "{r}");
     assert!(m["total_profit"].is_number(), "{r}");
 }

@@ -2,8 +2,9 @@
 //! Freqtrade's own formats (feather and json.gz) — futures, mark, index and
 //! premium-index candles and funding rates, in the current and the older
 //! funding layout — round-trips through `ingest freqtrade` and `export
-//! --format freqtrade`; and (with the framework venv) a real Freqtrade
-//! futures backtest on the export charges funding.
+//! --format freqtrade`; and (with the framework venvs) a real Freqtrade
+//! futures backtest on the export charges funding, and a Nautilus backtest
+//! trades the perpetual from the exported catalog alone.
 
 mod common;
 
@@ -175,18 +176,23 @@ fn a_freqtrade_futures_folder_round_trips() {
     assert!(eth.contains("'funding_rate': 0.0018"), "{eth}");
 }
 
-fn framework_python() -> PathBuf {
-    let py = std::env::var_os("MDKEEP_FRAMEWORKS_PYTHON")
+/// The venv's Python that imports `module` (`MDKEEP_FRAMEWORKS[_EXTRA]_PYTHON`, as in frameworks.rs).
+fn framework_python(module: &str) -> PathBuf {
+    let (var, venv) = match module {
+        "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
+        _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
+    };
+    let py = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".fwvenv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
     let ok = std::process::Command::new(&py)
-        .args(["-c", "import freqtrade"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         common::missing(
-            &format!("{} importing freqtrade", py.display()),
-            ".ci/run installs the frameworks into .fwvenv",
+            &format!("{} importing {module}", py.display()),
+            ".ci/run installs the frameworks into .fwvenv and .fwvenv-extra",
         );
     }
     py
@@ -195,7 +201,7 @@ fn framework_python() -> PathBuf {
 #[test]
 #[ignore = "needs the backtest frameworks; .ci/run installs them"]
 fn a_freqtrade_futures_backtest_on_the_export_charges_funding() {
-    let py = framework_python();
+    let py = framework_python("freqtrade");
     let s = Sandbox::new();
     let src = s.root().join("ft");
     futures_folder(&src);
@@ -244,4 +250,49 @@ fn a_freqtrade_futures_backtest_on_the_export_charges_funding() {
         "{parts:?}"
     );
     assert_eq!(r["data_fingerprint"], manifest["fingerprint"]);
+}
+
+#[test]
+#[ignore = "needs the backtest frameworks; .ci/run installs them"]
+fn a_nautilus_backtest_loads_the_perpetual_and_its_bars_from_the_catalog_alone() {
+    let py = framework_python("nautilus_trader");
+    let s = Sandbox::new();
+    let src = s.root().join("ft");
+    futures_folder(&src);
+    s.json(&["ingest", "freqtrade", src.to_str().unwrap(), "--exchange", "binance"]);
+    let out = s.root().join("catalog");
+    s.json(&[
+        "export",
+        "--dataset",
+        "ohlcv",
+        "--format",
+        "nautilus",
+        "--exchange",
+        "binance",
+        "--symbol",
+        "BTC_USDT_USDT",
+        "--timeframe",
+        "1m",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let iid = "BTCUSDT-PERP.BINANCE";
+    assert!(out.join("data/crypto_perpetual").join(iid).is_dir());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("jobs/nautilus/catalog_node.py");
+    let o = std::process::Command::new(&py)
+        .args([script.to_str().unwrap(), out.to_str().unwrap(), iid, "MARGIN"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(r["instruments"], serde_json::json!([iid]), "{r}");
+    assert_eq!(r["classes"], serde_json::json!(["CryptoPerpetual"]), "{r}");
+    // Nautilus silently runs 0 iterations when it finds no instrument.
+    assert_eq!(r["iterations"], 1440, "{r}");
+    assert!(r["fills"].as_u64().unwrap() > 0, "{r}");
 }

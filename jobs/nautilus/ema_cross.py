@@ -6,9 +6,9 @@ Input : $MDKEEP_DATA_DIR is a ParquetDataCatalog root, as mdkeep exports it:
           data/trade_tick/<SYM>.<VENUE>/<first>_<last>.parquet                    (trades)
         Read with nautilus's own ParquetDataCatalog. Bars are traded as they are; trade ticks
         are aggregated by nautilus into 1-minute INTERNAL bars (and fill against the ticks).
-        The catalog holds no instrument, so each one is declared here as a spot CurrencyPair,
-        with the price/size precision taken from the files' `price_precision`/`size_precision`
-        metadata (they must match the data's).
+        Instruments come from the catalog too (mdkeep writes each series' definition under
+        data/currency_pair/ or data/crypto_perpetual/, with the data's precision and fees):
+        nothing is declared here.
 Strategy: long-only EMA cross on a CASH account at a simulated venue named after the data
         (BINANCE): buy TRADE_SIZE at market when fast EMA > slow EMA and flat, sell it all
         when fast < slow. Fees 0.1% taker/maker (instrument fees). One strategy per symbol;
@@ -40,21 +40,15 @@ from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.indicators import ExponentialMovingAverage
-from nautilus_trader.model.currencies import Currency
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType
-from nautilus_trader.model.enums import CurrencyType
 from nautilus_trader.model.enums import OmsType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.identifiers import Symbol
 from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.identifiers import Venue
-from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.objects import Money
-from nautilus_trader.model.objects import Price
-from nautilus_trader.model.objects import Quantity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.strategy import Strategy
 
@@ -129,13 +123,6 @@ def _f(x):
     return x if math.isfinite(x) else None
 
 
-def _currency(code: str, precision: int = 8) -> Currency:
-    try:
-        return Currency.from_str(code)
-    except Exception:
-        return Currency(code, precision, 0, code, CurrencyType.CRYPTO)
-
-
 def _series(root: str):
     """[(kind, identifier, parquet metadata)] for each bar / trade_tick folder of the catalog."""
     out = []
@@ -160,7 +147,6 @@ def main() -> int:
     slow = int(os.environ.get("EMA_SLOW", 20))
     trade_size = os.environ.get("TRADE_SIZE", "0.1")
     start_quote = Decimal(os.environ.get("START_QUOTE", "100000"))
-    fee = Decimal(os.environ.get("FEE", "0.001"))
 
     series = _series(root)
     if not series:
@@ -181,20 +167,12 @@ def main() -> int:
     venues, quotes, plans = {}, set(), []
     for _, ident, md in series:
         iid = InstrumentId.from_str(md.get("instrument_id") or ident.split("-")[0])
-        pp, sp = int(md.get("price_precision", 8)), int(md.get("size_precision", 8))
-        sym = iid.symbol.value
-        base_code, quote_code = next(((sym[: -len(q)], q) for q in ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH")
-                                      if sym.endswith(q) and len(sym) > len(q)), (sym[:3], sym[3:]))
-        base, quote = _currency(base_code), _currency(quote_code)
-        inst = CurrencyPair(
-            instrument_id=iid, raw_symbol=Symbol(sym), base_currency=base, quote_currency=quote,
-            price_precision=pp, size_precision=sp,
-            price_increment=Price(10 ** -pp, pp), size_increment=Quantity(10 ** -sp, sp),
-            lot_size=None, max_quantity=None, min_quantity=Quantity(10 ** -sp, sp),
-            max_notional=None, min_notional=None, max_price=None, min_price=None,
-            margin_init=Decimal(0), margin_maint=Decimal(0), maker_fee=fee, taker_fee=fee,
-            ts_event=0, ts_init=0,
-        )
+        found = catalog.instruments(instrument_ids=[str(iid)])
+        if not found:
+            raise SystemExit(f"the catalog at {root} holds no instrument {iid} "
+                             "(data/currency_pair/ or data/crypto_perpetual/): export it again with mdkeep")
+        inst = found[0]
+        base, quote = inst.base_currency, inst.quote_currency
         venues.setdefault(iid.venue, set()).update({base, quote})
         quotes.add(quote)
         if kind == "bar":
@@ -307,6 +285,7 @@ def main() -> int:
         "framework_version": nautilus_trader.__version__,
         "strategy": f"ema_cross_{fast}_{slow}_long_only",
         "data": kind,
+        "instruments_from_catalog": len(strategies),
         "orders": int(res.total_orders),
         "fills": int(len(fills)),
         "trades": n_closed,

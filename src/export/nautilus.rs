@@ -6,7 +6,9 @@
 //! integers of value × 10^16 (rounded to the declared precision first),
 //! `uint64` nanosecond times, bars stamped at their close, and the schema
 //! metadata Nautilus's reader requires (`bar_type`, `instrument_id`,
-//! `price_precision`, `size_precision`).
+//! `price_precision`, `size_precision`), and each series' instrument
+//! definition (`data/currency_pair/` or `data/crypto_perpetual/`), so a
+//! backtest loads instruments and data from the catalog alone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,9 +28,117 @@ use crate::parquet_io::{DataFileWriter, WriteOptions};
 pub const PRICE_PRECISION: u32 = 8;
 pub const SIZE_PRECISION: u32 = 8;
 
-/// `BTC_USDT` on `binance` → `BTCUSDT.BINANCE`.
+/// `BTC_USDT` on `binance` → `BTCUSDT.BINANCE`; a futures symbol
+/// `BTC_USDT_USDT` (Freqtrade's `BTC/USDT:USDT`) → `BTCUSDT-PERP.BINANCE`,
+/// as Nautilus' Binance adapter names perpetuals.
 pub fn instrument_id(symbol: &str, exchange: &str) -> String {
-    format!("{}.{}", symbol.replace('_', ""), exchange.to_ascii_uppercase())
+    let venue = exchange.to_ascii_uppercase();
+    match currencies(symbol) {
+        Some((base, quote, Some(_))) => format!("{base}{quote}-PERP.{venue}"),
+        _ => format!("{}.{venue}", symbol.replace('_', "")),
+    }
+}
+
+/// `BTC_USDT` → (BTC, USDT, None); `BTC_USDT_USDT` → (BTC, USDT, Some(USDT)).
+fn currencies(symbol: &str) -> Option<(&str, &str, Option<&str>)> {
+    let mut parts = symbol.split('_');
+    let (base, quote) = (parts.next()?, parts.next()?);
+    Some((base, quote, parts.next()))
+}
+
+/// Nautilus' text for one increment at `precision` digits: `0.01` for 2.
+fn increment(precision: u32) -> String {
+    format!("{:.*}", precision as usize, 10f64.powi(-(precision as i32)))
+}
+
+/// The instrument definition of a series, as Nautilus' catalog stores it:
+/// `data/currency_pair/<ID>/…parquet` for a spot pair, or
+/// `data/crypto_perpetual/<ID>/…parquet` for a futures symbol, one row, with
+/// the `class` schema metadata its reader dispatches on. Precision and
+/// increments follow the bars' and ticks' own; fees are Binance's defaults.
+pub(crate) fn write_instrument(out: &Path, symbol: &str, exchange: &str, price_p: u32, size_p: u32) -> Result<PathBuf> {
+    use arrow::array::{BinaryArray, BooleanArray};
+    let iid = instrument_id(symbol, exchange);
+    let (base, quote, settle) = currencies(symbol).unwrap_or((symbol, "USD", None));
+    let perp = settle.is_some();
+    let text = |n: &str| Field::new(n, DataType::Utf8, true);
+    let mut fields = vec![
+        text("id"),
+        text("raw_symbol"),
+        text("base_currency"),
+        text("quote_currency"),
+    ];
+    let one = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    let none = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>])) };
+    let raw = symbol.replace('_', "");
+    let mut cols: Vec<ArrayRef> = vec![one(&iid), one(&raw), one(base), one(quote)];
+    if let Some(settle) = settle {
+        fields.push(text("settlement_currency"));
+        cols.push(one(settle));
+        fields.push(Field::new("is_inverse", DataType::Boolean, true));
+        cols.push(Arc::new(BooleanArray::from(vec![false])));
+    }
+    fields.push(Field::new("price_precision", DataType::UInt8, true));
+    cols.push(Arc::new(UInt8Array::from(vec![price_p as u8])));
+    fields.push(Field::new("size_precision", DataType::UInt8, true));
+    cols.push(Arc::new(UInt8Array::from(vec![size_p as u8])));
+    for (name, v) in [
+        ("price_increment", increment(price_p)),
+        ("size_increment", increment(size_p)),
+    ] {
+        fields.push(text(name));
+        cols.push(one(&v));
+    }
+    fields.push(text("multiplier"));
+    cols.push(one("1"));
+    if !perp {
+        fields.push(text("lot_size"));
+        cols.push(none());
+    }
+    let (margin, fees) = if perp {
+        (("0.05", "0.025"), ("0.0002", "0.0005"))
+    } else {
+        (("0", "0"), ("0.001", "0.001"))
+    };
+    let min_qty = increment(size_p);
+    for (name, v) in [
+        ("max_quantity", None),
+        ("min_quantity", Some(min_qty.as_str())),
+        ("max_notional", None),
+        ("min_notional", None),
+        ("max_price", None),
+        ("min_price", None),
+        ("margin_init", Some(margin.0)),
+        ("margin_maint", Some(margin.1)),
+        ("maker_fee", Some(fees.0)),
+        ("taker_fee", Some(fees.1)),
+    ] {
+        fields.push(text(name));
+        cols.push(v.map_or_else(none, one));
+    }
+    fields.push(Field::new("info", DataType::Binary, true));
+    cols.push(Arc::new(BinaryArray::from(vec![None::<&[u8]>])));
+    fields.push(Field::new("ts_event", DataType::UInt64, true));
+    cols.push(Arc::new(UInt64Array::from(vec![0u64])));
+    fields.push(Field::new("ts_init", DataType::UInt64, true));
+    cols.push(Arc::new(UInt64Array::from(vec![0u64])));
+    let class = if perp { "CryptoPerpetual" } else { "CurrencyPair" };
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        HashMap::from([("class".to_string(), class.to_string())]),
+    ));
+    let folder = if perp { "crypto_perpetual" } else { "currency_pair" };
+    let dir = out.join("data").join(folder).join(&iid);
+    let dest = dir.join(format!("{}_{}.parquet", stamp(0), stamp(0)));
+    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(Error::arrow(&dest))?;
+    std::fs::create_dir_all(&dir).map_err(Error::io("create folder", &dir))?;
+    let opts = WriteOptions {
+        replace: true,
+        ..WriteOptions::zstd(3)
+    }
+    .fit(&schema, None, None);
+    crate::parquet_io::write_file(&dest, schema, &[batch], &opts)?;
+    Ok(dest)
 }
 
 /// `1m` → `<instrument>-1-MINUTE-LAST-EXTERNAL`.
@@ -116,6 +226,9 @@ pub(crate) fn series_out(
     };
     Ok(Box::new(NautilusOut {
         dir,
+        root: out.to_path_buf(),
+        symbol: symbol.to_string(),
+        exchange: exchange.unwrap_or_else(|| "EXTERNAL".into()),
         schema: Arc::new(Schema::new_with_metadata(fields, meta)),
         kind,
         price_p,
@@ -133,6 +246,10 @@ enum Kind {
 
 struct NautilusOut {
     dir: PathBuf,
+    /// The catalog's root, and the series' names, for its instrument.
+    root: PathBuf,
+    symbol: String,
+    exchange: String,
     schema: SchemaRef,
     kind: Kind,
     price_p: u32,
@@ -227,6 +344,8 @@ impl SeriesOut for NautilusOut {
         let dest = self.dir.join(format!("{}_{}.parquet", stamp(first), stamp(self.last)));
         std::fs::rename(&written.path, &dest).map_err(Error::io("rename into place", &dest))?;
         crate::fsutil::fsync_dir(&self.dir)?;
+        // A backtest then needs nothing but the catalog.
+        write_instrument(&self.root, &self.symbol, &self.exchange, self.price_p, self.size_p)?;
         Ok(Some((dest, written.rows)))
     }
 }
@@ -243,6 +362,9 @@ mod tests {
             "BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
         );
         assert_eq!(stamp(1_700_000_060_000_000_000), "2023-11-14T22-14-20-000000000Z");
+        assert_eq!(instrument_id("BTC_USDT_USDT", "binance"), "BTCUSDT-PERP.BINANCE");
+        assert_eq!(increment(8), "0.00000001");
+        assert_eq!(increment(0), "1");
         let a = fixed(&[100.10], 2).unwrap();
         let a = a.as_fixed_size_binary();
         assert_eq!(
