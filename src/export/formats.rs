@@ -132,9 +132,9 @@ impl<'a> Exporter<'a> {
             Format::Freqtrade if matches!(shape, Shape::Candles | Shape::Funding) => {
                 let tf = tf.unwrap_or_default();
                 let mapping = if shape == Shape::Funding {
-                    Mapping::FtFunding
+                    Mapping::Funding
                 } else {
-                    Mapping::FtCandles
+                    Mapping::Candles
                 };
                 Box::new(FeatherOut::new(
                     freqtrade_path(out, &self.ds.name, &symbol, &tf),
@@ -143,7 +143,7 @@ impl<'a> Exporter<'a> {
             }
             Format::Freqtrade => Box::new(FeatherOut::new(
                 out.join(format!("{symbol}-trades.feather")),
-                Mapping::FtTrades,
+                Mapping::Trades,
             )),
             Format::Hftbacktest => Box::new(NpzWriter::new(
                 out.join(format!("{symbol}.npz")),
@@ -296,22 +296,23 @@ fn freqtrade_path(out: &Path, dataset: &str, symbol: &str, tf: &str) -> PathBuf 
 }
 
 #[derive(Debug, Clone, Copy)]
+/// Freqtrade's file layouts.
 enum Mapping {
     /// date, open, high, low, close, volume.
-    FtCandles,
+    Candles,
     /// date, funding_rate (Freqtrade's current funding layout).
-    FtFunding,
+    Funding,
     /// timestamp (ms), id, type, side, price, amount, cost.
-    FtTrades,
+    Trades,
 }
 
 impl Mapping {
     fn schema(self) -> SchemaRef {
         let f = |n: &str| Field::new(n, DataType::Float64, false);
         Arc::new(Schema::new(match self {
-            Mapping::FtCandles => vec![utc_ms("date"), f("open"), f("high"), f("low"), f("close"), f("volume")],
-            Mapping::FtFunding => vec![utc_ms("date"), f("funding_rate")],
-            Mapping::FtTrades => vec![
+            Mapping::Candles => vec![utc_ms("date"), f("open"), f("high"), f("low"), f("close"), f("volume")],
+            Mapping::Funding => vec![utc_ms("date"), f("funding_rate")],
+            Mapping::Trades => vec![
                 Field::new("timestamp", DataType::Int64, false),
                 Field::new("id", DataType::Utf8, true),
                 Field::new("type", DataType::Utf8, true),
@@ -325,15 +326,15 @@ impl Mapping {
 
     fn columns(self, b: &RecordBatch) -> Result<Vec<ArrayRef>> {
         Ok(match self {
-            Mapping::FtCandles => {
+            Mapping::Candles => {
                 let mut v = vec![ts_ms_utc(b.column(0))?];
                 for c in ["open", "high", "low", "close", "volume"] {
                     v.push(f64_col(b, c)?);
                 }
                 v
             }
-            Mapping::FtFunding => vec![ts_ms_utc(b.column(0))?, f64_col(b, "rate")?],
-            Mapping::FtTrades => {
+            Mapping::Funding => vec![ts_ms_utc(b.column(0))?, f64_col(b, "rate")?],
+            Mapping::Trades => {
                 let ts = cast(b.column(0), &DataType::Timestamp(TimeUnit::Millisecond, None))
                     .and_then(|a| cast(&a, &DataType::Int64))
                     .map_err(|e| Error::Invalid(e.to_string()))?;
