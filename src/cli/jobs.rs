@@ -95,74 +95,8 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
                 println!("{id}");
             }
         }
-        Cmd::Ls { state, json } => {
-            let list = queue::list(&db, state.as_deref())?;
-            let views: Vec<_> = list.iter().map(|j| j.view()).collect();
-            if *json {
-                output::json(&views)?;
-                return Ok(0);
-            }
-            let rows: Vec<Vec<String>> = views
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.id.to_string(),
-                        v.name.clone(),
-                        v.group.clone(),
-                        v.state.to_string(),
-                        human_bytes(v.reserved_memory_bytes),
-                        v.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
-                        v.limit_mechanism.clone().unwrap_or_default(),
-                        v.queued_at.clone(),
-                    ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "id",
-                    "name",
-                    "framework",
-                    "state",
-                    "reserved",
-                    "peak",
-                    "limit",
-                    "queued",
-                ],
-                &rows,
-            );
-        }
-        Cmd::Show { id, json } => {
-            let j = queue::get(&db, *id)?;
-            let events = queue::events(&db, *id)?;
-            if *json {
-                let mut v = serde_json::to_value(j.view())?;
-                v["events"] = serde_json::to_value(&events)?;
-                v["spec"] = serde_json::to_value(&j.spec)?;
-                output::json(&v)?;
-                return Ok(0);
-            }
-            let v = j.view();
-            println!("job {} `{}` ({}), {}", v.id, v.name, v.group, v.state);
-            println!(
-                "  memory: reserved {}, peak {}, limit by {}",
-                human_bytes(v.reserved_memory_bytes),
-                v.peak_memory_bytes.map(human_bytes).unwrap_or("-".into()),
-                v.limit_mechanism.as_deref().unwrap_or("-")
-            );
-            println!(
-                "  attempts {} of {}, exit code {:?}",
-                v.attempts,
-                v.retries + 1,
-                v.exit_code
-            );
-            println!("  folder {}", v.dir);
-            if let (Some(fp), Some(rows)) = (&v.data_fingerprint, v.data_rows) {
-                println!("  data: fingerprint {fp}, {} rows", output::thousands(rows));
-            }
-            for e in events {
-                println!("  {}  {:<12} {}", e.at, e.state, e.message);
-            }
-        }
+        Cmd::Ls { state, json } => ls(&db, state.as_deref(), *json)?,
+        Cmd::Show { id, json } => show(&db, *id, *json)?,
         Cmd::Logs { id, follow } => return logs(&db, *id, *follow),
         Cmd::Cancel { id } => {
             let was = queue::cancel(&db, *id)?;
@@ -206,6 +140,80 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `jobs ls`.
+fn ls(db: &Db, state: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let list = queue::list(db, state)?;
+    let views: Vec<_> = list.iter().map(|j| j.view()).collect();
+    if json {
+        output::json(&views)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            vec![
+                v.id.to_string(),
+                v.name.clone(),
+                v.group.clone(),
+                v.state.to_string(),
+                human_bytes(v.reserved_memory_bytes),
+                v.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
+                v.limit_mechanism.clone().unwrap_or_default(),
+                v.queued_at.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "id",
+            "name",
+            "framework",
+            "state",
+            "reserved",
+            "peak",
+            "limit",
+            "queued",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `jobs show`.
+fn show(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
+    let j = queue::get(db, id)?;
+    let events = queue::events(db, id)?;
+    if json {
+        let mut v = serde_json::to_value(j.view())?;
+        v["events"] = serde_json::to_value(&events)?;
+        v["spec"] = serde_json::to_value(&j.spec)?;
+        output::json(&v)?;
+        return Ok(());
+    }
+    let v = j.view();
+    println!("job {} `{}` ({}), {}", v.id, v.name, v.group, v.state);
+    println!(
+        "  memory: reserved {}, peak {}, limit by {}",
+        human_bytes(v.reserved_memory_bytes),
+        v.peak_memory_bytes.map(human_bytes).unwrap_or("-".into()),
+        v.limit_mechanism.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  attempts {} of {}, exit code {:?}",
+        v.attempts,
+        v.retries + 1,
+        v.exit_code
+    );
+    println!("  folder {}", v.dir);
+    if let (Some(fp), Some(rows)) = (&v.data_fingerprint, v.data_rows) {
+        println!("  data: fingerprint {fp}, {} rows", output::thousands(rows));
+    }
+    for e in events {
+        println!("  {}  {:<12} {}", e.at, e.state, e.message);
+    }
+    Ok(())
 }
 
 /// `jobs diff A B`.

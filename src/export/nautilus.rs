@@ -51,14 +51,10 @@ fn increment(precision: u32) -> String {
     format!("{:.*}", precision as usize, 10f64.powi(-(precision as i32)))
 }
 
-/// The instrument definition of a series, as Nautilus' catalog stores it:
-/// `data/currency_pair/<ID>/…parquet` for a spot pair, or
-/// `data/crypto_perpetual/<ID>/…parquet` for a futures symbol, one row, with
-/// the `class` schema metadata its reader dispatches on. Precision and
-/// increments follow the bars' and ticks' own; fees are Binance's defaults.
-pub(crate) fn write_instrument(out: &Path, symbol: &str, exchange: &str, price_p: u32, size_p: u32) -> Result<PathBuf> {
+/// The one row of an instrument's file: its fields, columns, and whether
+/// it is a perpetual.
+fn instrument_row(iid: &str, symbol: &str, price_p: u32, size_p: u32) -> (Vec<Field>, Vec<ArrayRef>, bool) {
     use arrow::array::{BinaryArray, BooleanArray};
-    let iid = instrument_id(symbol, exchange);
     let (base, quote, settle) = currencies(symbol).unwrap_or((symbol, "USD", None));
     let perp = settle.is_some();
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
@@ -71,7 +67,7 @@ pub(crate) fn write_instrument(out: &Path, symbol: &str, exchange: &str, price_p
     let one = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
     let none = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>])) };
     let raw = symbol.replace('_', "");
-    let mut cols: Vec<ArrayRef> = vec![one(&iid), one(&raw), one(base), one(quote)];
+    let mut cols: Vec<ArrayRef> = vec![one(iid), one(&raw), one(base), one(quote)];
     if let Some(settle) = settle {
         fields.push(text("settlement_currency"));
         cols.push(one(settle));
@@ -122,6 +118,17 @@ pub(crate) fn write_instrument(out: &Path, symbol: &str, exchange: &str, price_p
     cols.push(Arc::new(UInt64Array::from(vec![0u64])));
     fields.push(Field::new("ts_init", DataType::UInt64, true));
     cols.push(Arc::new(UInt64Array::from(vec![0u64])));
+    (fields, cols, perp)
+}
+
+/// The instrument definition of a series, as Nautilus' catalog stores it:
+/// `data/currency_pair/<ID>/…parquet` for a spot pair, or
+/// `data/crypto_perpetual/<ID>/…parquet` for a futures symbol, one row, with
+/// the `class` schema metadata its reader dispatches on. Precision and
+/// increments follow the bars' and ticks' own; fees are Binance's defaults.
+pub(crate) fn write_instrument(out: &Path, symbol: &str, exchange: &str, price_p: u32, size_p: u32) -> Result<PathBuf> {
+    let iid = instrument_id(symbol, exchange);
+    let (fields, cols, perp) = instrument_row(&iid, symbol, price_p, size_p);
     let class = if perp { "CryptoPerpetual" } else { "CurrencyPair" };
     let schema = Arc::new(Schema::new_with_metadata(
         fields,

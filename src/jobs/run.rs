@@ -92,49 +92,7 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
         ("python".into(), profile.python.clone()),
     ];
     if let Some(d) = &job.spec.data {
-        let format_name = d.format.clone().unwrap_or_else(|| profile.data_format.clone());
-        let format = <Format as clap::ValueEnum>::from_str(&format_name, true).map_err(|_| Error::Job {
-            id: job.id,
-            message: format!("unknown data format `{format_name}`"),
-        })?;
-        let req = d.request(format, data_dir.clone())?;
-        let (from, to) = (req.from, req.to);
-        let db = Db::open_existing(&l.cfg.state_db())?;
-        let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {
-            id: job.id,
-            message: format!("data export: {e}"),
-        })?;
-        tracing::info!(
-            job = job.id,
-            rows = r.rows,
-            files = r.files.len(),
-            findings = r.quality.len(),
-            "exported the job's data"
-        );
-        // What the job was given, with the quality of those partitions.
-        let record = dir.join("data_quality.json");
-        let text = serde_json::to_string_pretty(&r.quality).unwrap_or_default();
-        std::fs::write(&record, text).map_err(Error::io("write", &record))?;
-        if let Some(m) = &r.manifest {
-            let path = dir.join(MANIFEST);
-            let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Invalid(e.to_string()))?;
-            crate::fsutil::write_atomic(&path, &text)?;
-            super::queue::record_data(&db, job.id, m)?;
-            if let Some(pinned) = &d.fingerprint {
-                super::check_pinned(&db, pinned, m).map_err(|e| Error::Job {
-                    id: job.id,
-                    message: e.to_string(),
-                })?;
-            }
-        }
-        let day = |t: Option<i64>| {
-            t.map(|t| chrono::DateTime::from_timestamp_nanos(t).format("%Y%m%d").to_string())
-                .unwrap_or_default()
-        };
-        vars.push(("timeframe".into(), d.timeframe.clone().unwrap_or_default()));
-        vars.push(("from".into(), d.from.clone().unwrap_or_default()));
-        vars.push(("to".into(), d.to.clone().unwrap_or_default()));
-        vars.push(("timerange".into(), format!("{}-{}", day(from), day(to))));
+        export_data(l, dir, d, &data_dir, &mut vars)?;
     }
     for (k, v) in &job.spec.args {
         vars.push((k.clone(), v.clone()));
@@ -169,6 +127,64 @@ fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
     env.extend(job.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(resolve_secrets(&l.cfg, &job.spec.secrets)?);
     Ok(Prepared { argv, env })
+}
+
+/// Export the job's data into `data_dir`, record its quality and manifest
+/// (refusing data that no longer has a pinned fingerprint), and add the
+/// `{timeframe}`, `{from}`, `{to}` and `{timerange}` variables.
+fn export_data(
+    l: &Launch,
+    dir: &Path,
+    d: &super::spec::DataNeeds,
+    data_dir: &Path,
+    vars: &mut Vec<(String, String)>,
+) -> Result<()> {
+    let job = &l.job;
+    let profile = &l.cfg.jobs.frameworks[&job.framework];
+    let format_name = d.format.clone().unwrap_or_else(|| profile.data_format.clone());
+    let format = <Format as clap::ValueEnum>::from_str(&format_name, true).map_err(|_| Error::Job {
+        id: job.id,
+        message: format!("unknown data format `{format_name}`"),
+    })?;
+    let req = d.request(format, data_dir.to_path_buf())?;
+    let (from, to) = (req.from, req.to);
+    let db = Db::open_existing(&l.cfg.state_db())?;
+    let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {
+        id: job.id,
+        message: format!("data export: {e}"),
+    })?;
+    tracing::info!(
+        job = job.id,
+        rows = r.rows,
+        files = r.files.len(),
+        findings = r.quality.len(),
+        "exported the job's data"
+    );
+    // What the job was given, with the quality of those partitions.
+    let record = dir.join("data_quality.json");
+    let text = serde_json::to_string_pretty(&r.quality).unwrap_or_default();
+    std::fs::write(&record, text).map_err(Error::io("write", &record))?;
+    if let Some(m) = &r.manifest {
+        let path = dir.join(MANIFEST);
+        let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::fsutil::write_atomic(&path, &text)?;
+        super::queue::record_data(&db, job.id, m)?;
+        if let Some(pinned) = &d.fingerprint {
+            super::check_pinned(&db, pinned, m).map_err(|e| Error::Job {
+                id: job.id,
+                message: e.to_string(),
+            })?;
+        }
+    }
+    let day = |t: Option<i64>| {
+        t.map(|t| chrono::DateTime::from_timestamp_nanos(t).format("%Y%m%d").to_string())
+            .unwrap_or_default()
+    };
+    vars.push(("timeframe".into(), d.timeframe.clone().unwrap_or_default()));
+    vars.push(("from".into(), d.from.clone().unwrap_or_default()));
+    vars.push(("to".into(), d.to.clone().unwrap_or_default()));
+    vars.push(("timerange".into(), format!("{}-{}", day(from), day(to))));
+    Ok(())
 }
 
 /// Replace `{name}` from `vars`; Err(name) for one that is missing.

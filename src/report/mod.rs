@@ -161,6 +161,22 @@ pub fn build_with(cfg: &Config, db: &Db, since: crate::config::Span, reads: Read
         stores: Vec::new(),
         quality: Default::default(),
     };
+    let down = stores(cfg, db, &mut r)?;
+    let facts = cache::Facts::new(cfg, db, reads == Reads::Files);
+    for (name, ds) in &cfg.datasets {
+        stored(&facts, db, name, ds, &down, &mut r)?;
+    }
+    growth(db, since_ns, &mut r)?;
+    history(db, since_ns, &mut r)?;
+    forecast(cfg, db, &mut r)?;
+    jobs(db, &mut r)?;
+    quality::summarise(cfg, db, &mut r)?;
+    Ok(r)
+}
+
+/// Probe each store tier; the ones that do not answer (their files are
+/// then counted from the catalog, not read).
+fn stores(cfg: &Config, db: &Db, r: &mut Report) -> Result<std::collections::HashSet<String>> {
     let mut down = std::collections::HashSet::new();
     for tier in cfg.store_tiers() {
         let probe = crate::store::for_tier(cfg, &tier)
@@ -182,64 +198,68 @@ pub fn build_with(cfg: &Config, db: &Db, since: crate::config::Span, reads: Read
             bytes,
         });
     }
-    let facts = cache::Facts::new(cfg, db, reads == Reads::Files);
-    for (name, ds) in &cfg.datasets {
-        // Files on a store that does not answer are counted from the
-        // catalog, not read: the report must not wait out its retries.
-        let all = catalog_files(db, Some(name))?;
-        let files: Vec<_> = all.iter().filter(|f| !down.contains(&f.tier)).cloned().collect();
-        let mut tiers: BTreeMap<String, DatasetTier> = BTreeMap::new();
-        // Stored bytes of the files whose uncompressed size is known, per tier.
-        let mut known: BTreeMap<String, u64> = BTreeMap::new();
-        for f in &all {
-            let t = tiers.entry(f.tier.clone()).or_insert_with(|| DatasetTier {
-                dataset: name.clone(),
-                tier: f.tier.clone(),
-                files: 0,
-                rows: 0,
-                bytes: 0,
-                uncompressed_bytes: 0,
-                compression_ratio: 0.0,
-                min_ts: None,
-                max_ts: None,
-            });
-            t.files += 1;
-            t.rows += f.file.rows;
-            t.bytes += f.file.bytes;
-            if !down.contains(&f.tier) {
-                if let Ok(Some(u)) = facts.uncompressed(f) {
-                    t.uncompressed_bytes += u;
-                    *known.entry(f.tier.clone()).or_default() += f.file.bytes;
-                }
-            }
-            let lo = rfc3339(f.file.min_ts);
-            let hi = rfc3339(f.file.max_ts);
-            if t.min_ts.as_ref().is_none_or(|m| lo < *m) {
-                t.min_ts = Some(lo);
-            }
-            if t.max_ts.as_ref().is_none_or(|m| hi > *m) {
-                t.max_ts = Some(hi);
+    Ok(down)
+}
+
+/// One dataset's stored totals per tier, its gaps and its coverage.
+fn stored(
+    facts: &cache::Facts,
+    db: &Db,
+    name: &str,
+    ds: &crate::config::DatasetConfig,
+    down: &std::collections::HashSet<String>,
+    r: &mut Report,
+) -> Result<()> {
+    // Files on a store that does not answer are counted from the
+    // catalog, not read: the report must not wait out its retries.
+    let all = catalog_files(db, Some(name))?;
+    let files: Vec<_> = all.iter().filter(|f| !down.contains(&f.tier)).cloned().collect();
+    let mut tiers: BTreeMap<String, DatasetTier> = BTreeMap::new();
+    // Stored bytes of the files whose uncompressed size is known, per tier.
+    let mut known: BTreeMap<String, u64> = BTreeMap::new();
+    for f in &all {
+        let t = tiers.entry(f.tier.clone()).or_insert_with(|| DatasetTier {
+            dataset: name.to_string(),
+            tier: f.tier.clone(),
+            files: 0,
+            rows: 0,
+            bytes: 0,
+            uncompressed_bytes: 0,
+            compression_ratio: 0.0,
+            min_ts: None,
+            max_ts: None,
+        });
+        t.files += 1;
+        t.rows += f.file.rows;
+        t.bytes += f.file.bytes;
+        if !down.contains(&f.tier) {
+            if let Ok(Some(u)) = facts.uncompressed(f) {
+                t.uncompressed_bytes += u;
+                *known.entry(f.tier.clone()).or_default() += f.file.bytes;
             }
         }
-        for mut t in tiers.into_values() {
-            let bytes = known.get(&t.tier).copied().unwrap_or(0);
-            t.compression_ratio = if bytes > 0 {
-                t.uncompressed_bytes as f64 / bytes as f64
-            } else {
-                0.0
-            };
-            r.datasets.push(t);
+        let lo = rfc3339(f.file.min_ts);
+        let hi = rfc3339(f.file.max_ts);
+        if t.min_ts.as_ref().is_none_or(|m| lo < *m) {
+            t.min_ts = Some(lo);
         }
-        let (g, c) = gaps::analyse(&facts, ds, &files)?;
-        r.gaps.extend(g);
-        r.coverage.extend(c);
+        if t.max_ts.as_ref().is_none_or(|m| hi > *m) {
+            t.max_ts = Some(hi);
+        }
     }
-    growth(db, since_ns, &mut r)?;
-    history(db, since_ns, &mut r)?;
-    forecast(cfg, db, &mut r)?;
-    jobs(db, &mut r)?;
-    quality::summarise(cfg, db, &mut r)?;
-    Ok(r)
+    for mut t in tiers.into_values() {
+        let bytes = known.get(&t.tier).copied().unwrap_or(0);
+        t.compression_ratio = if bytes > 0 {
+            t.uncompressed_bytes as f64 / bytes as f64
+        } else {
+            0.0
+        };
+        r.datasets.push(t);
+    }
+    let (g, c) = gaps::analyse(facts, ds, &files)?;
+    r.gaps.extend(g);
+    r.coverage.extend(c);
+    Ok(())
 }
 
 /// A value that changes whenever something the report shows changes in the
