@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The daemon's dashboard in headless Chromium: screenshots of `/` and `/jobs`
 # served by a daemon over the demo pile (scripts/common.sh) with a finished
-# job, a failed one and a queued one, and quality findings.
+# job, a failed one and a running one, and quality findings.
 #
 # Usage: scripts/dashboard_screenshot.sh [OUT_PREFIX]   (default /tmp/mdkeep-dashboard)
 #   writes OUT_PREFIX.png (/) and OUT_PREFIX-jobs.png (/jobs).
@@ -28,9 +28,12 @@ for _ in $(seq 100); do
   [ "$("$m" jobs ls --state succeeded --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] && break
   sleep 0.2
 done
-# One more, left queued behind a budget it cannot fit.
-printf 'name = "later"\nframework = "command"\nmemory = "64GiB"\nargv = ["true"]\n' > "$root/jobs/later.toml"
-"$m" jobs submit "$root/jobs/later.toml" > /dev/null 2>&1 || true
+# One more, still running when the pictures are taken.
+job backfill '["sleep", "30"]'
+for _ in $(seq 50); do
+  [ "$("$m" jobs ls --state running --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] && break
+  sleep 0.2
+done
 shoot "http://127.0.0.1:$port/" "$out.png"
 shoot "http://127.0.0.1:$port/jobs" "$out-jobs.png" 700
 echo "screenshots: $out.png (/) and $out-jobs.png (/jobs), from a daemon on $root"

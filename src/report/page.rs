@@ -120,6 +120,12 @@ fn render_header(h: &Header) -> String {
     )
 }
 
+/// `2026-12-02T12:08:08.340121767Z` → `2026-12-02 12:08:08` (UTC), for a table.
+fn short_time(t: &str) -> String {
+    let t = t.split('.').next().unwrap_or(t).trim_end_matches('Z');
+    t.replacen('T', " ", 1)
+}
+
 /// The queue, newest first, with links to each job's log tail and result.
 pub fn jobs(views: &[JobView]) -> String {
     let rows: Vec<Vec<Cell>> = views
@@ -140,9 +146,9 @@ pub fn jobs(views: &[JobView]) -> String {
                 v.state.into(),
                 human_bytes(v.reserved_memory_bytes).into(),
                 v.peak_memory_bytes.map(human_bytes).unwrap_or_default().into(),
-                v.queued_at.clone().into(),
-                v.started_at.clone().unwrap_or_default().into(),
-                v.finished_at.clone().unwrap_or_default().into(),
+                short_time(&v.queued_at).into(),
+                v.started_at.as_deref().map(short_time).unwrap_or_default().into(),
+                v.finished_at.as_deref().map(short_time).unwrap_or_default().into(),
                 v.exit_code.map(|c| c.to_string()).unwrap_or_default().into(),
                 Cell::Link {
                     text: "log".into(),

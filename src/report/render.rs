@@ -15,6 +15,16 @@ fn days(d: Option<f64>, reached: bool) -> String {
     }
 }
 
+/// A compression ratio, or `-` when no file's uncompressed size is known
+/// yet (a report built from caches only).
+fn ratio(r: f64) -> String {
+    if r > 0.0 {
+        format!("{r:.1}x")
+    } else {
+        "-".into()
+    }
+}
+
 /// Rows of cells, rendered as aligned text or as a Markdown table.
 struct Table {
     head: Vec<&'static str>,
@@ -92,7 +102,7 @@ fn sections(r: &Report) -> Vec<(String, Table)> {
                         d.files.to_string(),
                         d.rows.to_string(),
                         human_bytes(d.bytes),
-                        format!("{:.1}x", d.compression_ratio),
+                        ratio(d.compression_ratio),
                         d.min_ts.clone().unwrap_or_default(),
                         d.max_ts.clone().unwrap_or_default(),
                     ]
