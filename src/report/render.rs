@@ -66,6 +66,14 @@ impl Table {
 
 /// Section titles and their tables, in order.
 fn sections(r: &Report) -> Vec<(String, Table)> {
+    let mut s = stored_sections(r);
+    s.extend(quality_sections(r));
+    s.extend(activity_sections(r));
+    s
+}
+
+/// What is stored: object stores, totals by dataset and tier, coverage gaps.
+fn stored_sections(r: &Report) -> Vec<(String, Table)> {
     let mut s = Vec::new();
     if !r.stores.is_empty() {
         s.push((
@@ -129,7 +137,12 @@ fn sections(r: &Report) -> Vec<(String, Table)> {
                 .collect(),
         },
     ));
-    s.extend(quality_sections(r));
+    s
+}
+
+/// What happened and what comes next: history, removals, forecast, plans, jobs.
+fn activity_sections(r: &Report) -> Vec<(String, Table)> {
+    let mut s = Vec::new();
     s.push((
         format!("Since {} ({})", r.since_time, r.since),
         Table {
