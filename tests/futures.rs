@@ -236,6 +236,7 @@ fn a_freqtrade_futures_backtest_on_the_export_charges_funding() {
     assert!(m["total_trades"].as_u64().unwrap() >= 2, "{r}");
     // Funding was charged: each trade held over funding times at 1e-4.
     let fees = m["funding_fees"].as_f64().unwrap();
+    eprintln!("funding fees over {} trades: {fees}", m["total_trades"]);
     assert!(fees.abs() > 1e-3, "no funding charged: {r}\n{logs}");
     // The manifest covers the mark and funding series it was handed.
     let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("data.manifest.json")).unwrap()).unwrap();
