@@ -27,17 +27,8 @@ fn sample(page: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// `mdkeep daemon` on `port` with a 1 GiB job budget, maintain off, and `env` on top.
 fn start(s: &Sandbox, port: u16, env: &[(&str, &str)], stderr: Stdio) -> std::process::Child {
-    s.cmd(&["daemon"])
-        .env("MDKEEP__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false")
-        .env("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+    s.daemon(port, env, stderr)
 }
 
 #[test]

@@ -12,17 +12,8 @@ use std::time::Duration;
 use common::{free_port, http_get, http_get_with, py, wait_for, Sandbox};
 use serde_json::Value;
 
-/// `mdkeep daemon` on `port`, no task due soon, and `env` on top.
 fn start(s: &Sandbox, port: u16, env: &[(&str, &str)]) -> Child {
-    s.cmd(&["daemon"])
-        .env("MDKEEP__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false")
-        .env("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    s.daemon(port, env, Stdio::null())
 }
 
 fn stop(mut d: Child) {

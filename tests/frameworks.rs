@@ -9,32 +9,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::Sandbox;
+use common::{framework_python, Sandbox};
 use serde_json::Value;
-
-/// The frameworks' Python, if it can import `module`: vectorbt and Freqtrade
-/// live in `.fwvenv`; hftbacktest and NautilusTrader in `.fwvenv-extra`,
-/// since their numpy and pandas pins clash with vectorbt's.
-fn framework_python(module: &str) -> PathBuf {
-    let (var, venv) = match module {
-        "hftbacktest" | "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
-        _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
-    };
-    let py = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
-    let ok = std::process::Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        common::missing(
-            &format!("{} importing {module}", py.display()),
-            ".ci/run installs the frameworks into .fwvenv and .fwvenv-extra",
-        );
-    }
-    py
-}
 
 fn spec(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

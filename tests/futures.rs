@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{py, Sandbox};
+use common::{framework_python, py, Sandbox};
 use serde_json::Value;
 
 /// Three days (2024-01-01..04) of BTC/USDT:USDT near 40,000: 1m futures
@@ -174,28 +174,6 @@ fn a_freqtrade_futures_folder_round_trips() {
         "{eth}"
     );
     assert!(eth.contains("'funding_rate': 0.0018"), "{eth}");
-}
-
-/// The venv's Python that imports `module` (`MDKEEP_FRAMEWORKS[_EXTRA]_PYTHON`, as in frameworks.rs).
-fn framework_python(module: &str) -> PathBuf {
-    let (var, venv) = match module {
-        "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
-        _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
-    };
-    let py = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
-    let ok = std::process::Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        common::missing(
-            &format!("{} importing {module}", py.display()),
-            ".ci/run installs the frameworks into .fwvenv and .fwvenv-extra",
-        );
-    }
-    py
 }
 
 #[test]

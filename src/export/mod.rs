@@ -302,13 +302,7 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
         quality::require_clean(&req.dataset, &findings, kinds)?;
     }
     std::fs::create_dir_all(&req.out).map_err(Error::io("create folder", &req.out))?;
-    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
-        "export-{}-{}",
-        std::process::id(),
-        crate::state::now_ns()
-    )))?;
-    let result = run(cfg, ds, req, &chosen, scratch.path(), true);
-    drop(scratch);
+    let result = run_scratch(cfg, ds, req, &chosen, true);
     drop(pins);
     let (files, m, manifest) = result?;
     let mut report = ExportReport {
@@ -338,13 +332,7 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
 pub fn digest(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<manifest::Manifest> {
     let ds = cfg.dataset(&req.dataset)?;
     let (chosen, pins) = select_and_pin(cfg, db, req, ds, owner)?;
-    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
-        "digest-{}-{}",
-        std::process::id(),
-        crate::state::now_ns()
-    )))?;
-    let result = run(cfg, ds, req, &chosen, scratch.path(), false);
-    drop(scratch);
+    let result = run_scratch(cfg, ds, req, &chosen, false);
     drop(pins);
     let mut m = result?.2;
     let series: Vec<String> = chosen.keys().cloned().collect();
@@ -371,6 +359,22 @@ fn describe(req: &Request) -> String {
         }
     }
     s
+}
+
+/// [`run`] in a scratch folder of its own, removed when it ends.
+fn run_scratch(
+    cfg: &Config,
+    ds: &DatasetConfig,
+    req: &Request,
+    chosen: &BTreeMap<String, Vec<CatalogFile>>,
+    write: bool,
+) -> Result<(Vec<ExportedFile>, RewriteTotals, manifest::Manifest)> {
+    let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
+        "export-{}-{}",
+        std::process::id(),
+        crate::state::now_ns()
+    )))?;
+    run(cfg, ds, req, chosen, scratch.path(), write)
 }
 
 fn run(

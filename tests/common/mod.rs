@@ -89,6 +89,20 @@ impl Sandbox {
         String::from_utf8(o.stdout).expect("utf8")
     }
 
+    /// `mdkeep daemon` on 127.0.0.1:`port` with a 1 GiB job budget, maintain
+    /// off, and `env` on top.
+    pub fn daemon(&self, port: u16, env: &[(&str, &str)], stderr: std::process::Stdio) -> std::process::Child {
+        self.cmd(&["daemon"])
+            .env("MDKEEP__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("MDKEEP__SCHEDULE__MAINTAIN__ENABLED", "false")
+            .env("MDKEEP__JOBS__MEMORY_BUDGET", "1GiB")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
     /// Run with `--json` appended and parse stdout.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
@@ -401,6 +415,31 @@ pub fn http_get_with(port: u16, path: &str, headers: &str) -> std::io::Result<(u
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// The frameworks' Python, if it can import `module`: vectorbt and Freqtrade
+/// live in `.fwvenv`; hftbacktest and NautilusTrader in `.fwvenv-extra`,
+/// since their numpy and pandas pins clash with vectorbt's
+/// (`MDKEEP_FRAMEWORKS_PYTHON` and `MDKEEP_FRAMEWORKS_EXTRA_PYTHON` override).
+pub fn framework_python(module: &str) -> PathBuf {
+    let (var, venv) = match module {
+        "hftbacktest" | "nautilus_trader" => ("MDKEEP_FRAMEWORKS_EXTRA_PYTHON", ".fwvenv-extra"),
+        _ => ("MDKEEP_FRAMEWORKS_PYTHON", ".fwvenv"),
+    };
+    let py = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        missing(
+            &format!("{} importing {module}", py.display()),
+            ".ci/run installs the frameworks into .fwvenv and .fwvenv-extra",
+        );
+    }
+    py
 }
 
 /// A test marked `#[ignore = "needs …"]` found what it needs missing: it
