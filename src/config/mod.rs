@@ -406,7 +406,9 @@ mod tests {
         assert_eq!(c.hot_tier().0, "hot");
         assert_eq!(c.hot_tier().1, Path::new("/r/data/processed"));
         assert_eq!(c.datasets["trades"].key, vec!["trade_id"]);
-        assert_eq!(c.datasets.len(), 3);
+        // trades, ohlcv and book; the futures series Freqtrade needs besides candles.
+        let names: Vec<&str> = c.datasets.keys().map(String::as_str).collect();
+        assert_eq!(names, ["trades", "ohlcv", "mark", "index", "premium", "funding", "book"]);
     }
 
     #[test]
