@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(c.datasets["trades"].key, vec!["trade_id"]);
         // trades, ohlcv and book; the futures series Freqtrade needs besides candles.
         let names: Vec<&str> = c.datasets.keys().map(String::as_str).collect();
-        assert_eq!(names, ["trades", "ohlcv", "mark", "index", "premium", "funding", "book"]);
+        assert_eq!(
+            names,
+            ["trades", "ohlcv", "mark", "index", "premium", "funding", "book"]
+        );
     }
 
     #[test]

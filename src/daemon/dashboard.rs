@@ -7,16 +7,12 @@
 //!   `/jobs/<id>/result.json`.
 //! - `/quality` and `/coverage`, with `/api/quality` and `/api/coverage`.
 //!
-//! Owns the routes and the report's cache. The report is built from the
-//! catalog and the report caches only ([`Reads::CachesOnly`]: no data file
-//! is opened), kept while [`crate::report::stamp`] is unchanged and younger
-//! than [`MAX_AGE`], and built again after a scheduled task changed
-//! something. All markup is the report's ([`crate::report::page`]).
+//! Owns the routes. The report comes from [`super::app::ReportCache`]; all
+//! markup is the report's ([`crate::report::page`]).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
@@ -24,62 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::http::{blocking, AppState};
-use crate::config::Config;
+use super::app::{blocking, AppState};
 use crate::error::{Error, Result};
-use crate::report::{self, header::Header, page, Reads};
+use crate::report::{self, header::Header, page};
 use crate::state::Db;
-
-/// A cached report is built again past this age even when nothing changed
-/// (its forecast and "next" plans depend on the clock).
-pub const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// How much of a job's output `/jobs/<id>/log` answers with.
 pub const LOG_TAIL: u64 = 64 * 1024;
-
-/// The report as last built: its HTML body and its JSON.
-struct Built {
-    stamp: String,
-    at: Instant,
-    body: Arc<str>,
-    json: Arc<str>,
-}
-
-/// The report's cache.
-#[derive(Default)]
-pub struct ReportCache {
-    built: Mutex<Option<Built>>,
-}
-
-impl ReportCache {
-    /// The report's HTML body and JSON, built again when the state database
-    /// changed or the cache is old. One build at a time; others wait for it.
-    fn get(&self, cfg: &Config, db: &Db) -> Result<(Arc<str>, Arc<str>)> {
-        let stamp = report::stamp(db)?;
-        let mut built = self.built.lock().expect("not poisoned");
-        if let Some(b) = built.as_ref().filter(|b| b.stamp == stamp && b.at.elapsed() < MAX_AGE) {
-            return Ok((b.body.clone(), b.json.clone()));
-        }
-        let r = report::build_with(cfg, db, "30d".parse().expect("valid span"), Reads::CachesOnly)?;
-        let json = serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string()))?;
-        let b = Built {
-            stamp,
-            at: Instant::now(),
-            body: report::html::body(&r).into(),
-            json: json.into(),
-        };
-        let out = (b.body.clone(), b.json.clone());
-        *built = Some(b);
-        Ok(out)
-    }
-
-    /// Build now if stale, so the next page is served from the cache.
-    pub fn warm(&self, cfg: &Config) {
-        if let Err(e) = Db::open_existing(&cfg.state_db()).and_then(|db| self.get(cfg, &db)) {
-            tracing::warn!(error = %e, "cannot rebuild the dashboard's report");
-        }
-    }
-}
 
 /// The dashboard's routes.
 pub fn routes() -> Router<Arc<AppState>> {

@@ -10,8 +10,7 @@
 //! a blocking thread. Accepting and bounding connections is
 //! [`super::server`]'s.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -20,73 +19,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
+use super::app::{blocking, AppState};
 use super::metrics;
-use crate::config::Config;
-use crate::error::Result;
 use crate::state::Db;
-
-/// What the daemon's parts report about themselves.
-#[derive(Debug, Default)]
-pub struct Health {
-    stopped: Mutex<Vec<String>>,
-}
-
-impl Health {
-    /// A part stopped for good while the daemon runs on.
-    pub fn stopped(&self, why: impl Into<String>) {
-        let why = why.into();
-        tracing::error!(why, "the daemon is no longer healthy");
-        self.stopped.lock().expect("not poisoned").push(why);
-    }
-
-    pub fn problems(&self) -> Vec<String> {
-        self.stopped.lock().expect("not poisoned").clone()
-    }
-}
-
-pub struct AppState {
-    pub cfg: Config,
-    pub started: Instant,
-    pub health: Arc<Health>,
-    /// The data families, rendered after each task, and when.
-    snapshot: Mutex<Option<(Arc<str>, Instant)>>,
-    /// The dashboard's report.
-    pub report: super::dashboard::ReportCache,
-    /// The bearer token asked of every route but `/healthz`, when set.
-    token: Option<String>,
-}
-
-impl AppState {
-    pub fn new(cfg: Config, health: Arc<Health>, token: Option<String>) -> AppState {
-        AppState {
-            cfg,
-            started: Instant::now(),
-            health,
-            snapshot: Mutex::new(None),
-            report: Default::default(),
-            token,
-        }
-    }
-
-    /// After a task: render the metrics' data families again and rebuild
-    /// the dashboard's report if the task changed something, on a blocking
-    /// thread (it walks the tier roots); the pages serve the old ones
-    /// meanwhile.
-    pub fn refresh_later(self: &Arc<Self>) {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            me.refresh_metrics();
-            me.report.warm(&me.cfg);
-        });
-    }
-
-    fn refresh_metrics(&self) {
-        match metrics::render_data(&self.cfg) {
-            Ok(text) => *self.snapshot.lock().expect("not poisoned") = Some((text.into(), Instant::now())),
-            Err(e) => tracing::warn!(error = %e, "cannot refresh the metrics snapshot"),
-        }
-    }
-}
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -127,17 +62,6 @@ async fn authorize(
 /// Equal bytes, in a time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(super) async fn blocking<T: Send + 'static>(
-    s: Arc<AppState>,
-    f: impl FnOnce(&AppState) -> Result<T> + Send + 'static,
-) -> std::result::Result<T, Response> {
-    match tokio::task::spawn_blocking(move || f(&s)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()),
-    }
 }
 
 async fn healthz(State(s): State<Arc<AppState>>) -> Response {

@@ -9,6 +9,7 @@
 //! running jobs or lets them finish within `daemon.shutdown_grace`, as
 //! `daemon.on_shutdown` says.
 
+pub mod app;
 pub mod dashboard;
 pub mod http;
 pub mod metrics;
@@ -36,8 +37,8 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
         cfg.daemon.starting_deadline.0,
     );
     let shutdown = Shutdown::new();
-    let health = Arc::new(http::Health::default());
-    let app_state = Arc::new(http::AppState::new(cfg.clone(), health.clone(), token(&cfg)?));
+    let health = Arc::new(app::Health::default());
+    let app_state = Arc::new(app::AppState::new(cfg.clone(), health.clone(), token(&cfg)?));
     let http = serve_http(&cfg, &app_state, &shutdown).await?;
     let mut worker = spawn_worker(&cfg, &shutdown, &health);
     // Only served pages need their snapshot and report refreshed after each task.
@@ -76,7 +77,7 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
 /// The HTTP listener on `http.bind`, unless it is empty.
 async fn serve_http(
     cfg: &Config,
-    app_state: &Arc<http::AppState>,
+    app_state: &Arc<app::AppState>,
     shutdown: &Shutdown,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let bind = cfg.http.bind.trim();
@@ -133,7 +134,7 @@ fn is_loopback(bind: &str) -> bool {
 
 /// The job worker on a blocking thread; if it stops before the daemon
 /// does, `/healthz` says so.
-fn spawn_worker(cfg: &Config, shutdown: &Shutdown, health: &Arc<http::Health>) -> tokio::task::JoinHandle<Result<()>> {
+fn spawn_worker(cfg: &Config, shutdown: &Shutdown, health: &Arc<app::Health>) -> tokio::task::JoinHandle<Result<()>> {
     let (cfg, shutdown, health) = (cfg.clone(), shutdown.clone(), health.clone());
     tokio::task::spawn_blocking(move || -> Result<()> {
         let run = || -> Result<()> {
@@ -162,8 +163,8 @@ fn spawn_scheduler(
     initial: Vec<scheduler::Decision>,
     clock: Clock,
     shutdown: &Shutdown,
-    health: &Arc<http::Health>,
-    snapshot: Option<Arc<http::AppState>>,
+    health: &Arc<app::Health>,
+    snapshot: Option<Arc<app::AppState>>,
 ) -> tokio::task::JoinHandle<()> {
     let run_task = {
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
