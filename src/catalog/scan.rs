@@ -108,6 +108,44 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
         settle_ns,
     };
 
+    walk_local(cfg, db, &mut found, &mut report)?;
+    list_stores(db, &mut found, &mut report)?;
+    let Found { mut present, todo, .. } = found;
+
+    let inspected = inspect_all(cfg, todo, progress)?;
+    report.files_read = inspected.len() as u64;
+
+    let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
+    let dberr = crate::state::db_err(&db.path);
+    for (c, result) in inspected {
+        record(cfg, &tx, c, result, &known, &mut present, &mut report)?;
+    }
+    for key in known.keys() {
+        if !present.contains(key) {
+            super::remove(&tx, &key.0, &key.1).map_err(&dberr)?;
+            report.removed += 1;
+        }
+    }
+    super::snapshot_usage(&tx, crate::state::now_ns()).map_err(&dberr)?;
+    tx.commit().map_err(&dberr)?;
+    progress.finish();
+
+    fill_state(cfg, db, &mut report)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        added = report.added,
+        updated = report.updated,
+        removed = report.removed,
+        unchanged = report.unchanged,
+        pending = report.pending.len(),
+        corrupt = report.corrupt.len(),
+        "scan done"
+    );
+    Ok(report)
+}
+
+/// Every data file under the local tier roots, sorted by name, into `found`.
+fn walk_local(cfg: &Config, db: &mut Db, found: &mut Found, report: &mut ScanReport) -> Result<()> {
     for (tier, root) in cfg.tier_roots() {
         if !root.is_dir() {
             continue;
@@ -132,7 +170,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
             let Ok(rel) = abs.strip_prefix(&root) else { continue };
             let Some(rel) = rel.to_str() else {
                 // No catalog key can name it; it would stop every run.
-                odd_name(cfg, db, &tier, abs, rel, &mut report)?;
+                odd_name(cfg, db, &tier, abs, rel, report)?;
                 continue;
             };
             let meta = match entry.metadata() {
@@ -149,13 +187,15 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
                 bytes: meta.len(),
                 mtime_ns: mtime_ns(meta.modified().ok()),
             };
-            found.file(&mut report, &tier, &root, rel.replace('\\', "/"), seen);
+            found.file(report, &tier, &root, rel.replace('\\', "/"), seen);
         }
     }
 
-    list_stores(db, &mut found, &mut report)?;
-    let Found { mut present, todo, .. } = found;
+    Ok(())
+}
 
+/// Read the footers of the files to (re)catalog, on `scan.threads` threads.
+fn inspect_all(cfg: &Config, todo: Vec<Candidate>, progress: &dyn Progress) -> Result<Vec<(Candidate, Inspected)>> {
     progress.set_length(todo.len() as u64);
     let threads = match cfg.scan.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -165,7 +205,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid(format!("scan threads: {e}")))?;
-    let inspected: Vec<(Candidate, Inspected)> = pool.install(|| {
+    Ok(pool.install(|| {
         todo.into_par_iter()
             .map(|c| {
                 let r = inspect_candidate(cfg, &c);
@@ -173,109 +213,97 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
                 (c, r)
             })
             .collect()
-    });
-    report.files_read = inspected.len() as u64;
+    }))
+}
 
-    let tx = db.conn.transaction().map_err(crate::state::db_err(&db.path))?;
-    let dberr = crate::state::db_err(&db.path);
-    for (c, result) in inspected {
-        let key = (c.tier.clone(), c.relpath.clone());
-        match result {
-            Inspected::Unavailable(reason) => {
-                // Healthy as far as we know: keep any catalog entry, retry next run.
-                tracing::warn!(path = %c.abs().display(), %reason, "cannot read file now; retried next run");
-                report.skipped.push(Ignored {
-                    path: c.abs().display().to_string(),
-                    reason,
-                });
+/// One inspected file into the catalog (in the scan's transaction): an
+/// entry, a file left for the next run, or a quarantined one.
+fn record(
+    cfg: &Config,
+    tx: &rusqlite::Transaction,
+    c: Candidate,
+    result: Inspected,
+    known: &std::collections::HashMap<(String, String), Seen>,
+    present: &mut HashSet<(String, String)>,
+    report: &mut ScanReport,
+) -> Result<()> {
+    let db_path = cfg.state_db();
+    let dberr = crate::state::db_err(&db_path);
+    let key = (c.tier.clone(), c.relpath.clone());
+    match result {
+        Inspected::Unavailable(reason) => {
+            // Healthy as far as we know: keep any catalog entry, retry next run.
+            tracing::warn!(path = %c.abs().display(), %reason, "cannot read file now; retried next run");
+            report.skipped.push(Ignored {
+                path: c.abs().display().to_string(),
+                reason,
+            });
+        }
+        Inspected::Ok(info) => {
+            let ds = &cfg.datasets[&c.dataset];
+            let drift = ds.schema_drift(&info.schema);
+            let misfiled =
+                matches!((info.min_ts, info.max_ts), (Some(lo), Some(hi)) if lo < c.range.0 || hi >= c.range.1);
+            let entry = FileEntry {
+                tier: c.tier.clone(),
+                relpath: c.relpath.clone(),
+                dataset: c.dataset.clone(),
+                partition: c.partition.clone(),
+                rows: info.rows,
+                bytes: c.seen.bytes,
+                min_ts: info.min_ts,
+                max_ts: info.max_ts,
+                schema_fp: info.schema_fp,
+                mtime_ns: c.seen.mtime_ns,
+                drift: (!drift.is_empty()).then(|| drift.join("; ")),
+                misfiled,
+                compacted: info.compacted,
+            };
+            super::upsert(tx, &entry).map_err(&dberr)?;
+            if known.contains_key(&key) {
+                report.updated += 1;
+            } else {
+                report.added += 1;
             }
-            Inspected::Ok(info) => {
-                let ds = &cfg.datasets[&c.dataset];
-                let drift = ds.schema_drift(&info.schema);
-                let misfiled =
-                    matches!((info.min_ts, info.max_ts), (Some(lo), Some(hi)) if lo < c.range.0 || hi >= c.range.1);
-                let entry = FileEntry {
-                    tier: c.tier.clone(),
-                    relpath: c.relpath.clone(),
-                    dataset: c.dataset.clone(),
-                    partition: c.partition.clone(),
-                    rows: info.rows,
-                    bytes: c.seen.bytes,
-                    min_ts: info.min_ts,
-                    max_ts: info.max_ts,
-                    schema_fp: info.schema_fp,
-                    mtime_ns: c.seen.mtime_ns,
-                    drift: (!drift.is_empty()).then(|| drift.join("; ")),
-                    misfiled,
-                    compacted: info.compacted,
-                };
-                super::upsert(&tx, &entry).map_err(&dberr)?;
-                if known.contains_key(&key) {
-                    report.updated += 1;
-                } else {
-                    report.added += 1;
-                }
-            }
-            Inspected::Corrupt(reason) if crate::store::is_remote(&c.root) => {
-                // Not moved: the object stays for a person to look at; it
-                // stays out of the catalog, so nothing reads it.
-                present.remove(&key);
-                tracing::warn!(path = %c.abs().display(), %reason, "unreadable object on the store; left in place, not cataloged");
-                report.corrupt.push(Corrupt {
-                    path: c.abs().display().to_string(),
-                    reason,
-                    moved_to: String::new(),
-                });
-            }
-            Inspected::Corrupt(reason) => {
-                let from = c.abs();
-                let q = super::Quarantine {
-                    tier: &c.tier,
-                    relpath: &c.relpath,
-                    from: &from,
-                    dataset: Some(&c.dataset),
-                    partition: Some(&c.partition),
-                    bytes: c.seen.bytes,
-                };
-                match crate::engine::quarantine::quarantine(cfg, &tx, &q, &reason) {
-                    Ok(moved_to) => {
-                        present.remove(&key);
-                        report.corrupt.push(Corrupt {
-                            path: from.display().to_string(),
-                            reason,
-                            moved_to: moved_to.display().to_string(),
-                        });
-                    }
-                    Err(e) => report.skipped.push(Ignored {
+        }
+        Inspected::Corrupt(reason) if crate::store::is_remote(&c.root) => {
+            // Not moved: the object stays for a person to look at; it
+            // stays out of the catalog, so nothing reads it.
+            present.remove(&key);
+            tracing::warn!(path = %c.abs().display(), %reason, "unreadable object on the store; left in place, not cataloged");
+            report.corrupt.push(Corrupt {
+                path: c.abs().display().to_string(),
+                reason,
+                moved_to: String::new(),
+            });
+        }
+        Inspected::Corrupt(reason) => {
+            let from = c.abs();
+            let q = super::Quarantine {
+                tier: &c.tier,
+                relpath: &c.relpath,
+                from: &from,
+                dataset: Some(&c.dataset),
+                partition: Some(&c.partition),
+                bytes: c.seen.bytes,
+            };
+            match crate::engine::quarantine::quarantine(cfg, tx, &q, &reason) {
+                Ok(moved_to) => {
+                    present.remove(&key);
+                    report.corrupt.push(Corrupt {
                         path: from.display().to_string(),
-                        reason: format!("{reason}; could not quarantine it: {e}"),
-                    }),
+                        reason,
+                        moved_to: moved_to.display().to_string(),
+                    });
                 }
+                Err(e) => report.skipped.push(Ignored {
+                    path: from.display().to_string(),
+                    reason: format!("{reason}; could not quarantine it: {e}"),
+                }),
             }
         }
     }
-    for key in known.keys() {
-        if !present.contains(key) {
-            super::remove(&tx, &key.0, &key.1).map_err(&dberr)?;
-            report.removed += 1;
-        }
-    }
-    super::snapshot_usage(&tx, crate::state::now_ns()).map_err(&dberr)?;
-    tx.commit().map_err(&dberr)?;
-    progress.finish();
-
-    fill_state(cfg, db, &mut report)?;
-    report.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        added = report.added,
-        updated = report.updated,
-        removed = report.removed,
-        unchanged = report.unchanged,
-        pending = report.pending.len(),
-        corrupt = report.corrupt.len(),
-        "scan done"
-    );
-    Ok(report)
+    Ok(())
 }
 
 /// What a scan finds under the tier roots, on disk or in a listing.
