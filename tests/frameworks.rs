@@ -30,25 +30,9 @@ fn candles() -> Sandbox {
     s
 }
 
-fn run_job(s: &Sandbox, framework: &str, py: &PathBuf, spec_file: &str) -> Value {
-    let var = format!("MDKEEP__JOBS__FRAMEWORKS__{}__PYTHON", framework.to_ascii_uppercase());
-    let o = s
-        .cmd(&["jobs", "submit", &spec(spec_file), "--json"])
-        .env(&var, py)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
-    let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    let o = s.cmd(&["jobs", "work", "--once"]).env(&var, py).output().unwrap();
-    assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
-    let job = s.json(&["jobs", "show", &id.to_string()]);
-    let logs = s.ok(&["jobs", "logs", &id.to_string()]);
-    assert_eq!(job["state"], "succeeded", "{job}\n{logs}");
-    assert!(job["peak_memory_bytes"].as_u64().unwrap() > 0, "{job}");
-    let dir = s.root().join("data/jobs").join(id.to_string());
-    serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap()
+fn run_job(s: &Sandbox, framework: &str, py: &std::path::Path, spec_file: &str) -> Value {
+    s.run_framework_job(framework, py, std::path::Path::new(&spec(spec_file)))
+        .1
 }
 
 #[test]

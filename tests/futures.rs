@@ -185,22 +185,7 @@ fn a_freqtrade_futures_backtest_on_the_export_charges_funding() {
     futures_folder(&src);
     s.json(&["ingest", "freqtrade", src.to_str().unwrap(), "--exchange", "binance"]);
     let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("jobs/freqtrade-futures.toml");
-    let var = "MDKEEP__JOBS__FRAMEWORKS__FREQTRADE__PYTHON";
-    let o = s
-        .cmd(&["jobs", "submit", spec.to_str().unwrap(), "--json"])
-        .env(var, &py)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
-    let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    let o = s.cmd(&["jobs", "work", "--once"]).env(var, &py).output().unwrap();
-    assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
-    let job = s.json(&["jobs", "show", &id.to_string()]);
-    let logs = s.ok(&["jobs", "logs", &id.to_string()]);
-    assert_eq!(job["state"], "succeeded", "{job}\n{logs}");
-    let dir = s.root().join("data/jobs").join(id.to_string());
+    let (dir, r, logs) = s.run_framework_job("freqtrade", &py, &spec);
     for f in [
         "BTC_USDT_USDT-1m-futures",
         "BTC_USDT_USDT-1h-mark",
@@ -208,7 +193,6 @@ fn a_freqtrade_futures_backtest_on_the_export_charges_funding() {
     ] {
         assert!(dir.join("data/futures").join(format!("{f}.feather")).is_file(), "{f}");
     }
-    let r: Value = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
     let m = &r["metrics"];
     assert_eq!(m["trading_mode"], "futures", "{r}");
     assert!(m["total_trades"].as_u64().unwrap() >= 2, "{r}");

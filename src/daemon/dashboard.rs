@@ -208,7 +208,7 @@ fn tail(path: &Path, n: u64) -> String {
         return String::new();
     };
     let mut buf = Vec::new();
-    if f.seek(SeekFrom::End(-(n as i64))).is_ok() || n == 0 {
+    if f.seek(SeekFrom::End(-(n as i64))).is_ok() {
         let _ = f.take(n).read_to_end(&mut buf);
     }
     String::from_utf8_lossy(&buf).into_owned()

@@ -103,6 +103,31 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// Submit the spec at `spec` with `framework`'s profile pointed at
+    /// `py`, run the queue dry, and require the job to succeed with a peak;
+    /// returns its folder, its `result.json` and its logs.
+    pub fn run_framework_job(&self, framework: &str, py: &Path, spec: &Path) -> (PathBuf, Value, String) {
+        let var = format!("MDKEEP__JOBS__FRAMEWORKS__{}__PYTHON", framework.to_ascii_uppercase());
+        let o = self
+            .cmd(&["jobs", "submit", spec.to_str().unwrap(), "--json"])
+            .env(&var, py)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
+        let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let o = self.cmd(&["jobs", "work", "--once"]).env(&var, py).output().unwrap();
+        assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
+        let job = self.json(&["jobs", "show", &id.to_string()]);
+        let logs = self.ok(&["jobs", "logs", &id.to_string()]);
+        assert_eq!(job["state"], "succeeded", "{job}\n{logs}");
+        assert!(job["peak_memory_bytes"].as_u64().unwrap() > 0, "{job}");
+        let dir = self.root().join("data/jobs").join(id.to_string());
+        let result = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+        (dir, result, logs)
+    }
+
     /// Run with `--json` appended and parse stdout.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
