@@ -6,6 +6,8 @@
 #   scan   a full-scan aggregate by symbol (count, sum(amount), avg(price), vwap)
 #   slice  a 5-minute slice of one symbol
 #   lookup one trade by id (in one symbol)
+#   floor  DuckDB's cost of the slice's query when no row group matches (the
+#          glob, the hive filter, the footers): no file layout goes below it
 # Also prints each output's bytes and each compaction's wall time and peak RSS.
 #
 # Usage: benches/query_vs_peers.sh [WORKDIR] [N]   (default /tmp/mdkeep-query-bench, 5)
@@ -73,6 +75,7 @@ def duck(d):
         "scan": f"SELECT symbol, count(*), sum(amount), avg(price), sum(price*amount)/sum(amount) FROM {src} GROUP BY symbol ORDER BY symbol",
         "slice": f"SELECT count(*), sum(amount) FROM {src} WHERE symbol = 'BTC_USDT' AND ts >= '{lo}' AND ts < '{hi}'",
         "lookup": f"SELECT ts, price, amount FROM {src} WHERE symbol = 'BTC_USDT' AND trade_id = {tid}",
+        "floor": f"SELECT count(*), sum(amount) FROM {src} WHERE symbol = 'BTC_USDT' AND ts < '2000-01-01'",
     }
     return {k: best(lambda: con.execute(v).fetchall()) for k, v in q.items()}
 
@@ -123,6 +126,8 @@ if peers:
         for q, goal in (("scan", "<= 1.0"), ("slice", "<= 0.5"), ("lookup", "")):
             b = min(rows[p][r][q][0] for p in peers)
             print(f"  {r} {q}: {m[r][q][0] / b:.2f}x {('(goal ' + goal + ')') if goal else ''}")
+    b = min(rows[p]["duckdb"]["slice"][0] for p in peers)
+    print(f"  duckdb floor (no row group read) over mdkeep's files {m['duckdb']['floor'][0]:.1f} ms = {m['duckdb']['floor'][0] / b:.2f}x the best peer's slice")
     fast = min(comp[p][0] for p in peers if p in comp)
     print(f"  compaction wall {comp['mdkeep'][0] / fast:.2f}x the faster peer's (goal <= 0.3), peak RSS {comp['mdkeep'][1] / 1024:.0f} MB")
 PY

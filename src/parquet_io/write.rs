@@ -65,7 +65,7 @@ impl WriteOptions {
         let declared: Vec<(String, ColumnEncoding)> = ds
             .map(|d| d.encodings.iter().map(|(c, e)| (c.clone(), *e)).collect())
             .unwrap_or_default();
-        self.columns = super::encoding::choose(schema, sample, &self.delta_columns, &declared);
+        self.columns = super::encoding::choose(schema, sample, &self.delta_columns, &declared, self.max_row_group_rows);
         self.bloom_columns = ds
             .map(|d| d.bloom.iter().filter(|c| schema.index_of(c).is_ok()).cloned().collect())
             .unwrap_or_default();
@@ -112,6 +112,12 @@ impl WriteOptions {
             let path = ColumnPath::from(c.as_str());
             let (encoding, dictionary) = choice.encoding();
             b = b.set_column_dictionary_enabled(path.clone(), dictionary);
+            if dictionary {
+                b = b.set_column_dictionary_page_size_limit(path.clone(), super::encoding::DICT_PAGE_LIMIT);
+            }
+            if choice == Choice::WideDictionary {
+                b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
+            }
             if let Some(e) = encoding {
                 b = b.set_column_encoding(path, e);
             }
