@@ -70,7 +70,7 @@ pub fn run(root: &Path, env: impl IntoIterator<Item = (String, String)>) -> Resu
     std::fs::create_dir_all(root).map_err(crate::Error::io("create folder", root))?;
     crate::init::write_default_config(root)?;
     let cfg = Config::load(root, None, env)?;
-    crate::store::register(&cfg);
+    crate::store::Stores::build(&cfg).install();
     let init = crate::init::init(&cfg, false)?;
     let gen = crate::gen::generate(&cfg, &demo_gen_options())?;
     let mut db = Db::open(&cfg.state_db())?;

@@ -512,7 +512,7 @@ fn uploads_are_create_only_and_reads_fetch_only_their_columns() {
         env.into_iter().filter(|(k, _)| k.starts_with("MDKEEP__")),
     )
     .unwrap();
-    mdkeep::store::for_tier(&cfg, "archive").unwrap();
+    mdkeep::store::Stores::build(&cfg).install().tier("archive").unwrap();
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
         "x",
         arrow::datatypes::DataType::Int64,

@@ -366,7 +366,7 @@ fn list_stores(db: &Db, found: &mut Found, report: &mut ScanReport) -> Result<()
     let cfg = found.cfg;
     for tier in cfg.store_tiers() {
         let root = cfg.tier_root(&tier)?;
-        let listing = match crate::store::for_tier(cfg, &tier).and_then(|s| s.list("")) {
+        let listing = match crate::store::stores().tier(&tier).and_then(|s| s.list("")) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(tier = %tier, error = %e, "store unreachable; its catalog entries are kept");

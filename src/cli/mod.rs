@@ -173,8 +173,8 @@ impl Cli {
     /// The config for this invocation, with environment overrides applied.
     pub fn load_config(&self) -> Result<Config, Error> {
         let cfg = Config::load(&self.root, self.config.as_deref(), std::env::vars())?;
-        // Paths under a store tier find their client from now on.
-        mdkeep::store::register(&cfg);
+        // Built once: paths under a store tier find their client from now on.
+        mdkeep::store::Stores::build(&cfg).install();
         Ok(cfg)
     }
 }

@@ -181,7 +181,7 @@ pub fn render_live(cfg: &Config) -> Result<String> {
         .store_tiers()
         .into_iter()
         .map(|t| {
-            let up = crate::store::for_tier(cfg, &t).is_ok_and(|st| st.probe().is_ok());
+            let up = crate::store::stores().tier(&t).is_ok_and(|st| st.probe().is_ok());
             (labels(&["tier"], &[t]), if up { 1.0 } else { 0.0 })
         })
         .collect();

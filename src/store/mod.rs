@@ -18,9 +18,8 @@
 pub mod read;
 pub mod write;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -258,63 +257,111 @@ fn short(e: &object_store::Error) -> String {
     s
 }
 
-/// Root URL → its client, or why it could not be built (no credentials).
-type Registry = Mutex<HashMap<String, std::result::Result<Arc<Store>, String>>>;
-
-fn registry() -> &'static Registry {
-    static R: OnceLock<Registry> = OnceLock::new();
-    R.get_or_init(Default::default)
+/// The clients of one config's store tiers, built once at start-up
+/// ([`Stores::build`]) and then installed for the process
+/// ([`Stores::install`]): the entry point (the CLI, the daemon, the demo)
+/// builds them right after loading the config, and from then on every path
+/// spelled as a store URL resolves to its client ([`Stores::for_path`]),
+/// however deep in the engine it is opened. Nothing is built lazily and
+/// nothing changes after the install.
+#[derive(Debug, Default)]
+pub struct Stores {
+    tiers: Vec<Client>,
 }
 
-/// The client of store tier `tier` (built on first use).
-pub fn for_tier(cfg: &Config, tier: &str) -> Result<Arc<Store>> {
-    let t = cfg
-        .tiers
-        .get(tier)
-        .ok_or_else(|| Error::Invalid(format!("unknown tier `{tier}` (declared under [tiers])")))?;
-    let url = t.root.to_string_lossy().trim_end_matches('/').to_string();
-    let mut reg = registry().lock().expect("store registry");
-    if let Some(Ok(s)) = reg.get(&url) {
-        return Ok(s.clone());
-    }
-    match Store::build(cfg, tier, &url, &t.s3.clone().unwrap_or_default()) {
-        Ok(s) => {
-            let s = Arc::new(s);
-            reg.insert(url, Ok(s.clone()));
-            Ok(s)
-        }
-        Err(e) => {
-            reg.insert(url, Err(e.to_string()));
-            Err(e)
+/// One store tier's client, or why it could not be built (no credentials).
+#[derive(Debug)]
+struct Client {
+    tier: String,
+    /// The root URL without a trailing slash.
+    url: String,
+    store: std::result::Result<Arc<Store>, Error>,
+}
+
+impl Client {
+    fn get(&self) -> Result<Arc<Store>> {
+        match &self.store {
+            Ok(s) => Ok(s.clone()),
+            // A config error keeps its key (and its exit code); any other
+            // says which store it concerns.
+            Err(Error::Config {
+                source_name,
+                key,
+                message,
+            }) => Err(Error::Config {
+                source_name: source_name.clone(),
+                key: key.clone(),
+                message: message.clone(),
+            }),
+            Err(e) => Err(Error::Store {
+                url: self.url.clone(),
+                message: e.to_string(),
+            }),
         }
     }
 }
 
-/// The client whose root holds `path` (a store tier of a loaded config).
+static INSTALLED: OnceLock<Stores> = OnceLock::new();
+
+impl Stores {
+    /// Build the client of every store tier of `cfg`. A client that cannot
+    /// be built keeps its reason, given when the tier is used.
+    pub fn build(cfg: &Config) -> Stores {
+        let tiers = cfg
+            .store_tiers()
+            .into_iter()
+            .map(|tier| {
+                let t = &cfg.tiers[&tier];
+                let url = t.root.to_string_lossy().trim_end_matches('/').to_string();
+                let store = Store::build(cfg, &tier, &url, &t.s3.clone().unwrap_or_default()).map(Arc::new);
+                Client { tier, url, store }
+            })
+            .collect();
+        Stores { tiers }
+    }
+
+    /// Make these the stores of the process and return them. The process
+    /// serves one config: a second install keeps the first stores.
+    pub fn install(self) -> &'static Stores {
+        INSTALLED.get_or_init(|| self)
+    }
+
+    /// The client of store tier `tier`.
+    pub fn tier(&self, tier: &str) -> Result<Arc<Store>> {
+        match self.tiers.iter().find(|c| c.tier == tier) {
+            Some(c) => c.get(),
+            None => Err(Error::Invalid(format!(
+                "`{tier}` is not a store tier of the loaded config (declared under [tiers] with an s3:// root)"
+            ))),
+        }
+    }
+
+    /// The client whose root holds `path`.
+    pub fn for_path(&self, path: &Path) -> Result<Arc<Store>> {
+        let s = path.to_string_lossy();
+        let under = |url: &str| s.strip_prefix(url).is_some_and(|r| r.is_empty() || r.starts_with('/'));
+        match self.tiers.iter().filter(|c| under(&c.url)).max_by_key(|c| c.url.len()) {
+            Some(c) => match &c.store {
+                Ok(st) => Ok(st.clone()),
+                Err(e) => Err(Error::Store {
+                    url: c.url.clone(),
+                    message: e.to_string(),
+                }),
+            },
+            None => Err(Error::Invalid(format!("{s}: no store tier is configured for this URL"))),
+        }
+    }
+}
+
+/// The stores installed for this process (none before an install).
+pub fn stores() -> &'static Stores {
+    static NONE: Stores = Stores { tiers: Vec::new() };
+    INSTALLED.get().unwrap_or(&NONE)
+}
+
+/// The client whose root holds `path`, among the installed stores.
 pub fn for_path(path: &Path) -> Result<Arc<Store>> {
-    let s = path.to_string_lossy();
-    let reg = registry().lock().expect("store registry");
-    match reg
-        .iter()
-        .filter(|(url, _)| s.starts_with(url.as_str()))
-        .max_by_key(|(url, _)| url.len())
-    {
-        Some((_, Ok(st))) => Ok(st.clone()),
-        Some((url, Err(m))) => Err(Error::Store {
-            url: url.clone(),
-            message: m.clone(),
-        }),
-        None => Err(Error::Invalid(format!("{s}: no store tier is configured for this URL"))),
-    }
-}
-
-/// Build the clients of every store tier of `cfg`, so paths under them
-/// resolve ([`for_path`]); a client that cannot be built (no credentials)
-/// says why when used. Entry points call it once after loading the config.
-pub fn register(cfg: &Config) {
-    for t in cfg.store_tiers() {
-        let _ = for_tier(cfg, &t);
-    }
+    stores().for_path(path)
 }
 
 /// Remove a local file or an object (absent is fine).
