@@ -107,17 +107,7 @@ pub fn generate(cfg: &Config, o: &GenOptions) -> Result<GenReport> {
                 for f in 0..o.flushes_per_hour as i64 {
                     let t0 = day_ms + h * 3_600_000 + f * span_ms;
                     let n = o.rows_per_flush;
-                    let mut ts: Vec<i64> = (0..n).map(|_| t0 + (rng.next_u64() % span_ms as u64) as i64).collect();
-                    ts.sort_unstable();
-                    let mut fl = Flush::default();
-                    for (i, &t) in ts.iter().enumerate() {
-                        price *= (rng.normal() * 0.0002).exp();
-                        fl.ts.push(t);
-                        fl.id.push(trade_id + i as i64);
-                        fl.price.push((price * 1e6).round() / 1e6);
-                        fl.amount.push(((-3.0 + 1.2 * rng.normal()).exp() * 1e6).round() / 1e6);
-                        fl.side.push(if rng.unit() < 0.5 { "buy" } else { "sell" });
-                    }
+                    let mut fl = trades(&mut rng, &mut price, trade_id, t0, span_ms, n);
                     trade_id += n as i64;
                     report.distinct_rows += n as u64;
                     if let Some(tail) = prev_tail.take() {
@@ -155,6 +145,23 @@ pub fn generate(cfg: &Config, o: &GenOptions) -> Result<GenReport> {
         }
     }
     Ok(report)
+}
+
+/// `n` trades of one flush: times in `[t0, t0 + span_ms)`, sorted; ids
+/// from `first_id`; a random-walk price and log-normal sizes.
+fn trades(rng: &mut Rng, price: &mut f64, first_id: i64, t0: i64, span_ms: i64, n: usize) -> Flush {
+    let mut ts: Vec<i64> = (0..n).map(|_| t0 + (rng.next_u64() % span_ms as u64) as i64).collect();
+    ts.sort_unstable();
+    let mut fl = Flush::default();
+    for (i, &t) in ts.iter().enumerate() {
+        *price *= (rng.normal() * 0.0002).exp();
+        fl.ts.push(t);
+        fl.id.push(first_id + i as i64);
+        fl.price.push((*price * 1e6).round() / 1e6);
+        fl.amount.push(((-3.0 + 1.2 * rng.normal()).exp() * 1e6).round() / 1e6);
+        fl.side.push(if rng.unit() < 0.5 { "buy" } else { "sell" });
+    }
+    fl
 }
 
 fn set_mtime(path: &std::path::Path, t: SystemTime) -> Result<()> {

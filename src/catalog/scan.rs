@@ -216,6 +216,28 @@ fn inspect_all(cfg: &Config, todo: Vec<Candidate>, progress: &dyn Progress) -> R
     }))
 }
 
+/// The catalog entry of a file inspected whole.
+fn entry_of(cfg: &Config, c: &Candidate, info: FileInfo) -> FileEntry {
+    let ds = &cfg.datasets[&c.dataset];
+    let drift = ds.schema_drift(&info.schema);
+    let misfiled = matches!((info.min_ts, info.max_ts), (Some(lo), Some(hi)) if lo < c.range.0 || hi >= c.range.1);
+    FileEntry {
+        tier: c.tier.clone(),
+        relpath: c.relpath.clone(),
+        dataset: c.dataset.clone(),
+        partition: c.partition.clone(),
+        rows: info.rows,
+        bytes: c.seen.bytes,
+        min_ts: info.min_ts,
+        max_ts: info.max_ts,
+        schema_fp: info.schema_fp,
+        mtime_ns: c.seen.mtime_ns,
+        drift: (!drift.is_empty()).then(|| drift.join("; ")),
+        misfiled,
+        compacted: info.compacted,
+    }
+}
+
 /// One inspected file into the catalog (in the scan's transaction): an
 /// entry, a file left for the next run, or a quarantined one.
 fn record(
@@ -240,25 +262,7 @@ fn record(
             });
         }
         Inspected::Ok(info) => {
-            let ds = &cfg.datasets[&c.dataset];
-            let drift = ds.schema_drift(&info.schema);
-            let misfiled =
-                matches!((info.min_ts, info.max_ts), (Some(lo), Some(hi)) if lo < c.range.0 || hi >= c.range.1);
-            let entry = FileEntry {
-                tier: c.tier.clone(),
-                relpath: c.relpath.clone(),
-                dataset: c.dataset.clone(),
-                partition: c.partition.clone(),
-                rows: info.rows,
-                bytes: c.seen.bytes,
-                min_ts: info.min_ts,
-                max_ts: info.max_ts,
-                schema_fp: info.schema_fp,
-                mtime_ns: c.seen.mtime_ns,
-                drift: (!drift.is_empty()).then(|| drift.join("; ")),
-                misfiled,
-                compacted: info.compacted,
-            };
+            let entry = entry_of(cfg, &c, info);
             super::upsert(tx, &entry).map_err(&dberr)?;
             if known.contains_key(&key) {
                 report.updated += 1;

@@ -33,51 +33,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     };
     let plan = compaction::plan(&cfg, &db, &filter)?;
     if a.dry_run {
-        if a.json {
-            #[derive(serde::Serialize)]
-            struct DryRun<'a> {
-                #[serde(flatten)]
-                metrics: compaction::Metrics,
-                plan: &'a compaction::Plan,
-            }
-            output::json(&DryRun {
-                metrics: compaction::dry_run_metrics(&plan),
-                plan: &plan,
-            })?;
-            return Ok(0);
-        }
-        if plan.is_empty() {
-            println!(
-                "nothing to compact ({} partitions already compact)",
-                plan.partitions_skipped
-            );
-        }
-        for s in &plan.series {
-            let files: u64 = s.partitions.iter().map(|p| p.files).sum();
-            println!(
-                "would rewrite {} {} [{}]: {} partitions, {} files",
-                s.dataset,
-                s.series,
-                s.tier,
-                s.partitions.len(),
-                files
-            );
-            for p in &s.partitions {
-                println!(
-                    "  {}  {} files, {} rows, {}: {}",
-                    p.partition,
-                    p.files,
-                    output::thousands(p.rows),
-                    human_bytes(p.bytes),
-                    p.reasons.join("; ")
-                );
-            }
-        }
-        for d in &plan.skipped_drift {
-            println!("skipped (schema drift): {d}");
-        }
-        println!("dry run: nothing was changed");
-        return Ok(0);
+        return print_plan(&plan, a.json);
     }
     let m = compaction::execute(&cfg, &mut db, &plan, &progress("compact", a.json))?;
     let code = mdkeep::outcome::Outcome::of_failures(&m.failures).code();
@@ -85,6 +41,62 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         output::json(&m)?;
         return Ok(code);
     }
+    print_metrics(&m);
+    output::failures(&m.failures);
+    Ok(code)
+}
+
+/// The dry run: what would be rewritten and why.
+fn print_plan(plan: &compaction::Plan, json: bool) -> anyhow::Result<i32> {
+    if json {
+        #[derive(serde::Serialize)]
+        struct DryRun<'a> {
+            #[serde(flatten)]
+            metrics: compaction::Metrics,
+            plan: &'a compaction::Plan,
+        }
+        output::json(&DryRun {
+            metrics: compaction::dry_run_metrics(plan),
+            plan,
+        })?;
+        return Ok(0);
+    }
+    if plan.is_empty() {
+        println!(
+            "nothing to compact ({} partitions already compact)",
+            plan.partitions_skipped
+        );
+    }
+    for s in &plan.series {
+        let files: u64 = s.partitions.iter().map(|p| p.files).sum();
+        println!(
+            "would rewrite {} {} [{}]: {} partitions, {} files",
+            s.dataset,
+            s.series,
+            s.tier,
+            s.partitions.len(),
+            files
+        );
+        for p in &s.partitions {
+            println!(
+                "  {}  {} files, {} rows, {}: {}",
+                p.partition,
+                p.files,
+                output::thousands(p.rows),
+                human_bytes(p.bytes),
+                p.reasons.join("; ")
+            );
+        }
+    }
+    for d in &plan.skipped_drift {
+        println!("skipped (schema drift): {d}");
+    }
+    println!("dry run: nothing was changed");
+    Ok(0)
+}
+
+/// What a run rewrote, in words.
+fn print_metrics(m: &compaction::Metrics) {
     if m.recovered.rolled_back + m.recovered.finished > 0 {
         println!(
             "recovered: {} interrupted rewrite(s) rolled back, {} finished",
@@ -121,6 +133,4 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
             m.totals.replaced_kept
         );
     }
-    output::failures(&m.failures);
-    Ok(code)
 }

@@ -31,7 +31,45 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         output::thousands(r.gen.rows),
         output::thousands(r.gen.distinct_rows)
     );
-    let m = &r.maintain;
+    print_maintain(&r.maintain);
+    println!("4. ls:");
+
+    for p in &r.partitions {
+        println!(
+            "   {:<5} {:<8} {:<50} {:>5} files {:>10} rows {:>9}  {} .. {}",
+            p.tier,
+            p.dataset,
+            p.partition_key,
+            p.files,
+            output::thousands(p.rows),
+            human_bytes(p.bytes),
+            p.min_ts.map(rfc3339).unwrap_or_default(),
+            p.max_ts.map(rfc3339).unwrap_or_default()
+        );
+    }
+    println!(
+        "5. jobs: two stand-in backtests of different frameworks, one framework at a time, {} limits:",
+        r.worker.mechanism
+    );
+    for j in &r.jobs {
+        println!(
+            "   job {} {:<10} {:<10} {:<10} reserved {:>9}  peak {:>9}  {}",
+            j.id,
+            j.name,
+            j.group,
+            j.state,
+            human_bytes(j.reserved_memory_bytes),
+            j.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
+            j.dir
+        );
+    }
+    println!("6. report: {}", r.report);
+    println!("\nQuery it: duckdb -c \"SELECT symbol, count(*) FROM read_parquet('{}/data/processed/trades/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", r.root);
+    Ok(0)
+}
+
+/// Step 3: what each maintain step did to the pile.
+fn print_maintain(m: &mdkeep::maintenance::MaintainReport) {
     if let Some(scan) = &m.scan {
         println!(
             "3. maintain / scan: {} added, {} pending, {} corrupt, {} misfiled (rows a flush carried past midnight); catalog holds {} rows",
@@ -73,38 +111,4 @@ pub fn run(_cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         human_bytes(m.quota.plan.usage.total),
         m.quota.plan.evictions.len()
     );
-    println!("4. ls:");
-
-    for p in &r.partitions {
-        println!(
-            "   {:<5} {:<8} {:<50} {:>5} files {:>10} rows {:>9}  {} .. {}",
-            p.tier,
-            p.dataset,
-            p.partition_key,
-            p.files,
-            output::thousands(p.rows),
-            human_bytes(p.bytes),
-            p.min_ts.map(rfc3339).unwrap_or_default(),
-            p.max_ts.map(rfc3339).unwrap_or_default()
-        );
-    }
-    println!(
-        "5. jobs: two stand-in backtests of different frameworks, one framework at a time, {} limits:",
-        r.worker.mechanism
-    );
-    for j in &r.jobs {
-        println!(
-            "   job {} {:<10} {:<10} {:<10} reserved {:>9}  peak {:>9}  {}",
-            j.id,
-            j.name,
-            j.group,
-            j.state,
-            human_bytes(j.reserved_memory_bytes),
-            j.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
-            j.dir
-        );
-    }
-    println!("6. report: {}", r.report);
-    println!("\nQuery it: duckdb -c \"SELECT symbol, count(*) FROM read_parquet('{}/data/processed/trades/**/*.parquet', hive_partitioning=true) GROUP BY 1\"", r.root);
-    Ok(0)
 }

@@ -42,13 +42,64 @@ pub struct Filter {
     pub values: Vec<(String, String)>,
 }
 
+/// (dataset, tier, series) → period → files.
+type Groups = BTreeMap<(String, String, String), BTreeMap<String, Vec<CatalogFile>>>;
+
 pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
     if let Some(d) = &filter.dataset {
         cfg.dataset(d)?;
     }
-    // (dataset, tier, series) → period → files
-    let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<CatalogFile>>> = BTreeMap::new();
     let mut out = Plan::default();
+    let groups = group(cfg, db, filter, &mut out)?;
+    for ((dataset, tier, series), parts) in groups {
+        let ds = &cfg.datasets[&dataset];
+        let target = cfg.tiers.get(&tier).map(|t| t.target_file_size.0).unwrap_or(128 << 20);
+        let small = (target as f64 * cfg.compaction.small_file_fraction) as u64;
+        let period_filter: Vec<&String> = filter
+            .values
+            .iter()
+            .filter(|(k, _)| k == &ds.time_partition)
+            .map(|(_, v)| v)
+            .collect();
+        let mut reasons: BTreeMap<String, Vec<String>> = parts
+            .iter()
+            .filter(|(period, _)| period_filter.is_empty() || period_filter.contains(period))
+            .map(|(period, files)| (period.clone(), reasons_for(files, small)))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        if reasons.is_empty() {
+            out.partitions_skipped += parts.len() as u64;
+            continue;
+        }
+        let chosen = with_neighbours(ds, &parts, &mut reasons);
+        out.partitions_skipped += (parts.len() - chosen.len()) as u64;
+        let mut sp = SeriesPlan {
+            dataset: dataset.clone(),
+            tier: tier.clone(),
+            series,
+            partitions: Vec::new(),
+            inputs: Vec::new(),
+        };
+        for p in &chosen {
+            let files = &parts[p];
+            sp.partitions.push(PartitionPlan {
+                partition: files[0].file.partition.clone(),
+                files: files.len() as u64,
+                rows: files.iter().map(|f| f.file.rows).sum(),
+                bytes: files.iter().map(|f| f.file.bytes).sum(),
+                reasons: reasons.remove(p).unwrap_or_default(),
+            });
+            sp.inputs.extend(files.iter().map(|f| f.file.clone()));
+        }
+        out.series.push(sp);
+    }
+    Ok(out)
+}
+
+/// The cataloged files the filter selects, by series and period; drifted
+/// files are listed in `out` and left out.
+fn group(cfg: &Config, db: &Db, filter: &Filter, out: &mut Plan) -> Result<Groups> {
+    let mut groups = Groups::new();
     for row in catalog::files(db, filter.dataset.as_deref())? {
         let (dataset, tier) = (row.dataset.clone(), row.tier.clone());
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
@@ -78,99 +129,67 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
             .or_default()
             .push(row);
     }
+    Ok(groups)
+}
 
-    for ((dataset, tier, series), parts) in groups {
-        let ds = &cfg.datasets[&dataset];
-        let target = cfg.tiers.get(&tier).map(|t| t.target_file_size.0).unwrap_or(128 << 20);
-        let small = (target as f64 * cfg.compaction.small_file_fraction) as u64;
-        let period_filter: Vec<&String> = filter
-            .values
-            .iter()
-            .filter(|(k, _)| k == &ds.time_partition)
-            .map(|(_, v)| v)
-            .collect();
-        let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (period, files) in &parts {
-            if !period_filter.is_empty() && !period_filter.contains(&period) {
-                continue;
-            }
-            let mut r = Vec::new();
-            let fresh = files.iter().filter(|f| !f.compacted).count();
-            if fresh > 0 {
-                r.push(format!(
-                    "{fresh} file(s) not yet compacted (order and duplicates unknown)"
-                ));
-            }
-            if files.iter().any(|f| f.misfiled) {
-                r.push("rows outside the partition's time range".into());
-            }
-            let n_small = files.iter().filter(|f| f.file.bytes < small).count();
-            if files.len() > 1 && n_small >= 2 {
-                r.push(format!(
-                    "{n_small} files smaller than {}",
-                    crate::config::units::human_bytes(small)
-                ));
-            }
-            let mut ranges: Vec<(i64, i64)> = files.iter().map(|f| (f.file.min_ts, f.file.max_ts)).collect();
-            ranges.sort();
-            if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
-                r.push("overlapping time ranges".into());
-            }
-            if !r.is_empty() {
-                reasons.insert(period.clone(), r);
-            }
-        }
-        if reasons.is_empty() {
-            out.partitions_skipped += parts.len() as u64;
-            continue;
-        }
-        // Take in neighbours that the rewritten files' rows belong to.
-        let mut chosen: BTreeSet<String> = reasons.keys().cloned().collect();
-        loop {
-            let spans: Vec<(i64, i64)> = chosen
-                .iter()
-                .flat_map(|p| parts[p].iter().map(|f| (f.file.min_ts, f.file.max_ts)))
-                .collect();
-            let add: Vec<String> = parts
-                .keys()
-                .filter(|p| !chosen.contains(*p))
-                .filter(|p| {
-                    ds.period_range(p)
-                        .is_some_and(|(s, e)| spans.iter().any(|&(lo, hi)| lo < e && hi >= s))
-                })
-                .cloned()
-                .collect();
-            if add.is_empty() {
-                break;
-            }
-            for p in add {
-                reasons
-                    .entry(p.clone())
-                    .or_default()
-                    .push("holds rows near a rewritten neighbour's (deduplicated across the boundary)".into());
-                chosen.insert(p);
-            }
-        }
-        out.partitions_skipped += (parts.len() - chosen.len()) as u64;
-        let mut sp = SeriesPlan {
-            dataset: dataset.clone(),
-            tier: tier.clone(),
-            series,
-            partitions: Vec::new(),
-            inputs: Vec::new(),
-        };
-        for p in &chosen {
-            let files = &parts[p];
-            sp.partitions.push(PartitionPlan {
-                partition: files[0].file.partition.clone(),
-                files: files.len() as u64,
-                rows: files.iter().map(|f| f.file.rows).sum(),
-                bytes: files.iter().map(|f| f.file.bytes).sum(),
-                reasons: reasons.remove(p).unwrap_or_default(),
-            });
-            sp.inputs.extend(files.iter().map(|f| f.file.clone()));
-        }
-        out.series.push(sp);
+/// Why one partition's files need a rewrite (none: they do not).
+fn reasons_for(files: &[CatalogFile], small: u64) -> Vec<String> {
+    let mut r = Vec::new();
+    let fresh = files.iter().filter(|f| !f.compacted).count();
+    if fresh > 0 {
+        r.push(format!(
+            "{fresh} file(s) not yet compacted (order and duplicates unknown)"
+        ));
     }
-    Ok(out)
+    if files.iter().any(|f| f.misfiled) {
+        r.push("rows outside the partition's time range".into());
+    }
+    let n_small = files.iter().filter(|f| f.file.bytes < small).count();
+    if files.len() > 1 && n_small >= 2 {
+        r.push(format!(
+            "{n_small} files smaller than {}",
+            crate::config::units::human_bytes(small)
+        ));
+    }
+    let mut ranges: Vec<(i64, i64)> = files.iter().map(|f| (f.file.min_ts, f.file.max_ts)).collect();
+    ranges.sort();
+    if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
+        r.push("overlapping time ranges".into());
+    }
+    r
+}
+
+/// The partitions with reasons, and the neighbours that the rewritten
+/// files' rows belong to (each given its reason), until none is added.
+fn with_neighbours(
+    ds: &crate::config::DatasetConfig,
+    parts: &BTreeMap<String, Vec<CatalogFile>>,
+    reasons: &mut BTreeMap<String, Vec<String>>,
+) -> BTreeSet<String> {
+    let mut chosen: BTreeSet<String> = reasons.keys().cloned().collect();
+    loop {
+        let spans: Vec<(i64, i64)> = chosen
+            .iter()
+            .flat_map(|p| parts[p].iter().map(|f| (f.file.min_ts, f.file.max_ts)))
+            .collect();
+        let add: Vec<String> = parts
+            .keys()
+            .filter(|p| !chosen.contains(*p))
+            .filter(|p| {
+                ds.period_range(p)
+                    .is_some_and(|(s, e)| spans.iter().any(|&(lo, hi)| lo < e && hi >= s))
+            })
+            .cloned()
+            .collect();
+        if add.is_empty() {
+            return chosen;
+        }
+        for p in add {
+            reasons
+                .entry(p.clone())
+                .or_default()
+                .push("holds rows near a rewritten neighbour's (deduplicated across the boundary)".into());
+            chosen.insert(p);
+        }
+    }
 }

@@ -120,85 +120,8 @@ fn dataset_rules(cfg: &Config, name: &str, ds: &DatasetConfig) -> Result<()> {
     crate::names::check_segment("dataset", name).map_err(|e| bad(format!("datasets.{name}"), e.to_string()))?;
     crate::names::check_segment("dataset path", &ds.path).map_err(|e| bad(k("path"), e.to_string()))?;
     quality_rules(ds).map_err(|(key, m)| bad(k(&format!("quality.{key}")), m))?;
-    for (col, e) in &ds.encodings {
-        match ds.column(col) {
-            None => {
-                return Err(bad(
-                    k(&format!("encodings.{col}")),
-                    format!("no column `{col}` in `columns`"),
-                ))
-            }
-            Some(c) if !e.fits(&c.ty.to_arrow()) => {
-                return Err(bad(
-                    k(&format!("encodings.{col}")),
-                    format!("{e:?} does not fit a {} column", c.ty),
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(col) = ds.bloom.iter().find(|c| ds.column(c).is_none()) {
-        return Err(bad(k("bloom"), format!("no column `{col}` in `columns`")));
-    }
-    match ds.column(&ds.time_column) {
-        Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
-        Some(_) => {
-            return Err(bad(
-                k("time_column"),
-                format!("column `{}` is not a timestamp", ds.time_column),
-            ))
-        }
-        None => {
-            return Err(bad(
-                k("time_column"),
-                format!("`{}` is not among `columns`", ds.time_column),
-            ))
-        }
-    }
-    if ds.key.is_empty() {
-        return Err(bad(k("key"), "at least one key column is required".into()));
-    }
-    for key in &ds.key {
-        if ds.column(key).is_none() {
-            return Err(bad(k("key"), format!("`{key}` is not among `columns`")));
-        }
-    }
-    for t in ds.tier_after.keys() {
-        match cfg.tiers.get_index_of(t) {
-            None => {
-                return Err(bad(
-                    k("tier_after"),
-                    format!("`{t}` is not a tier declared under [tiers]"),
-                ))
-            }
-            Some(0) => {
-                return Err(bad(
-                    k("tier_after"),
-                    format!("`{t}` is the hot tier; data starts there"),
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    let ages: Vec<Span> = ds.tier_thresholds(cfg).into_iter().map(|(_, a)| a).collect();
-    if ages.windows(2).any(|w| w[0] > w[1]) {
-        return Err(bad(
-            k("tier_after"),
-            "ages must grow from warmer to colder tiers".into(),
-        ));
-    }
-    if ds.keep_forever && ds.hard_limit.is_some() {
-        return Err(bad(
-            k("hard_limit"),
-            "a keep_forever dataset is never evicted, so it cannot have a hard_limit".into(),
-        ));
-    }
-    if ds.trim && ds.keep.is_none() {
-        return Err(bad(
-            k("trim"),
-            "trim needs `keep`, the age after which rows expire".into(),
-        ));
-    }
+    column_rules(ds).map_err(|(key, m)| bad(k(&key), m))?;
+    tier_rules(cfg, ds).map_err(|(key, m)| bad(k(&key), m))?;
     if let Some(r) = &ds.rollup {
         rollup(cfg, ds, r)?;
     }
@@ -210,6 +133,84 @@ fn dataset_rules(cfg: &Config, name: &str, ds: &DatasetConfig) -> Result<()> {
                 format!("`{p}` is a data column; partition columns come from the path"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A rule broken, by the key under the dataset and why.
+type Broken = std::result::Result<(), (String, String)>;
+
+/// Encodings, bloom filters, the time column and the key name real columns
+/// of the right type.
+fn column_rules(ds: &DatasetConfig) -> Broken {
+    for (col, e) in &ds.encodings {
+        match ds.column(col) {
+            None => return Err((format!("encodings.{col}"), format!("no column `{col}` in `columns`"))),
+            Some(c) if !e.fits(&c.ty.to_arrow()) => {
+                return Err((
+                    format!("encodings.{col}"),
+                    format!("{e:?} does not fit a {} column", c.ty),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(col) = ds.bloom.iter().find(|c| ds.column(c).is_none()) {
+        return Err(("bloom".into(), format!("no column `{col}` in `columns`")));
+    }
+    match ds.column(&ds.time_column) {
+        Some(c) if matches!(c.ty, ColumnType::Timestamp(_)) => {}
+        Some(_) => {
+            return Err((
+                "time_column".into(),
+                format!("column `{}` is not a timestamp", ds.time_column),
+            ))
+        }
+        None => {
+            return Err((
+                "time_column".into(),
+                format!("`{}` is not among `columns`", ds.time_column),
+            ))
+        }
+    }
+    if ds.key.is_empty() {
+        return Err(("key".into(), "at least one key column is required".into()));
+    }
+    match ds.key.iter().find(|key| ds.column(key).is_none()) {
+        Some(key) => Err(("key".into(), format!("`{key}` is not among `columns`"))),
+        None => Ok(()),
+    }
+}
+
+/// Tier ages name colder tiers in order; limits and trims fit the dataset.
+fn tier_rules(cfg: &Config, ds: &DatasetConfig) -> Broken {
+    for t in ds.tier_after.keys() {
+        match cfg.tiers.get_index_of(t) {
+            None => {
+                return Err((
+                    "tier_after".into(),
+                    format!("`{t}` is not a tier declared under [tiers]"),
+                ))
+            }
+            Some(0) => return Err(("tier_after".into(), format!("`{t}` is the hot tier; data starts there"))),
+            Some(_) => {}
+        }
+    }
+    let ages: Vec<Span> = ds.tier_thresholds(cfg).into_iter().map(|(_, a)| a).collect();
+    if ages.windows(2).any(|w| w[0] > w[1]) {
+        return Err(("tier_after".into(), "ages must grow from warmer to colder tiers".into()));
+    }
+    if ds.keep_forever && ds.hard_limit.is_some() {
+        return Err((
+            "hard_limit".into(),
+            "a keep_forever dataset is never evicted, so it cannot have a hard_limit".into(),
+        ));
+    }
+    if ds.trim && ds.keep.is_none() {
+        return Err((
+            "trim".into(),
+            "trim needs `keep`, the age after which rows expire".into(),
+        ));
     }
     Ok(())
 }

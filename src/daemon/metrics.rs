@@ -53,11 +53,27 @@ pub fn render_age(age_seconds: Option<f64>) -> String {
 pub fn render_data(cfg: &Config) -> Result<String> {
     let db = Db::open_existing(&cfg.state_db())?;
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-        write_family(&mut out, name, kind, help, samples)
-    };
+    catalog_families(&db, &mut out)?;
+    quota_families(cfg, &db, &mut out)?;
+    write_family(
+        &mut out,
+        "mdkeep_bytes_processed_total",
+        "counter",
+        "Bytes compacted, tiered, rolled up, trimmed, deleted (retention) and evicted.",
+        crate::catalog::bytes_processed(&db)?
+            .into_iter()
+            .map(|(action, b)| (labels(&["action"], &[action]), b as f64))
+            .collect(),
+    );
+    Ok(out)
+}
+
+/// Per dataset and tier: bytes, files and rows; quality findings per kind.
+fn catalog_families(db: &Db, out: &mut String) -> Result<()> {
+    let mut family =
+        |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| write_family(out, name, kind, help, samples);
     let lab = labels;
-    let totals = crate::catalog::totals(&db)?;
+    let totals = crate::catalog::totals(db)?;
     let per_tier = |f: &dyn Fn(&crate::catalog::Totals) -> u64| -> Vec<(String, f64)> {
         totals
             .iter()
@@ -87,7 +103,7 @@ pub fn render_data(cfg: &Config) -> Result<String> {
         "Rows of cataloged files per dataset and tier.",
         per_tier(&|t| t.rows),
     );
-    let quality = crate::quality::findings::totals(&db)?;
+    let quality = crate::quality::findings::totals(db)?;
     family(
         "mdkeep_quality_findings",
         "gauge",
@@ -106,7 +122,15 @@ pub fn render_data(cfg: &Config) -> Result<String> {
             .map(|(d, k, _, rows)| (lab(&["dataset", "kind"], &[d.clone(), k.to_string()]), *rows as f64))
             .collect(),
     );
-    let plan = crate::quota::plan(cfg, &db, None)?;
+    Ok(())
+}
+
+/// Usage against each limit, and free space per root and store.
+fn quota_families(cfg: &Config, db: &Db, out: &mut String) -> Result<()> {
+    let mut family =
+        |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| write_family(out, name, kind, help, samples);
+    let lab = labels;
+    let plan = crate::quota::plan(cfg, db, None)?;
     let mut ratios = Vec::new();
     if let Some(h) = plan.hard_total {
         ratios.push((
@@ -157,16 +181,7 @@ pub fn render_data(cfg: &Config) -> Result<String> {
             .map(|(t, b)| (lab(&["tier"], std::slice::from_ref(t)), *b as f64))
             .collect(),
     );
-    family(
-        "mdkeep_bytes_processed_total",
-        "counter",
-        "Bytes compacted, tiered, rolled up, trimmed, deleted (retention) and evicted.",
-        crate::catalog::bytes_processed(&db)?
-            .into_iter()
-            .map(|(action, b)| (lab(&["action"], &[action]), b as f64))
-            .collect(),
-    );
-    Ok(out)
+    Ok(())
 }
 
 /// The families read at each scrape: whether each object store answers, and
@@ -222,7 +237,15 @@ pub fn render_live(cfg: &Config) -> Result<String> {
         "Memory reserved by running jobs and maintenance.",
         vec![(String::new(), in_use as f64)],
     );
-    let tasks = crate::scheduler::status_rows(&db)?;
+    task_families(&db, &mut out)?;
+    Ok(out)
+}
+
+/// Per scheduled task: last success, last duration, failures, skips.
+fn task_families(db: &Db, out: &mut String) -> Result<()> {
+    let mut family =
+        |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| write_family(out, name, kind, help, samples);
+    let tasks = crate::scheduler::status_rows(db)?;
     let per_task = |f: &dyn Fn(&crate::scheduler::TaskStatus) -> Option<f64>| -> Vec<(String, f64)> {
         tasks
             .iter()
@@ -253,5 +276,5 @@ pub fn render_live(cfg: &Config) -> Result<String> {
         "Runs skipped (overlap, or missed past the deadline).",
         per_task(&|t| Some(t.skipped as f64)),
     );
-    Ok(out)
+    Ok(())
 }

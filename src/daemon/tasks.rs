@@ -59,59 +59,69 @@ pub fn run_task(cfg: &Config, name: &str, shutdown: &Shutdown) -> Result<String,
         } else {
             None
         };
-        let pb = Silent;
-        let cfg = &cfg;
-        Ok(Ok(match task {
-            Task::Scan => {
-                let r = crate::maintenance::settled_scan(cfg, &mut db, &pb)?;
-                format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
-            }
-            Task::Compact => {
-                let plan = compaction::plan(cfg, &db, &Default::default())?;
-                let m = compaction::execute(cfg, &mut db, &plan, &pb)?;
-                let summary = format!(
-                    "rewrote {} partitions: {} files → {}{}",
-                    m.totals.partitions_rewritten,
-                    m.totals.files_in,
-                    m.totals.files_out,
-                    Failure::summary(&m.failures)
-                );
-                return Ok(Outcome::of_failures(&m.failures).task_result(summary));
-            }
-            Task::Rollup => {
-                let plan = rollup::plan(cfg, &db, None)?;
-                let m = rollup::execute(cfg, &mut db, &plan, &pb)?;
-                format!("rolled up {} partitions", m.partitions)
-            }
-            Task::Retention => {
-                let plan = retention::plan(cfg, &db, None)?;
-                let m = retention::execute(cfg, &mut db, &plan)?;
-                format!("dropped {}, trimmed {}", m.partitions_dropped, m.partitions_trimmed)
-            }
-            Task::Tier => {
-                let plan = tiering::plan(cfg, &db, None)?;
-                let m = tiering::execute(cfg, &mut db, &plan, &pb)?;
-                return Ok(m.outcome().task_result(format!("moved {} partitions", m.moves)));
-            }
-            Task::Quota => {
-                let plan = quota::plan(cfg, &db, None)?;
-                let r = quota::execute(cfg, &mut db, plan)?;
-                return Ok(r
-                    .outcome()
-                    .task_result(format!("evicted {} partitions", r.evicted.partitions_dropped)));
-            }
-            Task::Report => {
-                let dir = cfg.reports_dir();
-                let p = crate::report::write_dated(cfg, &db, &dir, cfg.daemon.keep_reports)?;
-                format!("wrote {}", p.display())
-            }
-            Task::Maintain => {
-                let r = crate::maintenance::maintain(cfg, &mut db, lock.as_ref(), false, &pb)?;
-                return Ok(r.outcome().task_result(maintain_summary(&r)));
-            }
-        }))
+        perform(&cfg, &mut db, task, lock.as_ref())
     };
     go().map_err(|e| e.to_string())?
+}
+
+/// Run `task` once its lock and memory are held; `Ok(Err(..))` is a run
+/// that ended with failures.
+fn perform(
+    cfg: &Config,
+    db: &mut Db,
+    task: Task,
+    lock: Option<&DataLock>,
+) -> crate::error::Result<Result<String, String>> {
+    let pb = Silent;
+    Ok(Ok(match task {
+        Task::Scan => {
+            let r = crate::maintenance::settled_scan(cfg, db, &pb)?;
+            format!("added {}, updated {}, removed {}", r.added, r.updated, r.removed)
+        }
+        Task::Compact => {
+            let plan = compaction::plan(cfg, db, &Default::default())?;
+            let m = compaction::execute(cfg, db, &plan, &pb)?;
+            let summary = format!(
+                "rewrote {} partitions: {} files → {}{}",
+                m.totals.partitions_rewritten,
+                m.totals.files_in,
+                m.totals.files_out,
+                Failure::summary(&m.failures)
+            );
+            return Ok(Outcome::of_failures(&m.failures).task_result(summary));
+        }
+        Task::Rollup => {
+            let plan = rollup::plan(cfg, db, None)?;
+            let m = rollup::execute(cfg, db, &plan, &pb)?;
+            format!("rolled up {} partitions", m.partitions)
+        }
+        Task::Retention => {
+            let plan = retention::plan(cfg, db, None)?;
+            let m = retention::execute(cfg, db, &plan)?;
+            format!("dropped {}, trimmed {}", m.partitions_dropped, m.partitions_trimmed)
+        }
+        Task::Tier => {
+            let plan = tiering::plan(cfg, db, None)?;
+            let m = tiering::execute(cfg, db, &plan, &pb)?;
+            return Ok(m.outcome().task_result(format!("moved {} partitions", m.moves)));
+        }
+        Task::Quota => {
+            let plan = quota::plan(cfg, db, None)?;
+            let r = quota::execute(cfg, db, plan)?;
+            return Ok(r
+                .outcome()
+                .task_result(format!("evicted {} partitions", r.evicted.partitions_dropped)));
+        }
+        Task::Report => {
+            let dir = cfg.reports_dir();
+            let p = crate::report::write_dated(cfg, db, &dir, cfg.daemon.keep_reports)?;
+            format!("wrote {}", p.display())
+        }
+        Task::Maintain => {
+            let r = crate::maintenance::maintain(cfg, db, lock, false, &pb)?;
+            return Ok(r.outcome().task_result(maintain_summary(&r)));
+        }
+    }))
 }
 
 /// One line for a maintain run: what each step did, and the failures

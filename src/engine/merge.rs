@@ -331,19 +331,7 @@ pub fn merge(
         if active.is_empty() {
             break;
         }
-        // The smallest cursor and the runner-up.
-        let mut a = 0;
-        for k in 1..active.len() {
-            if cmp_at(&active[k], active[k].pos, &active[a]) == Ordering::Less {
-                a = k;
-            }
-        }
-        let mut b: Option<usize> = None;
-        for k in 0..active.len() {
-            if k != a && b.is_none_or(|bb| cmp_at(&active[k], active[k].pos, &active[bb]) == Ordering::Less) {
-                b = Some(k);
-            }
-        }
+        let (a, b) = smallest_two(&active);
         // Rows at or after the next unopened input's first time must wait for it.
         let bound = order.get(next).map(|&i| {
             inputs[i].min_ts_ns.div_euclid(ctx.unit_ns) + i64::from(inputs[i].min_ts_ns.rem_euclid(ctx.unit_ns) != 0)
@@ -360,21 +348,7 @@ pub fn merge(
             let end = partition_point(pos + 1, cur.len(), |j| {
                 other.is_none_or(|o| cmp_at(cur, j, o) == Ordering::Less) && bound.is_none_or(|t| cur.ts[j] < t)
             });
-            // Emit [pos, end), dropping rows equal to their predecessor in this input.
-            let mut start = pos;
-            for j in pos + 1..end {
-                if cur.rows.row(j) == cur.rows.row(j - 1) {
-                    if j > start {
-                        emit(cur, start, j, sink, wants_prio, &mut stats)?;
-                    }
-                    stats.duplicates += 1;
-                    ctx.note(Kind::DuplicateKeys, None, (&cur.batch, j), &cur.path);
-                    start = j + 1;
-                }
-            }
-            if end > start {
-                emit(cur, start, end, sink, wants_prio, &mut stats)?;
-            }
+            emit_run(ctx, cur, pos, end, sink, wants_prio, &mut stats)?;
             last = Some(cur.rows.row(end - 1).owned());
             active[a].pos = end;
         }
@@ -389,6 +363,51 @@ pub fn merge(
     }
     stats.rows_in = finished_read;
     Ok(stats)
+}
+
+/// The cursor at the smallest row, and the runner-up.
+fn smallest_two(active: &[Cursor]) -> (usize, Option<usize>) {
+    let mut a = 0;
+    for k in 1..active.len() {
+        if cmp_at(&active[k], active[k].pos, &active[a]) == Ordering::Less {
+            a = k;
+        }
+    }
+    let mut b: Option<usize> = None;
+    for k in 0..active.len() {
+        if k != a && b.is_none_or(|bb| cmp_at(&active[k], active[k].pos, &active[bb]) == Ordering::Less) {
+            b = Some(k);
+        }
+    }
+    (a, b)
+}
+
+/// Emit `cur`'s rows `[pos, end)`, dropping rows equal to their
+/// predecessor in this input.
+fn emit_run(
+    ctx: &MergeCtx,
+    cur: &Cursor,
+    pos: usize,
+    end: usize,
+    sink: &mut dyn Sink,
+    wants_prio: bool,
+    stats: &mut MergeStats,
+) -> Result<(), MergeError> {
+    let mut start = pos;
+    for j in pos + 1..end {
+        if cur.rows.row(j) == cur.rows.row(j - 1) {
+            if j > start {
+                emit(cur, start, j, sink, wants_prio, stats)?;
+            }
+            stats.duplicates += 1;
+            ctx.note(Kind::DuplicateKeys, None, (&cur.batch, j), &cur.path);
+            start = j + 1;
+        }
+    }
+    if end > start {
+        emit(cur, start, end, sink, wants_prio, stats)?;
+    }
+    Ok(())
 }
 
 fn emit(

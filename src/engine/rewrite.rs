@@ -235,30 +235,7 @@ pub(crate) fn rewrite_series(
     let mut m = std::mem::take(&mut totals);
     let outputs = &finished.outputs;
 
-    // The swap: inputs out of the catalog, outputs in, in one transaction.
-    failpoint::hit("rewrite:before-commit");
-    let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
-    for f in &sp.inputs {
-        catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
-    }
-    record_outputs(&tx, cfg, sp, how, &finished, findings.as_ref())?;
-    for p in &sp.partitions {
-        catalog::record(
-            &tx,
-            &catalog::HistoryEvent {
-                action: how.kind,
-                dataset: Some(&sp.dataset),
-                partition: Some(&p.partition),
-                rows: Some(p.rows),
-                bytes: Some(p.bytes),
-                reason: Some(&p.reasons.join("; ")),
-                ..Default::default()
-            },
-        )
-        .map_err(&dberr)?;
-    }
-    journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
-    tx.commit().map_err(&dberr)?;
+    swap(cfg, db, sp, how, jid, &finished, findings.as_ref())?;
     failpoint::hit("rewrite:after-commit");
     journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
@@ -284,6 +261,44 @@ pub(crate) fn rewrite_series(
     m.bytes_in = sp.inputs.iter().map(|f| f.bytes).sum();
     m.bytes_out = outputs.iter().map(|o| o.file.bytes).sum();
     Ok(m)
+}
+
+/// The swap: inputs out of the catalog, outputs in, their history and the
+/// journal's commit, in one transaction.
+fn swap(
+    cfg: &Config,
+    db: &Db,
+    sp: &SeriesPlan,
+    how: &Rewrite,
+    jid: i64,
+    finished: &sink::Finished,
+    findings: Option<&Findings>,
+) -> Result<()> {
+    let dberr = db_err(&db.path);
+    failpoint::hit("rewrite:before-commit");
+    let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
+    for f in &sp.inputs {
+        catalog::remove(&tx, &sp.tier, &f.relpath).map_err(&dberr)?;
+    }
+    record_outputs(&tx, cfg, sp, how, finished, findings)?;
+    for p in &sp.partitions {
+        catalog::record(
+            &tx,
+            &catalog::HistoryEvent {
+                action: how.kind,
+                dataset: Some(&sp.dataset),
+                partition: Some(&p.partition),
+                rows: Some(p.rows),
+                bytes: Some(p.bytes),
+                reason: Some(&p.reasons.join("; ")),
+                ..Default::default()
+            },
+        )
+        .map_err(&dberr)?;
+    }
+    journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
+    tx.commit().map_err(&dberr)?;
+    Ok(())
 }
 
 /// Findings per partition key.
@@ -420,10 +435,31 @@ fn rewrite(
     let finished = writer.finish()?;
     let outputs = &finished.outputs;
     m.rows_quarantined = finished.quarantined.as_ref().map_or(0, |(n, _)| *n);
+    m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
+    verify(&ctx, sp, how, outputs, written_keys, &m, stats.rows_out)?;
+    Ok(Written {
+        findings: ctx.quality_findings(),
+        finished,
+        totals: m,
+    })
+}
+
+/// The written files hold exactly the rows merged: their keys' checksum
+/// matches (when asked), and every input row is written once or counted as
+/// a duplicate, trimmed or quarantined.
+fn verify(
+    ctx: &MergeCtx,
+    sp: &SeriesPlan,
+    how: &Rewrite,
+    outputs: &[sink::Output],
+    written_keys: u64,
+    m: &RewriteTotals,
+    merged_out: u64,
+) -> Result<()> {
     if how.verify_keys {
         let mut reread = 0u64;
         for o in outputs {
-            reread = reread.wrapping_add(merge::file_key_checksum(&ctx, &o.file.path)?);
+            reread = reread.wrapping_add(merge::file_key_checksum(ctx, &o.file.path)?);
         }
         if reread != written_keys {
             return Err(Error::Invalid(format!(
@@ -432,20 +468,15 @@ fn rewrite(
             )));
         }
     }
-    m.rows_out = outputs.iter().map(|o| o.file.rows).sum();
     // Every input row is written once, or counted as a duplicate, trimmed or quarantined.
     let set_aside = m.rows_trimmed + m.rows_quarantined;
-    if m.rows_out + m.duplicates_removed + set_aside != rows_expected || stats.rows_out != m.rows_out + set_aside {
+    if m.rows_out + m.duplicates_removed + set_aside != m.rows_in || merged_out != m.rows_out + set_aside {
         return Err(Error::Invalid(format!(
             "{} of {} {}: {} rows out + {} duplicates + {} trimmed + {} quarantined != {} rows in (inputs changed since the last scan?); rolled back",
-            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, m.rows_quarantined, rows_expected
+            how.kind, sp.dataset, sp.series, m.rows_out, m.duplicates_removed, m.rows_trimmed, m.rows_quarantined, m.rows_in
         )));
     }
-    Ok(Written {
-        findings: ctx.quality_findings(),
-        finished,
-        totals: m,
-    })
+    Ok(())
 }
 
 /// The partition a source file is filed under, for the outside-partition check.

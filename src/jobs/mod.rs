@@ -11,6 +11,7 @@
 pub mod adapters;
 pub mod budget;
 pub mod cgroup2;
+pub mod job;
 pub mod launch;
 pub mod limit;
 pub mod queue;

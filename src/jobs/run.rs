@@ -258,30 +258,7 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
             Group::create(Mechanism::Watchdog, None, job.id, &limits).expect("the watchdog needs no group")
         }
     };
-    let mut cmd = Command::new(&p.argv[0]);
-    cmd.args(&p.argv[1..])
-        .current_dir(dir)
-        .env_clear()
-        .envs(inherited_env())
-        .envs(p.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let fd = group.procs_fd();
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getpid, write).
-    unsafe {
-        cmd.pre_exec(move || {
-            // The job dies with the thread that watches it, even on kill -9 of the worker.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(fd) = fd {
-                limit::join_from_child(fd)?;
-            }
-            Ok(())
-        });
-    }
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn(dir, &p, &group) {
         Ok(c) => c,
         Err(e) => {
             group.remove();
@@ -304,42 +281,10 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
         pump(child.stdout.take().expect("piped"), dir.join("stdout.log"), cap),
         pump(child.stderr.take().expect("piped"), dir.join("stderr.log"), cap),
     ];
-
-    let interval = l.cfg.jobs.watchdog_interval.0.min(Duration::from_millis(250));
-    let grace = l.cfg.jobs.kill_grace.0;
-    let deadline = Instant::now() + Duration::from_millis(job.timeout_ms.max(0) as u64);
     // Every process of the job, including children that left its process
     // group or session and came back to this (subreaper) worker as orphans.
     let mut tree = JobTree::new(pgid, &dir.display().to_string());
-    let mut peak_sampled = 0u64;
-    let mut reason: Option<(Outcome, String)> = None;
-    let mut term_sent: Option<Instant> = None;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        let rss = tree.sample().rss;
-        peak_sampled = peak_sampled.max(rss).max(group.current().unwrap_or(0));
-        if reason.is_none() {
-            reason = stop_reason(l, &group, rss, deadline);
-        }
-        if reason.is_some() {
-            match term_sent {
-                None => {
-                    tree.signal(libc::SIGTERM);
-                    term_sent = Some(Instant::now());
-                }
-                Some(t) if t.elapsed() >= grace => {
-                    tree.signal(libc::SIGKILL);
-                    group.kill_all();
-                }
-                Some(_) => {}
-            }
-        }
-        std::thread::sleep(interval);
-    };
+    let (status, reason, peak_sampled) = watch(l, &mut child, &mut tree, &group);
     // Nothing the job started outlives it, wherever it went.
     group.kill_all();
     let left = tree.kill_all(Duration::from_secs(5));
@@ -374,6 +319,79 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
         peak_bytes: Some(peak),
         message,
     }
+}
+
+/// Start the job's command in `dir`, in a process group of its own, with
+/// only the environment it is given, joined to `group` before it runs.
+fn spawn(dir: &Path, p: &Prepared, group: &Group) -> std::io::Result<std::process::Child> {
+    let mut cmd = Command::new(&p.argv[0]);
+    cmd.args(&p.argv[1..])
+        .current_dir(dir)
+        .env_clear()
+        .envs(inherited_env())
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let fd = group.procs_fd();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe functions (prctl, getpid, write).
+    unsafe {
+        cmd.pre_exec(move || {
+            // The job dies with the thread that watches it, even on kill -9 of the worker.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(fd) = fd {
+                limit::join_from_child(fd)?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Sample the job until it ends, stopping it (TERM, then KILL after the
+/// grace) once it must stop: its exit status, why it was stopped, and the
+/// peak memory sampled.
+fn watch(
+    l: &Launch,
+    child: &mut std::process::Child,
+    tree: &mut JobTree,
+    group: &Group,
+) -> (Option<std::process::ExitStatus>, Option<(Outcome, String)>, u64) {
+    let interval = l.cfg.jobs.watchdog_interval.0.min(Duration::from_millis(250));
+    let grace = l.cfg.jobs.kill_grace.0;
+    let deadline = Instant::now() + Duration::from_millis(l.job.timeout_ms.max(0) as u64);
+    let mut peak_sampled = 0u64;
+    let mut reason: Option<(Outcome, String)> = None;
+    let mut term_sent: Option<Instant> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        let rss = tree.sample().rss;
+        peak_sampled = peak_sampled.max(rss).max(group.current().unwrap_or(0));
+        if reason.is_none() {
+            reason = stop_reason(l, group, rss, deadline);
+        }
+        if reason.is_some() {
+            match term_sent {
+                None => {
+                    tree.signal(libc::SIGTERM);
+                    term_sent = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= grace => {
+                    tree.signal(libc::SIGKILL);
+                    group.kill_all();
+                }
+                Some(_) => {}
+            }
+        }
+        std::thread::sleep(interval);
+    };
+    (status, reason, peak_sampled)
 }
 
 /// Why the runner must stop a job now, if it must: past its limit (the

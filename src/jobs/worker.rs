@@ -129,26 +129,7 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
     let (stop, drain) = (|| shutdown.is_stopping(), || shutdown.is_draining());
     let lock_db = Db::open(&db.path)?;
     let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
-    let (mechanism, parent) = limit::detect(cfg.jobs.limit);
-    // Orphans of a job (setsid, double fork) come back here, not to init,
-    // so the runner can count and kill them.
-    if !super::tree::become_subreaper() {
-        tracing::warn!("cannot become a child subreaper: a job's orphans escape the watchdog");
-    }
-    tracing::info!(
-        mechanism = mechanism.as_str(),
-        budget = cfg.jobs.memory_budget.0,
-        "job worker started"
-    );
-    let slurm = cfg.jobs.runner == Runner::Slurm;
-    let mut report = WorkReport {
-        mechanism: if slurm {
-            "slurm".into()
-        } else {
-            mechanism.as_str().into()
-        },
-        ..Default::default()
-    };
+    let (mechanism, parent, mut report) = start_up(cfg);
     let adopt = recover(cfg, db, parent.as_deref(), &mut report)?;
     let (tx, rx) = channel::<(i64, Finish)>();
     let mut running: HashMap<i64, Running> = HashMap::new();
@@ -212,6 +193,32 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
     Ok(report)
 }
 
+/// The limit mechanism and cgroup parent this worker uses, after becoming
+/// the subreaper of the jobs' orphans; its report so far.
+fn start_up(cfg: &Config) -> (Mechanism, Option<PathBuf>, WorkReport) {
+    let (mechanism, parent) = limit::detect(cfg.jobs.limit);
+    // Orphans of a job (setsid, double fork) come back here, not to init,
+    // so the runner can count and kill them.
+    if !super::tree::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: a job's orphans escape the watchdog");
+    }
+    tracing::info!(
+        mechanism = mechanism.as_str(),
+        budget = cfg.jobs.memory_budget.0,
+        "job worker started"
+    );
+    let slurm = cfg.jobs.runner == Runner::Slurm;
+    let report = WorkReport {
+        mechanism: if slurm {
+            "slurm".into()
+        } else {
+            mechanism.as_str().into()
+        },
+        ..Default::default()
+    };
+    (mechanism, parent, report)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn admit(
     cfg: &Config,
@@ -227,33 +234,10 @@ fn admit(
     if queued.is_empty() {
         return Ok(());
     }
-    let fairness = cfg.jobs.fairness_window.0.as_nanos() as i64;
-    let now = now_ns();
-    let waited_too_long = |g: &str| {
-        queued
-            .iter()
-            .filter(|j| j.group != g)
-            .filter_map(|j| match j.life {
-                queue::Lifecycle::Queued { queued_at } => Some((queued_at, j.group.clone())),
-                _ => None,
-            })
-            .min()
-            .filter(|(t, _)| now - t > fairness)
-            .map(|(_, g)| g)
-    };
     let slurm = cfg.jobs.runner == Runner::Slurm;
-    let running_group = running.values().next().map(|r| r.group.clone());
-    let group = match running_group {
-        // Another framework has waited too long: drain this one, admit nothing.
-        Some(g) if waited_too_long(&g).is_some() => return Ok(()),
-        Some(g) => g,
-        None => match active.as_deref().and_then(waited_too_long) {
-            Some(starved) => starved,
-            None => match active.as_ref().filter(|a| queued.iter().any(|j| &j.group == *a)) {
-                Some(a) => a.clone(),
-                None => queued[0].group.clone(),
-            },
-        },
+    // None: another framework has waited too long, so this one drains.
+    let Some(group) = group_to_admit(cfg, &queued, running, active) else {
+        return Ok(());
     };
     // Under Slurm, the cluster's own scheduling and cgroups replace the budget.
     let budget = if slurm { u64::MAX } else { cfg.jobs.memory_budget.0 };
@@ -308,6 +292,43 @@ fn admit(
         report.started += 1;
     }
     Ok(())
+}
+
+/// The framework whose jobs may start now: the running one, unless another
+/// has waited past the fairness window (then none, until it drains);
+/// with nothing running, one that waited too long, else the last active one
+/// while it has jobs queued, else the first in priority order.
+fn group_to_admit(
+    cfg: &Config,
+    queued: &[Job],
+    running: &HashMap<i64, Running>,
+    active: &Option<String>,
+) -> Option<String> {
+    let fairness = cfg.jobs.fairness_window.0.as_nanos() as i64;
+    let now = now_ns();
+    let waited_too_long = |g: &str| {
+        queued
+            .iter()
+            .filter(|j| j.group != g)
+            .filter_map(|j| match j.life {
+                queue::Lifecycle::Queued { queued_at } => Some((queued_at, j.group.clone())),
+                _ => None,
+            })
+            .min()
+            .filter(|(t, _)| now - t > fairness)
+            .map(|(_, g)| g)
+    };
+    match running.values().next().map(|r| r.group.clone()) {
+        Some(g) if waited_too_long(&g).is_some() => None,
+        Some(g) => Some(g),
+        None => Some(match active.as_deref().and_then(waited_too_long) {
+            Some(starved) => starved,
+            None => match active.as_ref().filter(|a| queued.iter().any(|j| &j.group == *a)) {
+                Some(a) => a.clone(),
+                None => queued[0].group.clone(),
+            },
+        }),
+    }
 }
 
 fn finish(

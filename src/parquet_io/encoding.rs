@@ -270,7 +270,13 @@ mod tests {
             ]
         );
         // A declared encoding that does not fit the type is not used.
-        let got = choose(&schema, Some(&b), &[], &[("side".into(), ColumnEncoding::Delta)], 1 << 20);
+        let got = choose(
+            &schema,
+            Some(&b),
+            &[],
+            &[("side".into(), ColumnEncoding::Delta)],
+            1 << 20,
+        );
         assert_eq!(got[3].1, Choice::Dictionary);
     }
 
@@ -303,6 +309,9 @@ mod tests {
             })
             .collect();
         let a: ArrayRef = Arc::new(Float64Array::from(prices));
-        assert!(matches!(float_choice(&a, 1 << 20), Choice::ByteStreamSplit | Choice::Plain));
+        assert!(matches!(
+            float_choice(&a, 1 << 20),
+            Choice::ByteStreamSplit | Choice::Plain
+        ));
     }
 }

@@ -11,29 +11,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::datatypes::{DataType, Int64Type};
 
+use super::values::{ints, row_text, Columns, RowValues};
 use super::{Finding, Kind};
 use crate::config::{timeframe_ns, DataKind, DatasetConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Distinct spacings kept per partition for the median: enough for any
 /// real series, bounded for a pathological one.
 const MAX_SPACINGS: usize = 256;
-
-/// The columns a dataset's checks read, by index in its schema.
-#[derive(Debug, Clone, Default)]
-struct Columns {
-    price: Option<usize>,
-    amount: Option<usize>,
-    side: Option<usize>,
-    id: Option<usize>,
-    ohlcv: Option<[usize; 5]>,
-    update_id: Option<usize>,
-}
 
 #[derive(Debug, Clone, Default)]
 struct Part {
@@ -560,76 +549,6 @@ fn median(h: &HashMap<i64, u64>) -> Option<i64> {
         }
     }
     None
-}
-
-/// The checked columns of one batch, cast once.
-struct RowValues {
-    price: Option<arrow::array::Float64Array>,
-    amount: Option<arrow::array::Float64Array>,
-    side: Option<arrow::array::StringArray>,
-    id: Option<arrow::array::Int64Array>,
-    update_id: Option<arrow::array::Int64Array>,
-    ohlcv: Option<Vec<arrow::array::Float64Array>>,
-}
-
-impl RowValues {
-    fn of(c: &Columns, b: &RecordBatch) -> Result<RowValues> {
-        let float = |i: Option<usize>| i.map(|i| floats(b.column(i))).transpose();
-        let int = |i: Option<usize>| i.map(|i| ints(b.column(i))).transpose();
-        Ok(RowValues {
-            price: float(c.price)?,
-            amount: float(c.amount)?,
-            side: c.side.map(|i| b.column(i).as_string::<i32>().clone()),
-            id: int(c.id)?,
-            update_id: int(c.update_id)?,
-            ohlcv: c
-                .ohlcv
-                .map(|cols| cols.iter().map(|&i| floats(b.column(i))).collect::<Result<Vec<_>>>())
-                .transpose()?,
-        })
-    }
-
-    fn price(&self, i: usize) -> Option<f64> {
-        self.price.as_ref().filter(|a| !a.is_null(i)).map(|a| a.value(i))
-    }
-
-    fn amount(&self, i: usize) -> Option<f64> {
-        self.amount.as_ref().filter(|a| !a.is_null(i)).map(|a| a.value(i))
-    }
-}
-
-fn floats(a: &ArrayRef) -> Result<arrow::array::Float64Array> {
-    let c = cast(a, &DataType::Float64).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(c.as_primitive::<Float64Type>().clone())
-}
-
-/// A column as 64-bit integers (times in their unit).
-pub(crate) fn ints(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
-    let c = cast(a, &DataType::Int64).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(c.as_primitive::<Int64Type>().clone())
-}
-
-/// Row `row` of `batch` as `col=value` pairs.
-pub fn row_text(batch: &RecordBatch, row: usize) -> String {
-    let opts = FormatOptions::default().with_null("null");
-    let schema = batch.schema();
-    batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            let v = match f.data_type() {
-                DataType::Timestamp(unit, _) if !c.is_null(row) => ints(c)
-                    .map(|v| crate::time::rfc3339(v.value(row).saturating_mul(crate::parquet_io::unit_ns(*unit))))
-                    .unwrap_or_default(),
-                _ => ArrayFormatter::try_new(c.as_ref(), &opts)
-                    .map(|fm| fm.value(row).to_string())
-                    .unwrap_or_default(),
-            };
-            format!("{}={v}", f.name())
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

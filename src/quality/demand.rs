@@ -111,7 +111,7 @@ fn check_file(
             .schema()
             .index_of(&ds.time_column)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        for (i, &t) in super::check::ints(b.column(ts_col))?.values().iter().enumerate() {
+        for (i, &t) in super::values::ints(b.column(ts_col))?.values().iter().enumerate() {
             let t = t.saturating_mul(unit);
             if t < prev {
                 checker.note(Kind::OutOfOrder, Some(partition), &b, i, path);

@@ -12,6 +12,7 @@ pub mod check;
 pub mod demand;
 pub mod findings;
 pub mod rows;
+pub mod values;
 
 use serde::{Deserialize, Serialize};
 

@@ -78,91 +78,120 @@ pub(crate) fn analyse(
         by_cadence.entry(cadence).or_default().push((series, set));
     }
     for (cadence, group) in by_cadence {
-        let (mut names, mut buckets) = (Vec::new(), Vec::new());
-        // A series is its index in `group`: one integer a row, not its name.
-        for (i, (_, set)) in group.iter().enumerate() {
-            for b in set {
-                names.push(i as i64);
-                buckets.push(*b);
-            }
-        }
-        let (Some(&lo), Some(&hi)) = (buckets.iter().min(), buckets.iter().max()) else {
+        let Some((df, lo, hi)) = bucket_frame(&group)? else {
             continue;
         };
-        // Sentinels one bucket outside the span make a late start or an early end a gap too.
-        for i in 0..group.len() as i64 {
-            names.extend([i, i]);
-            buckets.extend([lo - 1, hi + 1]);
-        }
-        let df = DataFrame::new(
-            names.len(),
-            vec![
-                Series::new("series".into(), &names).into(),
-                Series::new("bucket".into(), &buckets).into(),
-            ],
-        )
-        .map_err(perr)?;
-        let prev = col("bucket")
-            .shift(lit(1))
-            .over([col("series")])
-            .map_err(perr)?
-            .alias("prev");
-        let found = df
-            .clone()
-            .lazy()
-            .sort(["series", "bucket"], SortMultipleOptions::default())
-            .with_column(prev)
-            .filter((col("bucket") - col("prev")).gt(lit(1i64)))
-            .collect()
-            .map_err(perr)?;
-        let s = found.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
-        let cur = found.column("bucket").map_err(perr)?.i64().map_err(perr)?.clone();
-        let prev = found.column("prev").map_err(perr)?.i64().map_err(perr)?.clone();
-        for i in 0..found.height() {
-            let (Some(series), Some(c), Some(p)) = (s.get(i), cur.get(i), prev.get(i)) else {
-                continue;
-            };
-            gaps.push(Gap {
-                dataset: ds.name.clone(),
-                series: group[series as usize].0.clone(),
-                from: rfc3339((p + 1).saturating_mul(cadence)),
-                to: rfc3339(c.saturating_mul(cadence)),
-                missing: (c - p - 1) as u64,
-                cadence: crate::time::human_ns(cadence),
-            });
-        }
-        // Coverage per series and day, over the real buckets only.
-        let per_day = 86_400_000_000_000i64.div_euclid(cadence).max(1);
-        let daily = df
-            .lazy()
-            .filter(col("bucket").gt_eq(lit(lo)).and(col("bucket").lt_eq(lit(hi))))
-            .with_column((col("bucket") / lit(per_day)).alias("day"))
-            .group_by([col("series"), col("day")])
-            .agg([col("bucket").n_unique().alias("n")])
-            .sort(["series", "day"], SortMultipleOptions::default())
-            .collect()
-            .map_err(perr)?;
-        let s = daily.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
-        let day = daily.column("day").map_err(perr)?.i64().map_err(perr)?.clone();
-        let n = daily
-            .column("n")
-            .map_err(perr)?
-            .cast(&polars::prelude::DataType::Int64)
-            .map_err(perr)?;
-        let n = n.i64().map_err(perr)?.clone();
-        for i in 0..daily.height() {
-            let (Some(series), Some(d), Some(k)) = (s.get(i), day.get(i), n.get(i)) else {
-                continue;
-            };
-            coverage.push(Coverage {
-                dataset: ds.name.clone(),
-                series: group[series as usize].0.clone(),
-                day: rfc3339(d.saturating_mul(per_day).saturating_mul(cadence))[..10].to_string(),
-                covered: (k as f64 / per_day as f64).min(1.0),
-                findings: 0,
-            });
-        }
+        gaps.extend(find_gaps(ds, &group, &df, cadence)?);
+        coverage.extend(daily_coverage(ds, &group, df, cadence, lo, hi)?);
     }
     gaps.sort_by(|a, b| (&a.series, &a.from).cmp(&(&b.series, &b.from)));
     Ok((gaps, coverage))
+}
+
+/// One cadence's series: (series index, bucket) rows with a sentinel one
+/// bucket outside the span at each end of every series, so a late start or
+/// an early end is a gap too; with the span's first and last bucket.
+fn bucket_frame(group: &[(String, BTreeSet<i64>)]) -> Result<Option<(DataFrame, i64, i64)>> {
+    let (mut names, mut buckets) = (Vec::new(), Vec::new());
+    // A series is its index in `group`: one integer a row, not its name.
+    for (i, (_, set)) in group.iter().enumerate() {
+        for b in set {
+            names.push(i as i64);
+            buckets.push(*b);
+        }
+    }
+    let (Some(&lo), Some(&hi)) = (buckets.iter().min(), buckets.iter().max()) else {
+        return Ok(None);
+    };
+    for i in 0..group.len() as i64 {
+        names.extend([i, i]);
+        buckets.extend([lo - 1, hi + 1]);
+    }
+    let df = DataFrame::new(
+        names.len(),
+        vec![
+            Series::new("series".into(), &names).into(),
+            Series::new("bucket".into(), &buckets).into(),
+        ],
+    )
+    .map_err(perr)?;
+    Ok(Some((df, lo, hi)))
+}
+
+/// Runs of empty buckets between two with rows, per series.
+fn find_gaps(ds: &DatasetConfig, group: &[(String, BTreeSet<i64>)], df: &DataFrame, cadence: i64) -> Result<Vec<Gap>> {
+    let prev = col("bucket")
+        .shift(lit(1))
+        .over([col("series")])
+        .map_err(perr)?
+        .alias("prev");
+    let found = df
+        .clone()
+        .lazy()
+        .sort(["series", "bucket"], SortMultipleOptions::default())
+        .with_column(prev)
+        .filter((col("bucket") - col("prev")).gt(lit(1i64)))
+        .collect()
+        .map_err(perr)?;
+    let s = found.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
+    let cur = found.column("bucket").map_err(perr)?.i64().map_err(perr)?.clone();
+    let prev = found.column("prev").map_err(perr)?.i64().map_err(perr)?.clone();
+    let mut gaps = Vec::new();
+    for i in 0..found.height() {
+        let (Some(series), Some(c), Some(p)) = (s.get(i), cur.get(i), prev.get(i)) else {
+            continue;
+        };
+        gaps.push(Gap {
+            dataset: ds.name.clone(),
+            series: group[series as usize].0.clone(),
+            from: rfc3339((p + 1).saturating_mul(cadence)),
+            to: rfc3339(c.saturating_mul(cadence)),
+            missing: (c - p - 1) as u64,
+            cadence: crate::time::human_ns(cadence),
+        });
+    }
+    Ok(gaps)
+}
+
+/// Coverage per series and day, over the real buckets only (`lo..=hi`).
+fn daily_coverage(
+    ds: &DatasetConfig,
+    group: &[(String, BTreeSet<i64>)],
+    df: DataFrame,
+    cadence: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<Coverage>> {
+    let per_day = 86_400_000_000_000i64.div_euclid(cadence).max(1);
+    let daily = df
+        .lazy()
+        .filter(col("bucket").gt_eq(lit(lo)).and(col("bucket").lt_eq(lit(hi))))
+        .with_column((col("bucket") / lit(per_day)).alias("day"))
+        .group_by([col("series"), col("day")])
+        .agg([col("bucket").n_unique().alias("n")])
+        .sort(["series", "day"], SortMultipleOptions::default())
+        .collect()
+        .map_err(perr)?;
+    let s = daily.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
+    let day = daily.column("day").map_err(perr)?.i64().map_err(perr)?.clone();
+    let n = daily
+        .column("n")
+        .map_err(perr)?
+        .cast(&polars::prelude::DataType::Int64)
+        .map_err(perr)?;
+    let n = n.i64().map_err(perr)?.clone();
+    let mut coverage = Vec::new();
+    for i in 0..daily.height() {
+        let (Some(series), Some(d), Some(k)) = (s.get(i), day.get(i), n.get(i)) else {
+            continue;
+        };
+        coverage.push(Coverage {
+            dataset: ds.name.clone(),
+            series: group[series as usize].0.clone(),
+            day: rfc3339(d.saturating_mul(per_day).saturating_mul(cadence))[..10].to_string(),
+            covered: (k as f64 / per_day as f64).min(1.0),
+            findings: 0,
+        });
+    }
+    Ok(coverage)
 }

@@ -160,27 +160,7 @@ fn tier_chart(r: &Report) -> Result<String, String> {
             .map_err(err)?;
         for (ti, tier) in tiers.iter().enumerate() {
             let c = COLORS[ti % COLORS.len()];
-            let mut bars = Vec::new();
-            for (yi, ds) in datasets.iter().enumerate() {
-                let before: f64 = tiers[..ti]
-                    .iter()
-                    .flat_map(|t| r.datasets.iter().filter(move |d| d.dataset == *ds && d.tier == *t))
-                    .map(|d| d.bytes as f64 / MIB)
-                    .sum();
-                let this: f64 = r
-                    .datasets
-                    .iter()
-                    .filter(|d| d.dataset == *ds && d.tier == *tier)
-                    .map(|d| d.bytes as f64 / MIB)
-                    .sum();
-                if this > 0.0 {
-                    let y = yi as f64;
-                    bars.push(Rectangle::new(
-                        [(before, y + 0.2), (before + this, y + 0.8)],
-                        c.filled(),
-                    ));
-                }
-            }
+            let bars = tier_bars(r, &datasets, &tiers, ti, c);
             chart
                 .draw_series(bars)
                 .map_err(err)?
@@ -191,6 +171,33 @@ fn tier_chart(r: &Report) -> Result<String, String> {
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The bars of tier `ti`, one per dataset, placed after the warmer tiers'.
+fn tier_bars(r: &Report, datasets: &[&str], tiers: &[&str], ti: usize, c: RGBColor) -> Vec<Rectangle<(f64, f64)>> {
+    let tier = tiers[ti];
+    let mut bars = Vec::new();
+    for (yi, ds) in datasets.iter().enumerate() {
+        let before: f64 = tiers[..ti]
+            .iter()
+            .flat_map(|t| r.datasets.iter().filter(move |d| d.dataset == *ds && d.tier == *t))
+            .map(|d| d.bytes as f64 / MIB)
+            .sum();
+        let this: f64 = r
+            .datasets
+            .iter()
+            .filter(|d| d.dataset == *ds && d.tier == tier)
+            .map(|d| d.bytes as f64 / MIB)
+            .sum();
+        if this > 0.0 {
+            let y = yi as f64;
+            bars.push(Rectangle::new(
+                [(before, y + 0.2), (before + this, y + 0.8)],
+                c.filled(),
+            ));
+        }
+    }
+    bars
 }
 
 /// Series by days: green where the day is covered, fading with missing
@@ -242,50 +249,57 @@ fn coverage_chart(r: &Report) -> Result<String, String> {
             .y_label_formatter(&yl)
             .draw()
             .map_err(err)?;
-        let covered: BTreeMap<(&str, &str, &str), f64> = r
-            .coverage
-            .iter()
-            .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.covered))
-            .collect();
-        let flagged: BTreeMap<(&str, &str, &str), u64> = r
-            .coverage
-            .iter()
-            .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.findings))
-            .collect();
-        let mut cells = Vec::new();
-        for (ri, (ds, series)) in rows.iter().enumerate() {
-            let y = ny - 1 - ri as i32;
-            for (xi, day) in days.iter().enumerate() {
-                let v = covered.get(&(ds.as_str(), series.as_str(), day.as_str())).copied();
-                let color = match v {
-                    None => RGBColor(214, 39, 40),
-                    Some(v) => RGBColor(
-                        (230.0 * (1.0 - v)) as u8,
-                        (120.0 + 80.0 * v) as u8,
-                        (80.0 * (1.0 - v)) as u8,
-                    ),
-                };
-                cells.push(Rectangle::new([(xi as i32, y), (xi as i32 + 1, y + 1)], color.filled()));
-                cells.push(Rectangle::new(
-                    [(xi as i32, y), (xi as i32 + 1, y + 1)],
-                    WHITE.stroke_width(1),
-                ));
-                // A day holding a quality finding: an orange frame.
-                if flagged
-                    .get(&(ds.as_str(), series.as_str(), day.as_str()))
-                    .is_some_and(|n| *n > 0)
-                {
-                    cells.push(Rectangle::new(
-                        [(xi as i32, y), (xi as i32 + 1, y + 1)],
-                        RGBColor(255, 127, 14).stroke_width(3),
-                    ));
-                }
-            }
-        }
-        chart.draw_series(cells).map_err(err)?;
+        chart.draw_series(coverage_cells(r, &rows, &days)).map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// One square per series and day: green as covered, red with no rows, an
+/// orange frame on a day with a quality finding.
+fn coverage_cells(r: &Report, rows: &[(String, String)], days: &[String]) -> Vec<Rectangle<(i32, i32)>> {
+    let ny = rows.len().max(1) as i32;
+    let covered: BTreeMap<(&str, &str, &str), f64> = r
+        .coverage
+        .iter()
+        .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.covered))
+        .collect();
+    let flagged: BTreeMap<(&str, &str, &str), u64> = r
+        .coverage
+        .iter()
+        .map(|c| ((c.dataset.as_str(), c.series.as_str(), c.day.as_str()), c.findings))
+        .collect();
+    let mut cells = Vec::new();
+    for (ri, (ds, series)) in rows.iter().enumerate() {
+        let y = ny - 1 - ri as i32;
+        for (xi, day) in days.iter().enumerate() {
+            let v = covered.get(&(ds.as_str(), series.as_str(), day.as_str())).copied();
+            let color = match v {
+                None => RGBColor(214, 39, 40),
+                Some(v) => RGBColor(
+                    (230.0 * (1.0 - v)) as u8,
+                    (120.0 + 80.0 * v) as u8,
+                    (80.0 * (1.0 - v)) as u8,
+                ),
+            };
+            cells.push(Rectangle::new([(xi as i32, y), (xi as i32 + 1, y + 1)], color.filled()));
+            cells.push(Rectangle::new(
+                [(xi as i32, y), (xi as i32 + 1, y + 1)],
+                WHITE.stroke_width(1),
+            ));
+            // A day holding a quality finding: an orange frame.
+            if flagged
+                .get(&(ds.as_str(), series.as_str(), day.as_str()))
+                .is_some_and(|n| *n > 0)
+            {
+                cells.push(Rectangle::new(
+                    [(xi as i32, y), (xi as i32 + 1, y + 1)],
+                    RGBColor(255, 127, 14).stroke_width(3),
+                ));
+            }
+        }
+    }
+    cells
 }
 
 /// Every day from the first to the last, so a day with no data at all shows.

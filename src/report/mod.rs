@@ -179,7 +179,8 @@ pub fn build_with(cfg: &Config, db: &Db, since: crate::config::Span, reads: Read
 fn stores(cfg: &Config, db: &Db, r: &mut Report) -> Result<std::collections::HashSet<String>> {
     let mut down = std::collections::HashSet::new();
     for tier in cfg.store_tiers() {
-        let probe = crate::store::stores().tier(&tier)
+        let probe = crate::store::stores()
+            .tier(&tier)
             .map_err(|e| e.to_string())
             .and_then(|st| st.probe());
         let (files, bytes) = crate::catalog::totals(db)?

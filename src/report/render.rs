@@ -175,6 +175,14 @@ fn activity_sections(r: &Report) -> Vec<(String, Table)> {
                 .collect(),
         },
     ));
+    s.extend(plan_sections(r));
+    s.extend(jobs_section(r));
+    s
+}
+
+/// What comes next: the forecast and what the next runs would remove.
+fn plan_sections(r: &Report) -> Vec<(String, Table)> {
+    let mut s = Vec::new();
     s.push((
         "Forecast".to_string(),
         Table {
@@ -221,42 +229,47 @@ fn activity_sections(r: &Report) -> Vec<(String, Table)> {
             rows: next,
         },
     ));
-    if !r.jobs.is_empty() {
-        s.push((
-            "Jobs".to_string(),
-            Table {
-                head: vec![
-                    "framework",
-                    "jobs",
-                    "ok",
-                    "failed",
-                    "oom",
-                    "timeout",
-                    "max peak",
-                    "peak/reserved",
-                ],
-                rows: r
-                    .jobs
-                    .iter()
-                    .map(|j| {
-                        vec![
-                            j.framework.clone(),
-                            j.jobs.to_string(),
-                            j.succeeded.to_string(),
-                            j.failed.to_string(),
-                            j.oom_killed.to_string(),
-                            j.timed_out.to_string(),
-                            j.max_peak_bytes.map(human_bytes).unwrap_or_default(),
-                            j.max_peak_over_reserved
-                                .map(|x| format!("{:.0}%", x * 100.0))
-                                .unwrap_or_default(),
-                        ]
-                    })
-                    .collect(),
-            },
-        ));
-    }
     s
+}
+
+/// Jobs per framework, when any ran.
+fn jobs_section(r: &Report) -> Option<(String, Table)> {
+    if r.jobs.is_empty() {
+        return None;
+    }
+    Some((
+        "Jobs".to_string(),
+        Table {
+            head: vec![
+                "framework",
+                "jobs",
+                "ok",
+                "failed",
+                "oom",
+                "timeout",
+                "max peak",
+                "peak/reserved",
+            ],
+            rows: r
+                .jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.framework.clone(),
+                        j.jobs.to_string(),
+                        j.succeeded.to_string(),
+                        j.failed.to_string(),
+                        j.oom_killed.to_string(),
+                        j.timed_out.to_string(),
+                        j.max_peak_bytes.map(human_bytes).unwrap_or_default(),
+                        j.max_peak_over_reserved
+                            .map(|x| format!("{:.0}%", x * 100.0))
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        },
+    ))
 }
 
 /// "Data quality": findings by dataset and kind, then the worst partitions.

@@ -162,7 +162,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RollupPlan, progress: &dyn Prog
 }
 
 /// Per timeframe: the builder, its writer and what verification compares.
-struct Lane<'a> {
+struct LaneSink<'a> {
     tf: String,
     builder: CandleBuilder,
     writer: PartitionSink<'a>,
@@ -182,7 +182,7 @@ struct RollupSink<'a> {
     /// The partition's period, in the trades' time unit.
     lo: i64,
     hi: i64,
-    lanes: Vec<Lane<'a>>,
+    lanes: Vec<LaneSink<'a>>,
     trades: u64,
     amount_sum: f64,
 }
@@ -265,30 +265,60 @@ fn candle_batch(into: &DatasetConfig, c: &[Candle]) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, cols).map_err(|e| Error::Invalid(e.to_string()))
 }
 
+/// One timeframe's candles as written, before they are cataloged.
+struct Lane {
+    tf: String,
+    candles: u64,
+    windows: u64,
+    files: Vec<WrittenFile>,
+}
+
+/// What one partition's merge produced.
+struct Rolled {
+    lanes: Vec<Lane>,
+    trades: u64,
+    amount_sum: f64,
+    duplicates_removed: u64,
+}
+
 fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) -> Result<()> {
     let ds = cfg.dataset(&item.dataset)?;
     let into = cfg.dataset(&item.into)?;
+    let key = crate::layout::PartitionKey::of(ds, &item.partition);
+    let (batch_rows, _) = merge_shape(cfg.compaction.memory_limit.0 as usize);
+    let ctx = MergeCtx::new(ds, batch_rows).with_quality(crate::quality::Checker::new(ds, &key.series, now_ns()));
+    let rolled = build_candles(cfg, item, &ctx, into)?;
+    let checked = rolled
+        .lanes
+        .iter()
+        .map(|l| verify(item, &l.tf, l.candles, l.windows, rolled.amount_sum, &l.files))
+        .collect::<Result<Vec<_>>>();
+    let volumes = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing was cataloged: the candles simply go.
+            for f in rolled.lanes.iter().flat_map(|l| &l.files) {
+                let _ = std::fs::remove_file(&f.path);
+            }
+            return Err(e);
+        }
+    };
+    commit(cfg, db, item, into, &rolled, &volumes, &ctx, m)?;
+    m.partitions += 1;
+    m.trades += rolled.trades;
+    m.duplicates_removed += rolled.duplicates_removed;
+    Ok(())
+}
+
+/// Merge the partition's trades into each timeframe's candles and write them.
+fn build_candles(cfg: &Config, item: &RollupItem, ctx: &MergeCtx, into: &DatasetConfig) -> Result<Rolled> {
+    let ds = cfg.dataset(&item.dataset)?;
     let r = ds.rollup.as_ref().expect("planned from a rollup dataset");
     let key = crate::layout::PartitionKey::of(ds, &item.partition);
     let period = key.period.clone().unwrap_or_default();
     let (lo_ns, hi_ns) = ds.period_range(&period).unwrap_or((i64::MIN, i64::MAX));
-    let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
-    let ctx = MergeCtx::new(ds, batch_rows).with_quality(crate::quality::Checker::new(ds, &key.series, now_ns()));
-    let inputs = item
-        .files
-        .iter()
-        .map(|(tier, f)| {
-            Ok(MergeInput {
-                path: cfg.tier_root(tier)?.join(&f.relpath),
-                moved_to: None,
-                filed: None,
-                prio: f.mtime_ns,
-                min_ts_ns: f.min_ts,
-                max_ts_ns: f.max_ts,
-                rows: f.rows,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (_, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
+    let inputs = inputs_of(cfg, item)?;
     let fixed = key.values;
     let stem = format!("rollup-{}-{period}", item.dataset);
     let scratch = crate::engine::Scratch::create(cfg.tmp_dir().join(format!(
@@ -303,7 +333,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             .map(|tf| {
                 let mut fx = fixed.clone();
                 fx.push(("timeframe".into(), tf.clone()));
-                Ok(Lane {
+                Ok(LaneSink {
                     tf: tf.clone(),
                     builder: CandleBuilder::new(timeframe_ns(tf).expect("validated timeframe")),
                     // Candles leave the builder sorted by time, one per window.
@@ -316,7 +346,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RollupSink {
-            ctx: &ctx,
+            ctx,
             partition: &item.partition,
             into,
             r,
@@ -328,7 +358,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         })
     };
     let mut totals = RewriteTotals::default();
-    let opts = MergeOptions::new(&ctx, scratch.path(), fan_in);
+    let opts = MergeOptions::new(ctx, scratch.path(), fan_in);
     let merged = merge_inputs(&opts, inputs, &mut totals, make, |s| {
         drop(s);
         Ok(())
@@ -340,30 +370,62 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     }
     sink.flush(true)?;
     let (trades, amount_sum) = (sink.trades, sink.amount_sum);
-    let mut written: Vec<(String, u64, u64, Vec<WrittenFile>)> = Vec::new();
-    for lane in sink.lanes {
-        written.push((lane.tf, lane.candles, lane.windows, lane.writer.close()?));
-    }
-    let checked = written
-        .iter()
-        .map(|(tf, candles, windows, files)| verify(item, tf, *candles, *windows, amount_sum, files))
-        .collect::<Result<Vec<_>>>();
-    let volumes = match checked {
-        Ok(v) => v,
-        Err(e) => {
-            // Nothing was cataloged: the candles simply go.
-            for f in written.iter().flat_map(|w| &w.3) {
-                let _ = std::fs::remove_file(&f.path);
-            }
-            return Err(e);
-        }
-    };
+    let lanes = sink
+        .lanes
+        .into_iter()
+        .map(|l| {
+            Ok(Lane {
+                tf: l.tf,
+                candles: l.candles,
+                windows: l.windows,
+                files: l.writer.close()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Rolled {
+        lanes,
+        trades,
+        amount_sum,
+        duplicates_removed: totals.duplicates_removed,
+    })
+}
 
+/// The trades files of one rollup item, as merge inputs.
+fn inputs_of(cfg: &Config, item: &RollupItem) -> Result<Vec<MergeInput>> {
+    item.files
+        .iter()
+        .map(|(tier, f)| {
+            Ok(MergeInput {
+                path: cfg.tier_root(tier)?.join(&f.relpath),
+                moved_to: None,
+                filed: None,
+                prio: f.mtime_ns,
+                min_ts_ns: f.min_ts,
+                max_ts_ns: f.max_ts,
+                rows: f.rows,
+            })
+        })
+        .collect()
+}
+
+/// Catalog the candles, record the rollup, its history event and the
+/// quality findings of the trades read, in one transaction.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    cfg: &Config,
+    db: &mut Db,
+    item: &RollupItem,
+    into: &DatasetConfig,
+    rolled: &Rolled,
+    volumes: &[f64],
+    ctx: &MergeCtx,
+    m: &mut RollupMetrics,
+) -> Result<()> {
     let dberr = db_err(&db.path);
     let (tier, root) = cfg.hot_tier();
     let tx = db.conn.unchecked_transaction().map_err(&dberr)?;
-    for ((tf, candles, _, files), volume) in written.iter().zip(&volumes) {
-        for f in files {
+    for (lane, volume) in rolled.lanes.iter().zip(volumes) {
+        for f in &lane.files {
             let e = catalog::scan::entry_for_written(&root, tier, &into.name, &into.time_column, f)?;
             catalog::upsert(&tx, &e).map_err(&dberr)?;
             m.files_written += 1;
@@ -376,18 +438,18 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             params![
                 item.dataset,
                 item.partition,
-                tf,
+                lane.tf,
                 item.into,
                 item.rows as i64,
-                trades as i64,
-                amount_sum,
-                *candles as i64,
+                rolled.trades as i64,
+                rolled.amount_sum,
+                lane.candles as i64,
                 volume,
                 now_ns()
             ],
         )
         .map_err(&dberr)?;
-        *m.candles.entry(tf.clone()).or_default() += candles;
+        *m.candles.entry(lane.tf.clone()).or_default() += lane.candles;
     }
     catalog::record(
         &tx,
@@ -395,7 +457,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
             action: catalog::Action::Rollup,
             dataset: Some(&item.dataset),
             partition: Some(&item.partition),
-            rows: Some(trades),
+            rows: Some(rolled.trades),
             bytes: Some(item.bytes),
             reason: Some(&format!(
                 "{} into {} {}",
@@ -411,7 +473,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         // Only the partition it read whole (a duplicate may name its neighbour).
         found.retain(|p, _| *p == item.partition);
         found.entry(item.partition.clone()).or_default();
-        let rows = std::collections::BTreeMap::from([(item.partition.clone(), trades)]);
+        let rows = std::collections::BTreeMap::from([(item.partition.clone(), rolled.trades)]);
         crate::quality::findings::record(
             &tx,
             &item.dataset,
@@ -422,11 +484,7 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
         )
         .map_err(&dberr)?;
     }
-    tx.commit().map_err(&dberr)?;
-    m.partitions += 1;
-    m.trades += trades;
-    m.duplicates_removed += totals.duplicates_removed;
-    Ok(())
+    tx.commit().map_err(&dberr)
 }
 
 /// Re-read the written candles of one timeframe; returns their volume sum.

@@ -73,39 +73,7 @@ impl Store {
             key: key("root"),
             message: m,
         })?;
-        let creds = match &s3.secrets_file {
-            Some(p) => {
-                let p = cfg.resolve(p);
-                let text = crate::fsutil::read_private(&p).map_err(|message| Error::Config {
-                    source_name: cfg.source.clone(),
-                    key: key("s3.secrets_file"),
-                    message,
-                })?;
-                // The parse error could quote the file's text: say only where.
-                let s: Secrets = toml::from_str(&text).map_err(|_| Error::Config {
-                    source_name: cfg.source.clone(),
-                    key: key("s3.secrets_file"),
-                    message: format!(
-                        "{} must hold aws_access_key_id and aws_secret_access_key (TOML strings)",
-                        p.display()
-                    ),
-                })?;
-                (s.aws_access_key_id, s.aws_secret_access_key, s.aws_session_token)
-            }
-            None => {
-                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                    (Some(a), Some(s)) => (a, s, env("AWS_SESSION_TOKEN")),
-                    _ => {
-                        return Err(Error::Config {
-                    source_name: cfg.source.clone(),
-                            key: key("s3.secrets_file"),
-                            message: "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or point secrets_file at a file holding them".into(),
-                        })
-                    }
-                }
-            }
-        };
+        let creds = credentials(cfg, tier, s3)?;
         let make = |retry: RetryConfig, opts: ClientOptions| -> Result<Arc<dyn ObjectStore>> {
             let mut b = AmazonS3Builder::new()
                 .with_bucket_name(&bucket)
@@ -241,6 +209,46 @@ impl Store {
         let rest = &self.url[SCHEME.len()..];
         rest.split('/').next().unwrap_or(rest)
     }
+}
+
+/// The keys of store tier `tier`: from its secrets file (0600, TOML), else
+/// from the AWS environment variables. Errors name the key to fix, never a
+/// value.
+fn credentials(cfg: &Config, tier: &str, s3: &S3Config) -> Result<(String, String, Option<String>)> {
+    let key = |k: &str| format!("tiers.{tier}.{k}");
+    Ok(match &s3.secrets_file {
+        Some(p) => {
+            let p = cfg.resolve(p);
+            let text = crate::fsutil::read_private(&p).map_err(|message| Error::Config {
+                source_name: cfg.source.clone(),
+                key: key("s3.secrets_file"),
+                message,
+            })?;
+            // The parse error could quote the file's text: say only where.
+            let s: Secrets = toml::from_str(&text).map_err(|_| Error::Config {
+                source_name: cfg.source.clone(),
+                key: key("s3.secrets_file"),
+                message: format!(
+                    "{} must hold aws_access_key_id and aws_secret_access_key (TOML strings)",
+                    p.display()
+                ),
+            })?;
+            (s.aws_access_key_id, s.aws_secret_access_key, s.aws_session_token)
+        }
+        None => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(a), Some(s)) => (a, s, env("AWS_SESSION_TOKEN")),
+                _ => {
+                    return Err(Error::Config {
+                source_name: cfg.source.clone(),
+                        key: key("s3.secrets_file"),
+                        message: "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or point secrets_file at a file holding them".into(),
+                    })
+                }
+            }
+        }
+    })
 }
 
 /// An object-store error in one line: the first cause that says something.
