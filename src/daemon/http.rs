@@ -108,7 +108,7 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
             "healthy": s.health.problems().is_empty(),
             "problems": s.health.problems(),
             "budget_bytes": s.cfg.jobs.memory_budget.0,
-            "budget_in_use_bytes": crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?,
+            "budget_in_use_bytes": crate::jobs::budget::in_use(&db)?,
             "schedules": schedules,
             "running_jobs": running,
             "queued_jobs": jobs.iter().filter(|j| j.life.is_queued()).count(),

@@ -224,7 +224,7 @@ pub fn render_live(cfg: &Config) -> Result<String> {
             .map(|(fw, peak)| (labels(&["framework"], &[fw]), peak as f64))
             .collect(),
     );
-    let in_use = crate::jobs::budget::jobs_reserved(&db)? + crate::jobs::budget::maintenance_reserved(&db)?;
+    let in_use = crate::jobs::budget::in_use(&db)?;
     family(
         "mdkeep_budget_bytes",
         "gauge",

@@ -35,14 +35,12 @@ pub fn maintenance_reserved(db: &Db) -> Result<u64> {
 
 /// Bytes reserved by running jobs.
 pub fn jobs_reserved(db: &Db) -> Result<u64> {
-    db.conn
-        .query_row(
-            "SELECT coalesce(sum(reserved_bytes), 0) FROM jobs WHERE state = 'running'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|v| v.max(0) as u64)
-        .map_err(db.err())
+    super::queue::reserved_by_running(db)
+}
+
+/// Bytes of the budget in use: running jobs and maintenance tasks.
+pub fn in_use(db: &Db) -> Result<u64> {
+    Ok(jobs_reserved(db)? + maintenance_reserved(db)?)
 }
 
 /// Memory held by a maintenance task until dropped.
@@ -75,7 +73,7 @@ pub fn reserve<'a>(
     let budget = cfg.jobs.memory_budget.0;
     let mut logged = false;
     loop {
-        let used = jobs_reserved(db)? + maintenance_reserved(db)?;
+        let used = in_use(db)?;
         let free = budget.saturating_sub(used);
         let bytes = match cfg.daemon.when_busy {
             _ if free >= want => Some(want),

@@ -425,6 +425,18 @@ pub fn recent_peaks(db: &Db, framework: &str, fingerprint: &str, n: usize) -> Re
         .map_err(db.err())
 }
 
+/// Bytes reserved by the running jobs.
+pub fn reserved_by_running(db: &Db) -> Result<u64> {
+    db.conn
+        .query_row(
+            "SELECT coalesce(sum(reserved_bytes), 0) FROM jobs WHERE state = 'running'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|v| v.max(0) as u64)
+        .map_err(db.err())
+}
+
 /// (state, framework, jobs) over the whole queue.
 pub fn counts_by_state(db: &Db) -> Result<Vec<(String, String, u64)>> {
     let mut st = db

@@ -51,7 +51,7 @@ pub fn gather(cfg: &Config, db: &Db) -> Result<Header> {
         disk_used_bytes: space.map(|(free, size)| size.saturating_sub(free)),
         disk_size_bytes: space.map(|(_, size)| size),
         budget_bytes: cfg.jobs.memory_budget.0,
-        budget_in_use_bytes: crate::jobs::budget::jobs_reserved(db)? + crate::jobs::budget::maintenance_reserved(db)?,
+        budget_in_use_bytes: crate::jobs::budget::in_use(db)?,
         last_maintain,
     })
 }
