@@ -169,3 +169,43 @@ fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
         "{plan}"
     );
 }
+
+#[test]
+fn a_trim_that_meets_a_bad_file_quarantines_it_and_the_other_trims_run() {
+    let s = Sandbox::new();
+    s.gen(2, 3, 2, 200);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    s.ok(&["rollup"]);
+    let env = [
+        ("MDKEEP__DATASETS__TRADES__KEEP", "36h"),
+        ("MDKEEP__DATASETS__TRADES__TRIM", "true"),
+    ];
+    let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["trims"].as_array().unwrap().len(), 2, "{plan}");
+    // BTC's straddling day: footer intact, first page header garbage.
+    let day = s.hot().join("trades/exchange=binance/symbol=BTC_USDT/date=2024-01-02");
+    let broken = std::fs::read_dir(&day).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&broken).unwrap();
+    for b in &mut bytes[4..68] {
+        *b = 0xff;
+    }
+    std::fs::write(&broken, &bytes).unwrap();
+
+    let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(4), "done, with failures: {m}");
+    assert_eq!(m["partitions_trimmed"], 1, "ETH's trim ran: {m}");
+    let f = &m["failures"][0];
+    assert_eq!(
+        (f["step"].as_str(), f["outcome"].as_str()),
+        (Some("retention"), Some("quarantined")),
+        "{m}"
+    );
+    assert_eq!(f["file"].as_str().unwrap(), broken.display().to_string(), "{m}");
+    assert!(!broken.exists(), "the bad file went to the quarantine");
+    // Not stuck: the next run has no trim left to try.
+    let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -65,6 +65,7 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
                 plan.waiting_for_rollup.len()
             );
         }
+        output::failures(&m.failures);
     }
-    Ok(0)
+    Ok(mdkeep::outcome::Outcome::of_failures(&m.failures).code())
 }

@@ -98,7 +98,13 @@ fn perform(
         Task::Retention => {
             let plan = retention::plan(cfg, db, None)?;
             let m = retention::execute(cfg, db, &plan)?;
-            format!("dropped {}, trimmed {}", m.partitions_dropped, m.partitions_trimmed)
+            let summary = format!(
+                "dropped {}, trimmed {}{}",
+                m.partitions_dropped,
+                m.partitions_trimmed,
+                Failure::summary(&m.failures)
+            );
+            return Ok(Outcome::of_failures(&m.failures).task_result(summary));
         }
         Task::Tier => {
             let plan = tiering::plan(cfg, db, None)?;

@@ -195,6 +195,7 @@ fn run_step(cfg: &Config, db: &mut Db, step: Step, progress: &dyn Progress, r: &
         Step::Retention => {
             let plan = retention::plan(cfg, db, None)?;
             r.retention = retention::execute(cfg, db, &plan)?;
+            r.failures.extend(r.retention.failures.iter().cloned());
         }
         Step::Tier => {
             let plan = tiering::plan(cfg, db, None)?;

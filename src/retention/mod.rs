@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::catalog::{self, guarded_clock, rfc3339, Action};
 use crate::config::{Config, DatasetConfig};
 use crate::engine::journal::{self, NewEntry, RecoveryReport, State};
-use crate::engine::rewrite::{rewrite_series, Rewrite};
+use crate::engine::rewrite::{rewrite_isolating, Rewrite};
 use crate::engine::SeriesPlan;
 use crate::error::Result;
 use crate::failpoint;
@@ -73,6 +73,9 @@ pub struct RetentionMetrics {
     pub pinned_to_trash: u64,
     /// Dropped partitions whose objects wait for an unreachable store.
     pub deferred: u64,
+    /// Trims that could not run (each skipped; its rows stay for the next
+    /// run), with their file or series and reason.
+    pub failures: Vec<crate::error::Failure>,
     pub seconds: f64,
     pub recovered: RecoveryReport,
 }
@@ -160,7 +163,11 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
         let how = Rewrite::verified(Action::Trim, &t.target.tier, Some(t.cut_ns));
-        let r = rewrite_series(cfg, db, &t.series, &how, budget, &Silent)?;
+        // One trim that cannot run (a bad input goes to quarantine and the
+        // trim is retried without it) never stops the others.
+        let (done, failures) = rewrite_isolating(cfg, db, &t.series, &how, budget, &Silent, "retention");
+        m.failures.extend(failures);
+        let Some(r) = done else { continue };
         // The candles were built from every row; the trim must not make the
         // partition look un-rolled-up and have its remaining rows rolled up
         // again into partial candles.
