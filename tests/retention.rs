@@ -105,17 +105,26 @@ fn a_crash_after_the_catalog_commit_is_finished_by_recovery() {
     assert_eq!(rows_by_date(&s), "2024-01-02,2024-01-03");
 }
 
-#[test]
-fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
+/// Trades kept 36 hours, straddling partitions trimmed.
+const TRIM_36H: [(&str, &str); 2] = [
+    ("MDKEEP__DATASETS__TRADES__KEEP", "36h"),
+    ("MDKEEP__DATASETS__TRADES__TRIM", "true"),
+];
+
+/// `symbols` series over 3 days, scanned, compacted and rolled up.
+fn compacted_and_rolled_up(symbols: u32) -> Sandbox {
     let s = Sandbox::new();
-    s.gen(1, 3, 2, 200);
+    s.gen(symbols, 3, 2, 200);
     s.ok(&["scan"]);
     s.ok(&["compact"]);
     s.ok(&["rollup"]);
-    let env = [
-        ("MDKEEP__DATASETS__TRADES__KEEP", "36h"),
-        ("MDKEEP__DATASETS__TRADES__TRIM", "true"),
-    ];
+    s
+}
+
+#[test]
+fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
+    let s = compacted_and_rolled_up(1);
+    let env = TRIM_36H;
     let before = snapshot(s.root());
     let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -172,15 +181,8 @@ fn trim_rewrites_a_straddling_partition_without_its_expired_rows() {
 
 #[test]
 fn a_trim_that_meets_a_bad_file_quarantines_it_and_the_other_trims_run() {
-    let s = Sandbox::new();
-    s.gen(2, 3, 2, 200);
-    s.ok(&["scan"]);
-    s.ok(&["compact"]);
-    s.ok(&["rollup"]);
-    let env = [
-        ("MDKEEP__DATASETS__TRADES__KEEP", "36h"),
-        ("MDKEEP__DATASETS__TRADES__TRIM", "true"),
-    ];
+    let s = compacted_and_rolled_up(2);
+    let env = TRIM_36H;
     let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["trims"].as_array().unwrap().len(), 2, "{plan}");
