@@ -33,14 +33,9 @@ pub fn maintenance_reserved(db: &Db) -> Result<u64> {
     Ok(sum)
 }
 
-/// Bytes reserved by running jobs.
-pub fn jobs_reserved(db: &Db) -> Result<u64> {
-    super::queue::reserved_by_running(db)
-}
-
 /// Bytes of the budget in use: running jobs and maintenance tasks.
 pub fn in_use(db: &Db) -> Result<u64> {
-    Ok(jobs_reserved(db)? + maintenance_reserved(db)?)
+    Ok(super::queue::reserved_by_running(db)? + maintenance_reserved(db)?)
 }
 
 /// Memory held by a maintenance task until dropped.
@@ -132,7 +127,7 @@ mod tests {
     #[test]
     fn a_task_waits_for_room_or_shrinks_to_what_is_left() {
         let (_d, cfg, db) = setup("wait");
-        assert_eq!(jobs_reserved(&db).unwrap(), 900 << 20);
+        assert_eq!(crate::jobs::queue::reserved_by_running(&db).unwrap(), 900 << 20);
         // 256 MiB does not fit next to the job: a wait that is told to stop gives up.
         let r = reserve(&cfg, &db, "task:compact", 256 << 20, &|| true).unwrap();
         assert!(r.is_none());

@@ -148,6 +148,10 @@ fn float_choice(a: &ArrayRef, group_rows: usize) -> Choice {
         return Choice::ByteStreamSplit;
     }
     let raw = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + n) * width];
+    let repeats = Repeats::of(raw, width);
+    if repeats.distinct as f64 / n as f64 <= DICT_RATIO {
+        return Choice::Dictionary;
+    }
     let mut split = vec![0u8; raw.len()];
     for (i, v) in raw.chunks_exact(width).enumerate() {
         for (b, byte) in v.iter().enumerate() {
@@ -156,11 +160,8 @@ fn float_choice(a: &ArrayRef, group_rows: usize) -> Choice {
     }
     let size = |bytes: &[u8]| zstd::bulk::compress(bytes, 3).map(|c| c.len()).unwrap_or(usize::MAX);
     let (split, plain) = (size(&split), size(raw));
-    let per_row = split.min(plain) as f64 / n as f64;
-    let values = group_rows as f64 * per_row;
-    if distinct_ratio(a) <= DICT_RATIO {
-        Choice::Dictionary
-    } else if dictionary_bytes(raw, width, group_rows) < DICT_GAIN * values {
+    let values = group_rows as f64 * split.min(plain) as f64 / n as f64;
+    if repeats.dictionary_bytes(width, group_rows) < DICT_GAIN * values {
         Choice::WideDictionary
     } else if split < plain {
         Choice::ByteStreamSplit
@@ -169,26 +170,42 @@ fn float_choice(a: &ArrayRef, group_rows: usize) -> Choice {
     }
 }
 
-/// The estimated bytes of a dictionary-encoded row group of `group_rows`
-/// values like `raw` (fixed `width`): the distinct values once, then one
-/// index of just enough bits per row. The distinct count in the row group
-/// comes from Chao1 over the sample (d + f1(f1-1) / 2(f2+1)), then the
-/// share of that population `group_rows` draws would meet.
-fn dictionary_bytes(raw: &[u8], width: usize, group_rows: usize) -> f64 {
-    let mut counts: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
-    for v in raw.chunks_exact(width) {
-        *counts.entry(v).or_default() += 1;
+/// How often the fixed-width values of a sample repeat.
+struct Repeats {
+    distinct: usize,
+    /// Values seen once, and twice.
+    once: usize,
+    twice: usize,
+}
+
+impl Repeats {
+    fn of(raw: &[u8], width: usize) -> Repeats {
+        let mut counts: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+        for v in raw.chunks_exact(width) {
+            *counts.entry(v).or_default() += 1;
+        }
+        Repeats {
+            distinct: counts.len(),
+            once: counts.values().filter(|c| **c == 1).count(),
+            twice: counts.values().filter(|c| **c == 2).count(),
+        }
     }
-    let d = counts.len() as f64;
-    let f1 = counts.values().filter(|c| **c == 1).count() as f64;
-    let f2 = counts.values().filter(|c| **c == 2).count() as f64;
-    let population = d + f1 * (f1 - 1.0).max(0.0) / (2.0 * (f2 + 1.0));
-    let rows = group_rows as f64;
-    let distinct = (population * (1.0 - (-rows / population).exp())).clamp(1.0, rows);
-    if distinct * width as f64 > DICT_PAGE_LIMIT as f64 {
-        return f64::INFINITY;
+
+    /// The estimated bytes of a dictionary-encoded row group of
+    /// `group_rows` values of `width` bytes: the distinct values once, then
+    /// one index of just enough bits per row. The distinct count in the row
+    /// group comes from Chao1 over the sample (d + f1(f1-1) / 2(f2+1)),
+    /// then the share of that population `group_rows` draws would meet.
+    fn dictionary_bytes(&self, width: usize, group_rows: usize) -> f64 {
+        let (d, f1, f2) = (self.distinct as f64, self.once as f64, self.twice as f64);
+        let population = d + f1 * (f1 - 1.0).max(0.0) / (2.0 * (f2 + 1.0));
+        let rows = group_rows as f64;
+        let distinct = (population * (1.0 - (-rows / population).exp())).clamp(1.0, rows);
+        if distinct * width as f64 > DICT_PAGE_LIMIT as f64 {
+            return f64::INFINITY;
+        }
+        distinct * width as f64 + rows * distinct.log2().ceil().max(1.0) / 8.0
     }
-    distinct * width as f64 + rows * distinct.log2().ceil().max(1.0) / 8.0
 }
 
 /// Distinct values over rows in the first [`SAMPLE_ROWS`] of `a`.
@@ -209,7 +226,7 @@ fn distinct_ratio(a: &ArrayRef) -> f64 {
                 None => return 1.0,
             };
             let buf = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + n) * width];
-            buf.chunks_exact(width).collect::<HashSet<_>>().len()
+            Repeats::of(buf, width).distinct
         }
     };
     distinct as f64 / n as f64

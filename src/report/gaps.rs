@@ -48,6 +48,16 @@ fn perr(e: polars::prelude::PolarsError) -> Error {
     Error::Invalid(format!("report (polars): {e}"))
 }
 
+/// Column `name` of `df` as 64-bit integers.
+fn ints(df: &DataFrame, name: &str) -> Result<polars::prelude::Int64Chunked> {
+    let c = df
+        .column(name)
+        .map_err(perr)?
+        .cast(&polars::prelude::DataType::Int64)
+        .map_err(perr)?;
+    Ok(c.i64().map_err(perr)?.clone())
+}
+
 /// Gaps and daily coverage of every series of `ds`, from its files.
 pub(crate) fn analyse(
     facts: &super::cache::Facts,
@@ -133,9 +143,9 @@ fn find_gaps(ds: &DatasetConfig, group: &[(String, BTreeSet<i64>)], df: &DataFra
         .filter((col("bucket") - col("prev")).gt(lit(1i64)))
         .collect()
         .map_err(perr)?;
-    let s = found.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
-    let cur = found.column("bucket").map_err(perr)?.i64().map_err(perr)?.clone();
-    let prev = found.column("prev").map_err(perr)?.i64().map_err(perr)?.clone();
+    let s = ints(&found, "series")?;
+    let cur = ints(&found, "bucket")?;
+    let prev = ints(&found, "prev")?;
     let mut gaps = Vec::new();
     for i in 0..found.height() {
         let (Some(series), Some(c), Some(p)) = (s.get(i), cur.get(i), prev.get(i)) else {
@@ -172,14 +182,9 @@ fn daily_coverage(
         .sort(["series", "day"], SortMultipleOptions::default())
         .collect()
         .map_err(perr)?;
-    let s = daily.column("series").map_err(perr)?.i64().map_err(perr)?.clone();
-    let day = daily.column("day").map_err(perr)?.i64().map_err(perr)?.clone();
-    let n = daily
-        .column("n")
-        .map_err(perr)?
-        .cast(&polars::prelude::DataType::Int64)
-        .map_err(perr)?;
-    let n = n.i64().map_err(perr)?.clone();
+    let s = ints(&daily, "series")?;
+    let day = ints(&daily, "day")?;
+    let n = ints(&daily, "n")?;
     let mut coverage = Vec::new();
     for i in 0..daily.height() {
         let (Some(series), Some(d), Some(k)) = (s.get(i), day.get(i), n.get(i)) else {

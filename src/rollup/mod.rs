@@ -285,9 +285,9 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     let ds = cfg.dataset(&item.dataset)?;
     let into = cfg.dataset(&item.into)?;
     let key = crate::layout::PartitionKey::of(ds, &item.partition);
-    let (batch_rows, _) = merge_shape(cfg.compaction.memory_limit.0 as usize);
+    let (batch_rows, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
     let ctx = MergeCtx::new(ds, batch_rows).with_quality(crate::quality::Checker::new(ds, &key.series, now_ns()));
-    let rolled = build_candles(cfg, item, &ctx, into)?;
+    let rolled = build_candles(cfg, item, &ctx, into, key, fan_in)?;
     let checked = rolled
         .lanes
         .iter()
@@ -310,14 +310,20 @@ fn roll_up(cfg: &Config, db: &mut Db, item: &RollupItem, m: &mut RollupMetrics) 
     Ok(())
 }
 
-/// Merge the partition's trades into each timeframe's candles and write them.
-fn build_candles(cfg: &Config, item: &RollupItem, ctx: &MergeCtx, into: &DatasetConfig) -> Result<Rolled> {
-    let ds = cfg.dataset(&item.dataset)?;
+/// Merge the partition's trades (`key`, read by `ctx`, `fan_in` inputs a
+/// pass) into each timeframe's candles and write them.
+fn build_candles(
+    cfg: &Config,
+    item: &RollupItem,
+    ctx: &MergeCtx,
+    into: &DatasetConfig,
+    key: crate::layout::PartitionKey,
+    fan_in: usize,
+) -> Result<Rolled> {
+    let ds = ctx.ds;
     let r = ds.rollup.as_ref().expect("planned from a rollup dataset");
-    let key = crate::layout::PartitionKey::of(ds, &item.partition);
     let period = key.period.clone().unwrap_or_default();
     let (lo_ns, hi_ns) = ds.period_range(&period).unwrap_or((i64::MIN, i64::MAX));
-    let (_, fan_in) = merge_shape(cfg.compaction.memory_limit.0 as usize);
     let inputs = inputs_of(cfg, item)?;
     let fixed = key.values;
     let stem = format!("rollup-{}-{period}", item.dataset);
