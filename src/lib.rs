@@ -39,6 +39,7 @@ pub mod state;
 pub mod store;
 pub mod tiering;
 pub mod time;
+pub mod verify;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -156,3 +156,96 @@ fn drift_is_reported() {
         .collect();
     assert_eq!(drift, vec![odd.display().to_string().as_str()]);
 }
+
+/// Issue 29, rot: noise written into a compacted file's dictionary page, with
+/// the footer intact. `verify` finds it by the checksum recorded at write
+/// time, quarantines it with its reason, and marks the healthy files checked.
+#[test]
+fn verify_quarantines_a_file_that_rotted_at_rest() {
+    let s = Sandbox::new();
+    s.gen(1, 2, 2, 200);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    let files = s.data_files();
+    assert!(files.len() >= 2, "{files:?}");
+    let plan = s.json(&["verify", "--dry-run"]);
+    assert_eq!(plan["files"].as_array().unwrap().len(), files.len(), "{plan}");
+    // Overwrite 16 bytes inside the first column chunk that has a dictionary page.
+    let bad = &files[0];
+    let at = py(
+        "import pyarrow.parquet as pq, sys\n\
+         rg = pq.ParquetFile(sys.argv[1]).metadata.row_group(0)\n\
+         cols = [rg.column(i) for i in range(rg.num_columns)]\n\
+         c = next((c for c in cols if c.has_dictionary_page), cols[0])\n\
+         start = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset\n\
+         print(start + c.total_compressed_size // 2)",
+        &[bad.to_str().unwrap()],
+    );
+    let at: u64 = at.parse().unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(bad).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[0x5a; 16]).unwrap();
+    }
+    let o = s.cmd(&["verify", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["mismatches"], 1, "{r}");
+    assert_eq!(r["checked"].as_u64(), Some(files.len() as u64), "{r}");
+    let f = &r["failures"][0];
+    assert_eq!(f["outcome"], "quarantined", "{r}");
+    assert!(f["file"]
+        .as_str()
+        .unwrap()
+        .ends_with(bad.file_name().unwrap().to_str().unwrap()));
+    assert!(f["reason"].as_str().unwrap().contains("checksum mismatch"), "{r}");
+    assert!(!bad.exists(), "the rotten file is still live");
+    assert_eq!(common::walk(&s.root().join("data/quarantine")).len(), 1);
+    // Checked files are not read again until `verify.every` has passed.
+    let again = s.json(&["verify"]);
+    assert_eq!(again["checked"], 0, "{again}");
+    assert_eq!(
+        s.json(&["verify", "--all"])["checked"].as_u64(),
+        Some(files.len() as u64 - 1)
+    );
+}
+
+/// Issue 29: after the clock jumps forward, a file a collector is still
+/// writing looks old. Held open for writing, it is left for the next scan,
+/// not quarantined; once its writer is gone and it is still unreadable, it is.
+#[test]
+fn a_file_held_open_for_writing_is_not_quarantined_however_old_it_looks() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 1, 50);
+    let half = s.data_files()[0].with_file_name("half-written.parquet");
+    std::fs::write(&half, b"PAR1 partial").unwrap();
+    age(&half, Duration::from_secs(3600));
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec 3>>\"$0\"; sleep 60")
+        .arg(&half)
+        .spawn()
+        .unwrap();
+    common::wait_for("the writer to open the file", Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{}/fd", writer.id()))
+            .map(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).ok().as_deref() == Some(half.as_path()))
+            })
+            .unwrap_or(false)
+    });
+    let r = s.json(&["scan"]);
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_eq!(r["corrupt"].as_array().unwrap().len(), 0, "{r}");
+    let skipped = r["skipped"].to_string();
+    assert!(
+        skipped.contains("half-written") && skipped.contains("holds it open for writing"),
+        "{r}"
+    );
+    assert!(half.exists());
+    let r = s.json(&["scan"]);
+    assert_eq!(r["corrupt"].as_array().unwrap().len(), 1, "{r}");
+    assert!(!half.exists());
+}

@@ -199,3 +199,79 @@ fn bad_where_and_unknown_dataset_are_refused() {
     let o = s.run(&["compact", "--where", "symbol"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// One 1m candle at 2024-01-02 00:00 with `close`, as a collector writes it.
+fn write_candle(path: &std::path::Path, close: f64) {
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+         c = float(sys.argv[2])\n\
+         pq.write_table(pa.table({'ts': pa.array([1704153600000], pa.timestamp('ms')), 'open': [c], 'high': [c],\n\
+             'low': [c], 'close': [c], 'volume': [1.0]}), sys.argv[1])",
+        &[&path.display().to_string(), &close.to_string()],
+    );
+}
+
+/// Issue 29, scenario 1: `a` (close 1.0) arrived 20 minutes ago, `b` (close
+/// 2.0) is still settling when `a` is compacted. The rewrite gives its output
+/// a fresh mtime; `b` must still count as the later arrival once it settles.
+/// Returns the surviving close and the candle count. `env` sets the rule.
+fn candle_after_a_rewrite_then_a_late_file(env: &[(&str, &str)]) -> (f64, u64) {
+    let s = Sandbox::new();
+    let dir = s.hot().join("ohlcv/exchange=x/symbol=T/timeframe=1m/month=2024-01");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.parquet"), dir.join("b.parquet"));
+    write_candle(&a, 1.0);
+    age(&a, Duration::from_secs(20 * 60));
+    write_candle(&b, 2.0);
+    let run = |args: &[&str]| {
+        let o = s
+            .cmd(args)
+            .env("MDKEEP__SCAN__SETTLE_TIME", "5m")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["scan"]);
+    run(&["compact"]);
+    assert!(!a.exists() && b.exists(), "a is rewritten, b is still settling");
+    // b settles: its mtime is still 10 minutes after a's.
+    age(&b, Duration::from_secs(10 * 60));
+    run(&["scan"]);
+    run(&["compact"]);
+    assert!(!b.exists(), "b was merged");
+    let out = py(
+        "import pyarrow.parquet as pq, pyarrow as pa, glob, sys\n\
+         t = pa.concat_tables([pq.read_table(f) for f in glob.glob(sys.argv[1] + '/*.parquet')])\n\
+         print(t.num_rows, t.column('close')[0].as_py())",
+        &[&dir.display().to_string()],
+    );
+    let (n, close) = out.split_once(' ').unwrap();
+    (close.parse().unwrap(), n.parse().unwrap())
+}
+
+#[test]
+fn newest_means_arrival_order_across_rewrites() {
+    assert_eq!(
+        candle_after_a_rewrite_then_a_late_file(&[]),
+        (2.0, 1),
+        "the later arrival wins"
+    );
+}
+
+#[test]
+fn oldest_means_arrival_order_across_rewrites() {
+    let global = [("MDKEEP__COMPACTION__KEEP", "oldest")];
+    assert_eq!(
+        candle_after_a_rewrite_then_a_late_file(&global),
+        (1.0, 1),
+        "the first arrival wins"
+    );
+    // The same rule set for the dataset alone.
+    let own = [("MDKEEP__DATASETS__OHLCV__KEEP_DUPLICATE", "oldest")];
+    assert_eq!(
+        candle_after_a_rewrite_then_a_late_file(&own),
+        (1.0, 1),
+        "the dataset's own rule"
+    );
+}

@@ -174,3 +174,73 @@ fn a_move_killed_at_random_moments_leaves_every_row_once() {
     }
     assert!(interrupted >= 2, "only {interrupted} of 8 kills interrupted a move");
 }
+
+/// The raw files of the day that went to warm, as a collector re-sends them.
+fn resend_warm_day(s: &Sandbox, raw: &std::path::Path) -> usize {
+    let warm = s.root().join("data/warm");
+    let day = common::walk(&warm)
+        .iter()
+        .find_map(|p| {
+            p.to_str()?
+                .split('/')
+                .find(|seg| seg.starts_with("date="))
+                .map(String::from)
+        })
+        .expect("a day in warm");
+    let mut n = 0;
+    for f in common::walk(raw)
+        .into_iter()
+        .filter(|f| f.to_str().unwrap().contains(&day))
+    {
+        let dest = s.hot().join(f.strip_prefix(raw).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// Issue 29, scenario 8: trades of a day already in warm arrive again; the
+/// second move into warm merges with what warm holds, so DuckDB counts each
+/// trade once (before: 2 files in warm and every re-sent trade twice).
+#[test]
+fn a_second_move_into_a_tier_merges_with_what_it_holds() {
+    let cold = tempfile::tempdir().unwrap();
+    let s = Sandbox::new();
+    s.gen(1, 3, 2, 300);
+    let raw = tempfile::tempdir().unwrap();
+    common::copy_tree(&s.hot(), raw.path());
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    let env = vec![
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__WARM", "12h".to_string()),
+        ("MDKEEP__DATASETS__TRADES__TIER_AFTER__COLD", "36h".to_string()),
+        ("MDKEEP__TIERS__COLD__ROOT", cold.path().display().to_string()),
+        ("MDKEEP__SCAN__SETTLE_TIME", "0s".to_string()),
+    ];
+    let warm = s.root().join("data/warm");
+    let roots = [&s.hot(), &warm, cold.path()];
+    let want = counts(&[&s.hot()]);
+    run_json(&s, &env, &["tier"]);
+    assert_eq!(counts(&roots), want);
+
+    assert!(resend_warm_day(&s, raw.path()) > 0);
+    run_json(&s, &env, &["scan"]);
+    run_json(&s, &env, &["compact"]);
+    let plan = run_json(&s, &env, &["tier", "--dry-run"]);
+    assert!(
+        plan["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["merge_after"] == true),
+        "{plan}"
+    );
+    run_json(&s, &env, &["tier"]);
+    assert_eq!(counts(&roots), want, "a re-sent trade is counted twice");
+    let (rows, distinct) = want.split_once(' ').unwrap();
+    assert_eq!(rows, distinct);
+    // Nothing is left to merge or move.
+    let again = run_json(&s, &env, &["tier", "--dry-run"]);
+    assert!(again["moves"].as_array().unwrap().is_empty(), "{again}");
+}

@@ -29,6 +29,13 @@ pub struct FileEntry {
     pub max_ts: Option<i64>,
     pub schema_fp: String,
     pub mtime_ns: i64,
+    /// When its rows arrived: the mtime a collector's file had when first
+    /// cataloged; for a file mdkeep wrote, the latest arrival of its inputs.
+    /// `keep = "newest"` ranks duplicates by it, so a rewrite (which gives a
+    /// file a fresh mtime) never makes old rows look new.
+    pub arrival_ns: i64,
+    /// CRC-32 of the whole file, for a file mdkeep wrote locally.
+    pub checksum: Option<u32>,
     pub drift: Option<String>,
     pub misfiled: bool,
     /// Written by mdkeep sorted by (time, key) and without duplicates.
@@ -96,13 +103,14 @@ pub fn seen_files(db: &Db) -> Result<HashMap<(String, String), Seen>> {
 
 pub fn upsert(conn: &Connection, e: &FileEntry) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO files (tier, relpath, dataset, partition, rows, bytes, min_ts, max_ts, schema_fp, mtime_ns, drift, misfiled, scanned_at, compacted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+        "INSERT INTO files (tier, relpath, dataset, partition, rows, bytes, min_ts, max_ts, schema_fp, mtime_ns, drift, misfiled, scanned_at, compacted, arrival_ns, checksum, verified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL)
          ON CONFLICT (tier, relpath) DO UPDATE SET
            dataset = excluded.dataset, partition = excluded.partition, rows = excluded.rows,
            bytes = excluded.bytes, min_ts = excluded.min_ts, max_ts = excluded.max_ts,
            schema_fp = excluded.schema_fp, mtime_ns = excluded.mtime_ns, drift = excluded.drift,
-           misfiled = excluded.misfiled, scanned_at = excluded.scanned_at, compacted = excluded.compacted",
+           misfiled = excluded.misfiled, scanned_at = excluded.scanned_at, compacted = excluded.compacted,
+           arrival_ns = excluded.arrival_ns, checksum = excluded.checksum, verified_at = NULL",
     )?
     .execute(params![
         e.tier,
@@ -118,7 +126,9 @@ pub fn upsert(conn: &Connection, e: &FileEntry) -> rusqlite::Result<()> {
         e.drift,
         e.misfiled,
         now_ns(),
-        e.compacted
+        e.compacted,
+        e.arrival_ns,
+        e.checksum.map(i64::from)
     ])?;
     Ok(())
 }
@@ -332,6 +342,45 @@ pub fn dataset_totals(db: &Db, dataset: &str) -> Result<(u64, u64)> {
         .map(|o| o.unwrap_or((0, 0)))
 }
 
+/// Files with a checksum whose last verification is older than `since`
+/// (never verified first, then oldest), and how many files have none.
+pub fn due_for_verify(db: &Db, since: i64) -> Result<(Vec<crate::verify::Due>, u64)> {
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT tier, relpath, dataset, partition, bytes, checksum FROM files
+             WHERE checksum IS NOT NULL AND coalesce(verified_at, 0) < ?1
+             ORDER BY coalesce(verified_at, 0), tier, relpath",
+        )
+        .map_err(db.err())?;
+    let due = st
+        .query_map([since], |r| {
+            Ok(crate::verify::Due {
+                tier: r.get(0)?,
+                relpath: r.get(1)?,
+                dataset: r.get(2)?,
+                partition: r.get(3)?,
+                bytes: r.get::<_, i64>(4)? as u64,
+                checksum: r.get::<_, i64>(5)? as u32,
+            })
+        })
+        .map_err(db.err())?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db.err())?;
+    let none: i64 = db
+        .conn
+        .query_row("SELECT count(*) FROM files WHERE checksum IS NULL", [], |r| r.get(0))
+        .map_err(db.err())?;
+    Ok((due, none as u64))
+}
+
+/// A file read whole and found as written.
+pub fn mark_verified(conn: &Connection, tier: &str, relpath: &str, at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE files SET verified_at = ?3 WHERE tier = ?1 AND relpath = ?2")?
+        .execute(params![tier, relpath, at])?;
+    Ok(())
+}
+
 /// Record today's cataloged files, rows and bytes per dataset and tier (the
 /// day's last snapshot wins), for growth and forecasts in reports.
 pub fn snapshot_usage(conn: &Connection, now_ns: i64) -> rusqlite::Result<()> {
@@ -362,6 +411,8 @@ mod tests {
             max_ts: Some(5),
             schema_fp: "x".into(),
             mtime_ns: 7,
+            arrival_ns: 7,
+            checksum: None,
             drift: None,
             misfiled: false,
             compacted: false,
@@ -403,16 +454,29 @@ pub fn guarded_clock(files: &[CatalogFile]) -> Option<i64> {
 
 /// Every cataloged file (of one dataset, if given), ordered by dataset, tier, partition.
 pub fn files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
+    select_files(db, "?1 IS NULL OR dataset = ?1", rusqlite::params![dataset])
+}
+
+/// The files of one partition on one tier.
+pub fn partition_files(db: &Db, dataset: &str, tier: &str, partition: &str) -> Result<Vec<CatalogFile>> {
+    select_files(
+        db,
+        "dataset = ?1 AND tier = ?2 AND partition = ?3",
+        rusqlite::params![dataset, tier, partition],
+    )
+}
+
+fn select_files(db: &Db, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<CatalogFile>> {
     let mut st = db
         .conn
-        .prepare(
+        .prepare(&format!(
             "SELECT dataset, tier, partition, relpath, rows, bytes, coalesce(min_ts, 0), coalesce(max_ts, 0), mtime_ns,
-                    drift IS NOT NULL, misfiled, compacted
-             FROM files WHERE ?1 IS NULL OR dataset = ?1 ORDER BY dataset, tier, partition, relpath",
-        )
+                    drift IS NOT NULL, misfiled, compacted, coalesce(arrival_ns, mtime_ns)
+             FROM files WHERE {filter} ORDER BY dataset, tier, partition, relpath"
+        ))
         .map_err(db.err())?;
     let rows = st
-        .query_map([dataset], |r| {
+        .query_map(args, |r| {
             Ok(CatalogFile {
                 dataset: r.get(0)?,
                 tier: r.get(1)?,
@@ -424,6 +488,7 @@ pub fn files(db: &Db, dataset: Option<&str>) -> Result<Vec<CatalogFile>> {
                     min_ts: r.get(6)?,
                     max_ts: r.get(7)?,
                     mtime_ns: r.get(8)?,
+                    arrival_ns: r.get(12)?,
                 },
                 drift: r.get(9)?,
                 misfiled: r.get(10)?,

@@ -232,6 +232,8 @@ fn entry_of(cfg: &Config, c: &Candidate, info: FileInfo) -> FileEntry {
         max_ts: info.max_ts,
         schema_fp: info.schema_fp,
         mtime_ns: c.seen.mtime_ns,
+        arrival_ns: c.seen.mtime_ns,
+        checksum: None,
         drift: (!drift.is_empty()).then(|| drift.join("; ")),
         misfiled,
         compacted: info.compacted,
@@ -453,8 +455,25 @@ fn inspect_candidate(cfg: &Config, c: &Candidate) -> Inspected {
             }
         }
         Err(reason) if reason.contains("os error") => Inspected::Unavailable(reason),
-        Err(reason) => Inspected::Corrupt(reason),
+        Err(reason) => match still_written(&path, c.seen) {
+            Some(why) => Inspected::Unavailable(format!("{reason}; {why}: checked again next run")),
+            None => Inspected::Corrupt(reason),
+        },
     }
+}
+
+/// Why an unreadable local file may only be unfinished, not corrupt: its
+/// size or mtime changed since this scan listed it, or a process holds it
+/// open for writing. Age alone says nothing when the clock jumps forward.
+fn still_written(path: &Path, seen: Seen) -> Option<String> {
+    if crate::store::is_remote(path) {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() != seen.bytes || mtime_ns(meta.modified().ok()) != seen.mtime_ns {
+        return Some("still being written (its size or mtime changed while it was read)".into());
+    }
+    crate::proc::writer_of(path).map(|pid| format!("still being written (process {pid} holds it open for writing)"))
 }
 
 /// A data file whose name is not valid UTF-8: quarantined under a lossy
@@ -565,6 +584,8 @@ pub fn entry_for_written(
         max_ts: info.max_ts,
         schema_fp: info.schema_fp,
         mtime_ns: mtime,
+        arrival_ns: mtime,
+        checksum: file.checksum,
         drift: None,
         misfiled: false,
         compacted: info.compacted,

@@ -26,6 +26,7 @@ mod rollup;
 mod scan;
 mod schedule;
 mod tier;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -115,6 +116,8 @@ pub enum Command {
     /// Hold memory (for testing limits).
     #[command(hide = true)]
     Hog(hog::Args),
+    /// Re-read the files mdkeep wrote and compare them with their checksums; quarantine rot.
+    Verify(verify::Args),
     /// Write a realistic pile of small trade files, as a live collector leaves them.
     Gen(gen::Args),
     /// Run the main job end to end on embedded defaults, in a folder of its own.
@@ -157,6 +160,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Schedule(c) => schedule::run(&cli, c),
         Command::Healthcheck(a) => healthcheck::run(a),
         Command::Hog(a) => hog::run(a),
+        Command::Verify(a) => verify::run(&cli, a),
         Command::Gen(a) => gen::run(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
     };

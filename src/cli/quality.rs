@@ -32,6 +32,9 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     let (cfg, db) = super::open_state(cli, a.dataset.as_deref())?;
+    // Checking records findings: one writer at a time, like every step.
+    // `--stored` only reads.
+    let _lock = super::lock_for(cli, &cfg, &db, "check", a.stored)?;
     let checked_now = if a.stored {
         0
     } else {

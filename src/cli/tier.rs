@@ -15,8 +15,14 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         for mv in &plan.moves {
+            let verb = if mv.from == mv.to { "merge in place" } else { "move" };
+            let then = if mv.merge_after {
+                ", then merge with the files there"
+            } else {
+                ""
+            };
             println!(
-                "would move {} {}  {} → {}  ({} files, {} rows, {}): {}",
+                "would {verb} {} {}  {} → {}  ({} files, {} rows, {}): {}{then}",
                 mv.dataset,
                 mv.partition,
                 mv.from,

@@ -18,10 +18,11 @@ pub enum Task {
     Quota,
     Maintain,
     Report,
+    Verify,
 }
 
 impl Task {
-    pub const ALL: [Task; 8] = [
+    pub const ALL: [Task; 9] = [
         Task::Scan,
         Task::Compact,
         Task::Rollup,
@@ -30,6 +31,7 @@ impl Task {
         Task::Quota,
         Task::Maintain,
         Task::Report,
+        Task::Verify,
     ];
 
     /// The name a schedule and the state database use.
@@ -43,6 +45,7 @@ impl Task {
             Task::Quota => "quota",
             Task::Maintain => "maintain",
             Task::Report => "report",
+            Task::Verify => "verify",
         }
     }
 

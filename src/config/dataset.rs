@@ -33,6 +33,10 @@ pub struct DatasetConfig {
     /// are dropped by `retention`. None keeps everything.
     #[serde(default)]
     pub keep: Option<super::Span>,
+    /// Which copy of a duplicated row survives, by arrival: "newest" or
+    /// "oldest". Unset: `compaction.keep`.
+    #[serde(default)]
+    pub keep_duplicate: Option<super::Keep>,
     /// Hard quota eviction order: lower priorities are evicted first.
     #[serde(default)]
     pub priority: i64,
@@ -393,6 +397,7 @@ mod tests {
             ],
             tier_after: Default::default(),
             keep: None,
+            keep_duplicate: None,
             priority: 0,
             keep_forever: false,
             rollup: None,

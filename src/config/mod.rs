@@ -56,6 +56,9 @@ pub struct Config {
     pub daemon: DaemonConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The scrub that re-reads written files against their checksums.
+    #[serde(default)]
+    pub verify: VerifyConfig,
     /// Named maintenance tasks and when they run (`mdkeep daemon`).
     #[serde(default)]
     pub schedule: IndexMap<String, ScheduleConfig>,
@@ -157,12 +160,54 @@ fn default_early_tier_factor() -> f64 {
     0.5
 }
 
-/// Which duplicate survives compaction.
+/// `mdkeep verify`: how fast it reads and how often a file is read again.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Read rate in bytes per second (0: unbounded).
+    #[serde(default = "default_verify_rate")]
+    pub rate: ByteSize,
+    /// A file verified more recently than this is not read again.
+    #[serde(default = "default_verify_every")]
+    pub every: Span,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            rate: default_verify_rate(),
+            every: default_verify_every(),
+        }
+    }
+}
+
+fn default_verify_rate() -> ByteSize {
+    "32MiB".parse().expect("valid")
+}
+fn default_verify_every() -> Span {
+    "7d".parse().expect("valid")
+}
+
+/// Which duplicate survives compaction: the copy that arrived last or
+/// first. Arrival is a file's mtime when mdkeep first cataloged it, and a
+/// file mdkeep writes carries the latest arrival of its inputs, so rewrites,
+/// tier moves and trims never change the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Keep {
     Newest,
     Oldest,
+}
+
+impl Keep {
+    /// A merge input's priority (the higher wins a duplicate) for rows that
+    /// arrived at `arrival_ns`.
+    pub fn priority(self, arrival_ns: i64) -> i64 {
+        match self {
+            Keep::Newest => arrival_ns,
+            Keep::Oldest => arrival_ns.saturating_neg(),
+        }
+    }
 }
 
 impl Config {
@@ -284,6 +329,12 @@ impl Config {
         self.datasets
             .get(name)
             .ok_or_else(|| Error::UnknownDataset(name.to_string()))
+    }
+
+    /// Which duplicate of `ds`'s rows survives: its own `keep_duplicate`,
+    /// else `compaction.keep`.
+    pub fn keep_rule(&self, ds: &DatasetConfig) -> Keep {
+        ds.keep_duplicate.unwrap_or(self.compaction.keep)
     }
 
     /// The root of a named tier.

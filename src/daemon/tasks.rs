@@ -20,7 +20,7 @@ use crate::{compaction, quota, retention, rollup, tiering};
 /// Tasks that rewrite data reserve `compaction.memory_limit`; the others
 /// read footers and the catalog, which the budget's margin covers.
 fn needs_memory(task: Task) -> bool {
-    !matches!(task, Task::Scan | Task::Report)
+    !matches!(task, Task::Scan | Task::Report | Task::Verify)
 }
 
 /// Run the task a schedule names; `Ok(summary)` or `Err(message)`.
@@ -122,6 +122,17 @@ fn perform(
             let dir = cfg.reports_dir();
             let p = crate::report::write_dated(cfg, db, &dir, cfg.daemon.keep_reports)?;
             format!("wrote {}", p.display())
+        }
+        Task::Verify => {
+            let plan = crate::verify::plan(cfg, db, false)?;
+            let r = crate::verify::execute(cfg, db, &plan, &pb)?;
+            let summary = format!(
+                "verified {} files, {} mismatches{}",
+                r.checked,
+                r.mismatches,
+                Failure::summary(&r.failures)
+            );
+            return Ok(r.outcome().task_result(summary));
         }
         Task::Maintain => {
             let r = crate::maintenance::maintain(cfg, db, lock, false, &pb)?;

@@ -21,6 +21,7 @@ pub mod series;
 pub(crate) mod sink;
 pub(crate) mod sort;
 
+pub use quarantine::quarantine;
 pub use rewrite::{Rewrite, RewriteTotals};
 pub use scratch::Scratch;
 pub use series::{PartitionPlan, PlanFile, SeriesPlan};

@@ -11,7 +11,7 @@
 //! budget each caller gives ([`merge_shape`]).
 
 use crate::catalog::{self, Action};
-use crate::config::{Config, Keep};
+use crate::config::Config;
 use crate::error::{Error, Failure, Result};
 use crate::failpoint;
 use crate::progress::Progress;
@@ -321,8 +321,13 @@ fn record_outputs(
     let out_root = cfg.tier_root(how.out_tier)?;
     let mut rows_by_partition = std::collections::BTreeMap::new();
     let mut file_by_partition = std::collections::BTreeMap::new();
+    // The outputs hold rows of every input: they arrived no later than the
+    // latest input (a fresh mtime would make them outrank later arrivals).
+    let arrival = sp.inputs.iter().map(|f| f.arrival_ns).max();
     for o in outputs {
-        let entry = catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
+        let mut entry =
+            catalog::scan::entry_for_written(&out_root, how.out_tier, &sp.dataset, &ds.time_column, &o.file)?;
+        entry.arrival_ns = arrival.unwrap_or(entry.arrival_ns);
         catalog::upsert(tx, &entry).map_err(&dberr)?;
         crate::coverage::record(tx, &entry, crate::coverage::cadence_ns(ds, &sp.series), &o.buckets).map_err(&dberr)?;
         *rows_by_partition.entry(o.partition.clone()).or_insert(0u64) += o.file.rows;
@@ -386,13 +391,13 @@ fn rewrite(
     let out_root = cfg.tier_root(how.out_tier)?;
     let (batch_rows, fan_in) = merge_shape(budget);
     let ctx = MergeCtx::new(ds, batch_rows).with_quality(quality::Checker::new(ds, &sp.series, crate::time::now_ns()));
-    let sign = if cfg.compaction.keep == Keep::Newest { 1 } else { -1 };
+    let keep = cfg.keep_rule(ds);
     let inputs: Vec<MergeInput> = sp
         .inputs
         .iter()
         .map(|f| MergeInput {
             path: root.join(&f.relpath),
-            prio: sign * f.mtime_ns,
+            prio: keep.priority(f.arrival_ns),
             min_ts_ns: f.min_ts,
             max_ts_ns: f.max_ts,
             rows: f.rows,

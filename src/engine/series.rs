@@ -16,6 +16,10 @@ pub struct PlanFile {
     pub max_ts: i64,
     #[serde(skip)]
     pub mtime_ns: i64,
+    /// When its rows arrived (see `catalog::FileEntry::arrival_ns`): what
+    /// `keep` ranks duplicates by.
+    #[serde(skip)]
+    pub arrival_ns: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -400,7 +400,7 @@ fn run(
                 Ok(MergeInput {
                     path: root.join(&f.file.relpath),
                     moved_to: Some(cfg.trash_dir().join(&f.tier).join(&f.file.relpath)),
-                    prio: f.file.mtime_ns,
+                    prio: cfg.keep_rule(ds).priority(f.file.arrival_ns),
                     min_ts_ns: f.file.min_ts,
                     max_ts_ns: f.file.max_ts,
                     rows: f.file.rows,

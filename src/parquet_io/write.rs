@@ -141,6 +141,41 @@ pub struct WrittenFile {
     pub path: PathBuf,
     pub rows: u64,
     pub bytes: u64,
+    /// CRC-32 of the whole file as written (`None` for an object: the store
+    /// checks its own uploads). The catalog keeps it; `mdkeep verify`
+    /// re-reads the file and compares.
+    pub checksum: Option<u32>,
+}
+
+/// A file that hashes every byte written through it.
+pub struct Checksummed {
+    file: File,
+    crc: crc32fast::Hasher,
+}
+
+impl Checksummed {
+    pub fn new(file: File) -> Checksummed {
+        Checksummed {
+            file,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    pub fn checksum(self) -> u32 {
+        self.crc.finalize()
+    }
+}
+
+impl std::io::Write for Checksummed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Streams record batches into one Parquet file that appears under its final
@@ -156,7 +191,7 @@ pub struct DataFileWriter {
 // One lives per open output file; its size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Target {
-    Local(ArrowWriter<File>, AtomicFile),
+    Local(ArrowWriter<Checksummed>, AtomicFile),
     Remote(crate::store::StoreWriter),
 }
 
@@ -166,7 +201,8 @@ impl DataFileWriter {
             Target::Remote(crate::store::StoreWriter::try_new(dest, schema, opts.properties()?)?)
         } else {
             let (target, file) = AtomicFile::create(dest)?;
-            let writer = ArrowWriter::try_new(file, schema, Some(opts.properties()?)).map_err(Error::parquet(dest))?;
+            let writer = ArrowWriter::try_new(Checksummed::new(file), schema, Some(opts.properties()?))
+                .map_err(Error::parquet(dest))?;
             Target::Local(writer, target)
         };
         Ok(DataFileWriter {
@@ -215,22 +251,25 @@ impl DataFileWriter {
 
     pub fn close(self) -> Result<WrittenFile> {
         let dest = self.dest;
-        let bytes = match self.target {
+        let (bytes, checksum) = match self.target {
             Target::Local(w, target) => {
-                w.close().map_err(Error::parquet(&dest))?;
+                // Writes the footer, then hands back the file and its hash.
+                let checksum = w.into_inner().map_err(Error::parquet(&dest))?.checksum();
                 let path = if self.replace {
                     target.commit_replacing()?
                 } else {
                     target.commit()?
                 };
-                std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len()
+                let bytes = std::fs::metadata(&path).map_err(Error::io("stat", &path))?.len();
+                (bytes, Some(checksum))
             }
-            Target::Remote(w) => w.close()?,
+            Target::Remote(w) => (w.close()?, None),
         };
         Ok(WrittenFile {
             path: dest,
             rows: self.rows,
             bytes,
+            checksum,
         })
     }
 }

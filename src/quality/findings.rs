@@ -40,6 +40,21 @@ impl Origin {
     }
 }
 
+/// Forget the findings and the check of a partition that no longer has a
+/// file in any tier (dropped or evicted): they describe rows that are gone.
+pub fn forget_if_gone(conn: &Connection, dataset: &str, partition: &str) -> rusqlite::Result<()> {
+    for table in ["quality_findings", "quality_checked"] {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE dataset = ?1 AND partition = ?2
+                   AND NOT EXISTS (SELECT 1 FROM files WHERE dataset = ?1 AND partition = ?2)"
+            ),
+            params![dataset, partition],
+        )?;
+    }
+    Ok(())
+}
+
 /// Record the findings of `found` (partition → findings; a partition with
 /// none is clean) for `dataset`, and mark those partitions checked.
 pub fn record(

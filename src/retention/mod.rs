@@ -210,6 +210,7 @@ pub fn drop_partitions(
         for f in &d.files {
             catalog::remove(&tx, &d.tier, f).map_err(&dberr)?;
         }
+        crate::quality::findings::forget_if_gone(&tx, &d.dataset, &d.partition).map_err(&dberr)?;
         catalog::record(
             &tx,
             &catalog::HistoryEvent {

@@ -405,7 +405,7 @@ fn inputs_of(cfg: &Config, item: &RollupItem) -> Result<Vec<MergeInput>> {
                 path: cfg.tier_root(tier)?.join(&f.relpath),
                 moved_to: None,
                 filed: None,
-                prio: f.mtime_ns,
+                prio: cfg.keep_rule(cfg.dataset(&item.dataset)?).priority(f.arrival_ns),
                 min_ts_ns: f.min_ts,
                 max_ts_ns: f.max_ts,
                 rows: f.rows,

@@ -249,4 +249,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN data_rows INTEGER;
     ALTER TABLE jobs ADD COLUMN data_manifest TEXT;
     "#,
+    // 13: when a file's rows arrived (its mtime when first cataloged; a
+    // rewrite's output carries its inputs' latest), so "newest" survives
+    // rewrites; the checksum of what mdkeep wrote, for `verify`.
+    r#"
+    ALTER TABLE files ADD COLUMN arrival_ns INTEGER;
+    UPDATE files SET arrival_ns = mtime_ns;
+    -- CRC-32 of a file mdkeep wrote (NULL: a collector's file, or an object),
+    -- and when `verify` last read it whole.
+    ALTER TABLE files ADD COLUMN checksum INTEGER;
+    ALTER TABLE files ADD COLUMN verified_at INTEGER;
+    "#,
 ];

@@ -34,6 +34,9 @@ pub struct Move {
     pub rows: u64,
     pub bytes: u64,
     pub reason: String,
+    /// The destination already holds files of this partition: after the
+    /// move, they are merged with the moved ones, so no key counts twice.
+    pub merge_after: bool,
     #[serde(skip)]
     series: SeriesPlan,
 }
@@ -127,22 +130,17 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
                 .or_default()
                 .push(f);
         }
+        let held: std::collections::BTreeSet<(String, String)> = parts.keys().cloned().collect();
         for ((tier, partition), files) in parts {
             let Some((_, end)) = crate::layout::PartitionKey::of(ds, &partition).range(ds) else {
                 continue;
             };
             let age = reference.saturating_sub(end).max(0);
-            // The coldest tier whose threshold this partition has passed.
-            let threshold = |a: &crate::config::Span| (a.0.as_nanos() as f64 * scale) as u128;
-            let Some((target, after)) = ds.tier_after.iter().rev().find(|(_, a)| age as u128 >= threshold(a)) else {
+            let Some((target, after)) = destination(cfg, ds, &tier, age, scale) else {
+                // Staying: files that two moves left overlapping are merged in place.
+                out.moves.extend(overlap_merge(cfg, ds, &tier, &partition, files));
                 continue;
             };
-            let (Some(from_i), Some(to_i)) = (cfg.tiers.get_index_of(&tier), cfg.tiers.get_index_of(target)) else {
-                continue;
-            };
-            if to_i <= from_i {
-                continue;
-            }
             let block = |reason: &str| Blocked {
                 dataset: name.clone(),
                 tier: tier.clone(),
@@ -157,7 +155,6 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
                 out.blocked.push(block("not compacted yet: run `mdkeep compact` first"));
                 continue;
             }
-            let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.file).collect();
             let early = if scale < 1.0 {
                 format!(" × {scale}, early: above a soft quota")
             } else {
@@ -167,22 +164,109 @@ pub fn plan_scaled(cfg: &Config, db: &Db, dataset: Option<&str>, scale: f64) -> 
                 "ended {:.1} days ago (≥ {after}{early}) → {target}",
                 age as f64 / 86_400e9
             );
-            let series = SeriesPlan::one_partition(ds, &tier, &partition, inputs, reason.clone());
-            let p = &series.partitions[0];
-            out.moves.push(Move {
-                dataset: name.clone(),
-                partition: partition.clone(),
-                from: tier.clone(),
-                to: target.clone(),
-                files: p.files,
-                rows: p.rows,
-                bytes: p.bytes,
-                reason,
-                series,
-            });
+            let mut mv = Move::of(ds, &tier, target, &partition, files, reason);
+            mv.merge_after = held.contains(&(target.to_string(), partition.clone()));
+            out.moves.push(mv);
         }
     }
     Ok(out)
+}
+
+/// The coldest tier whose threshold (× `scale`) a partition `age` ns old
+/// has passed, if it is colder than `tier`, with that threshold.
+fn destination<'a>(
+    cfg: &Config,
+    ds: &'a crate::config::DatasetConfig,
+    tier: &str,
+    age: i64,
+    scale: f64,
+) -> Option<(&'a str, &'a crate::config::Span)> {
+    let threshold = |a: &crate::config::Span| (a.0.as_nanos() as f64 * scale) as u128;
+    let (target, after) = ds.tier_after.iter().rev().find(|(_, a)| age as u128 >= threshold(a))?;
+    let (from_i, to_i) = (cfg.tiers.get_index_of(tier)?, cfg.tiers.get_index_of(target)?);
+    (to_i > from_i).then_some((target.as_str(), after))
+}
+
+/// A merge in place of a colder tier's partition whose files overlap in
+/// time: two moves into it (data that arrived again after it moved) would
+/// otherwise count a key twice. Hot partitions are compaction's.
+fn overlap_merge(
+    cfg: &Config,
+    ds: &crate::config::DatasetConfig,
+    tier: &str,
+    partition: &str,
+    files: Vec<CatalogFile>,
+) -> Option<Move> {
+    if cfg.tiers.get_index_of(tier).unwrap_or(0) == 0 || files.len() < 2 {
+        return None;
+    }
+    if files.iter().any(|f| f.drift || f.misfiled) || !overlapping(&files) {
+        return None;
+    }
+    let reason = "its files overlap in time (data that arrived after a move): merged in place".to_string();
+    Some(Move::of(ds, tier, tier, partition, files, reason))
+}
+
+/// Whether any two files' time ranges overlap (one rewrite's outputs never do).
+fn overlapping(files: &[CatalogFile]) -> bool {
+    let mut ranges: Vec<(i64, i64)> = files.iter().map(|f| (f.file.min_ts, f.file.max_ts)).collect();
+    ranges.sort_unstable();
+    ranges.windows(2).any(|w| w[1].0 < w[0].1)
+}
+
+impl Move {
+    fn of(
+        ds: &crate::config::DatasetConfig,
+        from: &str,
+        to: &str,
+        partition: &str,
+        files: Vec<CatalogFile>,
+        reason: String,
+    ) -> Move {
+        let inputs: Vec<PlanFile> = files.into_iter().map(|f| f.file).collect();
+        let series = SeriesPlan::one_partition(ds, from, partition, inputs, reason.clone());
+        let p = &series.partitions[0];
+        Move {
+            dataset: ds.name.clone(),
+            partition: partition.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            files: p.files,
+            rows: p.rows,
+            bytes: p.bytes,
+            reason,
+            merge_after: false,
+            series,
+        }
+    }
+}
+
+/// After a move into a partition the destination already held: merge all
+/// of its files there in place (a journaled, verified rewrite like the
+/// move), so a key that arrived again is kept once. A crash in between
+/// leaves overlapping files, which the next plan merges.
+fn merge_destination(
+    cfg: &Config,
+    db: &mut Db,
+    mv: &Move,
+    budget: usize,
+    progress: &dyn Progress,
+    m: &mut TierMetrics,
+) -> Result<()> {
+    let ds = cfg.dataset(&mv.dataset)?;
+    let files = crate::catalog::partition_files(db, &mv.dataset, &mv.to, &mv.partition)?;
+    if files.len() < 2 {
+        return Ok(());
+    }
+    let reason = "merged with what the destination already held".to_string();
+    let merge = Move::of(ds, &mv.to, &mv.to, &mv.partition, files, reason);
+    let how = Rewrite::verified(Action::Tier, &mv.to, None);
+    let (merged, failures) = rewrite_isolating(cfg, db, &merge.series, &how, budget, progress, "tier");
+    m.failures.extend(failures);
+    if let Some(s) = merged {
+        m.totals += s;
+    }
+    Ok(())
 }
 
 /// Carry out the moves, one partition at a time (each is its own atomic rewrite).
@@ -219,6 +303,9 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &dyn Progre
         if let Some(s) = moved {
             m.moves += 1;
             m.totals += s;
+            if mv.merge_after {
+                merge_destination(cfg, db, mv, budget, progress, &mut m)?;
+            }
         }
     }
     progress.finish();
