@@ -223,7 +223,7 @@ fn a_file_held_open_for_writing_is_not_quarantined_however_old_it_looks() {
     age(&half, Duration::from_secs(3600));
     let mut writer = std::process::Command::new("sh")
         .arg("-c")
-        .arg("exec 3>>\"$0\"; sleep 60")
+        .arg("exec 3>>\"$0\"; exec sleep 60")
         .arg(&half)
         .spawn()
         .unwrap();
