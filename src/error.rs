@@ -122,7 +122,8 @@ pub struct Failure {
     /// The file, series or root it concerns.
     pub file: String,
     pub reason: String,
-    /// `quarantined`, `skipped` (retried next run) or `step failed`.
+    /// `quarantined`, `skipped` (retried next run), `deferred` (finished by
+    /// a later run) or `step failed`.
     pub outcome: String,
     /// The exit code this failure alone gives (74 I/O, 69 store, else 4).
     pub code: i32,
@@ -151,6 +152,12 @@ impl Failure {
     /// A file left alone for now (retried next run), with its reason.
     pub fn skipped(step: &str, file: impl Into<String>, reason: &str) -> Failure {
         Failure::handled(step, file, reason, "skipped")
+    }
+
+    /// Work left for the next run (a committed rewrite's input that could
+    /// not be retired): the data is safe, the run went on.
+    pub fn deferred(step: &str, file: impl Into<String>, reason: &str) -> Failure {
+        Failure::handled(step, file, reason, "deferred")
     }
 
     fn handled(step: &str, file: impl Into<String>, reason: &str, outcome: &str) -> Failure {

@@ -38,6 +38,16 @@ impl Outcome {
         }
     }
 
+    /// As [`of_failures`](Self::of_failures); a run that leaves work
+    /// deferred (each listed with its file, step and reason) is done with
+    /// failures too, until a later run finishes it.
+    pub fn of_run(failures: &[Failure], deferred: usize) -> Outcome {
+        match Outcome::of_failures(failures) {
+            Outcome::Done if deferred > 0 => Outcome::DoneWithFailures,
+            o => o,
+        }
+    }
+
     pub fn code(&self) -> i32 {
         match self {
             Outcome::Done => OK,

@@ -118,6 +118,7 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     let (code, status) = http_get(port, "/status").unwrap();
     assert_eq!(code, 200);
     let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["deferred"], serde_json::json!([]), "nothing deferred: {status}");
     assert!(
         status["schedules"]
             .as_array()

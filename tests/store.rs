@@ -393,6 +393,62 @@ fn retention_and_quota_delete_objects_on_the_store() {
     assert_no_secret();
 }
 
+/// Run SQL on the state database (what `mdkeep pin` does for a local file).
+fn sql(s: &Sandbox, stmt: &str, args: &[&str]) {
+    let db = s.root().join("data/state/mdkeep.db");
+    let mut a = vec![db.to_str().unwrap(), stmt];
+    a.extend_from_slice(args);
+    py(
+        "import sqlite3, sys\n\
+         c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); c.commit()",
+        &a,
+    );
+}
+
+#[test]
+fn a_trash_purge_while_the_store_is_down_is_deferred_and_the_run_goes_on() {
+    let mut srv = S3Server::start();
+    let s = Sandbox::new();
+    pile(&s, 3, 2, 200);
+    ok_json(&s, &srv, &[], &["tier"]);
+    ok_json(&s, &srv, &[], &["rollup"]);
+    // Pin every object on the store, so retention's drop trashes them.
+    sql(&s, "INSERT INTO pins (tier, relpath, owner, created_at) SELECT tier, relpath, 'job:1', 0 FROM files WHERE tier = 'archive'", &[]);
+    let keep = [
+        ("MDKEEP__DATASETS__TRADES__KEEP", "40h"),
+        ("MDKEEP__COMPACTION__TRASH_GRACE", "0s"),
+    ];
+    let m = ok_json(&s, &srv, &keep, &["retention"]);
+    let trashed = m["pinned_to_trash"].as_u64().unwrap() as usize;
+    assert!(trashed > 0, "{m}");
+    let objects = data_objects(&srv);
+    sql(&s, "DELETE FROM pins", &[]);
+    ok_json(&s, &srv, &keep, &["scan"]); // marks them released
+
+    // The store is down when their grace is over: deferred, the scan goes on.
+    srv.stop();
+    s.gen_with(1, 1, 2, 10, &["--exchange", "kraken"]);
+    let sc = ok_json(&s, &srv, &keep, &["scan"]);
+    assert!(sc["added"].as_u64().unwrap() > 0, "{sc}");
+    let d = &sc["recovered"]["deferred"];
+    assert_eq!(d.as_array().unwrap().len(), trashed, "{sc}");
+    assert_eq!(
+        (d[0]["kind"].as_str(), d[0]["step"].as_str()),
+        (Some("trash"), Some("purge")),
+        "{sc}"
+    );
+    assert!(d[0]["file"].as_str().unwrap().starts_with("s3://"), "{sc}");
+    assert_eq!(data_objects(&srv), objects);
+
+    // Back up: purged, nothing deferred.
+    srv.resume();
+    let sc = ok_json(&s, &srv, &keep, &["scan"]);
+    assert!(sc["recovered"]["deferred"].as_array().unwrap().is_empty(), "{sc}");
+    assert_eq!(sc["recovered"]["trash_purged"].as_u64(), Some(trashed as u64), "{sc}");
+    assert_eq!(data_objects(&srv).len(), objects.len() - trashed, "{:?}", srv.objects());
+    assert_no_secret();
+}
+
 #[test]
 fn keys_from_a_secrets_file_and_clear_config_errors() {
     let srv = S3Server::start();

@@ -41,6 +41,10 @@ pub struct ScanReport {
     /// Files that could not be handled now (unreadable for a reason that is
     /// not corruption, or that could not be moved): left alone, retried next run.
     pub skipped: Vec<Ignored>,
+    /// Files of a rewrite not settled yet (an input whose retire is
+    /// deferred, an output not rolled back yet): not cataloged, or their
+    /// rows would count twice; settled by a later run's recovery.
+    pub unsettled: Vec<Ignored>,
     /// Files whose footer was read in this scan (0 when nothing changed).
     pub files_read: u64,
     /// Store tiers that could not be listed; their catalog entries were kept.
@@ -96,12 +100,14 @@ impl Candidate {
 pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanReport> {
     let started = Instant::now();
     let known = super::seen_files(db)?;
+    let unsettled = crate::engine::deferred::unsettled_paths(&db.conn).map_err(db.err())?;
     let settle_ns = cfg.scan.settle_time.0.as_nanos() as i64;
     let now = now_ns();
     let mut report = ScanReport::default();
     let mut found = Found {
         cfg,
         known: &known,
+        unsettled: &unsettled,
         present: HashSet::new(),
         todo: Vec::new(),
         now,
@@ -316,6 +322,8 @@ fn record(
 struct Found<'a> {
     cfg: &'a Config,
     known: &'a std::collections::HashMap<(String, String), Seen>,
+    /// Files of unsettled rewrites, with why: never cataloged.
+    unsettled: &'a std::collections::HashMap<(String, String), String>,
     /// Listed files and objects (what is cataloged and not here is gone).
     present: HashSet<(String, String)>,
     /// New or changed, to inspect.
@@ -325,9 +333,16 @@ struct Found<'a> {
 }
 
 impl Found<'_> {
-    /// One file under `root`: not in any layout, unchanged, too young to
-    /// touch, or a candidate.
+    /// One file under `root`: of a rewrite not settled yet, not in any
+    /// layout, unchanged, too young to touch, or a candidate.
     fn file(&mut self, report: &mut ScanReport, tier: &str, root: &Path, relpath: String, seen: Seen) {
+        if let Some(why) = self.unsettled.get(&(tier.to_string(), relpath.clone())) {
+            report.unsettled.push(Ignored {
+                path: root.join(&relpath).display().to_string(),
+                reason: why.clone(),
+            });
+            return;
+        }
         let (dataset, partition, range) = match classify(self.cfg, Path::new(&relpath)) {
             Ok(v) => v,
             Err(reason) => {

@@ -36,13 +36,14 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         return print_plan(&plan, a.json);
     }
     let m = compaction::execute(&cfg, &mut db, &plan, &progress("compact", a.json))?;
-    let code = mdkeep::outcome::Outcome::of_failures(&m.failures).code();
+    let code = mdkeep::outcome::Outcome::of_run(&m.failures, m.recovered.deferred.len()).code();
     if a.json {
         output::json(&m)?;
         return Ok(code);
     }
     print_metrics(&m);
     output::failures(&m.failures);
+    output::deferred(&m.recovered.deferred);
     Ok(code)
 }
 

@@ -83,5 +83,6 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
             .iter()
             .filter(|f| f.code != mdkeep::outcome::STORE_UNAVAILABLE),
     );
+    output::deferred(&r.deferred);
     Ok(r.exit_code())
 }

@@ -56,6 +56,16 @@ pub fn failures<'a>(fs: impl IntoIterator<Item = &'a mdkeep::error::Failure>) {
     }
 }
 
+/// What is left deferred (retried every run), one line each on stderr.
+pub fn deferred<'a>(ds: impl IntoIterator<Item = &'a mdkeep::engine::deferred::Deferred>) {
+    for d in ds {
+        eprintln!(
+            "deferred {} {} ({} since {}): {}: {}",
+            d.kind, d.id, d.step, d.since, d.file, d.reason
+        );
+    }
+}
+
 /// `exchange=binance,symbol=BTC_USDT` → pairs (`--where`).
 pub fn parse_where(s: &str) -> Result<Vec<(String, String)>, String> {
     s.split(',')

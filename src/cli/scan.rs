@@ -62,5 +62,14 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     for i in &r.skipped {
         println!("skipped   {}: {}", i.path, i.reason);
     }
+    for i in &r.unsettled {
+        println!("unsettled {}: {}", i.path, i.reason);
+    }
+    for d in &r.recovered.deferred {
+        println!(
+            "deferred  {} {} ({}) {}: {} (since {})",
+            d.kind, d.id, d.step, d.file, d.reason, d.since
+        );
+    }
     Ok(0)
 }

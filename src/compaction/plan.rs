@@ -100,8 +100,14 @@ pub fn plan(cfg: &Config, db: &Db, filter: &Filter) -> Result<Plan> {
 /// files are listed in `out` and left out.
 fn group(cfg: &Config, db: &Db, filter: &Filter, out: &mut Plan) -> Result<Groups> {
     let mut groups = Groups::new();
+    // A file of a rewrite not settled yet is never picked again (its rows
+    // are in that rewrite's outputs, or still in its inputs).
+    let unsettled = crate::engine::deferred::unsettled_paths(&db.conn).map_err(db.err())?;
     for row in catalog::files(db, filter.dataset.as_deref())? {
         let (dataset, tier) = (row.dataset.clone(), row.tier.clone());
+        if unsettled.contains_key(&(tier.clone(), row.file.relpath.clone())) {
+            continue;
+        }
         let Some(ds) = cfg.datasets.get(&dataset) else { continue };
         // A store tier only receives files a move already compacted;
         // rewriting there would download and upload whole partitions.

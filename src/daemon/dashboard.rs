@@ -1,7 +1,8 @@
 //! The dashboard: read-only pages for a browser, and their JSON twins.
 //!
 //! - `/`: the retention report, the same page `mdkeep report --format html`
-//!   writes, under the shared header. `/api/report` is its JSON.
+//!   writes, under the shared header, after what is deferred (retried every
+//!   run) when anything is. `/api/report` is the report's JSON.
 //! - `/jobs` (and `/api/jobs`, the same list as `jobs ls --json`), with each
 //!   job's `/jobs/<id>/log` (the last 64 KiB of its output, text) and
 //!   `/jobs/<id>/result.json`.
@@ -96,7 +97,11 @@ async fn json_with(
 }
 
 async fn index(State(s): State<Arc<AppState>>) -> Response {
-    page_with(s, "mdkeep report", |s, db| Ok(s.report.get(&s.cfg, db)?.0.to_string())).await
+    page_with(s, "mdkeep report", |s, db| {
+        let deferred = page::deferred(&crate::engine::deferred::list(db)?);
+        Ok(format!("{deferred}{}", s.report.get(&s.cfg, db)?.0))
+    })
+    .await
 }
 
 async fn api_report(State(s): State<Arc<AppState>>) -> Response {

@@ -112,6 +112,7 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
             "schedules": schedules,
             "running_jobs": running,
             "queued_jobs": jobs.iter().filter(|j| j.life.is_queued()).count(),
+            "deferred": crate::engine::deferred::list(&db)?,
         }))
     })
     .await

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::deferred::{self, Deferred, Kind};
 use super::pins;
 use crate::catalog::{self, Action};
 use crate::config::Config;
@@ -185,7 +186,9 @@ pub fn scratch_dir(cfg: &Config, id: i64) -> PathBuf {
 
 /// Paths recorded for a journal entry in `journal_inputs` or `journal_outputs`.
 fn paths(conn: &Connection, table: &'static str, id: i64) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare(&format!("SELECT relpath FROM {table} WHERE journal_id = ?1"))?;
+    let mut st = conn.prepare(&format!(
+        "SELECT relpath FROM {table} WHERE journal_id = ?1 ORDER BY rowid"
+    ))?;
     let r = st.query_map([id], |r| r.get(0))?;
     r.collect()
 }
@@ -325,6 +328,71 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
     Ok(Retired::Removed)
 }
 
+/// What retiring a committed rewrite's inputs did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Retirements {
+    pub removed: u64,
+    pub trashed: u64,
+    pub replaced: u64,
+}
+
+impl Retirements {
+    /// Inputs that were still there and are settled now.
+    pub fn total(&self) -> u64 {
+        self.removed + self.trashed + self.replaced
+    }
+}
+
+/// Finish journal `id`'s committed rewrite: drop its upload claims and
+/// retire every input, each tried whichever other fails. When all are
+/// settled the journal is `done` (and any deferral cleared); else it stays
+/// `committed`, deferred with the first failure's step, file and reason,
+/// and the next run's recovery retries it. Its inputs stay out of the
+/// catalog meanwhile ([`deferred::unsettled_paths`]). Only the state
+/// database failing is an error: nothing else stops the caller.
+pub fn finish(
+    cfg: &Config,
+    conn: &Connection,
+    id: i64,
+    tier: &str,
+    out_tier: &str,
+) -> Result<(Retirements, Option<Deferred>)> {
+    let dberr = db_err(Path::new("state"));
+    let mut done = Retirements::default();
+    let mut first: Option<(&str, String, Error)> = None;
+    if let Err(e) = drop_claims(cfg, conn, id, out_tier) {
+        first = Some(("drop claims", deferred::file_of(&e, out_tier), e));
+    }
+    for (i, rel) in paths(conn, "journal_inputs", id).map_err(&dberr)?.iter().enumerate() {
+        match retire_input(cfg, conn, id, tier, rel) {
+            Ok(Retired::Removed) => done.removed += 1,
+            Ok(Retired::Trashed) => done.trashed += 1,
+            Ok(Retired::Replaced) => done.replaced += 1,
+            Ok(Retired::Absent) => {}
+            Err(e @ Error::Db { .. }) => return Err(e),
+            Err(e) => {
+                let file = cfg.tier_root(tier).map(|r| r.join(rel)).unwrap_or_else(|_| rel.into());
+                tracing::warn!(journal = id, path = %file.display(), error = %e, "cannot retire an input of a committed rewrite; deferred");
+                first.get_or_insert(("retire", file.display().to_string(), e));
+            }
+        }
+        if i == 0 {
+            crate::failpoint::hit("rewrite:mid-delete");
+        }
+    }
+    match first {
+        None => {
+            set_state(conn, id, State::Done).map_err(&dberr)?;
+            deferred::clear(conn, Kind::Journal, id).map_err(&dberr)?;
+            Ok((done, None))
+        }
+        Some((step, file, e)) => {
+            let d = deferred::defer(conn, Kind::Journal, id, step, &file, &e.to_string())?;
+            Ok((done, Some(d)))
+        }
+    }
+}
+
 /// Remove `dir` and its parents while empty, stopping at `stop`: Hive readers
 /// should not see partitions that no longer hold data.
 pub fn remove_empty_dirs(dir: &Path, stop: &Path) {
@@ -347,8 +415,10 @@ pub struct RecoveryReport {
     pub inputs_removed: u64,
     pub trash_purged: u64,
     pub stale_pins: u64,
-    /// Roll-backs of uploads left for the next run: their store was unreachable.
-    pub deferred: u64,
+    /// What is still deferred after this recovery (a rewrite that could not
+    /// be finished or rolled back, a trash entry that could not be purged),
+    /// with its step, file, reason and since when: retried every run.
+    pub deferred: Vec<Deferred>,
 }
 
 /// Finish or roll back every rewrite whose writer is gone. Runs only under
@@ -382,55 +452,62 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         if !abandoned {
             continue;
         }
-        let conn = &db.conn;
-        let dberr = db_err(&db.path);
+        // One journal that cannot be settled is deferred with its reason;
+        // it never stops the others or the run.
         if state == "writing" {
-            let n = match roll_back(cfg, conn, id, &out_tier) {
-                Ok(n) => n,
-                // An unreachable store must not stop local work: its
-                // uncommitted objects are in no catalog; the next run retries.
-                Err(e @ Error::Store { .. }) => {
-                    tracing::warn!(journal = id, error = %e, "cannot roll back an interrupted upload yet");
-                    report.deferred += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            report.outputs_removed += n;
-            report.rolled_back += 1;
-            tracing::warn!(journal = id, outputs = n, "rolled back an interrupted rewrite");
+            recover_writing(cfg, &db.conn, id, &out_tier, &mut report)?;
         } else {
-            let finish = || -> Result<u64> {
-                drop_claims(cfg, conn, id, &out_tier)?;
-                let mut n = 0;
-                for rel in paths(conn, "journal_inputs", id).map_err(&dberr)? {
-                    if retire_input(cfg, conn, id, &tier, &rel)? != Retired::Absent {
-                        n += 1;
-                    }
-                }
-                Ok(n)
-            };
-            match finish() {
-                Ok(n) => report.inputs_removed += n,
-                Err(e @ Error::Store { .. }) => {
-                    tracing::warn!(journal = id, error = %e, "cannot finish an interrupted rewrite on the store yet");
-                    report.deferred += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let (retired, left) = finish(cfg, &db.conn, id, &tier, &out_tier)?;
+            report.inputs_removed += retired.total();
+            if left.is_none() {
+                report.finished += 1;
+                tracing::warn!(journal = id, "finished an interrupted rewrite");
             }
-            set_state(conn, id, State::Done).map_err(&dberr)?;
-            report.finished += 1;
-            tracing::warn!(journal = id, "finished an interrupted rewrite");
         }
         let scratch = scratch_dir(cfg, id);
         if scratch.exists() {
-            std::fs::remove_dir_all(&scratch).map_err(Error::io("remove", &scratch))?;
+            if let Err(e) = std::fs::remove_dir_all(&scratch) {
+                tracing::warn!(path = %scratch.display(), error = %e, "cannot remove a rewrite's scratch folder; retried next run");
+            }
         }
     }
     report.stale_pins = pins::release_stale_pins(db)?;
     report.trash_purged = pins::purge_trash(cfg, db)?;
+    report.deferred = deferred::list(db)?;
     Ok(report)
+}
+
+/// Roll back an abandoned rewrite that had not committed, or defer it with
+/// its reason (a store that is down, an output that cannot be removed): its
+/// outputs are in no catalog and a scan leaves them out meanwhile.
+fn recover_writing(
+    cfg: &Config,
+    conn: &Connection,
+    id: i64,
+    out_tier: &str,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    match roll_back(cfg, conn, id, out_tier) {
+        Ok(n) => {
+            deferred::clear(conn, Kind::Journal, id).map_err(db_err(Path::new("state")))?;
+            report.outputs_removed += n;
+            report.rolled_back += 1;
+            tracing::warn!(journal = id, outputs = n, "rolled back an interrupted rewrite");
+        }
+        Err(e @ Error::Db { .. }) => return Err(e),
+        Err(e) => {
+            tracing::warn!(journal = id, error = %e, "cannot roll back an interrupted rewrite yet");
+            deferred::defer(
+                conn,
+                Kind::Journal,
+                id,
+                "roll back",
+                &deferred::file_of(&e, out_tier),
+                &e.to_string(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Bytes that use disk outside the live data: trash, scratch, quarantine.

@@ -1,7 +1,8 @@
 //! The engine: the one way data files are rewritten.
 //!
 //! Owns the machinery every operation shares. [`journal`] records each
-//! rewrite's inputs and outputs and recovers one a crash interrupted;
+//! rewrite's inputs and outputs and recovers one a crash interrupted,
+//! [`deferred`] lists what could not be finished yet (retried every run);
 //! [`rewrite`] runs one series through the journal (plan inputs, write,
 //! verify, swap, retire); [`merge`] with its sinks and external sort
 //! streams the rows within a memory budget; [`scratch`] cleans up spill
@@ -11,6 +12,7 @@
 //! export, a [`merge::Sink`] of their own); they never write a data file
 //! themselves.
 
+pub mod deferred;
 pub mod journal;
 pub mod merge;
 pub mod pins;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::deferred::{self, Kind};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::{db_err, now_ns, Db};
@@ -62,7 +63,8 @@ pub(crate) fn release_stale_pins(db: &Db) -> Result<u64> {
     Ok(n)
 }
 
-/// Delete trashed files whose pins are gone and whose grace period has passed.
+/// Delete trashed files whose pins are gone and whose grace period has
+/// passed; one that cannot be deleted now is deferred with its reason.
 pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
     let grace = cfg.compaction.trash_grace.0.as_nanos() as i64;
     let now = now_ns();
@@ -93,11 +95,16 @@ pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
                     .map_err(&dberr)?;
             }
             (false, Some(at)) if now - at >= grace => {
-                let p = PathBuf::from(&path);
-                crate::store::remove(&p)?;
+                // One entry that cannot be purged (a store that is down, a
+                // file that cannot be deleted) is deferred; the others go on.
+                if let Err(e) = crate::store::remove(&PathBuf::from(&path)) {
+                    deferred::defer(&db.conn, Kind::Trash, id, "purge", &path, &e.to_string())?;
+                    continue;
+                }
                 db.conn
                     .execute("DELETE FROM trash WHERE id = ?1", [id])
                     .map_err(&dberr)?;
+                deferred::clear(&db.conn, Kind::Trash, id).map_err(&dberr)?;
                 purged += 1;
             }
             (false, Some(_)) => {}

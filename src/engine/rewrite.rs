@@ -55,7 +55,11 @@ pub(crate) fn rewrite_isolating(
             return (None, failures);
         }
         let e = match rewrite_series(cfg, db, &sp, how, budget, progress) {
-            Ok(t) => return (Some(t), failures),
+            Ok((t, left)) => {
+                // Committed: what could not be retired is deferred, not a failed run.
+                failures.extend(left.map(|d| d.failure(step)));
+                return (Some(t), failures);
+            }
             Err(e) => e,
         };
         let root = cfg.tier_root(&sp.tier).unwrap_or_default();
@@ -195,6 +199,8 @@ impl<'a> Rewrite<'a> {
 }
 
 /// Rewrite one series (or some partitions of it) through the journal.
+/// Once the swap committed, the rewrite is done: an input that cannot be
+/// retired leaves the journal deferred (returned), for a later run.
 pub(crate) fn rewrite_series(
     cfg: &Config,
     db: &Db,
@@ -202,8 +208,7 @@ pub(crate) fn rewrite_series(
     how: &Rewrite,
     budget: usize,
     progress: &dyn Progress,
-) -> Result<RewriteTotals> {
-    let dberr = db_err(&db.path);
+) -> Result<(RewriteTotals, Option<super::deferred::Deferred>)> {
     let journal_inputs: Vec<(String, u64, u64)> =
         sp.inputs.iter().map(|f| (f.relpath.clone(), f.rows, f.bytes)).collect();
     let jid = journal::begin(
@@ -237,19 +242,9 @@ pub(crate) fn rewrite_series(
 
     swap(cfg, db, sp, how, jid, &finished, findings.as_ref())?;
     failpoint::hit("rewrite:after-commit");
-    journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
-
-    for (i, f) in sp.inputs.iter().enumerate() {
-        match journal::retire_input(cfg, &db.conn, jid, &sp.tier, &f.relpath)? {
-            journal::Retired::Trashed => m.pinned_to_trash += 1,
-            journal::Retired::Replaced => m.replaced_kept += 1,
-            journal::Retired::Absent | journal::Retired::Removed => {}
-        }
-        if i == 0 {
-            failpoint::hit("rewrite:mid-delete");
-        }
-    }
-    journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+    let (retired, left) = journal::finish(cfg, &db.conn, jid, &sp.tier, how.out_tier)?;
+    m.pinned_to_trash = retired.trashed;
+    m.replaced_kept = retired.replaced;
     drop(scratch);
     m.partitions_rewritten = {
         let mut parts: std::collections::BTreeSet<&str> = sp.partitions.iter().map(|p| p.partition.as_str()).collect();
@@ -260,7 +255,7 @@ pub(crate) fn rewrite_series(
     m.files_out = outputs.len() as u64;
     m.bytes_in = sp.inputs.iter().map(|f| f.bytes).sum();
     m.bytes_out = outputs.iter().map(|o| o.file.bytes).sum();
-    Ok(m)
+    Ok((m, left))
 }
 
 /// The swap: inputs out of the catalog, outputs in, their history and the

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::catalog::scan::{scan, ScanReport};
 use crate::compaction::{self, Metrics};
 use crate::config::{Config, Task};
+use crate::engine::deferred::{self, Deferred};
 use crate::error::{Failure, Result};
 use crate::lock::DataLock;
 use crate::outcome::Outcome;
@@ -36,6 +37,10 @@ pub struct MaintainReport {
     pub quota: QuotaReport,
     /// Every file, series or step that failed, with its step and reason.
     pub failures: Vec<Failure>,
+    /// What is left deferred after the run (a rewrite whose inputs could not
+    /// all be retired, a trash entry that could not be purged), with its
+    /// step, file, reason and since when: retried every run.
+    pub deferred: Vec<Deferred>,
 }
 
 impl MaintainReport {
@@ -45,9 +50,9 @@ impl MaintainReport {
 
     /// How it ended, the first that applies: an I/O failure (a full disk);
     /// the quota cannot be met; a store was unreachable; done, with failures
-    /// (files quarantined or skipped); done.
+    /// (files quarantined or skipped, work deferred); done.
     pub fn outcome(&self) -> Outcome {
-        match Outcome::of_failures(&self.failures) {
+        match Outcome::of_run(&self.failures, self.deferred.len()) {
             io @ Outcome::Io(_) => io,
             _ if self.quota_unmet() => Outcome::QuotaUnmet(self.quota.plan.unmet.clone().unwrap_or_default()),
             _ if self.tier.store_failure().is_some() => {
@@ -140,6 +145,7 @@ pub fn maintain(
     };
     if dry_run {
         dry_run_into(cfg, db, &mut r)?;
+        r.deferred = deferred::list(db)?;
         return Ok(r);
     }
     r.low_space = below_floor(cfg);
@@ -154,6 +160,7 @@ pub fn maintain(
             r.failures.push(Failure::new(step.as_str(), "", &e, "step failed"));
         }
     }
+    r.deferred = deferred::list(db)?;
     Ok(r)
 }
 

@@ -181,6 +181,34 @@ pub fn jobs(views: &[JobView]) -> String {
     out
 }
 
+/// What could not be finished yet and is retried every run (empty when
+/// nothing is deferred).
+pub fn deferred(items: &[crate::engine::deferred::Deferred]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<Cell>> = items
+        .iter()
+        .map(|d| {
+            vec![
+                format!("{} {}", d.kind, d.id).into(),
+                d.step.clone().into(),
+                d.file.clone().into(),
+                d.reason.clone().into(),
+                short_time(&d.since).into(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    section(
+        &mut out,
+        &format!("Deferred, retried every run ({})", items.len()),
+        &["what", "step", "file", "reason", "since"],
+        &rows,
+    );
+    out
+}
+
 /// The stored findings, one row each.
 pub fn quality(o: &Overview) -> String {
     let rows: Vec<Vec<Cell>> = o

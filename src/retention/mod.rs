@@ -71,7 +71,8 @@ pub struct RetentionMetrics {
     pub rows_removed: u64,
     pub bytes_removed: u64,
     pub pinned_to_trash: u64,
-    /// Dropped partitions whose objects wait for an unreachable store.
+    /// Dropped partitions whose files could not all go yet (a store that is
+    /// down, a file that cannot be deleted): deferred, retried every run.
     pub deferred: u64,
     /// Trims that could not run (each skipped; its rows stay for the next
     /// run), with their file or series and reason.
@@ -227,24 +228,13 @@ pub fn drop_partitions(
         journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
         tx.commit().map_err(&dberr)?;
         failpoint::hit(failpoint::RETENTION_AFTER_COMMIT);
-        let mut finished = true;
-        for f in &d.files {
-            match journal::retire_input(cfg, &db.conn, jid, &d.tier, f) {
-                Ok(journal::Retired::Trashed) => m.pinned_to_trash += 1,
-                Ok(_) => {}
-                // Out of the catalog already; recovery deletes the objects
-                // once the store answers again.
-                Err(e @ crate::error::Error::Store { .. }) => {
-                    tracing::warn!(tier = %d.tier, partition = %d.partition, error = %e, "store unreachable; its objects go on a later run");
-                    m.deferred += 1;
-                    finished = false;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if finished {
-            journal::set_state(&db.conn, jid, State::Done).map_err(&dberr)?;
+        // Out of the catalog already: a file (or an object on a store that
+        // is down) that cannot go now is deferred and retried every run.
+        let (retired, left) = journal::finish(cfg, &db.conn, jid, &d.tier, &d.tier)?;
+        m.pinned_to_trash += retired.trashed;
+        if let Some(left) = left {
+            m.deferred += 1;
+            m.failures.push(left.failure("retention"));
         }
         m.partitions_dropped += 1;
         m.files_removed += d.files.len() as u64;

@@ -260,4 +260,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE files ADD COLUMN checksum INTEGER;
     ALTER TABLE files ADD COLUMN verified_at INTEGER;
     "#,
+    // 14: what could not be finished yet (a journal's retire or roll-back, a
+    // trash purge), with its reason: retried every run, never blocking others.
+    r#"
+    CREATE TABLE deferred (
+        kind    TEXT    NOT NULL,   -- journal or trash
+        id      INTEGER NOT NULL,   -- the journal's or the trash entry's id
+        step    TEXT    NOT NULL,   -- retire, roll back, purge
+        file    TEXT    NOT NULL,
+        reason  TEXT    NOT NULL,
+        since   INTEGER NOT NULL,   -- first failure
+        at      INTEGER NOT NULL,   -- last attempt
+        PRIMARY KEY (kind, id)
+    );
+    "#,
 ];
