@@ -249,4 +249,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN data_rows INTEGER;
     ALTER TABLE jobs ADD COLUMN data_manifest TEXT;
     "#,
+    // 13: rollups that failed (other than by a bad input, which is
+    // quarantined): retention lists the partitions they keep, and why.
+    r#"
+    CREATE TABLE rollup_failures (
+        dataset     TEXT    NOT NULL,
+        partition   TEXT    NOT NULL,
+        source_rows INTEGER NOT NULL,   -- cataloged rows of the partition when it failed
+        attempts    INTEGER NOT NULL,   -- failed runs in a row on those rows
+        reason      TEXT    NOT NULL,   -- the last failure's
+        first_at    INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (dataset, partition)
+    );
+    "#,
 ];
