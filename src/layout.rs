@@ -54,7 +54,13 @@ impl PartitionKey {
     }
 }
 
-pub use crate::names::check_segment;
+pub use crate::names::{check_partition_value, check_segment};
+
+/// Refuse a partition whose values [`partition_dir`] would refuse to write:
+/// scan checks with this, so what it catalogs the engine can write.
+pub fn check_partition_values(values: &[(String, String)]) -> Result<()> {
+    values.iter().try_for_each(|(_, v)| check_partition_value(v))
+}
 
 /// A data file's place in the layout, parsed from its path under a tier root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,9 +120,9 @@ pub fn locate(rel: &Path) -> Option<Located> {
 
 /// The folder of one partition under a tier root.
 pub fn partition_dir(tier_root: &Path, ds: &DatasetConfig, values: &[(String, String)]) -> Result<PathBuf> {
+    check_partition_values(values)?;
     let mut p = tier_root.join(&ds.path);
     for (k, v) in values {
-        check_segment("partition value", v)?;
         p.push(format!("{k}={v}"));
     }
     Ok(p)
@@ -139,6 +145,17 @@ mod tests {
         for good in ["BTC_USDT", "binance", "1m", "2024-01-01", "XRP_USDT_USDT"] {
             assert!(check_segment("symbol", good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn a_partition_value_may_start_with_a_dot_and_nothing_else_loosens() {
+        for good in [".BXBT", "BTC USDT", "BTC_USDT"] {
+            assert!(check_partition_value(good).is_ok(), "{good:?}");
+        }
+        for bad in [".", "..", "a=b", ".a=b", "../x", "a/b", "", ".\n"] {
+            assert!(check_partition_value(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_segment("dataset", ".BXBT").is_err(), "a segment itself is never hidden");
     }
 
     #[test]

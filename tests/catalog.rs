@@ -248,4 +248,91 @@ fn a_file_held_open_for_writing_is_not_quarantined_however_old_it_looks() {
     let r = s.json(&["scan"]);
     assert_eq!(r["corrupt"].as_array().unwrap().len(), 1, "{r}");
     assert!(!half.exists());
+
+/// A partition value mdkeep cannot write is refused by scan with the same
+/// rule (quarantined, reported once); one it can write (a BitMEX index
+/// `.BXBT`, a value with a space) is compacted and read back as itself by
+/// DuckDB, pyarrow and polars. Nothing is stuck: compact and maintain exit 0.
+#[test]
+fn a_partition_value_the_engine_refuses_is_never_cataloged() {
+    let s = Sandbox::new();
+    s.gen(1, 2, 1, 20);
+    let write = |symbol: &str, file: &str, first: u32| {
+        let dir = s
+            .hot()
+            .join(format!("trades/exchange=bitmex/symbol={symbol}/date=2024-01-01"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(file);
+        py(
+            "import pyarrow as pa, pyarrow.parquet as pq, sys\n\
+             ids = list(range(int(sys.argv[2]), int(sys.argv[2]) + 10))\n\
+             ts = [1704067200000 + i * 1000 for i in ids]\n\
+             t = pa.table({'ts': pa.array(ts, pa.timestamp('ms', tz='UTC')), 'trade_id': ids, 'price': [1.0] * 10, 'amount': [2.0] * 10, 'side': ['buy'] * 10})\n\
+             pq.write_table(t, sys.argv[1])",
+            &[p.to_str().unwrap(), &first.to_string()],
+        );
+        age(&p, Duration::from_secs(3600));
+        p
+    };
+    let kept = [".BXBT", "BTC USD"];
+    let refused = [("a=b", "`=`"), ("..", "`..`")];
+    for v in kept {
+        // Two files, so compact has something to do.
+        write(v, "p.parquet", 0);
+        write(v, "q.parquet", 10);
+    }
+    let bad: Vec<_> = refused.iter().map(|(v, _)| write(v, "p.parquet", 0)).collect();
+
+    let o = s.run(&["scan", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let corrupt = r["corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 2, "{r}");
+    for ((value, rule), path) in refused.iter().zip(&bad) {
+        let c = corrupt
+            .iter()
+            .find(|c| c["path"] == path.display().to_string())
+            .unwrap_or_else(|| panic!("{} not reported: {r}", path.display()));
+        let reason = c["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("refused partition value `{value}`")) && reason.contains(rule),
+            "{reason}"
+        );
+        assert!(!path.exists(), "quarantined, not left in place");
+        assert!(std::path::Path::new(c["moved_to"].as_str().unwrap()).exists(), "{c}");
+    }
+    // Reported once: the next scan has nothing to say.
+    assert_eq!(s.json(&["scan"])["corrupt"].as_array().unwrap().len(), 0);
+
+    let o = s.run(&["compact", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = s.run(&["maintain", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for v in kept {
+        let dir = s
+            .hot()
+            .join(format!("trades/exchange=bitmex/symbol={v}/date=2024-01-01"));
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1, "{v}: compacted into one file");
+    }
+    // Every reader finds both symbols, named as written, with all their rows.
+    let got = py(
+        "import duckdb, pyarrow.dataset as pds, polars as pl, sys\n\
+         root = sys.argv[1] + '/trades'\n\
+         d = duckdb.connect().execute('SET enable_progress_bar = false').execute(f\"SELECT string_agg(symbol || ':' || n, ',' ORDER BY symbol) FROM (SELECT symbol, count(*) AS n FROM read_parquet('{root}/**/*.parquet', hive_partitioning=true) WHERE exchange = 'bitmex' GROUP BY symbol)\").fetchone()[0]\n\
+         t = pds.dataset(root, format='parquet', partitioning='hive').to_table(filter=pds.field('exchange') == 'bitmex').group_by('symbol').aggregate([('ts', 'count')])\n\
+         a = ','.join(f'{s}:{n}' for s, n in sorted(zip(t['symbol'].to_pylist(), t['ts_count'].to_pylist())))\n\
+         q = pl.scan_parquet(root + '/**/*.parquet', hive_partitioning=True).filter(pl.col('exchange') == 'bitmex').group_by('symbol').len().sort('symbol').collect()\n\
+         p = ','.join(f'{s}:{n}' for s, n in q.iter_rows())\n\
+         print(d); print(a); print(p)",
+        &[&s.hot().display().to_string()],
+    );
+    for line in got.lines() {
+        assert_eq!(line, ".BXBT:20,BTC USD:20", "duckdb, pyarrow, polars:\n{got}");
+    }
 }

@@ -88,3 +88,122 @@ fn retention_waits_for_the_rollup_then_maintain_does_both() {
     let first_drop = hist.find("retention").expect("a drop was recorded");
     assert!(first_rollup < first_drop, "{hist}");
 }
+
+/// Overwrite a few KiB inside `file`'s `column` chunk (row group 0); the
+/// footer stays intact, so only reading that column's pages fails.
+fn corrupt_column(file: &std::path::Path, column: &str) {
+    py(
+        "import pyarrow.parquet as pq, sys\n\
+         p, name = sys.argv[1], sys.argv[2]\n\
+         rg = pq.ParquetFile(p).metadata.row_group(0)\n\
+         c = next(rg.column(i) for i in range(rg.num_columns) if rg.column(i).path_in_schema == name)\n\
+         start = c.dictionary_page_offset or c.data_page_offset\n\
+         size = c.total_compressed_size\n\
+         at, n = start + size // 4, min(4096, size // 2)\n\
+         with open(p, 'r+b') as f:\n\
+             f.seek(at)\n\
+             f.write(bytes((i * 67 + 13) % 256 for i in range(n)))",
+        &[file.to_str().unwrap(), column],
+    );
+}
+
+/// The one file of a compacted partition.
+fn only_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// One unreadable file is quarantined by rollup with its name and reason;
+/// every other finished partition is rolled up, and retention is not left
+/// waiting on anything. The next run is clean.
+#[test]
+fn an_unreadable_file_is_quarantined_and_every_other_partition_rolls_up() {
+    for column in ["ts", "price"] {
+        let s = Sandbox::new();
+        s.gen(2, 5, 1, 200);
+        s.ok(&["scan"]);
+        s.ok(&["compact"]);
+        let broken = only_file(&s.hot().join("trades/exchange=binance/symbol=BTC_USDT/date=2024-01-01"));
+        corrupt_column(&broken, column);
+        let env = [("MDKEEP__DATASETS__TRADES__KEEP", "1d")];
+        let o = s.cmd(&["maintain", "--json"]).envs(env).output().unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(o.status.code(), Some(4), "{column}: done, with failures: {m}");
+        let failures = m["failures"].as_array().unwrap();
+        assert_eq!(failures.len(), 1, "{column}: {m}");
+        let f = &failures[0];
+        assert_eq!(
+            (f["step"].as_str(), f["outcome"].as_str()),
+            (Some("rollup"), Some("quarantined")),
+            "{column}: {m}"
+        );
+        assert_eq!(f["file"].as_str().unwrap(), broken.display().to_string(), "{column}: {m}");
+        assert!(!broken.exists(), "{column}: the bad file went to the quarantine");
+        // 2 symbols × 4 finished days, less the one whose only file went.
+        assert_eq!(m["rollup"]["partitions"], 7, "{column}: {m}");
+        let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
+        let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(plan["waiting_for_rollup"].as_array().unwrap().len(), 0, "{column}: {plan}");
+        let o = s.cmd(&["maintain", "--json"]).envs(env).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{column}: not stuck: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+/// A rollup that fails for a reason other than a bad input skips only its
+/// partitions; retention lists what it keeps for them as `rollup_failed`,
+/// with the attempts and the error, and is done once the rollup succeeds.
+#[test]
+fn retention_says_which_partitions_a_failing_rollup_keeps_and_why() {
+    let s = Sandbox::new();
+    s.gen(2, 3, 1, 200);
+    s.ok(&["scan"]);
+    s.ok(&["compact"]);
+    // BTC's candles cannot be written: a plain file where their folder goes.
+    let blocker = s.hot().join("ohlcv/exchange=binance/symbol=BTC_USDT");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    for eth_days in [2, 0] {
+        let o = s.run(&["rollup", "--json"]);
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_ne!(o.status.code(), Some(0), "{m}");
+        assert_eq!(m["partitions"], eth_days, "ETH's two finished days rolled up once: {m}");
+        let failures = m["failures"].as_array().unwrap();
+        assert_eq!(failures.len(), 2, "{m}");
+        assert!(
+            failures
+                .iter()
+                .all(|f| f["outcome"] == "skipped" && f["file"].as_str().unwrap().contains("symbol=BTC_USDT")),
+            "{m}"
+        );
+    }
+    let env = [("MDKEEP__DATASETS__TRADES__KEEP", "30h")];
+    let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let blocked = plan["rollup_failed"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1, "{plan}");
+    assert_eq!(blocked[0]["partition"], "exchange=binance/symbol=BTC_USDT/date=2024-01-01");
+    assert_eq!(blocked[0]["attempts"], 2, "{plan}");
+    assert!(blocked[0]["last_error"].as_str().unwrap().contains("symbol=BTC_USDT"), "{plan}");
+    assert_eq!(plan["waiting_for_rollup"].as_array().unwrap().len(), 0, "{plan}");
+    let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(4), "kept, and said so: {m}");
+    assert_eq!(m["partitions_dropped"], 1, "ETH's day 1 went: {m}");
+    assert!(
+        m["failures"][0]["reason"].as_str().unwrap().contains("rollup failed 2 times"),
+        "{m}"
+    );
+
+    std::fs::remove_file(&blocker).unwrap();
+    s.ok(&["rollup"]);
+    let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{m}");
+    assert_eq!(m["partitions_dropped"], 1, "BTC's day 1 went once its candles were verified: {m}");
+}

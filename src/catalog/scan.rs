@@ -357,10 +357,13 @@ impl Found<'_> {
         // catalogs its uploads with its own clock, so only their size counts.
         let remote = crate::store::is_remote(root);
         let key = (tier.to_string(), relpath.clone());
-        let unchanged = self
-            .known
-            .get(&key)
-            .is_some_and(|k| k.bytes == seen.bytes && (remote || k.mtime_ns == seen.mtime_ns));
+        // A refused partition value is looked at again even when cataloged
+        // (an older mdkeep let it in): inspecting it quarantines it.
+        let unchanged = refused_value(&partition).is_none()
+            && self
+                .known
+                .get(&key)
+                .is_some_and(|k| k.bytes == seen.bytes && (remote || k.mtime_ns == seen.mtime_ns));
         self.present.insert(key);
         if unchanged {
             report.unchanged += 1;
@@ -436,6 +439,14 @@ fn classify(cfg: &Config, rel: &Path) -> std::result::Result<(String, String, (i
     Ok((ds.name.clone(), loc.partition_key(), range))
 }
 
+/// Why the engine could not write `partition` (the rule of
+/// [`layout::partition_dir`]), so it must not be cataloged.
+fn refused_value(partition: &str) -> Option<String> {
+    layout::check_partition_values(&layout::partition_values(partition))
+        .err()
+        .map(|e| format!("{e}; mdkeep cannot write this partition, so it is not cataloged"))
+}
+
 /// What reading a candidate's footer found.
 enum Inspected {
     Ok(FileInfo),
@@ -447,6 +458,9 @@ enum Inspected {
 }
 
 fn inspect_candidate(cfg: &Config, c: &Candidate) -> Inspected {
+    if let Some(reason) = refused_value(&c.partition) {
+        return Inspected::Corrupt(reason);
+    }
     let ds = &cfg.datasets[&c.dataset];
     let path = c.abs();
     if !crate::store::is_remote(&path) {

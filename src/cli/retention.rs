@@ -35,6 +35,13 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
         for d in &plan.waiting_for_rollup {
             line("would keep until its rollup is verified", d);
         }
+        for b in &plan.rollup_failed {
+            line("would keep (its rollup failed)", &b.target);
+            println!(
+                "  rollup failed {} times since {}: {}",
+                b.failure.attempts, b.failure.since, b.failure.last_error
+            );
+        }
         if plan.drops.is_empty() && plan.trims.is_empty() {
             println!("nothing to drop");
         }

@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, a: &PolicyArgs) -> anyhow::Result<i32> {
             m.files_written,
             m.seconds
         );
+        output::failures(&m.failures);
     }
-    Ok(0)
+    Ok(mdkeep::outcome::Outcome::of_failures(&m.failures).code())
 }

@@ -93,7 +93,8 @@ fn perform(
         Task::Rollup => {
             let plan = rollup::plan(cfg, db, None)?;
             let m = rollup::execute(cfg, db, &plan, &pb)?;
-            format!("rolled up {} partitions", m.partitions)
+            let summary = format!("rolled up {} partitions{}", m.partitions, Failure::summary(&m.failures));
+            return Ok(Outcome::of_failures(&m.failures).task_result(summary));
         }
         Task::Retention => {
             let plan = retention::plan(cfg, db, None)?;

@@ -79,7 +79,7 @@ impl<'a> PartitionSink<'a> {
                     ds.name
                 ))
             })?;
-            layout::check_segment("partition value", v)?;
+            layout::check_partition_value(v)?;
         }
         let fixed = ds
             .partition_by

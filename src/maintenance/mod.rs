@@ -198,6 +198,7 @@ fn run_step(cfg: &Config, db: &mut Db, step: Step, progress: &dyn Progress, r: &
         Step::Rollup => {
             let plan = rollup::plan(cfg, db, None)?;
             r.rollup = rollup::execute(cfg, db, &plan, progress)?;
+            r.failures.extend(r.rollup.failures.iter().cloned());
         }
         Step::Retention => {
             let plan = retention::plan(cfg, db, None)?;

@@ -9,7 +9,9 @@
 //! A drop is journaled: catalog rows leave in one transaction, then the
 //! files (a pinned file goes to the trash). A dataset with a `rollup`
 //! loses a partition only once [`crate::rollup::is_rolled_up`] says its
-//! current rows have verified candles; until then the partition waits.
+//! current rows have verified candles; until then the partition waits,
+//! listed with why (`waiting_for_rollup`, or `rollup_failed` with the
+//! rollup's attempts and last error, which is also a failure of the run).
 
 use std::time::Instant;
 
@@ -49,13 +51,26 @@ pub struct Trim {
     series: SeriesPlan,
 }
 
+/// An expired partition that stays because its rollup keeps failing.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollupBlocked {
+    #[serde(flatten)]
+    pub target: Expired,
+    #[serde(flatten)]
+    pub failure: crate::rollup::RollupFailure,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct RetentionPlan {
     pub drops: Vec<Expired>,
     /// Straddling partitions to rewrite without their expired rows.
     pub trims: Vec<Trim>,
-    /// Expired, but kept until their rollup is written and verified.
+    /// Expired, but kept until their rollup is written and verified (their
+    /// `reason` says so); the next rollup builds their candles.
     pub waiting_for_rollup: Vec<Expired>,
+    /// Expired, but kept because their rollup failed on their current rows
+    /// (each with how often and why): they stay until a person looks.
+    pub rollup_failed: Vec<RollupBlocked>,
     /// Per dataset: the guarded clock and the cut (RFC 3339).
     pub reference_time: std::collections::BTreeMap<String, String>,
     pub cut: std::collections::BTreeMap<String, String>,
@@ -75,7 +90,8 @@ pub struct RetentionMetrics {
     /// down, a file that cannot be deleted): deferred, retried every run.
     pub deferred: u64,
     /// Trims that could not run (each skipped; its rows stay for the next
-    /// run), with their file or series and reason.
+    /// run), and expired partitions kept because their rollup failed, with
+    /// their file, series or partition and reason.
     pub failures: Vec<crate::error::Failure>,
     pub seconds: f64,
     pub recovered: RecoveryReport,
@@ -129,7 +145,13 @@ pub fn plan(cfg: &Config, db: &Db, dataset: Option<&str>) -> Result<RetentionPla
                 },
             };
             if waits_for_rollup(db, ds, &e.partition, e.rows)? {
-                out.waiting_for_rollup.push(e);
+                match crate::rollup::failure_of(db, name, &e.partition, e.rows)? {
+                    Some(failure) => out.rollup_failed.push(RollupBlocked { target: e, failure }),
+                    None => out.waiting_for_rollup.push(Expired {
+                        reason: format!("{}; kept until its candles are verified (not rolled up yet)", e.reason),
+                        ..e
+                    }),
+                }
             } else if whole {
                 out.drops.push(e);
             } else {
@@ -161,6 +183,14 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         ..Default::default()
     };
     drop_partitions(cfg, db, &plan.drops, Action::Retention, &mut m)?;
+    // Kept for good reason, but not silently: each is listed until its rollup succeeds.
+    m.failures.extend(plan.rollup_failed.iter().map(|b| {
+        let why = format!(
+            "expired, kept: its rollup failed {} times since {}: {}",
+            b.failure.attempts, b.failure.since, b.failure.last_error
+        );
+        crate::error::Failure::skipped("retention", format!("{} {}", b.target.dataset, b.target.partition), &why)
+    }));
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
         let how = Rewrite::verified(Action::Trim, &t.target.tier, Some(t.cut_ns));

@@ -5,6 +5,9 @@
 //! rows), streaming their rows through the compaction merge (sorted, without
 //! duplicates) into [`candles`], writing the candles into the `into` dataset
 //! through the safe write path, verifying them, and recording the rollup.
+//! Each partition is isolated ([`isolate`]): a bad input is quarantined and
+//! the partition rolled up without it; any other failure skips only that
+//! partition.
 //! Retention asks [`is_rolled_up`] before it drops a partition; the drop
 //! itself is retention's business.
 //!
@@ -13,6 +16,9 @@
 //! polars), and the volume sum must equal the trades' amount sum.
 
 pub mod candles;
+mod isolate;
+
+pub use isolate::{failure_of, RollupFailure};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +74,9 @@ pub struct RollupMetrics {
     pub files_written: u64,
     pub bytes_written: u64,
     pub seconds: f64,
+    /// Inputs quarantined and partitions skipped (retried next run), with
+    /// their file or partition and reason.
+    pub failures: Vec<crate::error::Failure>,
 }
 
 /// A trim left `to` of the `from` rows the partition's candles were built
@@ -154,7 +163,8 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RollupPlan, progress: &dyn Prog
     let mut m = RollupMetrics::default();
     progress.set_length(plan.items.iter().map(|i| i.rows).sum());
     for item in &plan.items {
-        roll_up(cfg, db, item, &mut m)?;
+        // One partition that cannot be rolled up never stops the others.
+        isolate::roll_up_isolating(cfg, db, item, &mut m);
         progress.inc(item.rows);
     }
     m.seconds = started.elapsed().as_secs_f64();

@@ -274,4 +274,18 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, id)
     );
     "#,
+    // 15: rollups that failed (other than by a bad input, which is
+    // quarantined): retention lists the partitions they keep, and why.
+    r#"
+    CREATE TABLE rollup_failures (
+        dataset     TEXT    NOT NULL,
+        partition   TEXT    NOT NULL,
+        source_rows INTEGER NOT NULL,   -- cataloged rows of the partition when it failed
+        attempts    INTEGER NOT NULL,   -- failed runs in a row on those rows
+        reason      TEXT    NOT NULL,   -- the last failure's
+        first_at    INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (dataset, partition)
+    );
+    "#,
 ];
