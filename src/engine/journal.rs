@@ -428,7 +428,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
             std::fs::remove_dir_all(&scratch).map_err(Error::io("remove", &scratch))?;
         }
     }
-    report.stale_pins = pins::release_stale_pins(db)?;
+    report.stale_pins = pins::release_stale_pins(cfg, db)?;
     report.trash_purged = pins::purge_trash(cfg, db)?;
     Ok(report)
 }
