@@ -19,9 +19,12 @@ pub const REWRITE_STEPS: [&str; 5] = [
 /// Retention's drop, after the catalog commit and before the files go.
 pub const RETENTION_AFTER_COMMIT: &str = "retention:after-commit";
 
+/// An export, with its sources pinned, before it reads them.
+pub const EXPORT_PINNED: &str = "export:pinned";
+
 /// Every name, for tests that want them all.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    REWRITE_STEPS.into_iter().chain([RETENTION_AFTER_COMMIT])
+    REWRITE_STEPS.into_iter().chain([RETENTION_AFTER_COMMIT, EXPORT_PINNED])
 }
 
 /// Reached step `name`: abort or pause when the test asks for it.

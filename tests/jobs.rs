@@ -452,3 +452,97 @@ fn a_job_starts_from_a_clean_environment() {
     let extra: Vec<&&str> = names.iter().filter(|k| !allowed(k)).collect();
     assert!(extra.is_empty(), "inherited beyond the allow-list: {extra:?}");
 }
+
+/// Settled at once, and trash deleted as soon as its pins go.
+const NOW: [(&str, &str); 2] = [
+    ("MDKEEP__SCAN__SETTLE_TIME", "0s"),
+    ("MDKEEP__COMPACTION__TRASH_GRACE", "0s"),
+];
+
+fn with_now(s: &Sandbox, args: &[&str]) -> Value {
+    let o = s.cmd(args).envs(NOW).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+}
+
+const DATA_JOB: &str = "framework = \"command\"\nmemory = \"64MiB\"\n\
+                        argv = [\"sh\", \"-c\", 'printf \"{\\\"sharpe\\\": 9}\" > \"$MDKEEP_RESULT\"']\n\
+                        [data]\ndataset = \"trades\"\nformat = \"parquet\"\n";
+
+#[test]
+fn kill_9_of_the_worker_mid_export_releases_the_jobs_pins_and_the_trash_is_purged() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 2, 50);
+    with_now(&s, &["scan", "--json"]);
+    let id = submit(&s, &NOW, &spec(&s, "exporting", DATA_JOB));
+    // The worker stops with the job's sources pinned, before it reads them.
+    let mut w = s
+        .cmd(&["jobs", "work", "--once"])
+        .envs(NOW)
+        .env("MDKEEP_FAILPOINT", "export:pinned=pause")
+        .env("MDKEEP_FAILPOINT_PAUSE_MS", "60000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pins = || s.json(&["pins"]).as_array().unwrap().len();
+    wait_for("the export to pin its sources", Duration::from_secs(30), || pins() > 0);
+    w.kill().unwrap();
+    w.wait().unwrap();
+    // Compaction must keep the pinned inputs: they go to the trash.
+    let c = with_now(&s, &["compact", "--json"]);
+    let trash = || common::walk(&s.root().join("data/trash")).len();
+    assert!(trash() > 0, "pinned inputs went to the trash: {c}");
+
+    let out = worker(&s, &NOW).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(show(&s, id)["state"], "interrupted");
+    assert_eq!(pins(), 0, "the dead run's pins went with it: {}", s.ok(&["pins"]));
+    // The first run after the pins went starts the grace, the next deletes.
+    with_now(&s, &["compact", "--json"]);
+    with_now(&s, &["compact", "--json"]);
+    assert_eq!(trash(), 0, "the trash was purged");
+}
+
+#[test]
+fn a_new_state_database_gives_a_new_job_a_new_folder_and_only_its_own_results() {
+    let s = Sandbox::new();
+    s.gen(1, 1, 1, 50);
+    with_now(&s, &["scan", "--json"]);
+    let old = submit(&s, &NOW, &spec(&s, "old", DATA_JOB));
+    s.ok(&["jobs", "work", "--once"]);
+    let old_dir = PathBuf::from(show(&s, old)["dir"].as_str().unwrap());
+    let r: Value = serde_json::from_slice(&std::fs::read(old_dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["metrics"]["sharpe"], 9, "{r}");
+    assert!(r["data_fingerprint"].is_string(), "{r}");
+
+    for f in ["mdkeep.db", "mdkeep.db-wal", "mdkeep.db-shm"] {
+        let _ = std::fs::remove_file(s.root().join("data/state").join(f));
+    }
+    s.ok(&["init"]);
+    with_now(&s, &["scan", "--json"]);
+    let new = submit(
+        &s,
+        &NOW,
+        &spec(&s, "new", "framework = \"command\"\nargv = [\"true\"]\n"),
+    );
+    assert_eq!(new, old, "a new state database numbers jobs from 1 again");
+    s.ok(&["jobs", "work", "--once"]);
+    let j = show(&s, new);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let new_dir = PathBuf::from(j["dir"].as_str().unwrap());
+    assert_ne!(new_dir, old_dir, "a job folder is never reused");
+    assert_eq!(new_dir.parent(), old_dir.parent(), "job folders stay under data/jobs");
+    let r: Value = serde_json::from_slice(&std::fs::read(new_dir.join("result.json")).unwrap()).unwrap();
+    assert!(r["metrics"].is_null(), "no old metrics: {r}");
+    assert!(
+        r["data_fingerprint"].is_null() && r["data_rows"].is_null(),
+        "no old data: {r}"
+    );
+    assert!(!new_dir.join("data").exists(), "no old export");
+    assert!(
+        old_dir.join("result.json").exists(),
+        "the old job's folder is left as it was"
+    );
+    s.ok(&["jobs", "logs", &new.to_string()]);
+}

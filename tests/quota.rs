@@ -214,7 +214,7 @@ fn job_folders_are_counted_and_old_exports_go_while_logs_and_results_stay() {
         .as_i64()
         .unwrap();
     s.ok(&["jobs", "work", "--once"]);
-    let dir = s.root().join(format!("data/jobs/{id}"));
+    let dir = std::path::PathBuf::from(s.json(&["jobs", "show", &id.to_string()])["dir"].as_str().unwrap());
     assert!(dir.join("data").is_dir() && dir.join("result.json").is_file());
 
     // Kept for jobs.keep_exports (7 days by default), but counted.

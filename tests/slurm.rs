@@ -239,7 +239,7 @@ fn jobs_run_through_a_real_slurm_cluster() {
     assert!(st.success());
     let j = show(sec);
     assert_eq!(j["state"], "succeeded", "{j}");
-    let dir = s.root().join(format!("data/jobs/{sec}"));
+    let dir = std::path::PathBuf::from(j["dir"].as_str().unwrap());
     assert_eq!(std::fs::read_to_string(dir.join("got-key")).unwrap(), secret);
     assert!(
         !dir.join("job.env").exists(),
@@ -313,6 +313,7 @@ fn jobs_run_through_a_real_slurm_cluster() {
         s.ok(&["jobs", "logs", &id.to_string()])
     );
     let r: Value =
-        serde_json::from_slice(&std::fs::read(s.root().join(format!("data/jobs/{id}/result.json"))).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(Path::new(j["dir"].as_str().unwrap()).join("result.json")).unwrap())
+            .unwrap();
     assert!(r["metrics"]["trades"].as_u64().unwrap() > 0, "{r}");
 }

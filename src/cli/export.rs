@@ -75,7 +75,10 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         precision: a.precision,
         require_clean: a.require_clean.then(mdkeep::export::quality::default_clean_kinds),
     };
-    let report = export::export(&cfg, &db, &req, &format!("export:{}", std::process::id()))?;
+    // The pins belong to this run: they go when it ends, even by kill -9.
+    let lease = mdkeep::lock::RunLease::take(&cfg, "export")?;
+    let owner = mdkeep::engine::pins::PinOwner::run("export", &lease);
+    let report = export::export(&cfg, &db, &req, &owner)?;
     if a.json {
         output::json(&report)?;
         return Ok(0);

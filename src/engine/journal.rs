@@ -471,7 +471,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
             }
         }
     }
-    report.stale_pins = pins::release_stale_pins(db)?;
+    report.stale_pins = pins::release_stale_pins(cfg, db)?;
     report.trash_purged = pins::purge_trash(cfg, db)?;
     report.deferred = deferred::list(db)?;
     Ok(report)

@@ -3,7 +3,11 @@
 //! Owns the `pins` and `trash` tables. A pinned input of a rewrite goes to
 //! the trash folder (an object stays where it is) instead of being deleted,
 //! and is purged once its pins are gone and `compaction.trash_grace` has
-//! passed. Pins of a process that is gone (an export's) are released.
+//! passed. A pin belongs to its holder's run, never to a pid: a job's pins
+//! go when the job's run ends in any state (the queue releases them with
+//! the state change, recovery included), an export's when its run's lease
+//! ([`crate::lock::RunLease`]) is no longer held. A manual pin stays until
+//! it is unpinned.
 
 use std::path::{Path, PathBuf};
 
@@ -38,29 +42,103 @@ pub(crate) fn to_trash(
     Ok(())
 }
 
-/// Pins are owned `<kind>:<pid>` by processes that hold them only while
-/// they run (exports); a pin whose process is gone is released. Other
-/// owners (`manual`, `job:<id>`) are left to their owners.
-pub(crate) fn release_stale_pins(db: &Db) -> Result<u64> {
-    let owners: Vec<String> = {
+/// Who a pin belongs to: its name (what `mdkeep pins` shows) and its
+/// holder (`job:<id>`, `run:<run id>`, or none for a manual pin).
+#[derive(Debug, Clone)]
+pub struct PinOwner {
+    name: String,
+    holder: Option<String>,
+}
+
+impl PinOwner {
+    /// A job's pins: released when the job's run ends, however it ends.
+    pub fn job(id: i64) -> PinOwner {
+        let name = format!("job:{id}");
+        PinOwner {
+            holder: Some(name.clone()),
+            name,
+        }
+    }
+
+    /// Pins of a run that holds `lease` (`export`, `submit`): released once
+    /// the lease is no longer held.
+    pub fn run(kind: &str, lease: &crate::lock::RunLease) -> PinOwner {
+        PinOwner {
+            name: format!("{kind}:{}", lease.run()),
+            holder: Some(format!("run:{}", lease.run())),
+        }
+    }
+
+    /// A pin that stays until someone unpins it (`mdkeep pin`).
+    pub fn manual(name: &str) -> PinOwner {
+        PinOwner {
+            name: name.to_string(),
+            holder: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Release job `id`'s pins (its run ended); how many went. The queue calls
+/// this in the transaction that records the end.
+pub(crate) fn release_job(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM pins WHERE holder = ?1", [format!("job:{id}")])
+}
+
+/// Release pins whose holder is gone: a job's that is no longer running
+/// (or no longer exists), a run's whose lease nobody holds, and pins of
+/// exports from before pins had holders (`export:<pid>`) whose process is
+/// gone. Manual pins stay.
+pub(crate) fn release_stale_pins(cfg: &Config, db: &Db) -> Result<u64> {
+    let holders: Vec<(Option<String>, String)> = {
         let mut st = db
             .conn
-            .prepare("SELECT DISTINCT owner FROM pins WHERE owner LIKE 'export:%'")
+            .prepare(
+                "SELECT DISTINCT holder, owner FROM pins
+                 WHERE holder IS NOT NULL OR owner LIKE 'export:%' OR owner LIKE 'submit:%'",
+            )
             .map_err(db.err())?;
-        let r = st.query_map([], |r| r.get(0)).map_err(db.err())?;
+        let r = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db.err())?;
         r.collect::<rusqlite::Result<_>>().map_err(db.err())?
     };
     let mut n = 0;
-    for o in owners {
-        let pid = o.rsplit(':').next().and_then(|p| p.parse::<i64>().ok());
-        if pid.is_some_and(|p| !crate::proc::alive(p)) {
+    for (holder, owner) in holders {
+        let gone = match holder.as_deref() {
+            Some(h) => match (h.strip_prefix("job:"), h.strip_prefix("run:")) {
+                (Some(id), _) => !id.parse().is_ok_and(|id| job_running(db, id)),
+                (_, Some(run)) => !crate::lock::run_alive(cfg, run),
+                _ => false,
+            },
+            None => owner
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .is_some_and(|p| !crate::proc::alive(p)),
+        };
+        if gone {
             n += db
                 .conn
-                .execute("DELETE FROM pins WHERE owner = ?1", [&o])
+                .execute(
+                    "DELETE FROM pins WHERE owner = ?1 AND holder IS ?2",
+                    params![owner, holder],
+                )
                 .map_err(db.err())? as u64;
         }
     }
     Ok(n)
+}
+
+/// Whether job `id` runs now; an unreadable answer counts as running, so
+/// its pins are kept.
+fn job_running(db: &Db, id: i64) -> bool {
+    match crate::jobs::queue::get(db, id) {
+        Ok(j) => j.life.state() == "running",
+        Err(crate::error::Error::Job { .. }) => false,
+        Err(_) => true,
+    }
 }
 
 /// Delete trashed files whose pins are gone and whose grace period has
@@ -151,9 +229,9 @@ pub fn trashed(db: &Db, tier: &str) -> Result<std::collections::HashSet<String>>
     r.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
 
-/// Pin a file for `owner` (`mdkeep pin`).
+/// Pin a file for `owner` until it is unpinned (`mdkeep pin`).
 pub fn pin_file(db: &Db, tier: &str, relpath: &str, owner: &str) -> Result<()> {
-    pin(&db.conn, tier, relpath, owner).map_err(db.err())
+    pin(&db.conn, tier, relpath, &PinOwner::manual(owner)).map_err(db.err())
 }
 
 /// Remove `owner`'s pins (any owner's when `None`) of a file; how many went.
@@ -166,10 +244,10 @@ pub fn list_pins(db: &Db) -> Result<Vec<Pin>> {
     pins(&db.conn).map_err(db.err())
 }
 
-pub fn pin(conn: &Connection, tier: &str, relpath: &str, owner: &str) -> rusqlite::Result<()> {
+pub fn pin(conn: &Connection, tier: &str, relpath: &str, owner: &PinOwner) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO pins (tier, relpath, owner, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![tier, relpath, owner, now_ns()],
+        "INSERT INTO pins (tier, relpath, owner, holder, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![tier, relpath, owner.name, owner.holder, now_ns()],
     )?;
     Ok(())
 }

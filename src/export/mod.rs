@@ -135,14 +135,14 @@ pub fn check_clean(cfg: &Config, db: &Db, req: &Request) -> Result<()> {
 /// Pins that go when the export ends, however it ends.
 struct Pins<'a> {
     db: &'a Db,
-    owner: String,
+    owner: pins::PinOwner,
     files: Vec<(String, String)>,
 }
 
 impl Drop for Pins<'_> {
     fn drop(&mut self) {
         for (tier, rel) in &self.files {
-            let _ = pins::unpin(&self.db.conn, tier, rel, Some(&self.owner));
+            let _ = pins::unpin(&self.db.conn, tier, rel, Some(self.owner.name()));
         }
     }
 }
@@ -155,7 +155,7 @@ fn select_and_pin<'a>(
     db: &'a Db,
     req: &Request,
     ds: &DatasetConfig,
-    owner: &str,
+    owner: &pins::PinOwner,
 ) -> Result<(BTreeMap<String, Vec<CatalogFile>>, Pins<'a>)> {
     let dberr = db_err(&db.path);
     // A read transaction: the catalog read and the pins see one snapshot.
@@ -163,7 +163,7 @@ fn select_and_pin<'a>(
     let chosen = select(cfg, db, req, ds)?;
     let mut pins = Pins {
         db,
-        owner: owner.to_string(),
+        owner: owner.clone(),
         files: Vec::new(),
     };
     for f in chosen.values().flatten() {
@@ -212,11 +212,11 @@ impl Sink for RangeSink<'_> {
 /// candles, and funding rates.
 const FREQTRADE_COMPANIONS: [&str; 4] = ["mark", "index", "premium", "funding"];
 
-/// Run an export. `owner` names the pins (e.g. `export:<pid>` or `job:<id>`).
+/// Run an export. `owner` holds the pins while it reads (a job, or a run's lease).
 /// A Freqtrade export of futures candles also writes the same symbols'
 /// [`FREQTRADE_COMPANIONS`] that have data, in Freqtrade's `futures/`
 /// layout; its manifest covers them.
-pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<ExportReport> {
+pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> Result<ExportReport> {
     let mut report = export_one(cfg, db, req, owner)?;
     let series: Vec<String> = report.files.iter().map(|f| f.series.clone()).collect();
     for sub in companions(cfg, db, req, &series)? {
@@ -273,7 +273,7 @@ fn companions(cfg: &Config, db: &Db, req: &Request, series: &[String]) -> Result
     Ok(out)
 }
 
-fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<ExportReport> {
+fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> Result<ExportReport> {
     let started = Instant::now();
     let ds = cfg.dataset(&req.dataset)?;
     for (what, v) in [
@@ -297,6 +297,7 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
             req.dataset
         )));
     }
+    crate::failpoint::hit(crate::failpoint::EXPORT_PINNED);
     let findings = quality::findings_of(cfg, db, &req.dataset, &chosen)?;
     if let Some(kinds) = &req.require_clean {
         quality::require_clean(&req.dataset, &findings, kinds)?;
@@ -329,7 +330,7 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<Expor
 
 /// The manifest an export of `req` would record now, without writing
 /// anything: the same selection, pins and merge, with no output.
-pub fn digest(cfg: &Config, db: &Db, req: &Request, owner: &str) -> Result<manifest::Manifest> {
+pub fn digest(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> Result<manifest::Manifest> {
     let ds = cfg.dataset(&req.dataset)?;
     let (chosen, pins) = select_and_pin(cfg, db, req, ds, owner)?;
     let result = run_scratch(cfg, ds, req, &chosen, false);

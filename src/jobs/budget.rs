@@ -4,7 +4,8 @@
 //! reserves its memory from `jobs.memory_budget` before it starts and gives
 //! it back when it ends. The worker counts those rows, with its running
 //! jobs, before it admits a job, so a backtest and a compaction never
-//! together pass the budget. A row whose process is gone does not count.
+//! together pass the budget. A row whose process is gone does not count; a
+//! process is its pid and start time, so a reused pid revives no row.
 
 use std::time::Duration;
 
@@ -18,15 +19,22 @@ use crate::state::{now_ns, Db};
 pub fn maintenance_reserved(db: &Db) -> Result<u64> {
     let mut st = db
         .conn
-        .prepare("SELECT pid, bytes FROM reservations")
+        .prepare("SELECT pid, pid_start, bytes FROM reservations")
         .map_err(db.err())?;
     let rows = st
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, i64>(2)?))
+        })
         .map_err(db.err())?;
     let mut sum = 0u64;
     for r in rows {
-        let (pid, bytes) = r.map_err(db.err())?;
-        if crate::proc::alive(pid) {
+        let (pid, start, bytes) = r.map_err(db.err())?;
+        let live = match start {
+            Some(start) => crate::proc::same(pid, start as u64),
+            // Written before rows had a start time.
+            None => crate::proc::alive(pid),
+        };
+        if live {
             sum += bytes.max(0) as u64;
         }
     }
@@ -78,8 +86,14 @@ pub fn reserve<'a>(
         if let Some(bytes) = bytes {
             db.conn
                 .execute(
-                    "INSERT OR REPLACE INTO reservations (owner, pid, bytes, at) VALUES (?1, ?2, ?3, ?4)",
-                    params![owner, std::process::id(), bytes as i64, now_ns()],
+                    "INSERT OR REPLACE INTO reservations (owner, pid, pid_start, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        owner,
+                        std::process::id(),
+                        crate::proc::my_start_time() as i64,
+                        bytes as i64,
+                        now_ns()
+                    ],
                 )
                 .map_err(db.err())?;
             return Ok(Some(Reservation {

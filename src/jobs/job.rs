@@ -112,7 +112,11 @@ pub struct Job {
     pub limit_mechanism: Option<String>,
     pub exit_code: Option<i32>,
     pub pgid: Option<i64>,
+    /// The start time of the process group's leader (`crate::proc::start_time`).
+    pub pgid_start: Option<i64>,
     pub worker_pid: Option<i64>,
+    /// The run id of the worker lock its worker held.
+    pub worker_run: Option<String>,
     pub cancel_requested: bool,
     pub timeout_ms: i64,
     pub message: Option<String>,

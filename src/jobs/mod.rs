@@ -84,7 +84,9 @@ fn submit_spec(cfg: &Config, db: &Db, spec: &JobSpec, spec_path: &Path, spec_dir
             crate::export::check_clean(cfg, db, &req)?;
         }
         if let Some(pinned) = &d.fingerprint {
-            let now = crate::export::digest(cfg, db, &req, &format!("submit:{}", std::process::id()))?;
+            let lease = crate::lock::RunLease::take(cfg, "jobs submit")?;
+            let owner = crate::engine::pins::PinOwner::run("submit", &lease);
+            let now = crate::export::digest(cfg, db, &req, &owner)?;
             check_pinned(db, pinned, &now)?;
         }
     }

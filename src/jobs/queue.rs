@@ -3,7 +3,13 @@
 //! Owns job rows and their lifecycle: submit, atomic claim (`BEGIN
 //! IMMEDIATE` and one `UPDATE … RETURNING` that also counts the attempt),
 //! finish, cancel requests, retry, and the event log each transition
-//! writes. Deciding *which* job to claim is the runner's business.
+//! writes. Every state change is conditional on the state it was decided
+//! from (`WHERE id = ? AND state = ?`, its change count checked), so a
+//! cancel, a claim, a retry and recovery that race cannot run a job twice.
+//! A run's end, in any state, releases the job's pins. Each job has a
+//! folder of its own under `data/jobs/`, named so that it is never reused,
+//! not even by a job of a new state database. Deciding *which* job to
+//! claim is the runner's business.
 
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
@@ -17,7 +23,7 @@ pub use super::job::{Job, JobView, Lifecycle, Outcome};
 
 const COLUMNS: &str = "id, name, framework, grp, spec, spec_dir, fingerprint, priority, retries, attempts, state,
      reserved_bytes, peak_bytes, limit_mechanism, exit_code, pgid, worker_pid, cancel_requested, timeout_ms,
-     message, dir, queued_at, started_at, finished_at, slurm_id, data_fingerprint, data_rows";
+     message, dir, queued_at, started_at, finished_at, slurm_id, data_fingerprint, data_rows, worker_run, pgid_start";
 
 fn from_row(r: &Row) -> rusqlite::Result<Job> {
     let spec_json: String = r.get(4)?;
@@ -55,7 +61,9 @@ fn from_row(r: &Row) -> rusqlite::Result<Job> {
         limit_mechanism: r.get(13)?,
         exit_code: r.get(14)?,
         pgid: r.get(15)?,
+        pgid_start: r.get(28)?,
         worker_pid: r.get(16)?,
+        worker_run: r.get(27)?,
         cancel_requested: r.get(17)?,
         timeout_ms: r.get(18)?,
         message: r.get(19)?,
@@ -66,12 +74,12 @@ fn from_row(r: &Row) -> rusqlite::Result<Job> {
     })
 }
 
-/// Record the data a job's export handed over.
+/// Record the data a running job's export handed over.
 pub fn record_data(db: &Db, id: i64, m: &crate::export::manifest::Manifest) -> Result<()> {
     let text = serde_json::to_string(m).map_err(|e| Error::Invalid(e.to_string()))?;
     db.conn
         .execute(
-            "UPDATE jobs SET data_fingerprint = ?2, data_rows = ?3, data_manifest = ?4 WHERE id = ?1",
+            "UPDATE jobs SET data_fingerprint = ?2, data_rows = ?3, data_manifest = ?4 WHERE id = ?1 AND state = 'running'",
             params![id, m.fingerprint, m.rows as i64, text],
         )
         .map_err(db.err())?;
@@ -142,15 +150,33 @@ pub fn submit(db: &Db, j: &NewJob) -> Result<i64> {
     )
     .map_err(db.err())?;
     let id = tx.last_insert_rowid();
-    let dir = j.jobs_dir.join(id.to_string());
+    let dir = unique_dir(j.jobs_dir, id);
     tx.execute(
-        "UPDATE jobs SET dir = ?2 WHERE id = ?1",
+        "UPDATE jobs SET dir = ?2 WHERE id = ?1 AND state = 'queued'",
         params![id, dir.display().to_string()],
     )
     .map_err(db.err())?;
     event(&tx, id, "queued", "submitted")?;
     tx.commit().map_err(db.err())?;
     Ok(id)
+}
+
+/// A folder for job `id` that no job has had: `<id>-<suffix>`, the suffix
+/// drawn from the time and a per-process random key. Ids start again at 1
+/// in a new state database; folder names do not repeat, so a new job never
+/// finds an old job's exports, metrics or results in its folder.
+fn unique_dir(jobs_dir: &std::path::Path, id: i64) -> std::path::PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new();
+    loop {
+        let mut h = random.build_hasher();
+        h.write_i64(now_ns());
+        h.write_u32(std::process::id());
+        let dir = jobs_dir.join(format!("{id}-{:016x}", h.finish()));
+        if !dir.exists() {
+            return dir;
+        }
+    }
 }
 
 fn event(conn: &rusqlite::Connection, id: i64, state: &str, message: &str) -> Result<()> {
@@ -242,9 +268,10 @@ pub fn events(db: &Db, id: i64) -> Result<Vec<Event>> {
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
 
-/// Claim a queued job for this worker. Returns the attempt number, or None
-/// when the job was claimed, cancelled or removed in the meantime.
-pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Option<u32>> {
+/// Claim a queued job for the worker whose lock has run id `worker_run`.
+/// Returns the attempt number, or None when the job was claimed, cancelled
+/// or removed in the meantime.
+pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str, worker_run: &str) -> Result<Option<u32>> {
     let err = crate::state::db_err(&db.path);
     let tx = db
         .conn
@@ -254,10 +281,18 @@ pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Opt
         .query_row(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?2, finished_at = NULL,
                              worker_pid = ?3, reserved_bytes = ?4, limit_mechanism = ?5, exit_code = NULL,
-                             peak_bytes = NULL, pgid = NULL, slurm_id = NULL, message = NULL
+                             peak_bytes = NULL, pgid = NULL, pgid_start = NULL, slurm_id = NULL, message = NULL,
+                             worker_run = ?6
              WHERE id = ?1 AND state = 'queued' AND cancel_requested = 0
              RETURNING attempts",
-            params![id, now_ns(), std::process::id() as i64, reserved as i64, mechanism],
+            params![
+                id,
+                now_ns(),
+                std::process::id() as i64,
+                reserved as i64,
+                mechanism,
+                worker_run
+            ],
             |r| r.get(0),
         )
         .optional()
@@ -276,7 +311,10 @@ pub fn claim(db: &mut Db, id: i64, reserved: u64, mechanism: &str) -> Result<Opt
 
 pub fn set_slurm_id(db: &Db, id: i64, slurm_id: i64) -> Result<()> {
     db.conn
-        .execute("UPDATE jobs SET slurm_id = ?2 WHERE id = ?1", params![id, slurm_id])
+        .execute(
+            "UPDATE jobs SET slurm_id = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, slurm_id],
+        )
         .map_err(db.err())?;
     event(
         &db.conn,
@@ -287,20 +325,26 @@ pub fn set_slurm_id(db: &Db, id: i64, slurm_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// This worker now watches a running job (a Slurm job re-attached after a restart).
-pub fn adopt(db: &Db, id: i64) -> Result<()> {
+/// The worker of run `worker_run` now watches a running job (a Slurm job
+/// re-attached after a restart).
+pub fn adopt(db: &Db, id: i64, worker_run: &str) -> Result<()> {
     db.conn
         .execute(
-            "UPDATE jobs SET worker_pid = ?2 WHERE id = ?1 AND state = 'running'",
-            params![id, std::process::id() as i64],
+            "UPDATE jobs SET worker_pid = ?2, worker_run = ?3 WHERE id = ?1 AND state = 'running'",
+            params![id, std::process::id() as i64, worker_run],
         )
         .map_err(db.err())?;
     Ok(())
 }
 
-pub fn set_pgid(db: &Db, id: i64, pgid: i64) -> Result<()> {
+/// Record a running job's process group, with its leader's start time so
+/// that recovery never signals a group whose pid was reused.
+pub fn set_pgid(db: &Db, id: i64, pgid: i64, start: Option<u64>) -> Result<()> {
     db.conn
-        .execute("UPDATE jobs SET pgid = ?2 WHERE id = ?1", params![id, pgid])
+        .execute(
+            "UPDATE jobs SET pgid = ?2, pgid_start = ?3 WHERE id = ?1 AND state = 'running'",
+            params![id, pgid, start.map(|s| s as i64)],
+        )
         .map_err(db.err())?;
     Ok(())
 }
@@ -314,61 +358,81 @@ pub struct Finish {
     pub message: String,
 }
 
-/// Record how a run ended. An interrupted or failed run with retries left
-/// goes back to the queue (an OOM-killed one with `requeue_reservation`,
-/// which must differ from the one it had).
-pub fn finish(db: &Db, id: i64, f: &Finish, requeue_reservation: Option<u64>) -> Result<()> {
+/// Record how a run ended, if the job is still in state `from` (`running`
+/// for a run; `queued` for a job refused or cancelled before it ran), and
+/// release its pins. An interrupted or failed run with retries left goes
+/// back to the queue (an OOM-killed one with `requeue_reservation`, which
+/// must differ from the one it had). Returns false, changing nothing, when
+/// the job had left `from` in the meantime.
+pub fn finish(db: &Db, id: i64, from: &str, f: &Finish, requeue_reservation: Option<u64>) -> Result<bool> {
     let tx = db.conn.unchecked_transaction().map_err(db.err())?;
-    tx.execute(
-        "UPDATE jobs SET state = ?2, exit_code = ?3, peak_bytes = coalesce(?4, peak_bytes), message = ?5,
-                         finished_at = ?6
-         WHERE id = ?1",
-        params![
-            id,
-            f.outcome.as_str(),
-            f.exit_code,
-            f.peak_bytes.map(|p| p as i64),
-            f.message,
-            now_ns()
-        ],
-    )
-    .map_err(db.err())?;
+    let changed = tx
+        .execute(
+            "UPDATE jobs SET state = ?2, exit_code = ?3, peak_bytes = coalesce(?4, peak_bytes), message = ?5,
+                             finished_at = ?6
+             WHERE id = ?1 AND state = ?7",
+            params![
+                id,
+                f.outcome.as_str(),
+                f.exit_code,
+                f.peak_bytes.map(|p| p as i64),
+                f.message,
+                now_ns(),
+                from
+            ],
+        )
+        .map_err(db.err())?;
+    if changed == 0 {
+        return Ok(false);
+    }
     event(&tx, id, f.outcome.as_str(), &f.message)?;
+    crate::engine::pins::release_job(&tx, id).map_err(db.err())?;
     if let Some(res) = requeue_reservation {
         tx.execute(
-            "UPDATE jobs SET state = 'queued', reserved_bytes = ?2, queued_at = ?3 WHERE id = ?1",
-            params![id, res as i64, now_ns()],
+            "UPDATE jobs SET state = 'queued', reserved_bytes = ?2, queued_at = ?3 WHERE id = ?1 AND state = ?4",
+            params![id, res as i64, now_ns(), f.outcome.as_str()],
         )
         .map_err(db.err())?;
         event(&tx, id, "queued", &format!("re-queued with a {res}-byte reservation"))?;
     }
-    tx.commit().map_err(db.err())
+    tx.commit().map_err(db.err())?;
+    Ok(true)
 }
 
 /// Ask for a job to stop: a queued one is cancelled at once, a running one
 /// by its worker. Returns the state it was in.
 pub fn cancel(db: &Db, id: i64) -> Result<&'static str> {
-    let job = get(db, id)?;
+    // A job that changed state between the read and the write is read again.
+    loop {
+        if let Some(was) = request_cancel(db, &get(db, id)?)? {
+            return Ok(was);
+        }
+    }
+}
+
+/// Cancel `job` as it was read: None when it is no longer in that state
+/// (claimed, finished or re-queued since), and nothing was changed.
+fn request_cancel(db: &Db, job: &Job) -> Result<Option<&'static str>> {
+    let id = job.id;
     match job.life {
         Lifecycle::Queued { .. } => {
-            finish(
-                db,
-                id,
-                &Finish {
-                    outcome: Outcome::Cancelled,
-                    exit_code: None,
-                    peak_bytes: None,
-                    message: "cancelled while queued".into(),
-                },
-                None,
-            )?;
-            Ok("queued")
+            let f = Finish {
+                outcome: Outcome::Cancelled,
+                exit_code: None,
+                peak_bytes: None,
+                message: "cancelled while queued".into(),
+            };
+            Ok(finish(db, id, "queued", &f, None)?.then_some("queued"))
         }
         Lifecycle::Running { .. } => {
-            db.conn
-                .execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id])
+            let n = db
+                .conn
+                .execute(
+                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state = 'running'",
+                    [id],
+                )
                 .map_err(db.err())?;
-            Ok("running")
+            Ok((n == 1).then_some("running"))
         }
         Lifecycle::Done { outcome, .. } => Err(Error::Job {
             id,
@@ -397,13 +461,22 @@ pub fn retry(db: &Db, id: i64) -> Result<()> {
         });
     }
     let tx = db.conn.unchecked_transaction().map_err(db.err())?;
-    tx.execute(
-        "UPDATE jobs SET state = 'queued', cancel_requested = 0, queued_at = ?2, started_at = NULL,
-                         finished_at = NULL, exit_code = NULL, message = NULL
-         WHERE id = ?1",
-        params![id, now_ns()],
-    )
-    .map_err(db.err())?;
+    // Only from the finished state just read: a job re-queued or claimed
+    // since is not queued a second time.
+    let n = tx
+        .execute(
+            "UPDATE jobs SET state = 'queued', cancel_requested = 0, queued_at = ?2, started_at = NULL,
+                             finished_at = NULL, exit_code = NULL, message = NULL
+             WHERE id = ?1 AND state = ?3",
+            params![id, now_ns(), job.life.state()],
+        )
+        .map_err(db.err())?;
+    if n == 0 {
+        return Err(Error::Job {
+            id,
+            message: "changed state meanwhile; only a finished job can be retried".into(),
+        });
+    }
     event(&tx, id, "queued", "retry requested")?;
     tx.commit().map_err(db.err())
 }
@@ -502,3 +575,7 @@ pub fn stats_by_framework(db: &Db) -> Result<Vec<JobStats>> {
         .map_err(db.err())?;
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

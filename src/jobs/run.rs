@@ -69,9 +69,15 @@ struct Prepared {
 fn prepare(l: &Launch, dir: &Path) -> Result<Prepared> {
     let job = &l.job;
     // The job's folder is its owner's alone: exports, logs and results may
-    // hold what the job computed from private data.
+    // hold what the job computed from private data. Each run starts from an
+    // empty one: what an earlier attempt left (its export, its metrics) must
+    // not end up in this run's result.json.
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("clear", dir)(e)),
+            _ => {}
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -149,7 +155,7 @@ fn export_data(
     let req = d.request(format, data_dir.to_path_buf())?;
     let (from, to) = (req.from, req.to);
     let db = Db::open_existing(&l.cfg.state_db())?;
-    let r = export::export(&l.cfg, &db, &req, &format!("job:{}", job.id)).map_err(|e| Error::Job {
+    let r = export::export(&l.cfg, &db, &req, &crate::engine::pins::PinOwner::job(job.id)).map_err(|e| Error::Job {
         id: job.id,
         message: format!("data export: {e}"),
     })?;
@@ -267,7 +273,8 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
     };
     let pgid = child.id() as i32;
     if let Ok(db) = Db::open_existing(&l.cfg.state_db()) {
-        let _ = super::queue::set_pgid(&db, job.id, pgid as i64);
+        let start = crate::proc::start_time(pgid as i64);
+        let _ = super::queue::set_pgid(&db, job.id, pgid as i64, start);
     }
     tracing::info!(
         job = job.id,

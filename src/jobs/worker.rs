@@ -5,7 +5,9 @@
 //! oldest job waited longer than `jobs.fairness_window`), whether a job's
 //! reservation fits what is left of the budget, re-queueing after an
 //! interruption, and recovering jobs whose worker died. Running a job is
-//! [`super::run`]'s business. One worker runs at a time (a named lock).
+//! [`super::run`]'s business. One worker runs at a time: it holds
+//! [`WorkerLock`], an `flock` the kernel releases when it dies, and records
+//! that lock's run id on every job it claims.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,10 +25,9 @@ use super::queue::{self, Finish, Job, Outcome};
 use super::run;
 use crate::config::{Config, Runner};
 use crate::error::Result;
+use crate::lock::WorkerLock;
 use crate::shutdown::Shutdown;
-use crate::state::{now_ns, Db, Lock};
-
-pub const WORKER_LOCK: &str = "jobs-worker";
+use crate::state::{now_ns, Db};
 
 /// How often the worker looks at the queue when nothing wakes it.
 const POLL: Duration = Duration::from_millis(100);
@@ -127,15 +128,15 @@ pub fn reservation(cfg: &Config, db: &Db, job_spec: &super::spec::JobSpec, floor
 /// `on_shutdown = "finish"`); stopping interrupts them.
 pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Result<WorkReport> {
     let (stop, drain) = (|| shutdown.is_stopping(), || shutdown.is_draining());
-    let lock_db = Db::open(&db.path)?;
-    let lock = Lock::acquire(&lock_db, WORKER_LOCK)?;
+    let lock = WorkerLock::acquire(cfg)?;
+    let me = lock.run().to_string();
     let (mechanism, parent, mut report) = start_up(cfg);
     let adopt = recover(cfg, db, parent.as_deref(), &mut report)?;
     let (tx, rx) = channel::<(i64, Finish)>();
     let mut running: HashMap<i64, Running> = HashMap::new();
     // Slurm jobs of a worker that is gone still run: watch them again, never resubmit.
     for (job, sid) in adopt {
-        queue::adopt(db, job.id)?;
+        queue::adopt(db, job.id, &me)?;
         tracing::info!(job = job.id, slurm_id = sid, "re-attached to a running Slurm job");
         let (id, reserved) = (job.id, job.reserved_bytes);
         let r = Running::start(cfg, job, reserved, mechanism, &parent, &tx, move |l| {
@@ -145,7 +146,6 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
         report.recovered += 1;
     }
     let mut active: Option<String> = None;
-    let mut beat = Instant::now();
     let mut shutting_down = false;
     let (mut last_sig, mut last_look) = (None, Instant::now());
     loop {
@@ -173,15 +173,17 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
             }
             // Stopping is a later phase of draining: neither admits.
             if !drain() {
-                admit(cfg, db, mechanism, &parent, &tx, &mut running, &mut active, &mut report)?;
+                let w = Worker {
+                    run: &me,
+                    mechanism,
+                    parent: &parent,
+                    tx: &tx,
+                };
+                admit(cfg, db, &w, &mut running, &mut active, &mut report)?;
             }
         }
         if running.is_empty() && (drain() || (once && queue::queued(db)?.is_empty())) {
             break;
-        }
-        if beat.elapsed() > Duration::from_secs(30) {
-            lock.heartbeat()?;
-            beat = Instant::now();
         }
         if let Ok((id, f)) = rx.recv_timeout(POLL) {
             finish(cfg, db, id, f, &mut running, &mut report)?;
@@ -219,13 +221,19 @@ fn start_up(cfg: &Config) -> (Mechanism, Option<PathBuf>, WorkReport) {
     (mechanism, parent, report)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What admission needs of the worker itself.
+struct Worker<'a> {
+    /// The run id of its [`WorkerLock`].
+    run: &'a str,
+    mechanism: Mechanism,
+    parent: &'a Option<PathBuf>,
+    tx: &'a Sender<(i64, Finish)>,
+}
+
 fn admit(
     cfg: &Config,
     db: &mut Db,
-    mechanism: Mechanism,
-    parent: &Option<PathBuf>,
-    tx: &Sender<(i64, Finish)>,
+    w: &Worker,
     running: &mut HashMap<i64, Running>,
     active: &mut Option<String>,
     report: &mut WorkReport,
@@ -267,6 +275,7 @@ fn admit(
             queue::finish(
                 db,
                 job.id,
+                "queued",
                 &Finish {
                     outcome: Outcome::Failed,
                     exit_code: None,
@@ -281,14 +290,17 @@ fn admit(
         if in_use.saturating_add(reserved) > budget {
             break;
         }
-        let label = if slurm { "slurm" } else { mechanism.as_str() };
-        let Some(_attempt) = queue::claim(db, job.id, reserved, label)? else {
+        let label = if slurm { "slurm" } else { w.mechanism.as_str() };
+        let Some(_attempt) = queue::claim(db, job.id, reserved, label, w.run)? else {
             continue;
         };
         let job: Job = queue::get(db, job.id)?;
         *active = Some(job.group.clone());
         let id = job.id;
-        running.insert(id, Running::start(cfg, job, reserved, mechanism, parent, tx, run::run)?);
+        running.insert(
+            id,
+            Running::start(cfg, job, reserved, w.mechanism, w.parent, w.tx, run::run)?,
+        );
         report.started += 1;
     }
     Ok(())
@@ -348,10 +360,13 @@ fn finish(
     }
     let job = queue::get(db, id)?;
     let requeue = requeue_reservation(cfg, &job, &f);
+    if !queue::finish(db, id, "running", &f, requeue)? {
+        tracing::warn!(job = id, "the job had left `running`; its run's end is not recorded");
+        return Ok(());
+    }
     if requeue.is_some() {
         report.requeued += 1;
     }
-    queue::finish(db, id, &f, requeue)?;
     *report.finished.entry(f.outcome.as_str().to_string()).or_default() += 1;
     Ok(())
 }
@@ -374,8 +389,11 @@ fn requeue_reservation(cfg: &Config, job: &Job, f: &Finish) -> Option<u64> {
 }
 
 /// Jobs left `running` by a worker that is gone: kill what is left of
-/// them, mark them interrupted, and re-queue those with retries left.
-/// Slurm jobs among them are returned instead, to be watched again.
+/// them, mark them interrupted (which releases their pins), and re-queue
+/// those with retries left. Slurm jobs among them are returned instead, to
+/// be watched again. This worker holds the worker lock, so every job still
+/// `running` now belongs to a worker that is gone, whatever its pid says
+/// (a pid may be reused, or belong to another PID namespace).
 fn recover(
     cfg: &Config,
     db: &Db,
@@ -384,18 +402,18 @@ fn recover(
 ) -> Result<Vec<(Job, i64)>> {
     let mut adopt = Vec::new();
     for job in queue::list(db, Some("running"))? {
-        let alive = job
-            .worker_pid
-            .is_some_and(|p| p != std::process::id() as i64 && crate::proc::alive(p));
-        if alive {
-            continue;
-        }
         if let Some(sid) = job.slurm_id {
             adopt.push((job, sid));
             continue;
         }
         if let Some(pgid) = job.pgid {
-            limit::signal_group(pgid as i32, libc::SIGKILL);
+            if !kill_group_if_same(pgid, job.pgid_start, libc::SIGKILL) {
+                tracing::info!(
+                    job = job.id,
+                    pgid,
+                    "its process group is gone (or its pid was reused): not signalled"
+                );
+            }
         }
         if let Some(w) = job.worker_pid {
             limit::remove_leftover(parent, w, job.id);
@@ -412,10 +430,12 @@ fn recover(
             message: "its worker died while it ran".into(),
         };
         let requeue = requeue_reservation(cfg, &job, &f);
+        if !queue::finish(db, job.id, "running", &f, requeue)? {
+            continue;
+        }
         if requeue.is_some() {
             report.requeued += 1;
         }
-        queue::finish(db, job.id, &f, requeue)?;
         tracing::warn!(
             job = job.id,
             requeued = requeue.is_some(),
@@ -424,4 +444,44 @@ fn recover(
         report.recovered += 1;
     }
     Ok(adopt)
+}
+
+/// Send `sig` to process group `pgid` only if its leader is the process
+/// recorded: same pid and same start time. A group recorded without a
+/// start time, or whose leader is gone or is another process now, is left
+/// alone. Whether it was signalled.
+fn kill_group_if_same(pgid: i64, start: Option<i64>, sig: i32) -> bool {
+    match start {
+        Some(start) if crate::proc::same(pgid, start as u64) => {
+            limit::signal_group(pgid as i32, sig);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn recovery_never_signals_a_group_whose_leader_started_at_another_time() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i64;
+        let start = crate::proc::start_time(pgid).unwrap() as i64;
+        // The recorded pid now names another process: a different start time.
+        assert!(!kill_group_if_same(pgid, Some(start + 1), libc::SIGKILL));
+        assert!(!kill_group_if_same(pgid, None, libc::SIGKILL));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(child.try_wait().unwrap().is_none(), "an unrelated process was killed");
+        assert!(kill_group_if_same(pgid, Some(start), libc::SIGKILL));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
 }

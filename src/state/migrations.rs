@@ -288,4 +288,15 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dataset, partition)
     );
     "#,
+    // 16: who holds a pin (`job:<id>` or `run:<run id>`; NULL for a manual
+    // pin), and the start times that tell a job's worker, its process group
+    // and a reservation's owner from a process that reused the pid.
+    r#"
+    ALTER TABLE pins ADD COLUMN holder TEXT;
+    UPDATE pins SET holder = owner WHERE owner LIKE 'job:%';
+    CREATE INDEX pins_by_holder ON pins (holder);
+    ALTER TABLE jobs ADD COLUMN worker_run TEXT;
+    ALTER TABLE jobs ADD COLUMN pgid_start INTEGER;
+    ALTER TABLE reservations ADD COLUMN pid_start INTEGER;
+    "#,
 ];

@@ -5,10 +5,7 @@
 //! the capability that uses them (catalog, jobs, ...); their SQL lives here
 //! only so the schema's history is in one ordered place.
 
-mod lock;
 mod migrations;
-
-pub use lock::Lock;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
