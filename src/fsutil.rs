@@ -136,6 +136,27 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Make `dir` its owner's alone (0700), creating it (and its parents, with
+/// the usual mode) if need be: for the configs and the state folder, which
+/// a job running as another user must not read.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(up) = dir.parent() {
+        fs::create_dir_all(up).map_err(Error::io("create folder", up))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::io("create folder", dir)(e));
+        }
+        _ => {}
+    }
+    let mode = fs::metadata(dir).map_err(Error::io("stat", dir))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o7700)).map_err(Error::io("chmod", dir))?;
+    }
+    Ok(())
+}
+
 /// Read a file of secrets, refusing one that others may read (its mode must
 /// be 0600 or tighter): `Err` says why, never what it holds.
 pub fn read_private(path: &Path) -> std::result::Result<String, String> {

@@ -1,6 +1,8 @@
 //! `init`: create the folders and the state database. Idempotent.
 //!
 //! Writes the default config only where none exists; never overwrites.
+//! The configs and state folders are made (or tightened to) 0700 and a new
+//! state database 0600: a job, which runs as another user, reads neither.
 
 use serde::Serialize;
 
@@ -36,12 +38,19 @@ pub fn init(cfg: &Config, write_config: bool) -> Result<InitReport> {
     }
     let mut dirs = vec![cfg.quarantine_dir(), cfg.tmp_dir(), cfg.trash_dir(), cfg.jobs_dir()];
     dirs.extend(cfg.tier_roots().into_iter().map(|(_, r)| r));
-    if let Some(p) = cfg.state_db().parent() {
-        dirs.push(p.to_path_buf());
-    }
     for d in dirs {
         if !d.is_dir() {
             std::fs::create_dir_all(&d).map_err(Error::io("create folder", &d))?;
+            report.created.push(d.display().to_string());
+        }
+    }
+    // Configs and state are the daemon user's alone (jobs run as jobs.run_as).
+    let mut private: Vec<_> = cfg.state_db().parent().map(|p| p.to_path_buf()).into_iter().collect();
+    private.extend(Some(cfg.root.join("configs")).filter(|c| c.is_dir()));
+    for d in private {
+        let existed = d.is_dir();
+        crate::fsutil::private_dir(&d)?;
+        if !existed {
             report.created.push(d.display().to_string());
         }
     }

@@ -546,3 +546,172 @@ fn a_new_state_database_gives_a_new_job_a_new_folder_and_only_its_own_results() 
     );
     s.ok(&["jobs", "logs", &new.to_string()]);
 }
+
+/// Whether this kernel has Landlock (`landlock_create_ruleset` answers its ABI version).
+fn landlock_here() -> bool {
+    // SAFETY: the VERSION flag with a null attribute only returns a number.
+    unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) >= 1 }
+}
+
+/// `cmd` run as uid:gid `id` by `setpriv`, with the same arguments and environment.
+fn as_user(cmd: &std::process::Command, id: u32) -> std::process::Command {
+    let mut c = std::process::Command::new("setpriv");
+    c.arg(format!("--reuid={id}"))
+        .arg(format!("--regid={id}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+/// A command job that tries to read the worker's environment, the whole
+/// secrets file and the state database, and records what it got; the
+/// worker runs as `worker_uid` (None: this test's own user, root). Returns
+/// what the job recorded.
+fn peek_at_secrets(worker_uid: Option<u32>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let mode = |p: &str| std::fs::metadata(s.root().join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode("configs"), mode("data/state"), mode("data/state/mdkeep.db")),
+        (0o700, 0o700, 0o600),
+        "init leaves configs and state to their owner"
+    );
+    // A root any user may pass through, as a real deployment's is.
+    std::fs::set_permissions(s.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = s.root().join("configs/secrets.toml");
+    std::fs::write(&f, "API_KEY = \"given-key-1111\"\nOTHER_KEY = \"not-given-2222\"\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = [
+        "echo uid=$(id -u)",
+        "echo given=$API_KEY",
+        "echo '-- environ'; tr '\\0' '\\n' < /proc/$PPID/environ",
+        "echo '-- secrets'; cat \"$MDKEEP_SPEC_DIR/../configs/secrets.toml\"",
+        "echo '-- db'; head -c 16 \"$MDKEEP_SPEC_DIR/../data/state/mdkeep.db\"; echo",
+        "echo '-- wal'; grep -a -o 'given-key-1111' \"$MDKEEP_SPEC_DIR/../data/state/mdkeep.db-wal\"",
+        "exit 0",
+    ]
+    .join("\n");
+    let p = spec(
+        &s,
+        "peek",
+        &format!("framework = \"command\"\nsecrets = [\"API_KEY\"]\nargv = [\"sh\", \"-c\", '''{script}''']\n"),
+    );
+    let env = [("AWS_SECRET_ACCESS_KEY", "worker-env-secret-3333")];
+    let run = |c: std::process::Command| match worker_uid {
+        Some(id) => as_user(&c, id),
+        None => c,
+    };
+    if let Some(id) = worker_uid {
+        let o = std::process::Command::new("chown")
+            .args(["-R", &format!("{id}:{id}")])
+            .arg(s.root())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "chown: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut submit = s.cmd(&["jobs", "submit", p.to_str().unwrap(), "--json"]);
+    submit.envs(env);
+    let o = run(submit).output().unwrap();
+    assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
+    let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let mut work = s.cmd(&["jobs", "work", "--once"]);
+    work.envs(env);
+    let o = run(work).output().unwrap();
+    assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
+    let j = show(&s, id);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let got = std::fs::read_to_string(s.root().join(format!("data/jobs/{id}/stdout.log"))).unwrap();
+    assert!(
+        got.contains("given=given-key-1111"),
+        "the job lost the secret it was given:\n{got}"
+    );
+    for secret in [
+        "worker-env-secret-3333",
+        "not-given-2222",
+        "SQLite format",
+        "-- wal\ngiven",
+    ] {
+        assert!(!got.contains(secret), "the job read `{secret}`:\n{got}");
+    }
+    got
+}
+
+#[test]
+#[ignore = "needs root to run jobs as another user"]
+fn a_job_of_a_root_worker_reads_nothing_it_was_not_given() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "run this test as root");
+    let got = peek_at_secrets(None);
+    assert!(
+        got.starts_with("uid=65534\n"),
+        "a root worker's job runs as nobody:\n{got}"
+    );
+}
+
+#[test]
+#[ignore = "needs root to start the worker as another user"]
+fn a_job_of_a_non_root_worker_reads_nothing_it_was_not_given() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "run this test as root (it drops to uid 65534)"
+    );
+    if !landlock_here() {
+        common::unavailable(
+            "a_job_of_a_non_root_worker_reads_nothing_it_was_not_given",
+            "Landlock (a job of its worker's own user is kept from configs/ only by Landlock)",
+        );
+        return;
+    }
+    let got = peek_at_secrets(Some(65534));
+    assert!(got.starts_with("uid=65534\n"), "{got}");
+}
+
+/// A command job that starts 300 `sleep`s (each `sleep <tag>` seconds) and waits.
+fn fork_300(tag: &str) -> String {
+    format!("framework = \"command\"\nargv = [\"sh\", \"-c\", \"for i in $(seq 300); do sleep {tag} & done; wait\"]\n")
+}
+
+fn max_pids_fails_the_job(limit: &str, how: &str) {
+    let s = Sandbox::new();
+    let tag = format!("20.{}{}", std::process::id(), limit.len());
+    let env = [("MDKEEP__JOBS__LIMIT", limit), ("MDKEEP__JOBS__MAX_PIDS", "50")];
+    let id = submit(&s, &env, &spec(&s, "forks", &fork_300(&tag)));
+    let t = std::time::Instant::now();
+    let out = worker(&s, &env).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = show(&s, id);
+    assert_eq!(j["state"], "failed", "{limit}: {j}");
+    let msg = j["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("max_pids = 50") && msg.contains(how), "{limit}: {msg}");
+    assert!(t.elapsed() < Duration::from_secs(15), "the job was not stopped at once");
+    assert_eq!(tagged_rss(&tag).1, 0, "{limit}: a sleep outlived the job");
+}
+
+#[test]
+#[ignore = "needs root to make cgroup v1 pids groups"]
+fn max_pids_holds_with_the_cgroup_v1_pids_controller() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "run this test as root");
+    if !std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        common::unavailable(
+            "max_pids_holds_with_the_cgroup_v1_pids_controller",
+            "a cgroup v1 pids hierarchy at /sys/fs/cgroup/pids",
+        );
+        return;
+    }
+    max_pids_fails_the_job("cgroup1", "cgroup pids.max");
+}
+
+#[test]
+fn max_pids_holds_under_the_watchdog() {
+    max_pids_fails_the_job("watchdog", "(watchdog)");
+}

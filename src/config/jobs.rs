@@ -22,7 +22,7 @@ pub struct JobsConfig {
     /// How a job's limit is enforced: auto, cgroup2, cgroup1 or watchdog.
     #[serde(default)]
     pub limit: LimitMode,
-    /// Processes and threads one job may have (cgroup v2 `pids.max`).
+    /// Processes and threads one job may have (cgroup `pids.max`, else the watchdog's count).
     #[serde(default = "default_max_pids")]
     pub max_pids: u64,
     /// How often the RSS watchdog sums a job's processes (at most 250ms).
@@ -45,6 +45,10 @@ pub struct JobsConfig {
     /// long after it ended (by `quota`); its logs and results stay.
     #[serde(default = "default_keep_exports")]
     pub keep_exports: Span,
+    /// The user jobs run as when the worker is root: a name, `uid` or
+    /// `uid:gid` (unset: nobody, 65534:65534; `root` keeps root).
+    #[serde(default)]
+    pub run_as: Option<String>,
     /// Secrets a spec may reference by name (TOML `NAME = "value"`, mode 0600).
     #[serde(default = "default_secrets")]
     pub secrets_file: PathBuf,

@@ -3,8 +3,9 @@
 //! Owns finding which mechanism this process may use (taking over a
 //! delegated v2 subtree, see [`super::cgroup2`], or trying to make a v1
 //! memory group next to its own), creating one group per job with its
-//! memory and pids limits, reading its usage, peak and OOM-kill count, and
-//! killing what is left in it. Finding a job's processes without a group is
+//! memory and pids limits (a v1 `pids` group beside it where v2 gives no
+//! `pids.max`), reading its usage, peak, OOM-kill and refused-fork counts,
+//! and killing what is left in it. Finding a job's processes without a group is
 //! [`super::tree`]'s; when to kill for memory is the runner's decision.
 
 use std::fs::{self, File};
@@ -33,16 +34,24 @@ impl Mechanism {
     }
 }
 
-/// The folder holding this process's own group in the v1 memory hierarchy.
-fn own_v1() -> Option<PathBuf> {
+/// The folder holding this process's own group in the v1 hierarchy of
+/// `controller`, if it is mounted there and has `file`.
+fn own_v1(controller: &str, file: &str) -> Option<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = text.lines().find_map(|l| {
         let mut it = l.splitn(3, ':');
         let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
-        ctrl.split(',').any(|c| c == "memory").then_some(path)
+        ctrl.split(',').any(|c| c == controller).then_some(path)
     })?;
-    let dir = Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'));
-    dir.join("memory.limit_in_bytes").exists().then_some(dir)
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(rel.trim_start_matches('/'));
+    dir.join(file).exists().then_some(dir)
+}
+
+/// Where v1 `pids` groups of jobs go: beside this process's own group.
+fn own_v1_pids() -> Option<PathBuf> {
+    own_v1("pids", "cgroup.procs")
 }
 
 /// Where job groups go for `m`, if this process can make one there.
@@ -63,7 +72,7 @@ fn parent_for(m: Mechanism) -> Option<PathBuf> {
                 }
             }
         }
-        Mechanism::Cgroup1 => (own_v1()?, "memory.limit_in_bytes"),
+        Mechanism::Cgroup1 => (own_v1("memory", "memory.limit_in_bytes")?, "memory.limit_in_bytes"),
         Mechanism::Watchdog => return None,
     };
     let probe = parent.join(format!("mdkeep-probe-{}", std::process::id()));
@@ -100,15 +109,18 @@ pub fn detect(mode: LimitMode) -> (Mechanism, Option<PathBuf>) {
 pub struct Limits {
     /// Bytes of memory (and, on v1, memory plus swap; v2 gets no swap).
     pub memory: u64,
-    /// Processes and threads (v2 `pids.max`).
+    /// Processes and threads (`pids.max`, v2 or v1).
     pub pids: u64,
 }
 
-/// One job's memory group (absent under the watchdog).
+/// One job's memory group (absent under the watchdog), and its v1 `pids`
+/// group where v2 gives it no `pids.max`.
 pub struct Group {
     pub mechanism: Mechanism,
     dir: Option<PathBuf>,
     procs: Option<File>,
+    pids_dir: Option<PathBuf>,
+    pids_procs: Option<File>,
 }
 
 impl Group {
@@ -120,6 +132,8 @@ impl Group {
                 mechanism: Mechanism::Watchdog,
                 dir: None,
                 procs: None,
+                pids_dir: None,
+                pids_procs: None,
             });
         };
         let dir = parent.join(group_name(std::process::id() as i64, job));
@@ -157,7 +171,64 @@ impl Group {
             mechanism,
             dir: Some(dir),
             procs: Some(procs),
+            pids_dir: None,
+            pids_procs: None,
         })
+    }
+
+    /// Whether the kernel holds the job to `pids.max`: its v2 group has the
+    /// file, or it has a v1 `pids` group.
+    pub fn kernel_pids(&self) -> bool {
+        self.pids_dir.is_some()
+            || (self.mechanism == Mechanism::Cgroup2 && self.dir.as_ref().is_some_and(|d| d.join("pids.max").exists()))
+    }
+
+    /// Add a v1 `pids` group holding the job to `max` (cgroup v1, or a v2
+    /// group without the pids controller): false, and the reason logged,
+    /// where there is none to make (the watchdog's count remains).
+    pub fn add_v1_pids(&mut self, job: i64, max: u64) -> bool {
+        let Some(parent) = own_v1_pids() else { return false };
+        let dir = parent.join(group_name(std::process::id() as i64, job));
+        if dir.exists() {
+            kill_all_in(&dir);
+            let _ = fs::remove_dir(&dir);
+        }
+        let made = fs::create_dir(&dir).and_then(|()| {
+            fs::write(dir.join("pids.max"), max.to_string())?;
+            fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))
+        });
+        match made {
+            Ok(f) => {
+                self.pids_procs = Some(f);
+                self.pids_dir = Some(dir);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, dir = %dir.display(), "no cgroup v1 pids group");
+                let _ = fs::remove_dir(&dir);
+                false
+            }
+        }
+    }
+
+    /// Forks the kernel refused at `pids.max` (v2 or v1 `pids.events`).
+    pub fn pids_refused(&self) -> u64 {
+        let v2 = self.dir.as_ref().filter(|_| self.mechanism == Mechanism::Cgroup2);
+        [v2, self.pids_dir.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| fs::read_to_string(d.join("pids.events")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.strip_prefix("max ")?.trim().parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
+    /// A descriptor the child writes its own pid to before exec, for its v1 `pids` group.
+    pub fn pids_procs_fd(&self) -> Option<RawFd> {
+        self.pids_procs.as_ref().map(|f| f.as_raw_fd())
     }
 
     /// The group's folder (none under the watchdog).
@@ -213,7 +284,7 @@ impl Group {
 
     /// Kill every process in the group.
     pub fn kill_all(&self) {
-        if let Some(dir) = &self.dir {
+        for dir in [&self.dir, &self.pids_dir].into_iter().flatten() {
             kill_all_in(dir);
         }
     }
@@ -221,7 +292,8 @@ impl Group {
     /// Kill every process left in the group, then remove it.
     pub fn remove(mut self) {
         self.procs = None;
-        if let Some(dir) = self.dir.take() {
+        self.pids_procs = None;
+        for dir in [self.dir.take(), self.pids_dir.take()].into_iter().flatten() {
             kill_all_in(&dir);
             for _ in 0..50 {
                 match fs::remove_dir(&dir) {
@@ -271,7 +343,7 @@ fn group_name(worker_pid: i64, job: i64) -> String {
 
 /// Remove a leftover group of `job` run by the dead `worker_pid`, killing what is in it.
 pub fn remove_leftover(parent: Option<&Path>, worker_pid: i64, job: i64) {
-    if let Some(p) = parent {
+    for p in [parent.map(Path::to_path_buf), own_v1_pids()].into_iter().flatten() {
         let dir = p.join(group_name(worker_pid, job));
         if dir.exists() {
             kill_all_in(&dir);

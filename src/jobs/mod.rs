@@ -5,12 +5,14 @@
 //! [`worker`] (admission, one framework at a time, recovery), [`run`] (one
 //! job's process, limit and logs), [`limit`] (memory groups), [`cgroup2`]
 //! (taking over a delegated v2 subtree), [`tree`] (a job's processes,
-//! wherever they went, for the watchdog),
+//! wherever they went, for the watchdog), [`isolate`] (what a job may not
+//! read: the worker's environment, configs, the state database),
 //! [`adapters`] (normalized results). Data export is `crate::export`'s.
 
 pub mod adapters;
 pub mod budget;
 pub mod cgroup2;
+pub mod isolate;
 pub mod job;
 pub mod launch;
 pub mod limit;

@@ -2,8 +2,9 @@
 //!
 //! Owns everything between a claim and a [`Finish`]: exporting the data
 //! the spec asks for, building argv from the framework's template, starting
-//! the process in its own group (and memory cgroup), capping its logs,
-//! watching it (exit, timeout, cancel, memory), killing the whole group at
+//! the process in its own group (and memory and pids cgroups) and sandbox
+//! ([`super::isolate`]), capping its logs, watching it (exit, timeout,
+//! cancel, memory, max_pids), killing the whole group at
 //! the end, and writing `result.json`. Admission is the worker's business.
 
 use std::io::{Read, Write};
@@ -13,12 +14,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::isolate::{self, Sandbox};
 use super::launch::{inherited_env, Launch, STOP_CANCEL, STOP_SHUTDOWN};
 use super::limit::{self, Group, Limits, Mechanism};
 use super::queue::{Finish, Outcome};
 use super::spec::resolve_secrets;
-use super::tree::JobTree;
-use crate::config::Runner;
+use super::tree::{JobTree, Usage};
+use crate::config::{LimitMode, Runner};
 use crate::error::{Error, Result};
 use crate::export::{self, Format};
 use crate::state::Db;
@@ -250,25 +252,64 @@ fn pump(mut from: impl Read + Send + 'static, path: PathBuf, cap: u64) -> std::t
     })
 }
 
-fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
+/// The job's sandbox: its user (the job's folder handed to it, HOME
+/// there) and a Landlock view without the private paths (TMPDIR in its
+/// folder when files made later in the usual one would be hidden).
+fn sandbox_for(l: &Launch, dir: &Path, p: &mut Prepared) -> Result<Sandbox> {
+    let user = isolate::run_as(&l.cfg)?;
+    let sandbox = Sandbox::new(user, &isolate::private_paths(&l.cfg), dir);
+    let tmp = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    if sandbox.hides_new_files_in(&tmp) {
+        let own = dir.join("tmp");
+        std::fs::create_dir_all(&own).map_err(Error::io("create folder", &own))?;
+        p.env.push(("TMPDIR".into(), own.display().to_string()));
+    }
+    if let Some((uid, gid)) = user {
+        isolate::reach(dir, uid, gid)?;
+        isolate::chown_tree(dir, uid, gid)?;
+        p.env.push(("HOME".into(), dir.display().to_string()));
+    }
+    Ok(sandbox)
+}
+
+/// The job's memory group, and its pids limit wherever the kernel can
+/// hold it (a v1 `pids` group unless `jobs.limit = "watchdog"`).
+fn group_for(l: &Launch) -> Group {
     let job = &l.job;
-    let limit = l.reserved;
     let limits = Limits {
-        memory: limit,
+        memory: l.reserved,
         pids: l.cfg.jobs.max_pids,
     };
-    let group = match Group::create(l.mechanism, l.cgroup_parent.as_deref(), job.id, &limits) {
+    let mut group = match Group::create(l.mechanism, l.cgroup_parent.as_deref(), job.id, &limits) {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(job = job.id, error = %e, "cannot create the job's memory group; using the RSS watchdog");
             Group::create(Mechanism::Watchdog, None, job.id, &limits).expect("the watchdog needs no group")
         }
     };
-    let mut child = match spawn(dir, &p, &group) {
+    if l.cfg.jobs.limit != LimitMode::Watchdog && !group.kernel_pids() {
+        group.add_v1_pids(job.id, limits.pids);
+    }
+    group
+}
+
+fn execute(l: &Launch, dir: &Path, mut p: Prepared) -> Finish {
+    let job = &l.job;
+    let limit = l.reserved;
+    let sandbox = match sandbox_for(l, dir, &mut p) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let user = sandbox.user;
+    let group = group_for(l);
+    let mut child = match spawn(dir, &p, &group, sandbox) {
         Ok(c) => c,
         Err(e) => {
             group.remove();
-            return fail(format!("cannot start `{}`: {e}", p.argv[0]));
+            let who = user
+                .map(|(uid, _)| format!(" as uid {uid} (jobs.run_as)"))
+                .unwrap_or_default();
+            return fail(format!("cannot start `{}`{who}: {e}", p.argv[0]));
         }
     };
     let pgid = child.id() as i32;
@@ -303,6 +344,7 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
     }
     let peak = peak_sampled.max(group.peak().unwrap_or(0));
     let kernel_oom = group.oom_killed();
+    let reason = reason.or_else(|| pids_refused(l, &group));
     group.remove();
     let exit_code = status.and_then(|s| s.code());
     let signal = status.and_then(|s| s.signal());
@@ -329,8 +371,9 @@ fn execute(l: &Launch, dir: &Path, p: Prepared) -> Finish {
 }
 
 /// Start the job's command in `dir`, in a process group of its own, with
-/// only the environment it is given, joined to `group` before it runs.
-fn spawn(dir: &Path, p: &Prepared, group: &Group) -> std::io::Result<std::process::Child> {
+/// only the environment it is given, joined to `group` before it runs,
+/// then inside its `sandbox` (its user, its filesystem view).
+fn spawn(dir: &Path, p: &Prepared, group: &Group, sandbox: Sandbox) -> std::io::Result<std::process::Child> {
     let mut cmd = Command::new(&p.argv[0]);
     cmd.args(&p.argv[1..])
         .current_dir(dir)
@@ -341,16 +384,19 @@ fn spawn(dir: &Path, p: &Prepared, group: &Group) -> std::io::Result<std::proces
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let fd = group.procs_fd();
+    let fds = [group.procs_fd(), group.pids_procs_fd()];
     // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getpid, write).
+    // async-signal-safe functions (getpid, write, set*id, prctl, landlock).
     unsafe {
         cmd.pre_exec(move || {
-            // The job dies with the thread that watches it, even on kill -9 of the worker.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(fd) = fd {
+            // Joined while still the worker's user: the groups are the worker's.
+            for fd in fds.into_iter().flatten() {
                 limit::join_from_child(fd)?;
             }
+            sandbox.enter()?;
+            // After the user switch, which clears it: the job dies with the
+            // thread that watches it, even on kill -9 of the worker.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }
@@ -378,10 +424,10 @@ fn watch(
             Ok(None) => {}
             Err(_) => break None,
         }
-        let rss = tree.sample().rss;
-        peak_sampled = peak_sampled.max(rss).max(group.current().unwrap_or(0));
+        let usage = tree.sample();
+        peak_sampled = peak_sampled.max(usage.rss).max(group.current().unwrap_or(0));
         if reason.is_none() {
-            reason = stop_reason(l, group, rss, deadline);
+            reason = stop_reason(l, group, usage, deadline);
         }
         if reason.is_some() {
             match term_sent {
@@ -404,13 +450,27 @@ fn watch(
 /// Why the runner must stop a job now, if it must: past its limit (the
 /// watchdog's sum, or the kernel's kill in the job's group), past its
 /// deadline, cancelled, or its worker is stopping.
-fn stop_reason(l: &Launch, group: &Group, rss: u64, deadline: Instant) -> Option<(Outcome, String)> {
-    let limit = l.reserved;
+fn stop_reason(l: &Launch, group: &Group, usage: Usage, deadline: Instant) -> Option<(Outcome, String)> {
+    let (limit, rss) = (l.reserved, usage.rss);
     if group.mechanism == Mechanism::Watchdog && rss > limit {
         return Some((
             Outcome::OomKilled,
             format!("RSS {rss} bytes passed the {limit}-byte limit (watchdog)"),
         ));
+    }
+    // The watchdog's count holds wherever the kernel's pids.max does not reach.
+    let max = l.cfg.jobs.max_pids;
+    if usage.tasks > max {
+        return Some((
+            Outcome::Failed,
+            format!(
+                "{} processes and threads passed jobs.max_pids = {max} (watchdog)",
+                usage.tasks
+            ),
+        ));
+    }
+    if let Some(r) = pids_refused(l, group) {
+        return Some(r);
     }
     if group.oom_killed() {
         // v1 has no memory.oom.group: the rest of the job goes too.
@@ -427,6 +487,21 @@ fn stop_reason(l: &Launch, group: &Group, rss: u64, deadline: Instant) -> Option
         STOP_SHUTDOWN => Some((Outcome::Interrupted, "the worker shut down".into())),
         _ => None,
     }
+}
+
+/// A job the kernel refused a fork at `pids.max` fails, saying so (it may
+/// have ended on its own, or gone on without the process it wanted).
+fn pids_refused(l: &Launch, group: &Group) -> Option<(Outcome, String)> {
+    let n = group.pids_refused();
+    (n > 0).then(|| {
+        (
+            Outcome::Failed,
+            format!(
+                "{n} forks refused at jobs.max_pids = {} (cgroup pids.max)",
+                l.cfg.jobs.max_pids
+            ),
+        )
+    })
 }
 
 /// The data manifest in a job's folder (`export::manifest`).

@@ -5,8 +5,9 @@
 //! calls `setsid()`, or a double fork, is reparented to the worker and not
 //! to init), finding every process that belongs to a job (the descendants
 //! of its main process, its process group, and orphans that carry the job's
-//! `MDKEEP_JOB_DIR`), summing their RSS for the watchdog, signalling them
-//! and reaping the ones that end as the worker's children. A process is
+//! `MDKEEP_JOB_DIR`), summing their RSS and counting their tasks for the
+//! watchdog, signalling them and reaping the ones that end as the worker's
+//! children. A process is
 //! known by its pid and start time, so a reused pid is never taken for it.
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,7 @@ struct Stat {
     zombie: bool,
     start: u64,
     rss_pages: u64,
+    threads: u64,
 }
 
 fn stat(pid: &str) -> Option<Stat> {
@@ -34,7 +36,7 @@ fn stat(pid: &str) -> Option<Stat> {
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state): ppid 4, pgrp 5, starttime 22, rss 24.
+    // f[0] is field 3 (state): ppid 4, pgrp 5, num_threads 20, starttime 22, rss 24.
     (f.len() > 21).then_some(())?;
     Some(Stat {
         pid: pid.parse().ok()?,
@@ -43,6 +45,7 @@ fn stat(pid: &str) -> Option<Stat> {
         zombie: f[0] == "Z" || f[0] == "X",
         start: f[19].parse().ok()?,
         rss_pages: f[21].parse().ok()?,
+        threads: f[17].parse().ok()?,
     })
 }
 
@@ -69,6 +72,8 @@ fn environ_has(pid: i32, entry: &[u8]) -> bool {
 pub struct Usage {
     pub rss: u64,
     pub processes: usize,
+    /// Processes and threads, as `pids.max` counts them.
+    pub tasks: u64,
 }
 
 /// The processes of one job.
@@ -130,6 +135,7 @@ impl JobTree {
             if !p.zombie {
                 usage.rss += p.rss_pages * page;
                 usage.processes += 1;
+                usage.tasks += p.threads.max(1);
             }
         }
         self.reap();

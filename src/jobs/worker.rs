@@ -199,6 +199,8 @@ pub fn work(cfg: &Config, db: &mut Db, once: bool, shutdown: &Shutdown) -> Resul
 /// the subreaper of the jobs' orphans; its report so far.
 fn start_up(cfg: &Config) -> (Mechanism, Option<PathBuf>, WorkReport) {
     let (mechanism, parent) = limit::detect(cfg.jobs.limit);
+    // Its environment and files stay out of its jobs' reach.
+    super::isolate::worker_start(cfg);
     // Orphans of a job (setsid, double fork) come back here, not to init,
     // so the runner can count and kill them.
     if !super::tree::become_subreaper() {

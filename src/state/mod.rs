@@ -26,9 +26,11 @@ impl Db {
     /// call from several processes at once: migration runs in an IMMEDIATE
     /// transaction, so only one of them applies it.
     pub fn open(path: &Path) -> Result<Db> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
+        // The state folder is the daemon user's alone: no job reads it.
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+            crate::fsutil::private_dir(dir)?;
         }
+        let created = !path.exists();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -38,6 +40,11 @@ impl Db {
             conn,
             path: path.to_path_buf(),
         };
+        if created {
+            use std::os::unix::fs::PermissionsExt;
+            // SQLite gives its -wal and -shm files the database's mode.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(Error::io("chmod", path))?;
+        }
         db.configure()?;
         db.migrate()?;
         Ok(db)
