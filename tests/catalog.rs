@@ -248,6 +248,7 @@ fn a_file_held_open_for_writing_is_not_quarantined_however_old_it_looks() {
     let r = s.json(&["scan"]);
     assert_eq!(r["corrupt"].as_array().unwrap().len(), 1, "{r}");
     assert!(!half.exists());
+}
 
 /// A partition value mdkeep cannot write is refused by scan with the same
 /// rule (quarantined, reported once); one it can write (a BitMEX index
