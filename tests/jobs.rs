@@ -630,7 +630,7 @@ fn peek_at_secrets(worker_uid: Option<u32>) -> String {
     assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
     let j = show(&s, id);
     assert_eq!(j["state"], "succeeded", "{j}");
-    let got = std::fs::read_to_string(s.root().join(format!("data/jobs/{id}/stdout.log"))).unwrap();
+    let got = std::fs::read_to_string(PathBuf::from(j["dir"].as_str().unwrap()).join("stdout.log")).unwrap();
     assert!(
         got.contains("given=given-key-1111"),
         "the job lost the secret it was given:\n{got}"

@@ -126,7 +126,7 @@ impl Sandbox {
         let logs = self.ok(&["jobs", "logs", &id.to_string()]);
         assert_eq!(job["state"], "succeeded", "{job}\n{logs}");
         assert!(job["peak_memory_bytes"].as_u64().unwrap() > 0, "{job}");
-        let dir = self.root().join("data/jobs").join(id.to_string());
+        let dir = PathBuf::from(job["dir"].as_str().expect("the job's folder"));
         let result = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
         (dir, result, logs)
     }
