@@ -266,6 +266,9 @@ pub enum Retired {
     /// Another file now has its name (a collector replaced it in place):
     /// kept, and the next scan catalogs it.
     Replaced,
+    /// A kept lake snapshot still names it: held in the trash, readable,
+    /// until the snapshot expires ([`crate::lake::hold`]).
+    Held,
 }
 
 /// Remove an input that journal `id`'s committed rewrite replaced, if it is
@@ -301,7 +304,9 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
         }
     }
     let dberr = db_err(Path::new("state"));
-    if pins::is_pinned(conn, tier, relpath).map_err(&dberr)? {
+    // A lake reader may still read it, unless a quota evicts it for room.
+    let held = crate::lake::names(cfg, &path) && kind(conn, id)? != Action::Evict.as_str();
+    if held || pins::is_pinned(conn, tier, relpath).map_err(&dberr)? {
         let kept_at = if remote {
             path
         } else {
@@ -311,11 +316,15 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
                 to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
                 n += 1;
             }
-            fsutil::move_file(&path, &to)?;
+            if held {
+                crate::lake::hold(cfg, &path, &to)?;
+            } else {
+                fsutil::move_file(&path, &to)?;
+            }
             to
         };
         pins::to_trash(conn, tier, relpath, &kept_at, bytes).map_err(&dberr)?;
-        return Ok(Retired::Trashed);
+        return Ok(if held { Retired::Held } else { Retired::Trashed });
     }
     crate::store::remove(&path)?;
     if let Some(dir) = path.parent().filter(|_| !remote) {
@@ -323,6 +332,12 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
         remove_empty_dirs(dir, &root);
     }
     Ok(Retired::Removed)
+}
+
+/// The kind (`compact`, `evict`, ...) of journal entry `id`.
+fn kind(conn: &Connection, id: i64) -> Result<String> {
+    conn.query_row("SELECT kind FROM journal WHERE id = ?1", [id], |r| r.get(0))
+        .map_err(db_err(Path::new("state")))
 }
 
 /// Remove `dir` and its parents while empty, stopping at `stop`: Hive readers
@@ -361,6 +376,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         tracing::debug!("recovery skipped: this process does not hold the data lock");
         return Ok(report);
     };
+    crate::lake::after_change(cfg, &db.conn);
     let open: Vec<(i64, String, String, String, i64, Option<String>)> = {
         let mut st = db
             .conn

@@ -236,6 +236,7 @@ pub(crate) fn rewrite_series(
     let outputs = &finished.outputs;
 
     swap(cfg, db, sp, how, jid, &finished, findings.as_ref())?;
+    crate::lake::after_change(cfg, &db.conn);
     failpoint::hit("rewrite:after-commit");
     journal::drop_claims(cfg, &db.conn, jid, how.out_tier)?;
 
@@ -243,7 +244,7 @@ pub(crate) fn rewrite_series(
         match journal::retire_input(cfg, &db.conn, jid, &sp.tier, &f.relpath)? {
             journal::Retired::Trashed => m.pinned_to_trash += 1,
             journal::Retired::Replaced => m.replaced_kept += 1,
-            journal::Retired::Absent | journal::Retired::Removed => {}
+            journal::Retired::Absent | journal::Retired::Removed | journal::Retired::Held => {}
         }
         if i == 0 {
             failpoint::hit("rewrite:mid-delete");

@@ -154,6 +154,7 @@ pub fn maintain(
             r.failures.push(Failure::new(step.as_str(), "", &e, "step failed"));
         }
     }
+    crate::lake::expire_logged(cfg);
     Ok(r)
 }
 

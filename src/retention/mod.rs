@@ -225,6 +225,7 @@ pub fn drop_partitions(
         .map_err(&dberr)?;
         journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
         tx.commit().map_err(&dberr)?;
+        crate::lake::after_change(cfg, &db.conn);
         failpoint::hit(failpoint::RETENTION_AFTER_COMMIT);
         let mut finished = true;
         for f in &d.files {
