@@ -155,7 +155,10 @@ mod tests {
         for bad in [".", "..", "a=b", ".a=b", "../x", "a/b", "", ".\n"] {
             assert!(check_partition_value(bad).is_err(), "{bad:?}");
         }
-        assert!(check_segment("dataset", ".BXBT").is_err(), "a segment itself is never hidden");
+        assert!(
+            check_segment("dataset", ".BXBT").is_err(),
+            "a segment itself is never hidden"
+        );
     }
 
     #[test]

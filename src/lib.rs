@@ -20,6 +20,7 @@ pub mod gen;
 pub mod ingest;
 pub mod init;
 pub mod jobs;
+pub mod lake;
 pub mod layout;
 pub mod lock;
 pub mod maintenance;

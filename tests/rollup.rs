@@ -138,13 +138,21 @@ fn an_unreadable_file_is_quarantined_and_every_other_partition_rolls_up() {
             (Some("rollup"), Some("quarantined")),
             "{column}: {m}"
         );
-        assert_eq!(f["file"].as_str().unwrap(), broken.display().to_string(), "{column}: {m}");
+        assert_eq!(
+            f["file"].as_str().unwrap(),
+            broken.display().to_string(),
+            "{column}: {m}"
+        );
         assert!(!broken.exists(), "{column}: the bad file went to the quarantine");
         // 2 symbols × 4 finished days, less the one whose only file went.
         assert_eq!(m["rollup"]["partitions"], 7, "{column}: {m}");
         let o = s.cmd(&["retention", "--dry-run", "--json"]).envs(env).output().unwrap();
         let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(plan["waiting_for_rollup"].as_array().unwrap().len(), 0, "{column}: {plan}");
+        assert_eq!(
+            plan["waiting_for_rollup"].as_array().unwrap().len(),
+            0,
+            "{column}: {plan}"
+        );
         let o = s.cmd(&["maintain", "--json"]).envs(env).output().unwrap();
         assert_eq!(
             o.status.code(),
@@ -187,16 +195,25 @@ fn retention_says_which_partitions_a_failing_rollup_keeps_and_why() {
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let blocked = plan["rollup_failed"].as_array().unwrap();
     assert_eq!(blocked.len(), 1, "{plan}");
-    assert_eq!(blocked[0]["partition"], "exchange=binance/symbol=BTC_USDT/date=2024-01-01");
+    assert_eq!(
+        blocked[0]["partition"],
+        "exchange=binance/symbol=BTC_USDT/date=2024-01-01"
+    );
     assert_eq!(blocked[0]["attempts"], 2, "{plan}");
-    assert!(blocked[0]["last_error"].as_str().unwrap().contains("symbol=BTC_USDT"), "{plan}");
+    assert!(
+        blocked[0]["last_error"].as_str().unwrap().contains("symbol=BTC_USDT"),
+        "{plan}"
+    );
     assert_eq!(plan["waiting_for_rollup"].as_array().unwrap().len(), 0, "{plan}");
     let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(4), "kept, and said so: {m}");
     assert_eq!(m["partitions_dropped"], 1, "ETH's day 1 went: {m}");
     assert!(
-        m["failures"][0]["reason"].as_str().unwrap().contains("rollup failed 2 times"),
+        m["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollup failed 2 times"),
         "{m}"
     );
 
@@ -205,5 +222,8 @@ fn retention_says_which_partitions_a_failing_rollup_keeps_and_why() {
     let o = s.cmd(&["retention", "--json"]).envs(env).output().unwrap();
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(0), "{m}");
-    assert_eq!(m["partitions_dropped"], 1, "BTC's day 1 went once its candles were verified: {m}");
+    assert_eq!(
+        m["partitions_dropped"], 1,
+        "BTC's day 1 went once its candles were verified: {m}"
+    );
 }

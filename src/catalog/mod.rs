@@ -616,3 +616,33 @@ pub fn newest_row(db: &Db, dataset: &str) -> Result<Option<i64>> {
         })
         .map_err(db.err())
 }
+
+/// A cataloged file readers may see through the lake (its columns are the
+/// dataset's: no drift).
+#[derive(Debug, Clone)]
+pub struct ReadableFile {
+    pub tier: String,
+    pub relpath: String,
+    pub dataset: String,
+    pub partition: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Every cataloged file without schema drift, for the lake (`crate::lake`).
+pub fn readable_files(conn: &Connection) -> rusqlite::Result<Vec<ReadableFile>> {
+    let mut st = conn.prepare_cached(
+        "SELECT tier, relpath, dataset, partition, rows, bytes FROM files WHERE drift IS NULL ORDER BY dataset, tier, relpath",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(ReadableFile {
+            tier: r.get(0)?,
+            relpath: r.get(1)?,
+            dataset: r.get(2)?,
+            partition: r.get(3)?,
+            rows: r.get::<_, i64>(4)? as u64,
+            bytes: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    rows.collect()
+}

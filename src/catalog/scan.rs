@@ -134,6 +134,7 @@ pub fn scan(cfg: &Config, db: &mut Db, progress: &dyn Progress) -> Result<ScanRe
     }
     super::snapshot_usage(&tx, crate::state::now_ns()).map_err(&dberr)?;
     tx.commit().map_err(&dberr)?;
+    crate::lake::after_change(cfg, &db.conn);
     progress.finish();
 
     fill_state(cfg, db, &mut report)?;

@@ -14,6 +14,7 @@ mod hog;
 mod ingest;
 mod init;
 mod jobs;
+mod lake;
 mod ls;
 mod maintain;
 mod output;
@@ -105,6 +106,9 @@ pub enum Command {
     /// Queue, run and inspect backtest jobs within the memory budget.
     #[command(subcommand)]
     Jobs(jobs::Cmd),
+    /// The DuckLake catalog DuckDB readers attach: attach, check, rebuild.
+    #[command(subcommand)]
+    Lake(lake::Cmd),
     /// Run the scheduler, the job worker and /healthz, /metrics, /status in the foreground.
     Daemon(daemon::Args),
     /// Show the daemon's schedules: next and last runs and results.
@@ -156,6 +160,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Pins(a) => pin::list(&cli, a),
         Command::Export(a) => export::run(&cli, a),
         Command::Jobs(c) => jobs::run(&cli, c),
+        Command::Lake(c) => lake::run(&cli, c),
         Command::Daemon(a) => daemon::run(&cli, a),
         Command::Schedule(c) => schedule::run(&cli, c),
         Command::Healthcheck(a) => healthcheck::run(a),

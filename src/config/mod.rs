@@ -8,6 +8,7 @@
 mod daemon;
 mod dataset;
 mod jobs;
+mod lake;
 mod quality;
 pub mod s3;
 pub mod units;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnEncoding, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
+pub use lake::LakeConfig;
 pub use quality::{DataKind, OnBadRows, QualityConfig};
 pub use s3::S3Config;
 pub use units::{ByteSize, SizeOrPercent, Span};
@@ -59,6 +61,9 @@ pub struct Config {
     /// The scrub that re-reads written files against their checksums.
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// The DuckLake catalog readers attach (`crate::lake`).
+    #[serde(default)]
+    pub lake: LakeConfig,
     /// Named maintenance tasks and when they run (`mdkeep daemon`).
     #[serde(default)]
     pub schedule: IndexMap<String, ScheduleConfig>,
@@ -298,6 +303,9 @@ impl Config {
     }
     pub fn jobs_dir(&self) -> PathBuf {
         self.resolve(&self.paths.jobs)
+    }
+    pub fn lake_path(&self) -> PathBuf {
+        self.resolve(&self.lake.path)
     }
 
     /// Local tier names and their resolved roots, hottest first (store

@@ -269,6 +269,9 @@ pub enum Retired {
     /// Another file now has its name (a collector replaced it in place):
     /// kept, and the next scan catalogs it.
     Replaced,
+    /// A kept lake snapshot still names it: held in the trash, readable,
+    /// until the snapshot expires ([`crate::lake::hold`]).
+    Held,
 }
 
 /// Remove an input that journal `id`'s committed rewrite replaced, if it is
@@ -304,7 +307,9 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
         }
     }
     let dberr = db_err(Path::new("state"));
-    if pins::is_pinned(conn, tier, relpath).map_err(&dberr)? {
+    // A lake reader may still read it, unless a quota evicts it for room.
+    let held = crate::lake::names(cfg, &path) && kind(conn, id)? != Action::Evict.as_str();
+    if held || pins::is_pinned(conn, tier, relpath).map_err(&dberr)? {
         let kept_at = if remote {
             path
         } else {
@@ -314,11 +319,15 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
                 to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
                 n += 1;
             }
-            fsutil::move_file(&path, &to)?;
+            if held {
+                crate::lake::hold(cfg, &path, &to)?;
+            } else {
+                fsutil::move_file(&path, &to)?;
+            }
             to
         };
         pins::to_trash(conn, tier, relpath, &kept_at, bytes).map_err(&dberr)?;
-        return Ok(Retired::Trashed);
+        return Ok(if held { Retired::Held } else { Retired::Trashed });
     }
     crate::store::remove(&path)?;
     if let Some(dir) = path.parent().filter(|_| !remote) {
@@ -368,7 +377,7 @@ pub fn finish(
             Ok(Retired::Removed) => done.removed += 1,
             Ok(Retired::Trashed) => done.trashed += 1,
             Ok(Retired::Replaced) => done.replaced += 1,
-            Ok(Retired::Absent) => {}
+            Ok(Retired::Absent | Retired::Held) => {}
             Err(e @ Error::Db { .. }) => return Err(e),
             Err(e) => {
                 let file = cfg.tier_root(tier).map(|r| r.join(rel)).unwrap_or_else(|_| rel.into());
@@ -391,6 +400,12 @@ pub fn finish(
             Ok((done, Some(d)))
         }
     }
+}
+
+/// The kind (`compact`, `evict`, ...) of journal entry `id`.
+fn kind(conn: &Connection, id: i64) -> Result<String> {
+    conn.query_row("SELECT kind FROM journal WHERE id = ?1", [id], |r| r.get(0))
+        .map_err(db_err(Path::new("state")))
 }
 
 /// Remove `dir` and its parents while empty, stopping at `stop`: Hive readers
@@ -431,6 +446,7 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         tracing::debug!("recovery skipped: this process does not hold the data lock");
         return Ok(report);
     };
+    crate::lake::after_change(cfg, &db.conn);
     let open: Vec<(i64, String, String, String, i64, Option<String>)> = {
         let mut st = db
             .conn

@@ -18,5 +18,5 @@ pub fn quarantine(cfg: &Config, conn: &Connection, q: &Quarantine, reason: &str)
     if pins::is_pinned(conn, q.tier, q.relpath).map_err(&dberr)? {
         return Err(Error::Busy(format!("{} is pinned", q.from.display())));
     }
-    catalog::move_to_quarantine(cfg, conn, q, reason)
+    catalog::move_to_quarantine(cfg, conn, q, reason).inspect(|_| drop(crate::lake::after_change(cfg, conn)))
 }

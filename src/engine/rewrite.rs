@@ -241,6 +241,7 @@ pub(crate) fn rewrite_series(
     let outputs = &finished.outputs;
 
     swap(cfg, db, sp, how, jid, &finished, findings.as_ref())?;
+    crate::lake::after_change(cfg, &db.conn);
     failpoint::hit("rewrite:after-commit");
     let (retired, left) = journal::finish(cfg, &db.conn, jid, &sp.tier, how.out_tier)?;
     m.pinned_to_trash = retired.trashed;

@@ -291,7 +291,9 @@ pub fn register(cfg: &Config, db: &mut Db, source: &Path, ds: &DatasetConfig, fi
         )
         .map_err(&dberr)?;
     }
-    tx.commit().map_err(&dberr)
+    tx.commit()
+        .map_err(&dberr)
+        .map(|()| drop(crate::lake::after_change(cfg, &db.conn)))
 }
 
 /// One series to import: where it came from and where it goes.

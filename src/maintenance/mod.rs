@@ -161,6 +161,7 @@ pub fn maintain(
         }
     }
     r.deferred = deferred::list(db)?;
+    crate::lake::expire_logged(cfg);
     Ok(r)
 }
 

@@ -145,7 +145,7 @@ impl Opened {
 
 /// A file's Arrow schema and footer, reading nothing else. The error is the
 /// reason, for the quarantine ledger.
-fn footer(path: &Path) -> std::result::Result<(SchemaRef, Arc<ParquetMetaData>), String> {
+pub(crate) fn footer(path: &Path) -> std::result::Result<(SchemaRef, Arc<ParquetMetaData>), String> {
     match Opened::new(path) {
         Ok(o) => Ok(o.footer()),
         Err(Error::Io { source, .. }) => Err(format!("cannot open: {source}")),

@@ -189,7 +189,11 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
             "expired, kept: its rollup failed {} times since {}: {}",
             b.failure.attempts, b.failure.since, b.failure.last_error
         );
-        crate::error::Failure::skipped("retention", format!("{} {}", b.target.dataset, b.target.partition), &why)
+        crate::error::Failure::skipped(
+            "retention",
+            format!("{} {}", b.target.dataset, b.target.partition),
+            &why,
+        )
     }));
     let budget = cfg.compaction.memory_limit.0 as usize;
     for t in &plan.trims {
@@ -257,6 +261,7 @@ pub fn drop_partitions(
         .map_err(&dberr)?;
         journal::set_state(&tx, jid, State::Committed).map_err(&dberr)?;
         tx.commit().map_err(&dberr)?;
+        crate::lake::after_change(cfg, &db.conn);
         failpoint::hit(failpoint::RETENTION_AFTER_COMMIT);
         // Out of the catalog already: a file (or an object on a store that
         // is down) that cannot go now is deferred and retried every run.

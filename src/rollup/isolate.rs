@@ -69,7 +69,8 @@ pub(super) fn roll_up_isolating(cfg: &Config, db: &mut Db, item: &RollupItem, m:
         if let Err(qe) = crate::engine::quarantine::quarantine(cfg, &db.conn, &q, &reason) {
             tracing::warn!(path = %from.display(), error = %qe, "bad input could not be quarantined; rollup skipped");
             let why = format!("{reason}; could not quarantine it: {qe}");
-            m.failures.push(Failure::skipped("rollup", from.display().to_string(), &why));
+            m.failures
+                .push(Failure::skipped("rollup", from.display().to_string(), &why));
             note(db, &item, &why);
             return;
         }

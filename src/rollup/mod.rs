@@ -500,7 +500,9 @@ fn commit(
         )
         .map_err(&dberr)?;
     }
-    tx.commit().map_err(&dberr)
+    tx.commit()
+        .map_err(&dberr)
+        .map(|()| drop(crate::lake::after_change(cfg, &db.conn)))
 }
 
 /// Re-read the written candles of one timeframe; returns their volume sum.

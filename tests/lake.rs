@@ -1,0 +1,256 @@
+//! The lake (issue 30): a DuckLake 1.0 catalog that DuckDB 1.5.5 attaches
+//! READ_ONLY and reads like the Hive glob, through compaction, time travel,
+//! crashes at every rewrite failpoint, and while a reader loops.
+//!
+//! The reader is pinned in its own venv (`.lakevenv`: duckdb 1.5.5 and the
+//! ducklake and sqlite_scanner extension wheels), loaded from the wheels'
+//! files with autoinstall off, so nothing reaches the network.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{copy_tree, Sandbox, REWRITE_STEPS};
+
+const ENV: [(&str, &str); 1] = [("MDKEEP__SCAN__SETTLE_TIME", "0s")];
+
+/// The reader's pinned packages (separate from tests/requirements.txt).
+const LAKE_PINS: [&str; 4] = [
+    "duckdb==1.5.5",
+    "duckdb-extension-ducklake==1.5.5",
+    "duckdb-extension-sqlite-scanner==1.5.5",
+    // DuckDB returns TIMESTAMP WITH TIME ZONE values to Python through pytz.
+    "pytz==2025.2",
+];
+
+/// The `.lakevenv` Python, created on first use under a lock so parallel
+/// tests wait for one install (the pattern of `common::python`).
+fn lake_python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let venv = root.join(".lakevenv");
+        let py = venv.join("bin/python");
+        let check = format!(
+            "import importlib.metadata as m\nfor l in {:?}:\n    n, v = l.split('==')\n    assert m.version(n) == v, (n, m.version(n))",
+            LAKE_PINS
+        );
+        let ready = |py: &Path| {
+            Command::new(py)
+                .args(["-c", &check])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if ready(&py) {
+            return py;
+        }
+        let lock = root.join(".lakevenv.lock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(900);
+        while std::fs::create_dir(&lock).is_err() {
+            assert!(std::time::Instant::now() < deadline, "waited 15 min for {}", lock.display());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if !ready(&py) {
+            let run = |c: &mut Command| {
+                let o = c.output().expect("run python3");
+                if !o.status.success() {
+                    let _ = std::fs::remove_dir(&lock);
+                    panic!("creating .lakevenv failed:\n{}", String::from_utf8_lossy(&o.stderr));
+                }
+            };
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(Command::new(&py).args(["-m", "pip", "install", "-q"]).args(LAKE_PINS));
+        }
+        let _ = std::fs::remove_dir(&lock);
+        py
+    })
+    .clone()
+}
+
+/// Python that connects DuckDB with the two extensions loaded from the
+/// wheels' files (autoinstall off) and defines `attach(lake)` (READ_ONLY)
+/// and `q(sql)` (one row).
+const PRELUDE: &str = r#"
+import duckdb, glob, os, sys
+import duckdb_extension_ducklake as _dl, duckdb_extension_sqlite_scanner as _sq
+def _ext(mod, name):
+    return glob.glob(os.path.join(os.path.dirname(mod.__file__), 'extensions', 'v1.5.5', name + '.duckdb_extension'))[0]
+con = duckdb.connect()
+con.execute("SET autoinstall_known_extensions=false; SET autoload_known_extensions=false; SET enable_progress_bar=false")
+con.execute(f"LOAD '{_ext(_dl, 'ducklake')}'")
+con.execute(f"LOAD '{_ext(_sq, 'sqlite_scanner')}'")
+def attach(lake):
+    con.execute(f"ATTACH 'ducklake:sqlite:{lake}' AS lake (READ_ONLY)")
+def q(sql):
+    return con.execute(sql).fetchone()
+def glob_of(hot):
+    return f"read_parquet('{hot}/trades/**/*.parquet', hive_partitioning=true)"
+"#;
+
+/// Run `code` after [`PRELUDE`] with `args` as argv[1..]; its stdout.
+fn duck(code: &str, args: &[&str]) -> String {
+    let o = Command::new(lake_python())
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{code}"))
+        .args(args)
+        .output()
+        .expect("run the lake venv's python");
+    assert!(
+        o.status.success(),
+        "duckdb failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+fn run(s: &Sandbox, args: &[&str]) -> std::process::Output {
+    s.cmd(args).envs(ENV).output().unwrap()
+}
+
+fn ok(s: &Sandbox, args: &[&str]) -> String {
+    let o = run(s, args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn lake(s: &Sandbox) -> String {
+    s.root().join("data/lake.sqlite").display().to_string()
+}
+
+/// `lake check --json` must say the lake, the catalog and the disk agree.
+fn assert_clean(s: &Sandbox, what: &str) -> serde_json::Value {
+    let o = run(s, &["lake", "check", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{what}: lake check: {e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert!(
+        o.status.success() && r["differences"].as_array().unwrap().is_empty(),
+        "{what}: lake check: {r:#}"
+    );
+    r
+}
+
+/// Count, price sum, distinct ids and one symbol-day's count: through the
+/// lake and by the glob over the hot tier; both lines must match.
+const SAME_ANSWERS: &str = r#"
+attach(sys.argv[1])
+hot = sys.argv[2]
+qs = ["SELECT count(*), round(sum(price), 4), count(DISTINCT trade_id) FROM {t}",
+      "SELECT count(*), round(sum(amount), 4) FROM {t} WHERE symbol = 'BTC_USDT' AND date = '2024-01-02'",
+      "SELECT count(DISTINCT symbol), min(ts), max(ts) FROM {t}"]
+for s in qs:
+    a = q(s.format(t='lake.trades'))
+    b = q(s.format(t=glob_of(hot)))
+    assert a == b, (s, a, b)
+    print(a)
+"#;
+
+fn same_answers(s: &Sandbox) -> String {
+    duck(SAME_ANSWERS, &[&lake(s), &s.hot().display().to_string()])
+}
+
+#[test]
+fn the_lake_answers_like_the_glob_after_scan_and_compact() {
+    let s = Sandbox::new();
+    s.gen(2, 2, 2, 40);
+    ok(&s, &["scan"]);
+    let before = same_answers(&s);
+    assert_clean(&s, "after scan");
+    ok(&s, &["compact"]);
+    let after = same_answers(&s);
+    let r = assert_clean(&s, "after compact");
+    assert!(
+        r["kept_files"].as_u64().unwrap() > 0,
+        "inputs kept for old snapshots: {r}"
+    );
+    // Distinct ids and the symbol-day slice's rows stay (compaction removed duplicates only).
+    let distinct = |t: &str| t.lines().next().unwrap().split(", ").nth(2).unwrap().to_string();
+    assert_eq!(distinct(&before), distinct(&after));
+    assert!(ok(&s, &["lake", "attach"]).contains("(READ_ONLY)"));
+}
+
+#[test]
+fn time_travel_reads_a_snapshot_taken_before_a_compaction() {
+    let s = Sandbox::new();
+    s.gen(1, 2, 2, 40);
+    ok(&s, &["scan"]);
+    let n = assert_clean(&s, "after scan")["snapshot"].as_i64().unwrap();
+    let at = "attach(sys.argv[1])\nprint(q(f'SELECT count(*), round(sum(price), 4), count(DISTINCT trade_id) FROM lake.trades AT (VERSION => {sys.argv[2]})'))";
+    let then = duck(at, &[&lake(&s), &n.to_string()]);
+    ok(&s, &["compact"]);
+    assert_ne!(assert_clean(&s, "after compact")["snapshot"].as_i64().unwrap(), n);
+    assert_eq!(
+        duck(at, &[&lake(&s), &n.to_string()]),
+        then,
+        "snapshot {n} after the compaction"
+    );
+    same_answers(&s);
+}
+
+#[test]
+fn lake_check_is_clean_after_a_kill_at_every_rewrite_failpoint() {
+    let p = Sandbox::new();
+    p.gen(1, 2, 2, 30);
+    for step in REWRITE_STEPS {
+        let s = Sandbox::new();
+        copy_tree(&p.hot(), &s.hot());
+        ok(&s, &["scan"]);
+        let o = s
+            .cmd(&["compact"])
+            .envs(ENV)
+            .env("MDKEEP_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{step}: compact should have aborted");
+        ok(&s, &["scan"]);
+        assert_clean(&s, &format!("after a kill at {step} and recovery"));
+        same_answers(&s);
+        ok(&s, &["compact"]);
+        assert_clean(&s, &format!("{step}: after the next compact"));
+        same_answers(&s);
+    }
+}
+
+#[test]
+fn readers_through_the_lake_never_fail_while_compact_runs() {
+    let s = Sandbox::new();
+    s.gen(2, 2, 12, 20);
+    ok(&s, &["scan"]);
+    let stop = s.root().join("stop");
+    let reader = r#"
+import time
+attach(sys.argv[1])
+stop, reads, failed, seen = sys.argv[2], 0, [], set()
+while True:
+    last = os.path.exists(stop)
+    try:
+        seen.add(q('SELECT count(DISTINCT trade_id) FROM lake.trades')[0])
+    except Exception as e:
+        failed.append(str(e)[:200])
+    reads += 1
+    if last and reads >= 20:
+        break
+print(reads, len(failed), sorted(seen))
+for f in failed[:3]:
+    print(f)
+"#;
+    let child = Command::new(lake_python())
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{reader}"))
+        .args([&lake(&s), &stop.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(&s, &["compact"]);
+    std::fs::write(&stop, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "reader: {}", String::from_utf8_lossy(&out.stderr));
+    let first: Vec<&str> = text.lines().next().unwrap().splitn(3, ' ').collect();
+    assert_eq!(first[1], "0", "failed reads through the lake: {text}");
+    assert!(!first[2].contains(','), "distinct ids changed under a reader: {text}");
+    assert_clean(&s, "after compact under readers");
+}
