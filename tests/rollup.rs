@@ -119,7 +119,10 @@ fn only_file(dir: &std::path::Path) -> std::path::PathBuf {
 /// waiting on anything. The next run is clean.
 #[test]
 fn an_unreadable_file_is_quarantined_and_every_other_partition_rolls_up() {
-    for column in ["ts"] {
+    // The ts column: a bad page there fails decoding (a float column's raw
+    // zstd blocks would decode to wrong values, which `verify` catches).
+    let column = "ts";
+    {
         let s = Sandbox::new();
         s.gen(2, 5, 1, 200);
         s.ok(&["scan"]);

@@ -118,6 +118,9 @@ pub(super) fn write(
     Ok(ids.snapshot)
 }
 
+/// A table column's kept stats: contains_null, contains_nan, min, max.
+type TableStats = (i64, Option<i64>, Option<String>, Option<String>);
+
 /// Widen a table's column stats to cover a new file's (never narrowed:
 /// older snapshots' files are still inside them). An unknown bound makes
 /// the table's unknown for good.
@@ -136,7 +139,7 @@ fn widen(
     } else {
         (None, None)
     };
-    let old: Option<(i64, Option<i64>, Option<String>, Option<String>)> = tx
+    let old: Option<TableStats> = tx
         .query_row(
             "SELECT contains_null, contains_nan, min_value, max_value FROM ducklake_table_column_stats
              WHERE table_id = ?1 AND column_id = ?2",
