@@ -30,6 +30,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A folder mdkeep must write is not writable by the user it runs as.
+    #[error("{path} is not writable: {message}")]
+    NotWritable { path: PathBuf, message: String },
+
     /// The state database failed.
     #[error("state database {path}: {source}")]
     Db {
@@ -277,6 +281,7 @@ impl Error {
             // Often a lock held elsewhere.
             Error::Db { .. } | Error::Busy(_) => exit::BUSY,
             Error::Store { .. } => exit::STORE_UNAVAILABLE,
+            Error::NotWritable { .. } => exit::NO_PERMISSION,
         }
     }
 }

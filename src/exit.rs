@@ -15,10 +15,11 @@ pub const BAD_DATA: i32 = 65;
 pub const STORE_UNAVAILABLE: i32 = 69;
 pub const IO: i32 = 74;
 pub const BUSY: i32 = 75;
+pub const NO_PERMISSION: i32 = 77;
 pub const BAD_CONFIG: i32 = 78;
 
 /// Every exit code and what it means, for `--help` and the README.
-pub const CODES: [(i32, &str); 11] = [
+pub const CODES: [(i32, &str); 12] = [
     (OK, "ok"),
     (FAILURE, "failure"),
     (BAD_ARGUMENTS, "bad arguments"),
@@ -32,6 +33,10 @@ pub const CODES: [(i32, &str); 11] = [
     (STORE_UNAVAILABLE, "object store unreachable"),
     (IO, "I/O error (e.g. a full disk)"),
     (BUSY, "busy (another mdkeep holds the data lock past --wait)"),
+    (
+        NO_PERMISSION,
+        "the data folder is not writable (its owner, this uid and the fix are named)",
+    ),
     (BAD_CONFIG, "bad config"),
 ];
 

@@ -29,7 +29,45 @@ pub fn write_default_config(root: &std::path::Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Fail at once, naming the owner, this process's uid and the fix, when
+/// the state folder (or the nearest folder above it that exists) cannot be
+/// written: a root-owned `./data` that `docker compose up` made, say.
+pub fn check_writable(cfg: &Config) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(mut dir) = cfg.state_db().parent().map(|p| p.to_path_buf()) else {
+        return Ok(());
+    };
+    while !dir.exists() {
+        match dir.parent() {
+            Some(up) => dir = up.to_path_buf(),
+            None => return Ok(()),
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: access(2) reads a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (owner, group, mode) = std::fs::metadata(&dir)
+        .map(|m| (m.uid(), m.gid(), m.mode() & 0o7777))
+        .unwrap_or((0, 0, 0));
+    Err(Error::NotWritable {
+        path: dir.clone(),
+        message: format!(
+            "it belongs to uid {owner} (gid {group}, mode {mode:o}) and mdkeep runs as uid {uid} (gid {gid}). \
+             Fix: give it to mdkeep's user (`sudo chown -R {uid}:{gid} data` on the host, in the folder \
+             of docker-compose.yml), or run mdkeep as its owner (`MDKEEP_UID={owner} MDKEEP_GID={group} \
+             docker compose up -d`)"
+        ),
+    })
+}
+
 pub fn init(cfg: &Config, write_config: bool) -> Result<InitReport> {
+    check_writable(cfg)?;
     let mut report = InitReport::default();
     if write_config && write_default_config(&cfg.root)? {
         report

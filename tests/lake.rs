@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use common::{copy_tree, Sandbox, REWRITE_STEPS};
 
-const ENV: [(&str, &str); 1] = [("MDKEEP__SCAN__SETTLE_TIME", "0s")];
+const ENV: [(&str, &str); 2] = [
+    ("MDKEEP__SCAN__SETTLE_TIME", "0s"),
+    // The default (the sandbox turns holding off for the other suites).
+    ("MDKEEP__LAKE__KEEP_SNAPSHOTS", "1h"),
+];
 
 /// The reader's pinned packages (separate from tests/requirements.txt).
 const LAKE_PINS: [&str; 4] = [

@@ -28,6 +28,11 @@ pub struct JobsConfig {
     /// How often the RSS watchdog sums a job's processes (at most 250ms).
     #[serde(default = "default_watchdog_interval")]
     pub watchdog_interval: Span,
+    /// Where each job process gets a hard RLIMIT_DATA of its reservation
+    /// plus a quarter: `watchdog` (only where no kernel group limits the
+    /// job, the default), `always` or `off`.
+    #[serde(default)]
+    pub data_limit: DataLimit,
     /// SIGTERM, then SIGKILL after this long.
     #[serde(default = "default_kill_grace")]
     pub kill_grace: Span,
@@ -131,6 +136,17 @@ pub enum LimitMode {
     Cgroup2,
     Cgroup1,
     Watchdog,
+}
+
+/// When a job's processes get a per-process RLIMIT_DATA (`jobs.data_limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataLimit {
+    /// Only under the watchdog, where no kernel memory group holds the job.
+    #[default]
+    Watchdog,
+    Always,
+    Off,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -27,6 +27,7 @@ use crate::state::Db;
 
 /// Run until `signal` resolves, then shut down as `daemon.on_shutdown` says.
 pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> Result<()> {
+    crate::init::check_writable(&cfg)?;
     let db = Db::open(&cfg.state_db())?;
     let specs = scheduler::from_config(&cfg)?;
     let clock = Clock::system();

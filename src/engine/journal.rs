@@ -307,9 +307,14 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
         }
     }
     let dberr = db_err(Path::new("state"));
-    // A lake reader may still read it, unless a quota evicts it for room.
-    let held = crate::lake::names(cfg, &path) && kind(conn, id)? != Action::Evict.as_str();
-    if held || pins::is_pinned(conn, tier, relpath).map_err(&dberr)? {
+    // A pinned file waits for its pins; else a lake reader may still read
+    // it (while snapshots are kept), unless a quota evicts it for room.
+    let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
+    let held = !pinned
+        && !cfg.lake.keep_snapshots.0.is_zero()
+        && crate::lake::names(cfg, &path)
+        && kind(conn, id)? != Action::Evict.as_str();
+    if held || pinned {
         let kept_at = if remote {
             path
         } else {

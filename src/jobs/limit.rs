@@ -376,6 +376,39 @@ pub fn join_from_child(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Make the calling process the kernel's first choice when memory runs
+/// out (`oom_score_adj` 1000: raising it needs no privilege), so a job goes
+/// before the daemon, the worker or the trading backend. Safe between fork
+/// and exec (open, write and close only); a kernel without the file is
+/// left as it is.
+pub fn prefer_for_oom_kill() {
+    // SAFETY: a NUL-terminated literal path and a stack buffer; open, write
+    // and close are async-signal-safe.
+    unsafe {
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let v = b"1000";
+            libc::write(fd, v.as_ptr().cast(), v.len());
+            libc::close(fd);
+        }
+    }
+}
+
+/// Cap the calling process's data segment (heap and private mappings) at
+/// `bytes` (RLIMIT_DATA, soft and hard): an allocation past it fails in
+/// the process itself, however fast it allocates. Safe between fork and exec.
+pub fn cap_data(bytes: u64) -> std::io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct on the stack; async-signal-safe.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Signal a whole process group.
 pub fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {

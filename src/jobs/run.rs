@@ -20,7 +20,7 @@ use super::limit::{self, Group, Limits, Mechanism};
 use super::queue::{Finish, Outcome};
 use super::spec::resolve_secrets;
 use super::tree::{JobTree, Usage};
-use crate::config::{LimitMode, Runner};
+use crate::config::{DataLimit, LimitMode, Runner};
 use crate::error::{Error, Result};
 use crate::export::{self, Format};
 use crate::state::Db;
@@ -302,7 +302,8 @@ fn execute(l: &Launch, dir: &Path, mut p: Prepared) -> Finish {
     };
     let user = sandbox.user;
     let group = group_for(l);
-    let mut child = match spawn(dir, &p, &group, sandbox) {
+    let data_limit = data_limit(l, &group);
+    let mut child = match spawn(dir, &p, &group, sandbox, data_limit) {
         Ok(c) => c,
         Err(e) => {
             group.remove();
@@ -356,6 +357,17 @@ fn execute(l: &Launch, dir: &Path, mut p: Prepared) -> Finish {
         ),
         (None, false) => match (exit_code, signal) {
             (Some(0), _) => (Outcome::Succeeded, "exited 0".into()),
+            // An allocation past the per-process cap failed, and the job died of it.
+            (c, s) if data_limit.is_some_and(|cap| peak >= cap / 2) => (
+                Outcome::OomKilled,
+                format!(
+                    "{} after an allocation past its RLIMIT_DATA of {} bytes (jobs.data_limit) failed",
+                    c.map(|c| format!("exited {c}"))
+                        .or(s.map(|s| format!("killed by signal {s}")))
+                        .unwrap_or_default(),
+                    data_limit.unwrap_or(0)
+                ),
+            ),
             (Some(c), _) => (Outcome::Failed, format!("exited {c}")),
             (None, Some(s)) => (Outcome::Failed, format!("killed by signal {s}")),
             (None, None) => (Outcome::Failed, "lost track of the process".into()),
@@ -373,7 +385,13 @@ fn execute(l: &Launch, dir: &Path, mut p: Prepared) -> Finish {
 /// Start the job's command in `dir`, in a process group of its own, with
 /// only the environment it is given, joined to `group` before it runs,
 /// then inside its `sandbox` (its user, its filesystem view).
-fn spawn(dir: &Path, p: &Prepared, group: &Group, sandbox: Sandbox) -> std::io::Result<std::process::Child> {
+fn spawn(
+    dir: &Path,
+    p: &Prepared,
+    group: &Group,
+    sandbox: Sandbox,
+    data_limit: Option<u64>,
+) -> std::io::Result<std::process::Child> {
     let mut cmd = Command::new(&p.argv[0]);
     cmd.args(&p.argv[1..])
         .current_dir(dir)
@@ -386,9 +404,14 @@ fn spawn(dir: &Path, p: &Prepared, group: &Group, sandbox: Sandbox) -> std::io::
         .process_group(0);
     let fds = [group.procs_fd(), group.pids_procs_fd()];
     // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (getpid, write, set*id, prctl, landlock).
+    // async-signal-safe functions (open, write, close, setrlimit, getpid,
+    // set*id, prctl, landlock).
     unsafe {
         cmd.pre_exec(move || {
+            limit::prefer_for_oom_kill();
+            if let Some(bytes) = data_limit {
+                limit::cap_data(bytes)?;
+            }
             // Joined while still the worker's user: the groups are the worker's.
             for fd in fds.into_iter().flatten() {
                 limit::join_from_child(fd)?;
@@ -404,8 +427,9 @@ fn spawn(dir: &Path, p: &Prepared, group: &Group, sandbox: Sandbox) -> std::io::
 }
 
 /// Sample the job until it ends, stopping it (TERM, then KILL after the
-/// grace) once it must stop: its exit status, why it was stopped, and the
-/// peak memory sampled.
+/// grace; KILL at once past a watchdog memory limit) once it must stop:
+/// its exit status, why it was stopped, and the peak memory sampled. Under
+/// the watchdog, quick looks fill the gaps between full samples.
 fn watch(
     l: &Launch,
     child: &mut std::process::Child,
@@ -429,8 +453,21 @@ fn watch(
         if reason.is_none() {
             reason = stop_reason(l, group, usage, deadline);
         }
-        if reason.is_some() {
+        let close = reason.is_none() && group.mechanism == Mechanism::Watchdog;
+        if close {
+            // Between full samples, quick looks (every 2ms near the limit).
+            let (peak, over) = watch_closely(l, child, tree, interval);
+            peak_sampled = peak_sampled.max(peak);
+            reason = over;
+        }
+        if let Some((outcome, _)) = &reason {
             match term_sent {
+                // Past a memory limit, as the kernel's OOM kill: no grace.
+                None if *outcome == Outcome::OomKilled && group.mechanism == Mechanism::Watchdog => {
+                    tree.signal(libc::SIGKILL);
+                    group.kill_all();
+                    term_sent = Some(Instant::now());
+                }
                 None => {
                     tree.signal(libc::SIGTERM);
                     term_sent = Some(Instant::now());
@@ -441,10 +478,53 @@ fn watch(
                 }
                 Some(_) => {}
             }
+            std::thread::sleep(interval.min(Duration::from_millis(20)));
+            continue;
         }
-        std::thread::sleep(interval);
+        if !close {
+            std::thread::sleep(interval);
+        }
     };
     (status, reason, peak_sampled)
+}
+
+/// The watchdog's quick look until the next full sample (`span`): the
+/// RSS of the processes the last full sample found, every 10ms, and every
+/// 2ms past half the limit, while the job runs. Its peak, and the stop
+/// reason once it passes the limit.
+fn watch_closely(
+    l: &Launch,
+    child: &mut std::process::Child,
+    tree: &JobTree,
+    span: Duration,
+) -> (u64, Option<(Outcome, String)>) {
+    let until = Instant::now() + span;
+    let limit = l.reserved;
+    let mut peak = 0;
+    while Instant::now() < until {
+        if !matches!(child.try_wait(), Ok(None)) {
+            break;
+        }
+        let rss = tree.quick_rss();
+        peak = peak.max(rss);
+        if rss > limit {
+            let why = format!("RSS {rss} bytes passed the {limit}-byte limit (watchdog)");
+            return (peak, Some((Outcome::OomKilled, why)));
+        }
+        std::thread::sleep(Duration::from_millis(if rss > limit / 2 { 2 } else { 10 }));
+    }
+    (peak, None)
+}
+
+/// The per-process RLIMIT_DATA a job's processes get, if any: its
+/// reservation plus a quarter, where `jobs.data_limit` asks for one.
+fn data_limit(l: &Launch, group: &Group) -> Option<u64> {
+    let on = match l.cfg.jobs.data_limit {
+        DataLimit::Off => false,
+        DataLimit::Always => true,
+        DataLimit::Watchdog => group.mechanism == Mechanism::Watchdog,
+    };
+    on.then(|| l.reserved + l.reserved / 4)
 }
 
 /// Why the runner must stop a job now, if it must: past its limit (the

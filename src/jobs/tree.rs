@@ -142,6 +142,20 @@ impl JobTree {
         usage
     }
 
+    /// The RSS of the processes found by the last [`sample`](Self::sample),
+    /// read again now with one small read each (`/proc/<pid>/statm`): the
+    /// watchdog's quick look while a job nears its limit.
+    pub fn quick_rss(&self) -> u64 {
+        let page = page_size();
+        self.members
+            .iter()
+            .filter(|p| !p.zombie)
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{}/statm", p.pid)).ok())
+            .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| pages * page)
+            .sum()
+    }
+
     /// Signal every process of the job found by the last [`sample`](Self::sample),
     /// and its process group.
     pub fn signal(&self, sig: i32) {

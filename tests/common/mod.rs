@@ -57,6 +57,9 @@ impl Sandbox {
         // The embedded min_free (5%) would make every quota run depend on how
         // full the machine's disk is; tests that exercise it set their own.
         c.env("MDKEEP__QUOTA__MIN_FREE", "0%");
+        // Retired files are deleted at once, not held for lake readers
+        // (tests/lake.rs keeps snapshots, and holds, as a user's root does).
+        c.env("MDKEEP__LAKE__KEEP_SNAPSHOTS", "0s");
         c
     }
 
