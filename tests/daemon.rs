@@ -84,14 +84,6 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     // /metrics agrees with the catalog once the compaction task has ended
     // (its catalog commit comes before it retires the inputs; the data
     // families are rendered again after each task).
-    let mut page = String::new();
-    wait_for("the compaction task to end", Duration::from_secs(30), || {
-        let (code, p) = http_get(port, "/metrics").unwrap();
-        assert_eq!(code, 200, "{p}");
-        page = p;
-        sample(&page, "mdkeep_task_last_success_timestamp_seconds{task=\"compact\"}").is_some()
-            && sample(&page, "mdkeep_metrics_snapshot_age_seconds").is_some_and(|a| a < 1.0)
-    });
     let ls = s.json(&["ls", "--dataset", "trades"]);
     let files: u64 = ls
         .as_array()
@@ -105,6 +97,14 @@ fn the_daemon_compacts_runs_a_job_serves_metrics_and_stops_on_sigterm() {
         .iter()
         .map(|p| p["bytes"].as_u64().unwrap())
         .sum();
+    let mut page = String::new();
+    wait_for("the compaction task to end", Duration::from_secs(30), || {
+        let (code, p) = http_get(port, "/metrics").unwrap();
+        assert_eq!(code, 200, "{p}");
+        page = p;
+        sample(&page, "mdkeep_task_last_success_timestamp_seconds{task=\"compact\"}").is_some()
+            && sample(&page, "mdkeep_dataset_files{dataset=\"trades\",tier=\"hot\"}") == Some(files as f64)
+    });
     assert_eq!(
         sample(&page, "mdkeep_dataset_files{dataset=\"trades\",tier=\"hot\"}"),
         Some(files as f64),
