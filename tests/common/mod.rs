@@ -114,16 +114,25 @@ impl Sandbox {
     /// returns its folder, its `result.json` and its logs.
     pub fn run_framework_job(&self, framework: &str, py: &Path, spec: &Path) -> (PathBuf, Value, String) {
         let var = format!("MDKEEP__JOBS__FRAMEWORKS__{}__PYTHON", framework.to_ascii_uppercase());
+        // The venvs' Python links into root's home (pyenv), which a job run as
+        // nobody cannot enter: a root test worker keeps root for these.
+        let run_as = ("MDKEEP__JOBS__RUN_AS", "root");
         let o = self
             .cmd(&["jobs", "submit", spec.to_str().unwrap(), "--json"])
             .env(&var, py)
+            .env(run_as.0, run_as.1)
             .output()
             .unwrap();
         assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
         let id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
             .as_i64()
             .unwrap();
-        let o = self.cmd(&["jobs", "work", "--once"]).env(&var, py).output().unwrap();
+        let o = self
+            .cmd(&["jobs", "work", "--once"])
+            .env(&var, py)
+            .env(run_as.0, run_as.1)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
         let job = self.json(&["jobs", "show", &id.to_string()]);
         let logs = self.ok(&["jobs", "logs", &id.to_string()]);
