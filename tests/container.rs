@@ -154,7 +154,19 @@ fn the_image_runs_with_composes_settings() {
     });
     let gen = exec(
         &c,
-        &["gen", "--symbols", "2", "--days", "2", "--flushes-per-hour", "2", "--rows-per-flush", "50", "--start", "2024-01-01"],
+        &[
+            "gen",
+            "--symbols",
+            "2",
+            "--days",
+            "2",
+            "--flushes-per-hour",
+            "2",
+            "--rows-per-flush",
+            "50",
+            "--start",
+            "2024-01-01",
+        ],
     );
     assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
     let m = exec(&c, &["maintain", "--json"]);
@@ -179,7 +191,8 @@ fn the_image_runs_with_composes_settings() {
     wait_for("the job to end", Duration::from_secs(120), || {
         let o = exec(&c, &["jobs", "show", &id, "--json"]);
         job = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        job["ended_at"].is_string() || ["oom_killed", "failed", "succeeded"].contains(&job["state"].as_str().unwrap_or(""))
+        job["ended_at"].is_string()
+            || ["oom_killed", "failed", "succeeded"].contains(&job["state"].as_str().unwrap_or(""))
     });
     assert_eq!(job["state"], "oom_killed", "{job}");
     let peak = job["peak_memory_bytes"].as_u64().unwrap();
@@ -191,7 +204,10 @@ fn the_image_runs_with_composes_settings() {
         job["message"]
     );
     assert!(peak <= 80 << 20, "peak {peak}: {job}");
-    assert!(exec(&c, &["healthcheck", &url]).status.success(), "the daemon went down");
+    assert!(
+        exec(&c, &["healthcheck", &url]).status.success(),
+        "the daemon went down"
+    );
 
     // Nothing is written outside the data volume and the tmpfs.
     let diff = ok(&["diff", &c]);

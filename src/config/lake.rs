@@ -20,6 +20,10 @@ pub struct LakeConfig {
     /// A retired file stays readable while a snapshot younger than this names it.
     #[serde(default = "default_keep")]
     pub keep_snapshots: Span,
+    /// A held file keeps its old name this long after the lake points at
+    /// its new one, for readers that listed the old name and open it later.
+    #[serde(default = "default_reader_grace")]
+    pub reader_grace: Span,
 }
 
 impl Default for LakeConfig {
@@ -28,6 +32,7 @@ impl Default for LakeConfig {
             enabled: default_enabled(),
             path: default_path(),
             keep_snapshots: default_keep(),
+            reader_grace: default_reader_grace(),
         }
     }
 }
@@ -40,4 +45,7 @@ fn default_path() -> PathBuf {
 }
 fn default_keep() -> Span {
     Span(std::time::Duration::from_secs(3600))
+}
+fn default_reader_grace() -> Span {
+    Span(std::time::Duration::from_secs(1))
 }

@@ -325,6 +325,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
                 n += 1;
             }
             if held {
+                // The old name goes after the reader grace (`finish`).
                 crate::lake::hold(cfg, &path, &to)?;
             } else {
                 fsutil::move_file(&path, &to)?;
@@ -377,12 +378,16 @@ pub fn finish(
     if let Err(e) = drop_claims(cfg, conn, id, out_tier) {
         first = Some(("drop claims", deferred::file_of(&e, out_tier), e));
     }
+    let root = cfg.tier_root(tier).ok();
+    // Held inputs keep their old names until readers that listed them are done.
+    let (mut old_names, since) = (Vec::new(), std::time::Instant::now());
     for (i, rel) in paths(conn, "journal_inputs", id).map_err(&dberr)?.iter().enumerate() {
         match retire_input(cfg, conn, id, tier, rel) {
             Ok(Retired::Removed) => done.removed += 1,
             Ok(Retired::Trashed) => done.trashed += 1,
             Ok(Retired::Replaced) => done.replaced += 1,
-            Ok(Retired::Absent | Retired::Held) => {}
+            Ok(Retired::Held) => old_names.extend(root.as_ref().map(|r| r.join(rel)).filter(|p| p.exists())),
+            Ok(Retired::Absent) => {}
             Err(e @ Error::Db { .. }) => return Err(e),
             Err(e) => {
                 let file = cfg.tier_root(tier).map(|r| r.join(rel)).unwrap_or_else(|_| rel.into());
@@ -392,6 +397,14 @@ pub fn finish(
         }
         if i == 0 {
             crate::failpoint::hit("rewrite:mid-delete");
+        }
+    }
+    if let Err((file, e)) = crate::lake::release_old_names(cfg, &old_names, since) {
+        first.get_or_insert(("retire", file.display().to_string(), e));
+    }
+    if let Some(root) = &root {
+        for dir in old_names.iter().filter_map(|p| p.parent()) {
+            remove_empty_dirs(dir, root);
         }
     }
     match first {

@@ -349,10 +349,12 @@ pub fn names(cfg: &Config, path: &Path) -> bool {
 }
 
 /// Keep a retired file that a snapshot names readable at `to` (the trash):
-/// link it there, point the lake at it, then unlink the old name, so a
-/// reader finds it under one name or the other throughout. Where a link
-/// cannot be made (another filesystem) it is moved.
-pub fn hold(cfg: &Config, from: &Path, to: &Path) -> Result<()> {
+/// link it there and point the lake at it. Where a link cannot be made
+/// (another filesystem) it is moved. Returns whether the old name is still
+/// there: the caller unlinks it after `lake.reader_grace`
+/// ([`release_old_names`]), so a reader that listed it a moment before
+/// still opens it.
+pub fn hold(cfg: &Config, from: &Path, to: &Path) -> Result<bool> {
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
     }
@@ -367,13 +369,40 @@ pub fn hold(cfg: &Config, from: &Path, to: &Path) -> Result<()> {
     if let Err(e) = repoint(cfg, from, to) {
         tracing::warn!(path = %from.display(), error = %e, "lake: could not repoint a held file; old snapshots may not read it");
     }
-    if linked {
-        std::fs::remove_file(from).map_err(Error::io("remove", from))?;
-        if let Some(dir) = from.parent() {
-            crate::fsutil::fsync_dir(dir)?;
+    Ok(linked)
+}
+
+/// Unlink the old names of files [`hold`] linked into the trash, once
+/// `lake.reader_grace` has passed since `since`; each folder is synced.
+/// Returns the first failure, with its file.
+pub fn release_old_names(
+    cfg: &Config,
+    names: &[PathBuf],
+    since: std::time::Instant,
+) -> std::result::Result<(), (PathBuf, Error)> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if let Some(left) = cfg.lake.reader_grace.0.checked_sub(since.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let mut first = None;
+    for p in names {
+        let r = std::fs::remove_file(p)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(Error::io("remove", p))
+            .and_then(|()| p.parent().map_or(Ok(()), crate::fsutil::fsync_dir));
+        if let Err(e) = r {
+            first.get_or_insert((p.clone(), e));
         }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
 fn repoint(cfg: &Config, from: &Path, to: &Path) -> Result<()> {
