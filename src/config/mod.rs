@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnEncoding, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
-pub use jobs::{FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
+pub use jobs::{DataLimit, FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
 pub use lake::LakeConfig;
 pub use quality::{DataKind, OnBadRows, QualityConfig};
 pub use s3::S3Config;

@@ -311,8 +311,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
     // it (while snapshots are kept), unless a quota evicts it for room.
     let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
     let held = !pinned
-        && !cfg.lake.keep_snapshots.0.is_zero()
-        && crate::lake::names(cfg, &path)
+        && crate::lake::holds(cfg, &path)
         && kind(conn, id)? != Action::Evict.as_str();
     if held || pinned {
         let kept_at = if remote {

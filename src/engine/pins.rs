@@ -159,7 +159,7 @@ pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
     };
     let mut purged = 0;
     for (id, tier, rel, path, released) in rows {
-        let pinned = is_pinned(&db.conn, &tier, &rel).map_err(&dberr)? || crate::lake::names(cfg, Path::new(&path));
+        let pinned = is_pinned(&db.conn, &tier, &rel).map_err(&dberr)? || crate::lake::holds(cfg, Path::new(&path));
         match (pinned, released) {
             (true, Some(_)) => {
                 db.conn

@@ -330,6 +330,12 @@ pub fn after_change(cfg: &Config, conn: &Connection) -> Option<Synced> {
     }
 }
 
+/// Whether the lake keeps `path` readable for its snapshots: it names the
+/// file and snapshots are kept at all (`lake.keep_snapshots` > 0).
+pub fn holds(cfg: &Config, path: &Path) -> bool {
+    !cfg.lake.keep_snapshots.0.is_zero() && names(cfg, path)
+}
+
 /// Whether any kept snapshot of the lake names `path` (so a reader may
 /// still open it). False without a lake, or when it cannot be read.
 pub fn names(cfg: &Config, path: &Path) -> bool {
