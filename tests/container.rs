@@ -210,8 +210,12 @@ fn the_image_runs_with_composes_settings() {
     );
 
     // Nothing is written outside the data volume and the tmpfs.
+    // (podman's own bind mounts of /etc/hosts, /etc/resolv.conf and
+    // /etc/hostname show /etc as changed; the root itself is read-only.)
     let diff = ok(&["diff", &c]);
-    assert!(diff.is_empty(), "written outside the volume:\n{diff}");
+    let podmans = ["C /etc", "A /etc/hosts", "A /etc/resolv.conf", "A /etc/hostname", "C /run", "A /run/.containerenv"];
+    let written: Vec<&str> = diff.lines().filter(|l| !podmans.contains(&l.trim())).collect();
+    assert!(written.is_empty(), "written outside the volume:\n{diff}");
 
     // SIGTERM stops it within stop_grace_period (60 s).
     let t = Instant::now();
