@@ -138,7 +138,18 @@ lake_file = f"{root}/data/lake.sqlite"
 con.execute(attach)
 files = glob.glob(f"{hot}/trades/**/*.parquet", recursive=True)
 live = len(files)
-lake_bytes = sum(os.path.getsize(p) for p in glob.glob(lake_file + "*"))
+lake_bytes = sum(os.path.getsize(p) for p in (lake_file, lake_file + "-wal") if os.path.exists(p))
+# The bytes that grow with the files (per-file tables and their indexes), apart
+# from the fixed cost of ~30 empty tables; dbstat needs SQLite built with it.
+per_file_tables = ("ducklake_data_file", "ducklake_file_column_stats", "ducklake_file_partition_value",
+                   "mdkeep_data_file_live", "mdkeep_data_file_path", "mdkeep_file_stats", "mdkeep_file_partition")
+try:
+    import sqlite3
+    _c = sqlite3.connect(f"file:{lake_file}?mode=ro", uri=True)
+    per_file_bytes = sum(b for n, b in _c.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name") if n in per_file_tables)
+    _c.close()
+except Exception:
+    per_file_bytes = None
 
 src = {"lake": "lake.trades", "glob": f"read_parquet('{hot}/trades/**/*.parquet', hive_partitioning=true)"}
 if not a.no_reference:
@@ -222,7 +233,8 @@ ops_ms = sum(t for _, t, _ in ops) * 1e3
 print(f"\nlake scale: {a.gen} {a.symbols} symbols x {a.days} days, {a.rows_per_day} rows a day; {live} live files "
       f"(lake check: {check.get('live_files')} live, snapshot {check.get('snapshot')})")
 print("build: " + ", ".join(f"{k} {v:.1f}" for k, v in build.items()) if build else "build: reused")
-print(f"lake.sqlite: {lake_bytes / 1e6:.2f} MB = {lake_bytes / max(live, 1):.0f} bytes per live file")
+print(f"lake.sqlite: {lake_bytes / 1e6:.2f} MB = {lake_bytes / max(live, 1):.0f} bytes per live file"
+      + (f" (the per-file tables and indexes: {per_file_bytes / max(live, 1):.0f} bytes per file)" if per_file_bytes else ""))
 print(f"probe: {ex}/{sym} {day} {lo[11:19]}..{hi[11:19]}, trade_id {tid}; median of {a.runs}, ms, threads=2")
 readers = list(src)
 print(f"{'query':8}" + "".join(f"{r:>10}" for r in readers) + f"{'lake/glob':>11}" + (f"{'ref/glob':>10}" if 'ref' in src else ""))
@@ -243,6 +255,6 @@ for name, t, extra in ops:
 print("answers: " + ("lake, glob" + (" and ref" if "ref" in src else "") + " agree" if not bad else "DISAGREE"))
 for b in bad:
     print("  " + b)
-json.dump({"live": live, "lake_bytes": lake_bytes, "build": build, "opens": opens,
+json.dump({"live": live, "lake_bytes": lake_bytes, "per_file_bytes": per_file_bytes, "build": build, "opens": opens,
            "ms": {q: {r: v[0] for r, v in res[q].items()} for q in Q}, "bad": bad}, open(f"{work}/result.json", "w"), indent=1)
 sys.exit(1 if bad else 0)
