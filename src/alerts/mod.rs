@@ -317,10 +317,10 @@ pub fn check(cfg: &Config, db: &Db, daemon_problems: Option<&[String]>) -> Resul
             state::record_delivery(db, &d.target, &d.result, now)?;
             match &d.result {
                 Ok(()) => took.push(d.target.clone()),
-                Err(e) => {
-                    tracing::warn!(target_name = %d.target, key = %n.key, error = %e, "alert not delivered");
-                    report.failed.push(d);
-                }
+                Err(e) => tracing::warn!(target_name = %d.target, key = %n.key, error = %e, "alert not delivered"),
+            }
+            if d.result.is_err() {
+                report.failed.push(d);
             }
         }
         // Kept for the next check when every target failed.
@@ -347,7 +347,11 @@ pub fn test(cfg: &Config, db: &Db, only: Option<&str>) -> Result<Vec<deliver::De
             let names: Vec<String> = cfg.alerts.targets.iter().map(|t| t.name()).collect();
             return Err(Error::Invalid(format!(
                 "no alert target `{name}` (targets: {})",
-                if names.is_empty() { "none".into() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
             )));
         }
     }
@@ -378,7 +382,9 @@ impl CheckLock {
         let db = cfg.state_db();
         let path = db.with_file_name(format!(
             "{}.alerts.lock",
-            db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            db.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         ));
         let f = std::fs::OpenOptions::new()
             .create(true)

@@ -30,7 +30,8 @@ pub struct AlertRow {
     pub resolved_sent: Option<i64>,
 }
 
-const COLUMNS: &str = "key, rule, subject, message, since, once, fired_at, last_sent, sends, resolved_at, resolved_sent";
+const COLUMNS: &str =
+    "key, rule, subject, message, since, once, fired_at, last_sent, sends, resolved_at, resolved_sent";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {

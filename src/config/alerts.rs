@@ -194,9 +194,7 @@ impl AlertTarget {
                 "token_file",
                 "a telegram target needs a token_file (the bot token, mode 0600)".into(),
             )),
-            TargetKind::Command if self.argv.is_empty() => {
-                Some(("argv", "a command target needs an argv".into()))
-            }
+            TargetKind::Command if self.argv.is_empty() => Some(("argv", "a command target needs an argv".into())),
             _ => None,
         }
     }
