@@ -4,6 +4,7 @@
 //! the catalog and scan, ingest and the pile generator. The `mdkeep` binary
 //! is a thin command-line shell over it; a daemon will be another.
 
+pub mod alerts;
 pub mod catalog;
 pub mod compaction;
 pub mod config;

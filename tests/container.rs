@@ -213,7 +213,14 @@ fn the_image_runs_with_composes_settings() {
     // (podman's own bind mounts of /etc/hosts, /etc/resolv.conf and
     // /etc/hostname show /etc as changed; the root itself is read-only.)
     let diff = ok(&["diff", &c]);
-    let podmans = ["C /etc", "A /etc/hosts", "A /etc/resolv.conf", "A /etc/hostname", "C /run", "A /run/.containerenv"];
+    let podmans = [
+        "C /etc",
+        "A /etc/hosts",
+        "A /etc/resolv.conf",
+        "A /etc/hostname",
+        "C /run",
+        "A /run/.containerenv",
+    ];
     let written: Vec<&str> = diff.lines().filter(|l| !podmans.contains(&l.trim())).collect();
     assert!(written.is_empty(), "written outside the volume:\n{diff}");
 

@@ -3,6 +3,7 @@
 //! Owns argument parsing, text/JSON output and exit codes. No storage logic
 //! lives here.
 
+mod alerts;
 mod compact;
 mod coverage;
 mod daemon;
@@ -109,6 +110,9 @@ pub enum Command {
     /// The DuckLake catalog DuckDB readers attach: attach, check, rebuild.
     #[command(subcommand)]
     Lake(lake::Cmd),
+    /// Alerts: send a test message, list what is firing, evaluate the rules now.
+    #[command(subcommand)]
+    Alerts(alerts::Cmd),
     /// Run the scheduler, the job worker and /healthz, /metrics, /status in the foreground.
     Daemon(daemon::Args),
     /// Show the daemon's schedules: next and last runs and results.
@@ -161,6 +165,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Export(a) => export::run(&cli, a),
         Command::Jobs(c) => jobs::run(&cli, c),
         Command::Lake(c) => lake::run(&cli, c),
+        Command::Alerts(c) => alerts::run(&cli, c),
         Command::Daemon(a) => daemon::run(&cli, a),
         Command::Schedule(c) => schedule::run(&cli, c),
         Command::Healthcheck(a) => healthcheck::run(a),

@@ -5,6 +5,7 @@
 //! against the root. Does not own what a setting *does*; each capability
 //! reads its own section.
 
+mod alerts;
 mod daemon;
 mod dataset;
 mod jobs;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use alerts::{AlertRules, AlertTarget, AlertsConfig, ChatId, TargetKind};
 pub use daemon::{DaemonConfig, HttpConfig, OnShutdown, ScheduleConfig, Task, WhenBusy};
 pub use dataset::{timeframe_ns, ColumnEncoding, ColumnSpec, ColumnType, DatasetConfig, Granularity, RollupConfig};
 pub use jobs::{DataLimit, FrameworkProfile, JobsConfig, LimitMode, Runner, SlurmConfig};
@@ -64,6 +66,9 @@ pub struct Config {
     /// The DuckLake catalog readers attach (`crate::lake`).
     #[serde(default)]
     pub lake: LakeConfig,
+    /// Where alerts go and which rules fire (`crate::alerts`).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     /// Named maintenance tasks and when they run (`mdkeep daemon`).
     #[serde(default)]
     pub schedule: IndexMap<String, ScheduleConfig>,

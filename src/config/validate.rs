@@ -21,8 +21,46 @@ pub(super) fn validate(cfg: &Config) -> Result<()> {
     tiers(cfg)?;
     limits(cfg)?;
     schedules(cfg)?;
+    alerts(cfg)?;
     for (name, ds) in &cfg.datasets {
         dataset_rules(cfg, name, ds)?;
+    }
+    Ok(())
+}
+
+/// Every target has what its kind needs, and a name of its own.
+fn alerts(cfg: &Config) -> Result<()> {
+    let a = &cfg.alerts;
+    if a.attempts == 0 {
+        return Err(bad(cfg, "alerts.attempts".into(), "must be at least 1".into()));
+    }
+    if a.rules.disk_full_days < 0.0 || a.rules.disk_full_days.is_nan() {
+        return Err(bad(
+            cfg,
+            "alerts.rules.disk_full_days".into(),
+            "must be 0 (off) or more".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, t) in a.targets.iter().enumerate() {
+        if let Some((key, message)) = t.missing() {
+            return Err(bad(cfg, format!("alerts.targets[{i}].{key}"), message));
+        }
+        let name = t.name();
+        if name.trim().is_empty() || name.contains(['"', '\\', '\n']) {
+            return Err(bad(
+                cfg,
+                format!("alerts.targets[{i}].name"),
+                "must be a plain, non-empty name".into(),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(bad(
+                cfg,
+                format!("alerts.targets[{i}].name"),
+                format!("two targets are called `{name}`; give each a name"),
+            ));
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //!   job's `/jobs/<id>/log` (the last 64 KiB of its output, text) and
 //!   `/jobs/<id>/result.json`.
 //! - `/quality` and `/coverage`, with `/api/quality` and `/api/coverage`.
+//! - The alerts firing and the alert targets failing open `/`, above the report.
 //!
 //! Owns the routes. The report comes from [`super::app::ReportCache`]; all
 //! markup is the report's ([`crate::report::page`]).
@@ -98,8 +99,9 @@ async fn json_with(
 
 async fn index(State(s): State<Arc<AppState>>) -> Response {
     page_with(s, "mdkeep report", |s, db| {
+        let alerts = page::alerts(&crate::alerts::state::list(db, 0)?, &crate::alerts::state::targets(db)?);
         let deferred = page::deferred(&crate::engine::deferred::list(db)?);
-        Ok(format!("{deferred}{}", s.report.get(&s.cfg, db)?.0))
+        Ok(format!("{alerts}{deferred}{}", s.report.get(&s.cfg, db)?.0))
     })
     .await
 }

@@ -95,6 +95,16 @@ async fn serve_metrics(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// `/status`'s `alerts`: what is firing (or held) and the targets that are failing.
+fn alerts_status(db: &Db) -> crate::error::Result<serde_json::Value> {
+    let firing = crate::alerts::state::list(db, 0)?;
+    let failing: Vec<_> = crate::alerts::state::targets(db)?
+        .into_iter()
+        .filter(|t| t.failures > 0)
+        .collect();
+    Ok(json!({ "firing": firing, "failing_targets": failing }))
+}
+
 async fn status(State(s): State<Arc<AppState>>) -> Response {
     match blocking(s, |s| {
         let db = Db::open_existing(&s.cfg.state_db())?;
@@ -113,6 +123,7 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
             "running_jobs": running,
             "queued_jobs": jobs.iter().filter(|j| j.life.is_queued()).count(),
             "deferred": crate::engine::deferred::list(&db)?,
+            "alerts": alerts_status(&db)?,
         }))
     })
     .await

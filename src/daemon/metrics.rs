@@ -238,7 +238,51 @@ pub fn render_live(cfg: &Config) -> Result<String> {
         vec![(String::new(), in_use as f64)],
     );
     task_families(&db, &mut out)?;
+    alert_families(cfg, &db, &mut out)?;
     Ok(out)
+}
+
+/// Per alert target: consecutive failed deliveries (every configured
+/// target, 0 until one fails); per rule: alerts firing.
+fn alert_families(cfg: &Config, db: &Db, out: &mut String) -> Result<()> {
+    let health = crate::alerts::state::targets(db)?;
+    let failures = |name: &str| {
+        health
+            .iter()
+            .find(|h| h.target == name)
+            .map_or(0.0, |h| h.failures as f64)
+    };
+    write_family(
+        out,
+        "mdkeep_alert_target_failures",
+        "gauge",
+        "Consecutive failed deliveries to each alert target (0: the last one went through).",
+        cfg.alerts
+            .targets
+            .iter()
+            .map(|t| {
+                let name = t.name();
+                (labels(&["target"], std::slice::from_ref(&name)), failures(&name))
+            })
+            .collect(),
+    );
+    let mut firing: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for a in crate::alerts::state::list(db, 0)? {
+        if a.state == "firing" {
+            *firing.entry(a.rule).or_default() += 1.0;
+        }
+    }
+    write_family(
+        out,
+        "mdkeep_alerts_firing",
+        "gauge",
+        "Alerts firing now, per rule (see `mdkeep alerts ls`).",
+        firing
+            .into_iter()
+            .map(|(rule, n)| (labels(&["rule"], &[rule]), n))
+            .collect(),
+    );
+    Ok(())
 }
 
 /// Per scheduled task: last success, last duration, failures, skips.

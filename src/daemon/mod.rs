@@ -9,6 +9,7 @@
 //! running jobs or lets them finish within `daemon.shutdown_grace`, as
 //! `daemon.on_shutdown` says.
 
+pub mod alerting;
 pub mod app;
 pub mod dashboard;
 pub mod http;
@@ -44,7 +45,10 @@ pub async fn run(cfg: Config, signal: impl std::future::Future<Output = ()>) -> 
     let mut worker = spawn_worker(&cfg, &shutdown, &health);
     // Only served pages need their snapshot and report refreshed after each task.
     let snapshot = http.is_some().then(|| app_state.clone());
-    let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, snapshot);
+    // Alerts are checked on a thread of their own after each task; a task never waits for them.
+    let alerter = alerting::Alerter::spawn(&cfg, health.clone());
+    let after = AfterTask { snapshot, alerter };
+    let sched = spawn_scheduler(&cfg, db, sched, initial, clock, &shutdown, &health, after);
     tracing::info!(pid = std::process::id(), "daemon started");
 
     signal.await;
@@ -154,8 +158,17 @@ fn spawn_worker(cfg: &Config, shutdown: &Shutdown, health: &Arc<app::Health>) ->
     })
 }
 
+/// What follows each task's end, without the task waiting for it.
+struct AfterTask {
+    /// The metrics snapshot and the dashboard's report, when served.
+    snapshot: Option<Arc<app::AppState>>,
+    /// The alerts thread, unless alerts are off.
+    alerter: Option<alerting::Alerter>,
+}
+
 /// The scheduler: each due task on a blocking thread, each event recorded,
-/// the metrics snapshot (when served) refreshed after each task.
+/// the metrics snapshot (when served) refreshed and the alerts checked
+/// after each task.
 #[allow(clippy::too_many_arguments)]
 fn spawn_scheduler(
     cfg: &Config,
@@ -165,7 +178,7 @@ fn spawn_scheduler(
     clock: Clock,
     shutdown: &Shutdown,
     health: &Arc<app::Health>,
-    snapshot: Option<Arc<app::AppState>>,
+    after: AfterTask,
 ) -> tokio::task::JoinHandle<()> {
     let run_task = {
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
@@ -182,8 +195,13 @@ fn spawn_scheduler(
         if let Err(err) = record(&db, &e) {
             tracing::warn!(error = %err, "cannot record a schedule event");
         }
-        if let (Event::Finished { .. }, Some(st)) = (&e, &snapshot) {
-            st.refresh_later();
+        if let Event::Finished { .. } = &e {
+            if let Some(st) = &after.snapshot {
+                st.refresh_later();
+            }
+            if let Some(a) = &after.alerter {
+                a.poke();
+            }
         }
     };
     let drive = driver::drive(sched, initial, clock, run_task, on_event, shutdown.clone());

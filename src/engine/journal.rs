@@ -310,9 +310,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
     // A pinned file waits for its pins; else a lake reader may still read
     // it (while snapshots are kept), unless a quota evicts it for room.
     let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
-    let held = !pinned
-        && crate::lake::holds(cfg, &path)
-        && kind(conn, id)? != Action::Evict.as_str();
+    let held = !pinned && crate::lake::holds(cfg, &path) && kind(conn, id)? != Action::Evict.as_str();
     if held || pinned {
         let kept_at = if remote {
             path

@@ -236,6 +236,20 @@ pub fn ended_before(db: &Db, cutoff_ns: i64) -> Result<Vec<(i64, String)>> {
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
 }
 
+/// Jobs that ended failed, timed out or OOM-killed at or after `since_ns`,
+/// oldest first (the alerts' job rule).
+pub fn ended_badly_since(db: &Db, since_ns: i64) -> Result<Vec<Job>> {
+    let mut st = db
+        .conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state IN ('failed', 'timed_out', 'oom_killed')
+             AND finished_at IS NOT NULL AND finished_at >= ?1 ORDER BY finished_at, id"
+        ))
+        .map_err(db.err())?;
+    let rows = st.query_map([since_ns], from_row).map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
 /// Queued jobs in the order they may run: priority, then age.
 pub fn queued(db: &Db) -> Result<Vec<Job>> {
     list(db, Some("queued")).map(|mut v| {

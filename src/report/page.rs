@@ -209,6 +209,54 @@ pub fn deferred(items: &[crate::engine::deferred::Deferred]) -> String {
     out
 }
 
+/// The alerts section: what is firing (or held) and the targets failing to
+/// take them; nothing when all is quiet.
+pub fn alerts(firing: &[crate::alerts::state::AlertView], targets: &[crate::alerts::state::TargetHealth]) -> String {
+    let failing: Vec<&crate::alerts::state::TargetHealth> = targets.iter().filter(|t| t.failures > 0).collect();
+    if firing.is_empty() && failing.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<Cell>> = firing
+        .iter()
+        .map(|a| {
+            vec![
+                a.state.into(),
+                a.subject.clone().into(),
+                a.message.clone().into(),
+                short_time(&a.since).into(),
+                a.last_sent.as_deref().map(short_time).unwrap_or_default().into(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    section(
+        &mut out,
+        &format!("Alerts ({})", firing.len()),
+        &["state", "what", "message", "since", "last sent"],
+        &rows,
+    );
+    if !failing.is_empty() {
+        let rows: Vec<Vec<Cell>> = failing
+            .iter()
+            .map(|t| {
+                vec![
+                    t.target.clone().into(),
+                    t.failures.to_string().into(),
+                    t.last_error.clone().unwrap_or_default().into(),
+                    t.last_ok.as_deref().map(short_time).unwrap_or_default().into(),
+                ]
+            })
+            .collect();
+        section(
+            &mut out,
+            "Alert targets failing",
+            &["target", "failures in a row", "last error", "last delivered"],
+            &rows,
+        );
+    }
+    out
+}
+
 /// The stored findings, one row each.
 pub fn quality(o: &Overview) -> String {
     let rows: Vec<Vec<Cell>> = o

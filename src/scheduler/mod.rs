@@ -277,7 +277,8 @@ pub fn record_start(db: &Db, task: &str, at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// Record the end of a run: `result` is `ok` or the error.
+/// Record the end of a run: `result` is `ok` or the error. `failures`
+/// counts the failed runs in a row (a success sets it back to 0).
 pub fn record_end(db: &Db, task: &str, at: DateTime<Utc>, ok: bool, result: &str, duration_ms: i64) -> Result<()> {
     db.conn
         .execute(
@@ -286,7 +287,7 @@ pub fn record_end(db: &Db, task: &str, at: DateTime<Utc>, ok: bool, result: &str
              ON CONFLICT (task) DO UPDATE SET last_end = excluded.last_end, last_result = excluded.last_result,
                  last_duration_ms = excluded.last_duration_ms,
                  last_success = CASE WHEN ?5 THEN excluded.last_end ELSE schedules.last_success END,
-                 failures = schedules.failures + CASE WHEN ?5 THEN 0 ELSE 1 END",
+                 failures = CASE WHEN ?5 THEN 0 ELSE schedules.failures + 1 END",
             params![task, ns(at), result, duration_ms, ok],
         )
         .map_err(db.err())?;

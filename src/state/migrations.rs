@@ -299,4 +299,34 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN pgid_start INTEGER;
     ALTER TABLE reservations ADD COLUMN pid_start INTEGER;
     "#,
+    // 17: alerts (crate::alerts::state): each condition's alert, when it
+    // started, was last sent and ended; each target's health; marks (how far
+    // the one-shot rules have looked).
+    r#"
+    CREATE TABLE alerts (
+        key           TEXT PRIMARY KEY,   -- rule:subject, e.g. job:12, store:archive
+        rule          TEXT    NOT NULL,
+        subject       TEXT    NOT NULL,
+        message       TEXT    NOT NULL,   -- the latest text of the condition
+        since         INTEGER NOT NULL,   -- ns: when the condition was first seen
+        once          INTEGER NOT NULL DEFAULT 0,  -- one-shot: never repeated, never "resolved"
+        fired_at      INTEGER,            -- first delivered; NULL while held or undelivered
+        last_sent     INTEGER,
+        sends         INTEGER NOT NULL DEFAULT 0,
+        resolved_at   INTEGER,            -- the condition ended
+        resolved_sent INTEGER             -- "resolved" delivered (or nothing to send)
+    );
+    CREATE INDEX alerts_open ON alerts (resolved_at);
+    CREATE TABLE alert_targets (
+        target       TEXT PRIMARY KEY,
+        failures     INTEGER NOT NULL DEFAULT 0,   -- consecutive failed deliveries
+        last_error   TEXT,                         -- never a URL or a token
+        last_ok      INTEGER,
+        last_attempt INTEGER
+    );
+    CREATE TABLE alert_marks (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    "#,
 ];
