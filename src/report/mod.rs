@@ -9,7 +9,9 @@
 mod cache;
 pub mod gaps;
 pub mod header;
+pub mod equity;
 pub mod html;
+pub mod jobs_page;
 pub mod page;
 pub mod quality;
 pub mod render;

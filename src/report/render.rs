@@ -341,14 +341,14 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// The same sections as HTML tables, for the HTML page.
+/// The same sections as HTML tables, for the HTML page: times to the second.
 pub fn html_tables(r: &Report) -> String {
     let mut out = String::new();
     for (title, t) in sections(r) {
         let rows: Vec<Vec<super::page::Cell>> = t
             .rows
             .into_iter()
-            .map(|row| row.into_iter().map(Into::into).collect())
+            .map(|row| row.iter().map(|c| super::page::short_time(c).into()).collect())
             .collect();
         super::page::section(&mut out, &title, &t.head, &rows);
     }
