@@ -12,7 +12,8 @@ Strategy: every STEP_MS, take the last trade price as the fair price, skew it ag
 Output: JSON at $MDKEEP_RESULT: framework, framework_version, strategy, fills (our order fills),
         market_trades (input rows), total_profit (quote currency, after fees), total_return
         (profit / BOOK_SIZE), max_drawdown (fraction of BOOK_SIZE), fees, trading_value,
-        final_position, per_symbol{...}, wall_s, peak_rss_kb. Equity is marked at the last trade
+        final_position, per_symbol{...}, wall_s, peak_rss_kb; $MDKEEP_ARTIFACTS/equity.parquet
+        (ts, equity): the book plus the profit so far. Equity is marked at the last trade
         price (hftbacktest's Recorder marks at the book mid, which trades-only data lacks).
 Optional env: STEP_MS (100), HALF_SPREAD_BPS (5), ORDER_QTY (0.01), MAX_POSITION (0.1),
         SKEW_BPS (1, per ORDER_QTY of inventory), MAKER_FEE (0.0002), TAKER_FEE (0.0005),
@@ -109,6 +110,26 @@ def _f(x):
 
 def _env(name, default):
     return float(os.environ.get(name, default))
+
+
+def write_equity(art, ts, equity_sum, book_total) -> None:
+    """$MDKEEP_ARTIFACTS/equity.parquet: `ts` (timestamp, UTC) and `equity` (float), the
+    shape mdkeep's job page and `jobs compare` read: the book plus the profit so far, from
+    the first record where every asset has a price, so it ends at book * (1 + total_return)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ok = np.isfinite(equity_sum)
+    if not ok.any():
+        return
+    eq = equity_sum[ok]
+    table = pa.table({
+        "ts": pa.array(np.asarray(ts[ok], dtype="int64"), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "equity": pa.array(book_total + (eq - eq[0]), pa.float64()),
+    })
+    path = os.path.join(art, "equity.parquet")
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def main() -> int:
@@ -243,6 +264,8 @@ def main() -> int:
     if art and os.path.isdir(art):
         np.savez_compressed(os.path.join(art, "records.npz"),
                             **{s: records[:, i] for i, s in enumerate(symbols)})
+        if equity_sum is not None:
+            write_equity(art, ts, equity_sum, book_total)
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=2)
