@@ -211,20 +211,24 @@ def main():
     install(_load_markets_list(argv))
     from freqtrade.main import main as ft_main
 
-    code = 0
     try:
         ft_main(argv)
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    # A finished backtest leaves its equity series for mdkeep's pages; a failure to
-    # write it is reported and does not fail the job.
+        if e.code in (0, None):
+            _after_backtest(argv)
+        raise
+    _after_backtest(argv)
+
+
+def _after_backtest(argv):
+    """A finished backtest leaves its equity series for mdkeep's pages; a failure to write
+    it is reported and does not fail the job."""
     dirs = _argv_values(argv, "--backtest-directory", "--export-directory")
-    if code == 0 and argv and argv[0] == "backtesting" and dirs:
+    if argv and argv[0] == "backtesting" and dirs:
         try:
             write_equity(dirs[0])
         except Exception as e:  # noqa: BLE001 - the backtest itself succeeded
             print(f"ft_offline: no equity.parquet: {e}", file=sys.stderr)
-    sys.exit(code)
 
 
 if __name__ == "__main__":
