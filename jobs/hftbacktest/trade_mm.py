@@ -112,20 +112,31 @@ def _env(name, default):
     return float(os.environ.get(name, default))
 
 
-def write_equity(art, ts, equity_sum, book_total) -> None:
+def write_equity(art, ts, records, book_total) -> None:
     """$MDKEEP_ARTIFACTS/equity.parquet: `ts` (timestamp, UTC) and `equity` (float), the
-    shape mdkeep's job page and `jobs compare` read: the book plus the profit so far, from
-    the first record where every asset has a price, so it ends at book * (1 + total_return)."""
+    shape mdkeep's job page and `jobs compare` read: the book plus every asset's profit so far
+    (its equity less its first marked equity, carried forward), so it ends at
+    book * (1 + total_return)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    ok = np.isfinite(equity_sum)
-    if not ok.any():
+    n = len(ts)
+    if n == 0:
         return
-    eq = equity_sum[ok]
+    eq = records["balance"] + records["position"] * records["price"] - records["fee"]
+    rows = np.arange(n)
+    profit = np.zeros(n)
+    for i in range(eq.shape[1]):
+        e = eq[:, i]
+        ok = np.isfinite(e)
+        if not ok.any():
+            continue
+        start = int(np.argmax(ok))
+        last_ok = np.maximum.accumulate(np.where(ok, rows, start))
+        profit += np.where(rows >= start, e[last_ok] - e[start], 0.0)
     table = pa.table({
-        "ts": pa.array(np.asarray(ts[ok], dtype="int64"), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-        "equity": pa.array(book_total + (eq - eq[0]), pa.float64()),
+        "ts": pa.array(np.asarray(ts, dtype="int64"), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "equity": pa.array(book_total + profit, pa.float64()),
     })
     path = os.path.join(art, "equity.parquet")
     pq.write_table(table, path + ".tmp")
@@ -264,8 +275,7 @@ def main() -> int:
     if art and os.path.isdir(art):
         np.savez_compressed(os.path.join(art, "records.npz"),
                             **{s: records[:, i] for i, s in enumerate(symbols)})
-        if equity_sum is not None:
-            write_equity(art, ts, equity_sum, book_total)
+        write_equity(art, ts, records, book_total)
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=2)

@@ -293,6 +293,10 @@ def main() -> int:
         group_curve.append((int(ts), v))
         peak = max(peak, v)
         mdd = max(mdd, (peak - v) / peak)
+    if group_curve:
+        # The end is each symbol's final ledger (after on_stop's flattening fill), which
+        # total_return is taken from; a bar's mark at the same time may differ from it.
+        group_curve[-1] = (group_curve[-1][0], tot_start + sum(c[-1][1] for c in curves if c))
     final_balances = {}
     for venue in venues:
         for c, m in engine.portfolio.account(venue).balances_total().items():
