@@ -74,7 +74,11 @@ fn vectorbt_backtests_the_exported_close_table() {
     assert!(m["trades"].as_u64().unwrap() > 0, "{r}");
     assert!(m["total_return"].is_number() && m["max_drawdown"].is_number(), "{r}");
     // The portfolio's value: init_cash × (1 + total_return) at the end.
-    equity_agrees(&dir, m["init_cash"].as_f64().unwrap(), m["total_return"].as_f64().unwrap());
+    equity_agrees(
+        &dir,
+        m["init_cash"].as_f64().unwrap(),
+        m["total_return"].as_f64().unwrap(),
+    );
 }
 
 #[test]
@@ -111,7 +115,11 @@ fn hftbacktest_makes_markets_on_the_exported_npz() {
     assert!(m["fills"].as_u64().unwrap_or(0) > 0, "{r}");
     assert!(m["total_profit"].is_number(), "{r}");
     // The book plus the profit so far: book_size × (1 + total_return) at the end.
-    equity_agrees(&dir, m["book_size"].as_f64().unwrap(), m["total_return"].as_f64().unwrap());
+    equity_agrees(
+        &dir,
+        m["book_size"].as_f64().unwrap(),
+        m["total_return"].as_f64().unwrap(),
+    );
 }
 
 #[test]
@@ -128,5 +136,9 @@ fn nautilus_backtests_the_exported_catalog() {
     assert!(m["fills"].as_u64().unwrap_or(0) > 0, "{r}");
     assert!(m["total_profit"].is_number(), "{r}");
     // The account's quote balance marked at each close: init_cash × (1 + total_return).
-    equity_agrees(&dir, m["init_cash"].as_f64().unwrap(), m["total_return"].as_f64().unwrap());
+    equity_agrees(
+        &dir,
+        m["init_cash"].as_f64().unwrap(),
+        m["total_return"].as_f64().unwrap(),
+    );
 }

@@ -93,12 +93,22 @@ fn jobs_show_their_metrics_equity_and_comparison() {
     s.ok(&["jobs", "work", "--once"]);
     for id in [a, b, c] {
         let j = s.json(&["jobs", "show", &id.to_string()]);
-        assert_eq!(j["state"], "succeeded", "{j}\n{}", s.ok(&["jobs", "logs", &id.to_string()]));
+        assert_eq!(
+            j["state"],
+            "succeeded",
+            "{j}\n{}",
+            s.ok(&["jobs", "logs", &id.to_string()])
+        );
     }
 
     // `jobs ls --json` carries the normalized metrics; `--sort` orders by them.
     let ls = s.json(&["jobs", "ls", "--sort", "total_return"]);
-    let ids: Vec<i64> = ls.as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, vec![a, b, c], "{ls}");
     assert_eq!(ls[0]["metrics"]["total_return"], 0.125, "{ls}");
     assert_eq!(ls[0]["metrics"]["trades"], 7, "{ls}");
@@ -113,9 +123,18 @@ fn jobs_show_their_metrics_equity_and_comparison() {
     let port = free_port();
     let daemon = start(&s, port);
     let jobs = get(port, "/jobs");
-    assert!(jobs.contains("last maintain") && !jobs.contains("no maintain run yet"), "{jobs}");
-    assert!(jobs.contains("<td>12.50 %</td>") && jobs.contains("<td>-5.00 %</td>"), "{jobs}");
-    assert!(jobs.contains("<td>3.00 %</td>") && jobs.contains("<td>7</td>"), "{jobs}");
+    assert!(
+        jobs.contains("last maintain") && !jobs.contains("no maintain run yet"),
+        "{jobs}"
+    );
+    assert!(
+        jobs.contains("<td>12.50 %</td>") && jobs.contains("<td>-5.00 %</td>"),
+        "{jobs}"
+    );
+    assert!(
+        jobs.contains("<td>3.00 %</td>") && jobs.contains("<td>7</td>"),
+        "{jobs}"
+    );
     let by_return = get(port, "/jobs?sort=total_return");
     let at = order(&by_return, &[a, b, c]);
     assert!(at[0] < at[1] && at[1] < at[2], "largest first, none last: {by_return}");
@@ -135,9 +154,15 @@ fn jobs_show_their_metrics_equity_and_comparison() {
     // A job's page: its metrics, the equity SVG, or none.
     let page = get(port, &format!("/jobs/{a}"));
     assert!(page.contains("<svg") && page.contains("Equity of job"), "{page}");
-    assert!(page.contains("<td>total_return</td>") && page.contains("<td>0.125</td>"), "{page}");
+    assert!(
+        page.contains("<td>total_return</td>") && page.contains("<td>0.125</td>"),
+        "{page}"
+    );
     assert!(page.contains("<td>note</td>"), "every metric: {page}");
-    assert!(page.contains("href=\"../jobs\""), "the header's links lead back up: {page}");
+    assert!(
+        page.contains("href=\"../jobs\""),
+        "the header's links lead back up: {page}"
+    );
     let none = get(port, &format!("/jobs/{c}"));
     assert!(none.contains("No equity curve") && !none.contains("<svg"), "{none}");
     assert!(none.contains("nothing to report"), "the log tail: {none}");
@@ -149,10 +174,20 @@ fn jobs_show_their_metrics_equity_and_comparison() {
     // The comparison, as a page and as JSON, agrees with the result.json files.
     let ids = format!("{a},{b},{c}");
     let cmp = get(port, &format!("/jobs/compare?ids={ids}"));
-    assert!(cmp.contains("<td>12.50 %</td>") && cmp.contains("<td>-5.00 %</td>"), "{cmp}");
+    assert!(
+        cmp.contains("<td>12.50 %</td>") && cmp.contains("<td>-5.00 %</td>"),
+        "{cmp}"
+    );
     assert!(cmp.contains("<svg") && cmp.contains(&format!("job {b} · bad")), "{cmp}");
     let o = s
-        .cmd(&["jobs", "compare", &a.to_string(), &b.to_string(), &c.to_string(), "--json"])
+        .cmd(&[
+            "jobs",
+            "compare",
+            &a.to_string(),
+            &b.to_string(),
+            &c.to_string(),
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -165,13 +200,20 @@ fn jobs_show_their_metrics_equity_and_comparison() {
         assert_eq!(j["metrics"], result_json(&s, id)["metrics"], "{cli}");
     }
     let last = |i: usize| cli["jobs"][i]["equity_last"].as_f64().unwrap();
-    assert!((last(0) - 1125.0).abs() < 1e-9 && (last(1) - 950.0).abs() < 1e-9, "{cli}");
+    assert!(
+        (last(0) - 1125.0).abs() < 1e-9 && (last(1) - 950.0).abs() < 1e-9,
+        "{cli}"
+    );
     assert!(cli["jobs"][2]["equity_last"].is_null(), "{cli}");
     assert!(cli["same_data"].is_null(), "no job read a [data] export: {cli}");
     assert_eq!(http_get(port, "/jobs/compare?ids=1,999").unwrap().0, 404);
     assert_eq!(http_get(port, "/jobs/compare").unwrap().0, 400);
 
-    for path in ["/jobs".to_string(), format!("/jobs/{a}"), format!("/jobs/compare?ids={ids}")] {
+    for path in [
+        "/jobs".to_string(),
+        format!("/jobs/{a}"),
+        format!("/jobs/compare?ids={ids}"),
+    ] {
         let page = get(port, &path);
         for banned in ["<script", "<form", "<button", "src=", "href=\"http", "url("] {
             assert!(!page.contains(banned), "{path} holds {banned}");
@@ -237,11 +279,15 @@ fn quality_tells_repaired_findings_from_present_ones() {
     let rep = s.json(&["report"]);
     let by_kind = rep["quality"]["by_kind"].as_array().unwrap();
     assert!(
-        by_kind.iter().any(|k| k["kind"] == "duplicate_keys" && k["status"] == "repaired"),
+        by_kind
+            .iter()
+            .any(|k| k["kind"] == "duplicate_keys" && k["status"] == "repaired"),
         "{by_kind:?}"
     );
     assert!(
-        by_kind.iter().any(|k| k["kind"] == "bad_price" && k["status"] == "present"),
+        by_kind
+            .iter()
+            .any(|k| k["kind"] == "bad_price" && k["status"] == "present"),
         "{by_kind:?}"
     );
 
@@ -250,9 +296,15 @@ fn quality_tells_repaired_findings_from_present_ones() {
     let daemon = start(&s, port);
     let page = get(port, "/quality");
     let (now, repaired) = page.split_at(page.find("Repaired by mdkeep").expect("two sections"));
-    assert!(now.contains("In the data now") && now.contains("<td>bad_price</td>"), "{page}");
+    assert!(
+        now.contains("In the data now") && now.contains("<td>bad_price</td>"),
+        "{page}"
+    );
     assert!(!now.contains("<td>duplicate_keys</td>"), "{page}");
-    assert!(repaired.contains("<td>duplicate_keys</td>") && repaired.contains("now in "), "{page}");
+    assert!(
+        repaired.contains("<td>duplicate_keys</td>") && repaired.contains("now in "),
+        "{page}"
+    );
     assert!(!repaired.contains("<td>bad_price</td>"), "{page}");
     assert!(page.contains("overflow-wrap:anywhere"), "long paths wrap");
     // Times to the second on the page; the JSON keeps them whole.

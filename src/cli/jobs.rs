@@ -115,12 +115,7 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
                 println!("{id}");
             }
         }
-        Cmd::Ls {
-            state,
-            sort,
-            asc,
-            json,
-        } => ls(&db, state.as_deref(), sort.as_deref(), *asc, *json)?,
+        Cmd::Ls { state, sort, asc, json } => ls(&db, state.as_deref(), sort.as_deref(), *asc, *json)?,
         Cmd::Show { id, json } => show(&db, *id, *json)?,
         Cmd::Logs { id, follow } => return logs(&db, *id, *follow),
         Cmd::Cancel { id } => {
@@ -240,7 +235,10 @@ fn compare(db: &Db, ids: &[i64], json: bool) -> anyhow::Result<()> {
         line("state", &|j| j.state.to_string()),
         line("total return", &|j| jobs_page::pct(j.summary.total_return)),
         line("total profit", &|j| {
-            j.summary.total_profit.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
+            j.summary
+                .total_profit
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into())
         }),
         line("max drawdown", &|j| jobs_page::pct(j.summary.max_drawdown)),
         line("trades", &|j| {
@@ -254,7 +252,10 @@ fn compare(db: &Db, ids: &[i64], json: bool) -> anyhow::Result<()> {
     ];
     output::table(&head, &rows);
     match c.same_data {
-        Some(true) => println!("same data: every job read fingerprint {}", c.jobs[0].data_fingerprint.as_deref().unwrap_or("-")),
+        Some(true) => println!(
+            "same data: every job read fingerprint {}",
+            c.jobs[0].data_fingerprint.as_deref().unwrap_or("-")
+        ),
         None => println!("same data: unknown (a job has no data manifest)"),
         Some(false) => {
             println!("different data:");

@@ -241,7 +241,12 @@ pub fn detail(db: &Db, id: i64) -> Result<Detail> {
         Some(m) => {
             let filter = QualityFilter {
                 dataset: Some(m.dataset.clone()),
-                partitions: Some(m.partitions.iter().map(|p| p.partition.clone()).collect::<BTreeSet<_>>()),
+                partitions: Some(
+                    m.partitions
+                        .iter()
+                        .map(|p| p.partition.clone())
+                        .collect::<BTreeSet<_>>(),
+                ),
                 ..Default::default()
             };
             crate::quality::list(db, &filter)?
@@ -336,10 +341,7 @@ pub fn compare(db: &Db, ids: &[i64]) -> Result<Comparison> {
         manifests.push((id, queue::data_manifest(db, id)?));
     }
     let data = data_diffs(&manifests);
-    let same_data = data
-        .iter()
-        .map(|d| d.same)
-        .try_fold(true, |all, s| s.map(|s| all && s));
+    let same_data = data.iter().map(|d| d.same).try_fold(true, |all, s| s.map(|s| all && s));
     Ok(Comparison {
         jobs,
         same_data,

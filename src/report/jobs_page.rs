@@ -193,7 +193,7 @@ pub fn detail(d: &Detail, log: &str) -> String {
     if let Some(m) = &v.message {
         let _ = writeln!(out, "<p>{}</p>", esc(m));
     }
-    let run = vec![
+    let run: Vec<Vec<Cell>> = vec![
         vec!["queued".into(), short_time(&v.queued_at).into()],
         vec![
             "started".into(),
@@ -248,7 +248,12 @@ fn metrics_section(result: Option<&Value>) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    section(&mut out, &format!("Metrics ({})", rows.len()), &["metric", "value"], &rows);
+    section(
+        &mut out,
+        &format!("Metrics ({})", rows.len()),
+        &["metric", "value"],
+        &rows,
+    );
     out
 }
 
@@ -291,7 +296,16 @@ fn data_section(d: &Detail) -> String {
     section(
         &mut out,
         &format!("Quality findings on those partitions ({})", findings.len()),
-        &["dataset", "partition", "kind", "status", "rows", "first", "detail", "file"],
+        &[
+            "dataset",
+            "partition",
+            "kind",
+            "status",
+            "rows",
+            "first",
+            "detail",
+            "file",
+        ],
         &rows,
     );
     out
@@ -315,10 +329,7 @@ pub fn compare(c: &Comparison) -> String {
         row("total return", c.jobs.iter().map(|j| pct(j.summary.total_return))),
         row("max drawdown", c.jobs.iter().map(|j| pct(j.summary.max_drawdown))),
         row("duration", c.jobs.iter().map(|j| duration(j.duration_seconds))),
-        row(
-            "data",
-            c.jobs.iter().map(|j| short_fp(j.data_fingerprint.as_deref())),
-        ),
+        row("data", c.jobs.iter().map(|j| short_fp(j.data_fingerprint.as_deref()))),
         row("final equity", c.jobs.iter().map(|j| num(j.equity_last))),
     ];
     for key in metric_keys(c) {

@@ -7,9 +7,9 @@
 //! It changes nothing: every plan in it is a dry run.
 
 mod cache;
+pub mod equity;
 pub mod gaps;
 pub mod header;
-pub mod equity;
 pub mod html;
 pub mod jobs_page;
 pub mod page;

@@ -47,7 +47,11 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let v = v.replace("%2C", ",").replace("%2c", ",").replace("%20", " ").replace('+', " ");
+            let v = v
+                .replace("%2C", ",")
+                .replace("%2c", ",")
+                .replace("%20", " ")
+                .replace('+', " ");
             (k.to_string(), v)
         })
         .collect()

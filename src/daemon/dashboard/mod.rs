@@ -137,4 +137,3 @@ async fn coverage(State(s): State<Arc<AppState>>) -> Response {
 async fn api_coverage(State(s): State<Arc<AppState>>) -> Response {
     json_with(s, |s, db| to_json(&crate::coverage::index(&s.cfg, db, None)?)).await
 }
-
