@@ -9,6 +9,7 @@
 //! `check`, and the next rewrite's counts replace its repaired kinds. A
 //! rollup reading trades replaces only the faults still in the data.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection};
@@ -255,11 +256,10 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
         if !filter.matches_partition(&partition) || (!filter.kinds.is_empty() && !filter.kinds.contains(&kind)) {
             continue;
         }
-        let key = (dataset.clone(), partition.clone());
-        if !live.contains_key(&key) {
-            live.insert(key.clone(), live_files(db, &dataset, &partition)?);
-        }
-        let files = &live[&key];
+        let files: &Vec<String> = match live.entry((dataset.clone(), partition.clone())) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(live_files(db, &dataset, &partition)?),
+        };
         let file_exists = file.as_deref().is_some_and(|f| still_there(f, &partition, files));
         out.push(FindingRow {
             dataset,

@@ -316,3 +316,19 @@ pub fn coverage(series: &[SeriesCoverage]) -> String {
     section(&mut out, &title, &["dataset", "series", "from", "to", "missing"], &gaps);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        assert_eq!(short_time("2026-12-05T07:33:33.265822168Z"), "2026-12-05 07:33:33");
+        assert_eq!(short_time("2026-12-05T07:33:33Z"), "2026-12-05 07:33:33");
+        assert_eq!(short_time("2026-12-05T07:33:33.5+02:00"), "2026-12-05 07:33:33+02:00");
+        // Anything else is left as it is.
+        for t in ["2026-12-05", "12.50 %", "", "x"] {
+            assert_eq!(short_time(t), t);
+        }
+    }
+}
