@@ -25,12 +25,12 @@ ts = pa.array([t0 + i * 60000 for i in range(10)], pa.timestamp('ms', tz='UTC'))
 eq = pa.array([1000.0 * (1 + ret * i / 9) for i in range(9)] + [1000.0 * (1 + ret)], pa.float64())
 pq.write_table(pa.table(dict(ts=ts, equity=eq)), os.path.join(os.environ['MDKEEP_ARTIFACTS'], 'equity.parquet'))";
 
-fn submit(s: &Sandbox, name: &str, argv: &str) -> i64 {
+fn submit(s: &Sandbox, name: &str, memory: &str, argv: &str) -> i64 {
     let spec = s.root().join(format!("jobs/{name}.toml"));
     std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
     std::fs::write(
         &spec,
-        format!("name = \"{name}\"\nframework = \"command\"\nmemory = \"64MiB\"\nargv = {argv}\n"),
+        format!("name = \"{name}\"\nframework = \"command\"\nmemory = \"{memory}\"\nargv = {argv}\n"),
     )
     .unwrap();
     s.json(&["jobs", "submit", spec.to_str().unwrap()])["id"]
@@ -40,9 +40,11 @@ fn submit(s: &Sandbox, name: &str, argv: &str) -> i64 {
 
 fn writer(s: &Sandbox, name: &str, ret: f64, dd: f64, trades: u64) -> i64 {
     let py = python().display().to_string();
+    // pyarrow alone needs more than a shell's 64 MiB.
     submit(
         s,
         name,
+        "512MiB",
         &format!("[\"{py}\", \"-c\", '''{WRITER}''', \"{ret}\", \"{dd}\", \"{trades}\"]"),
     )
 }
@@ -89,7 +91,7 @@ fn jobs_show_their_metrics_equity_and_comparison() {
     let s = Sandbox::new();
     let a = writer(&s, "good", 0.125, 0.03, 7);
     let b = writer(&s, "bad", -0.05, 0.2, 3);
-    let c = submit(&s, "silent", "[\"sh\", \"-c\", \"echo nothing to report\"]");
+    let c = submit(&s, "silent", "64MiB", "[\"sh\", \"-c\", \"echo nothing to report\"]");
     s.ok(&["jobs", "work", "--once"]);
     for id in [a, b, c] {
         let j = s.json(&["jobs", "show", &id.to_string()]);
