@@ -16,8 +16,8 @@ chromium_bin
 root=$(mktemp -d)
 demo_pile "$root"
 "$m" quality > /dev/null
-job() { # name argv-toml
-  printf 'name = "%s"\nframework = "command"\nmemory = "64MiB"\nargv = %s\n' "$1" "$2" > "$root/jobs/$1.toml"
+job() { # name argv-toml [memory]
+  printf 'name = "%s"\nframework = "command"\nmemory = "%s"\nargv = %s\n' "$1" "${3:-64MiB}" "$2" > "$root/jobs/$1.toml"
   "$m" jobs submit "$root/jobs/$1.toml" > /dev/null
 }
 mkdir -p "$root/jobs"
@@ -43,7 +43,7 @@ with open(os.environ['MDKEEP_RESULT'], 'w') as f:
 PY
 )
 equity_job() { # name drift seed
-  job "$1" "[\"$py\", \"-c\", '''$walk''', \"$2\", \"$3\"]"
+  job "$1" "[\"$py\", \"-c\", '''$walk''', \"$2\", \"$3\"]" 512MiB
 }
 equity_job sma-fast 0.0002 1
 equity_job sma-slow -0.0001 2
