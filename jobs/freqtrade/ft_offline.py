@@ -18,6 +18,9 @@ Market source, in order:
      linear perpetual swaps for futures pairs such as `BTC/USDT:USDT` (fees 0.02/0.05%,
      leverage up to 125; Binance's leverage tiers ship with freqtrade and load in dry runs).
 
+After a backtest that succeeded, it writes $MDKEEP_ARTIFACTS/equity.parquet (ts, equity):
+the closed-trade equity from the backtest's export (see write_equity).
+
 usage: python ft_offline.py <freqtrade CLI args...>   (same arguments as `freqtrade`)
 """
 
@@ -159,6 +162,46 @@ def install(markets):
     async_ex.Exchange.load_markets_helper = load_markets_helper
 
 
+def write_equity(res_dir):
+    """$MDKEEP_ARTIFACTS/equity.parquet from a finished backtest's export: `ts` (timestamp,
+    UTC) and `equity` (float), the shape mdkeep's job page and `jobs compare` read. Freqtrade's
+    closed-trade equity: the starting balance, then plus each trade's profit_abs at its close,
+    so it ends at starting_balance * (1 + profit_total)."""
+    import zipfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    art = os.environ.get("MDKEEP_ARTIFACTS")
+    if not art or not os.path.isdir(art):
+        return
+    with open(os.path.join(res_dir, ".last_result.json")) as f:
+        name = json.load(f)["latest_backtest"]
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(os.path.join(res_dir, name)) as z:
+            stats = json.loads(z.read(name[: -len(".zip")] + ".json"))
+    else:
+        with open(os.path.join(res_dir, name)) as f:
+            stats = json.load(f)
+    s = next(iter(stats["strategy"].values()))
+    balance = float(s["starting_balance"])
+    start = s.get("backtest_start_ts")
+    points = [(int(start), balance)] if start is not None else []
+    trades = sorted(s.get("trades", []), key=lambda t: t["close_timestamp"])
+    for t in trades:
+        balance += float(t["profit_abs"])
+        points.append((int(t["close_timestamp"]), balance))
+    if not points:
+        return
+    table = pa.table({
+        "ts": pa.array([p[0] for p in points], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        "equity": pa.array([p[1] for p in points], pa.float64()),
+    })
+    path = os.path.join(art, "equity.parquet")
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def main():
     argv = sys.argv[1:]
     # freqtrade stops if --userdir is missing, and takes a missing
@@ -168,7 +211,24 @@ def main():
     install(_load_markets_list(argv))
     from freqtrade.main import main as ft_main
 
-    ft_main(argv)
+    try:
+        ft_main(argv)
+    except SystemExit as e:
+        if e.code in (0, None):
+            _after_backtest(argv)
+        raise
+    _after_backtest(argv)
+
+
+def _after_backtest(argv):
+    """A finished backtest leaves its equity series for mdkeep's pages; a failure to write
+    it is reported and does not fail the job."""
+    dirs = _argv_values(argv, "--backtest-directory", "--export-directory")
+    if argv and argv[0] == "backtesting" and dirs:
+        try:
+            write_equity(dirs[0])
+        except Exception as e:  # noqa: BLE001 - the backtest itself succeeded
+            print(f"ft_offline: no equity.parquet: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

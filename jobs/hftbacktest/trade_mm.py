@@ -12,7 +12,8 @@ Strategy: every STEP_MS, take the last trade price as the fair price, skew it ag
 Output: JSON at $MDKEEP_RESULT: framework, framework_version, strategy, fills (our order fills),
         market_trades (input rows), total_profit (quote currency, after fees), total_return
         (profit / BOOK_SIZE), max_drawdown (fraction of BOOK_SIZE), fees, trading_value,
-        final_position, per_symbol{...}, wall_s, peak_rss_kb. Equity is marked at the last trade
+        final_position, per_symbol{...}, wall_s, peak_rss_kb; $MDKEEP_ARTIFACTS/equity.parquet
+        (ts, equity): the book plus the profit so far. Equity is marked at the last trade
         price (hftbacktest's Recorder marks at the book mid, which trades-only data lacks).
 Optional env: STEP_MS (100), HALF_SPREAD_BPS (5), ORDER_QTY (0.01), MAX_POSITION (0.1),
         SKEW_BPS (1, per ORDER_QTY of inventory), MAKER_FEE (0.0002), TAKER_FEE (0.0005),
@@ -109,6 +110,37 @@ def _f(x):
 
 def _env(name, default):
     return float(os.environ.get(name, default))
+
+
+def write_equity(art, ts, records, book_total) -> None:
+    """$MDKEEP_ARTIFACTS/equity.parquet: `ts` (timestamp, UTC) and `equity` (float), the
+    shape mdkeep's job page and `jobs compare` read: the book plus every asset's profit so far
+    (its equity less its first marked equity, carried forward), so it ends at
+    book * (1 + total_return)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(ts)
+    if n == 0:
+        return
+    eq = records["balance"] + records["position"] * records["price"] - records["fee"]
+    rows = np.arange(n)
+    profit = np.zeros(n)
+    for i in range(eq.shape[1]):
+        e = eq[:, i]
+        ok = np.isfinite(e)
+        if not ok.any():
+            continue
+        start = int(np.argmax(ok))
+        last_ok = np.maximum.accumulate(np.where(ok, rows, start))
+        profit += np.where(rows >= start, e[last_ok] - e[start], 0.0)
+    table = pa.table({
+        "ts": pa.array(np.asarray(ts, dtype="int64"), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "equity": pa.array(book_total + profit, pa.float64()),
+    })
+    path = os.path.join(art, "equity.parquet")
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def main() -> int:
@@ -243,6 +275,7 @@ def main() -> int:
     if art and os.path.isdir(art):
         np.savez_compressed(os.path.join(art, "records.npz"),
                             **{s: records[:, i] for i, s in enumerate(symbols)})
+        write_equity(art, ts, records, book_total)
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=2)

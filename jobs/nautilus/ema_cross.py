@@ -18,7 +18,8 @@ Output: JSON at $MDKEEP_RESULT: framework, framework_version, strategy, orders, 
         (closed positions), total_profit (quote currency, after fees), total_return (of the
         starting quote balance), max_drawdown (fraction, positive, of the equity marked at
         each bar's close), win_rate, final_balances, per_symbol{...}, nautilus' own
-        stats_pnls/stats_returns, wall_s, peak_rss_kb.
+        stats_pnls/stats_returns, wall_s, peak_rss_kb; $MDKEEP_ARTIFACTS/equity.parquet (ts,
+        equity): the account's quote balance marked at each bar's close, all symbols together.
 Optional env: EMA_FAST (10), EMA_SLOW (20), TRADE_SIZE (0.1, base units), START_QUOTE (100000 per symbol),
         FEE (0.001), NT_LOG_LEVEL (WARNING).
 """
@@ -137,6 +138,23 @@ def _series(root: str):
             md = pq.read_schema(os.path.join(base, ident, files[0])).metadata or {}
             out.append((kind, ident, {k.decode(): v.decode() for k, v in md.items() if k != b"ARROW:schema"}))
     return out
+
+
+def write_equity(art, curve) -> None:
+    """$MDKEEP_ARTIFACTS/equity.parquet: `ts` (timestamp, UTC) and `equity` (float), the
+    shape mdkeep's job page and `jobs compare` read: the quote balance the account started
+    with plus the profit marked at each bar's close, ending at init_cash * (1 + total_return)."""
+    import pyarrow as pa
+
+    if not curve:
+        return
+    table = pa.table({
+        "ts": pa.array([t for t, _ in curve], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "equity": pa.array([float(v) for _, v in curve], pa.float64()),
+    })
+    path = os.path.join(art, "equity.parquet")
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def main() -> int:
@@ -265,14 +283,20 @@ def main() -> int:
     # Group equity: the sum of the symbols' curves, each carried forward between its bars.
     events = sorted((ts, i, v) for i, c in enumerate(curves) for ts, v in c)
     last, peak, mdd, j = [0.0] * len(curves), tot_start, 0.0, 0
+    group_curve = []  # (ts_ns, the account's equity): start balance plus every symbol's profit
     while j < len(events):
         ts = events[j][0]
         while j < len(events) and events[j][0] == ts:
             last[events[j][1]] = events[j][2]
             j += 1
         v = tot_start + sum(last)
+        group_curve.append((int(ts), v))
         peak = max(peak, v)
         mdd = max(mdd, (peak - v) / peak)
+    if group_curve:
+        # The end is each symbol's final ledger (after on_stop's flattening fill), which
+        # total_return is taken from; a bar's mark at the same time may differ from it.
+        group_curve[-1] = (group_curve[-1][0], tot_start + sum(c[-1][1] for c in curves if c))
     final_balances = {}
     for venue in venues:
         for c, m in engine.portfolio.account(venue).balances_total().items():
@@ -312,6 +336,7 @@ def main() -> int:
         positions.to_csv(os.path.join(art, "positions.csv"))
         for venue in venues:
             trader.generate_account_report(venue).to_csv(os.path.join(art, f"account-{venue}.csv"))
+        write_equity(art, group_curve)
     engine.dispose()
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:

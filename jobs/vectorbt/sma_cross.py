@@ -4,7 +4,9 @@
 Input : $MDKEEP_DATA_DIR/close.parquet - column (or index) `date` plus one float column per
         symbol (e.g. date, BTC_USDT, ETH_USDT).
 Output: JSON at $MDKEEP_RESULT with framework, total_return, total_profit, trades,
-        max_drawdown (fraction, positive), plus a few cheap extras and a per-symbol breakdown.
+        max_drawdown (fraction, positive), plus a few cheap extras and a per-symbol breakdown;
+        $MDKEEP_ARTIFACTS/equity.parquet (ts, equity): the portfolio's value, summed over the
+        symbols, ending at init_cash * (1 + total_return).
 Optional env: SMA_FAST (default 5), SMA_SLOW (20), INIT_CASH (1000 per symbol), FEES (0.001).
 """
 
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import vectorbt as vbt
 
@@ -23,6 +26,21 @@ import vectorbt as vbt
 def _f(x):
     x = float(x)
     return None if not np.isfinite(x) else x
+
+
+def write_equity(index, values) -> None:
+    """$MDKEEP_ARTIFACTS/equity.parquet: `ts` (timestamp, UTC) and `equity` (float), the
+    shape mdkeep's job page and `jobs compare` read. Written whole, then renamed."""
+    art = os.environ.get("MDKEEP_ARTIFACTS")
+    if not art or not os.path.isdir(art):
+        return
+    table = pa.table({
+        "ts": pa.array(pd.DatetimeIndex(index).tz_convert("UTC").as_unit("ns"), pa.timestamp("ns", tz="UTC")),
+        "equity": pa.array(np.asarray(values, dtype="float64"), pa.float64()),
+    })
+    path = os.path.join(art, "equity.parquet")
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def main() -> int:
@@ -87,6 +105,11 @@ def main() -> int:
         "wall_s": round(time.time() - t0, 3),
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
+    # The group's portfolio value over time: init_cash + total_profit at the end.
+    value = grp.value()
+    if getattr(value, "ndim", 1) > 1:
+        value = value.sum(axis=1)
+    write_equity(value.index, value.to_numpy())
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=2)

@@ -155,6 +155,8 @@ pub enum Action {
     /// A recovered rewrite kept an input that was replaced meanwhile.
     Kept,
     Ingest,
+    /// A maintain run ended (its result in `reason`), from the CLI or the daemon.
+    Maintain,
 }
 
 impl Action {
@@ -169,6 +171,7 @@ impl Action {
             Action::Quarantine => "quarantine",
             Action::Kept => "kept",
             Action::Ingest => "ingest",
+            Action::Maintain => "maintain",
         }
     }
 }
@@ -589,6 +592,18 @@ pub fn history_since(db: &Db, since_ns: i64) -> Result<Vec<HistoryRow>> {
         })
         .map_err(db.err())?;
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// The newest history event of `action`: (when, its reason), if any.
+pub fn last_event(db: &Db, action: Action) -> Result<Option<(i64, Option<String>)>> {
+    db.conn
+        .query_row(
+            "SELECT at, reason FROM history WHERE action = ?1 ORDER BY at DESC, id DESC LIMIT 1",
+            [action.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db.err())
 }
 
 /// (day, dataset, bytes over every tier) recorded each day from `since_day` (YYYY-MM-DD).

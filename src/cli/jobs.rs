@@ -1,4 +1,4 @@
-//! `mdkeep jobs submit|ls|show|logs|cancel|retry|rerun|diff|work`
+//! `mdkeep jobs submit|ls|show|logs|cancel|retry|rerun|diff|compare|work`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mdkeep::config::units::human_bytes;
-use mdkeep::jobs::{self, queue, worker};
+use mdkeep::jobs::{self, glance, queue, worker};
+use mdkeep::report::jobs_page;
+use mdkeep::report::page::short_time;
 use mdkeep::shutdown::{Phase, Shutdown};
 use mdkeep::state::Db;
 
@@ -25,11 +27,19 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List jobs, newest first.
+    /// List jobs, newest first, with their metrics (total return, max
+    /// drawdown, trades), duration and data fingerprint.
     Ls {
         /// Only jobs in this state (queued, running, succeeded, failed, cancelled, timed_out, oom_killed, interrupted).
         #[arg(long)]
         state: Option<String>,
+        /// Order by a metric, largest first: total_return, total_profit,
+        /// max_drawdown, trades, funding_fees, duration or id.
+        #[arg(long)]
+        sort: Option<String>,
+        /// With --sort: smallest first.
+        #[arg(long)]
+        asc: bool,
         #[arg(long)]
         json: bool,
     },
@@ -67,6 +77,16 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Compare runs: their metrics side by side, and whether they read the
+    /// same data (as `jobs diff` says it, each against the first).
+    Compare {
+        /// Two or more job ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<i64>,
+        /// Print {"jobs": [...], "same_data": bool|null, "data": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run queued jobs within the memory budget (in the foreground).
     Work {
         /// Stop once the queue is empty and nothing runs.
@@ -95,7 +115,7 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
                 println!("{id}");
             }
         }
-        Cmd::Ls { state, json } => ls(&db, state.as_deref(), *json)?,
+        Cmd::Ls { state, sort, asc, json } => ls(&db, state.as_deref(), sort.as_deref(), *asc, *json)?,
         Cmd::Show { id, json } => show(&db, *id, *json)?,
         Cmd::Logs { id, follow } => return logs(&db, *id, *follow),
         Cmd::Cancel { id } => {
@@ -115,6 +135,7 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
             }
         }
         Cmd::Diff { a, b, json } => return diff(&db, *a, *b, *json),
+        Cmd::Compare { ids, json } => compare(&db, ids, *json)?,
         Cmd::Work { once, json } => {
             // SIGTERM or SIGINT interrupts the running jobs (re-queued when they have retries).
             let shutdown = Shutdown::new();
@@ -143,25 +164,34 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
 }
 
 /// `jobs ls`.
-fn ls(db: &Db, state: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let list = queue::list(db, state)?;
-    let views: Vec<_> = list.iter().map(|j| j.view()).collect();
+fn ls(db: &Db, state: Option<&str>, sort: Option<&str>, asc: bool, json: bool) -> anyhow::Result<()> {
+    let mut list = glance::summaries(db, state)?;
+    if let Some(key) = sort {
+        glance::sort(&mut list, key, asc)?;
+    }
     if json {
-        output::json(&views)?;
+        output::json(&list)?;
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = views
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|v| {
+        .map(|s| {
+            let v = &s.view;
+            let [ret, dd, trades] = jobs_page::metrics_line(&s.metrics);
             vec![
                 v.id.to_string(),
                 v.name.clone(),
                 v.group.clone(),
                 v.state.to_string(),
+                ret,
+                dd,
+                trades,
+                jobs_page::duration(s.duration_seconds),
+                jobs_page::short_fp(v.data_fingerprint.as_deref()),
                 human_bytes(v.reserved_memory_bytes),
                 v.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
                 v.limit_mechanism.clone().unwrap_or_default(),
-                v.queued_at.clone(),
+                short_time(&v.queued_at),
             ]
         })
         .collect();
@@ -171,6 +201,11 @@ fn ls(db: &Db, state: Option<&str>, json: bool) -> anyhow::Result<()> {
             "name",
             "framework",
             "state",
+            "return",
+            "drawdown",
+            "trades",
+            "duration",
+            "data",
             "reserved",
             "peak",
             "limit",
@@ -178,6 +213,60 @@ fn ls(db: &Db, state: Option<&str>, json: bool) -> anyhow::Result<()> {
         ],
         &rows,
     );
+    Ok(())
+}
+
+/// `jobs compare A B ...`.
+fn compare(db: &Db, ids: &[i64], json: bool) -> anyhow::Result<()> {
+    let c = glance::compare(db, ids)?;
+    if json {
+        output::json(&c)?;
+        return Ok(());
+    }
+    let mut head: Vec<String> = vec!["".into()];
+    head.extend(c.jobs.iter().map(|j| format!("job {}", j.id)));
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let line = |label: &str, f: &dyn Fn(&glance::Compared) -> String| -> Vec<String> {
+        std::iter::once(label.to_string()).chain(c.jobs.iter().map(f)).collect()
+    };
+    let rows = vec![
+        line("name", &|j| j.name.clone()),
+        line("framework", &|j| j.framework.clone()),
+        line("state", &|j| j.state.to_string()),
+        line("total return", &|j| jobs_page::pct(j.summary.total_return)),
+        line("total profit", &|j| {
+            j.summary
+                .total_profit
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into())
+        }),
+        line("max drawdown", &|j| jobs_page::pct(j.summary.max_drawdown)),
+        line("trades", &|j| {
+            j.summary.trades.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+        }),
+        line("duration", &|j| jobs_page::duration(j.duration_seconds)),
+        line("data", &|j| jobs_page::short_fp(j.data_fingerprint.as_deref())),
+        line("final equity", &|j| {
+            j.equity_last.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
+        }),
+    ];
+    output::table(&head, &rows);
+    match c.same_data {
+        Some(true) => println!(
+            "same data: every job read fingerprint {}",
+            c.jobs[0].data_fingerprint.as_deref().unwrap_or("-")
+        ),
+        None => println!("same data: unknown (a job has no data manifest)"),
+        Some(false) => {
+            println!("different data:");
+            for d in c.data.iter().filter(|d| d.same != Some(true)) {
+                println!("  jobs {} and {}:", d.a, d.b);
+                for p in &d.partitions {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -74,11 +74,15 @@ fn print_text(r: &quality::Overview) {
                 f.dataset.clone(),
                 f.partition_key.clone(),
                 f.kind.to_string(),
+                f.status.as_str().to_string(),
                 output::thousands(f.rows),
                 f.first_ts.clone(),
                 f.detail.clone().unwrap_or_else(|| format!("e.g. {}", f.example)),
             ]
         })
         .collect();
-    output::table(&["dataset", "partition", "kind", "rows", "first", "detail"], &rows);
+    output::table(
+        &["dataset", "partition", "kind", "status", "rows", "first", "detail"],
+        &rows,
+    );
 }

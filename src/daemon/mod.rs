@@ -95,7 +95,7 @@ async fn serve_http(
         message: format!("cannot listen on {bind}: {e}"),
     })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(%addr, "http: / /jobs /quality /coverage /api/… /healthz /metrics /status");
+    tracing::info!(%addr, "http: / /jobs /jobs/<id> /jobs/compare /quality /coverage /api/… /healthz /metrics /status");
     if cfg.http.token_file.is_none() && !is_loopback(bind) {
         tracing::warn!(%addr, "http: no http.token_file, so anyone who reaches this address can read every page");
     }

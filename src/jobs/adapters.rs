@@ -63,6 +63,7 @@ fn freqtrade(artifacts: &Path) -> Option<Value> {
         "wins": num("wins"),
         "losses": num("losses"),
         "stake_currency": num("stake_currency"),
+        "starting_balance": num("starting_balance"),
         "backtest_start": num("backtest_start"),
         "backtest_end": num("backtest_end"),
         "trading_mode": num("trading_mode"),

@@ -7,11 +7,14 @@
 //! (taking over a delegated v2 subtree), [`tree`] (a job's processes,
 //! wherever they went, for the watchdog), [`isolate`] (what a job may not
 //! read: the worker's environment, configs, the state database),
-//! [`adapters`] (normalized results). Data export is `crate::export`'s.
+//! [`adapters`] (normalized results), [`glance`] (metrics, equity series
+//! and comparisons, for the lists and pages). Data export is
+//! `crate::export`'s.
 
 pub mod adapters;
 pub mod budget;
 pub mod cgroup2;
+pub mod glance;
 pub mod isolate;
 pub mod job;
 pub mod launch;

@@ -162,7 +162,30 @@ pub fn maintain(
     }
     r.deferred = deferred::list(db)?;
     crate::lake::expire_logged(cfg);
+    record_run(db, &r);
     Ok(r)
+}
+
+/// The run's end in the history (action `maintain`), whoever ran it, CLI
+/// or daemon: the dashboard's header reads its last maintain from there.
+fn record_run(db: &Db, r: &MaintainReport) {
+    let summary = format!(
+        "compacted {} partitions, {} failures",
+        r.compact.totals.partitions_rewritten,
+        r.failures.len()
+    );
+    let text = match r.outcome().task_result(summary) {
+        Ok(s) => format!("ok: {s}"),
+        Err(e) => format!("error: {e}"),
+    };
+    let ev = crate::catalog::HistoryEvent {
+        action: crate::catalog::Action::Maintain,
+        reason: Some(&text),
+        ..Default::default()
+    };
+    if let Err(e) = crate::catalog::record(&db.conn, &ev) {
+        tracing::warn!(error = %e, "cannot record the maintain run in the history");
+    }
 }
 
 /// Recovery of interrupted rewrites, then a scan: what every scan a user

@@ -9,6 +9,7 @@
 //! `check`, and the next rewrite's counts replace its repaired kinds. A
 //! rollup reading trades replaces only the faults still in the data.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection};
@@ -128,6 +129,35 @@ impl QualityFilter {
     }
 }
 
+/// Whether a finding's rows are still as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A rewrite put it right: duplicates removed, rows re-filed or
+    /// re-sorted ([`Kind::is_repaired`], recorded by a rewrite).
+    Repaired,
+    /// In the data now.
+    Present,
+}
+
+impl Status {
+    /// A finding of `kind` recorded by `origin` (`rewrite`, `check`, `read`).
+    pub fn of(kind: Kind, origin: &str) -> Status {
+        if kind.is_repaired() && origin == Origin::Rewrite.as_str() {
+            Status::Repaired
+        } else {
+            Status::Present
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Repaired => "repaired",
+            Status::Present => "present",
+        }
+    }
+}
+
 /// A stored finding with where it is.
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingRow {
@@ -135,6 +165,8 @@ pub struct FindingRow {
     /// The partition's values, e.g. `{"exchange": "x", "symbol": "y", "date": "2024-01-02"}`.
     pub partition: indexmap::IndexMap<String, String>,
     pub kind: Kind,
+    /// `repaired` by a rewrite, or `present` in the data now.
+    pub status: Status,
     pub rows: u64,
     /// RFC 3339.
     pub first_ts: String,
@@ -144,6 +176,12 @@ pub struct FindingRow {
     /// The file the example came from (a source file) or is in now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Whether `file` is still there (one of the partition's files, or a
+    /// source outside the roots that still exists).
+    pub file_exists: bool,
+    /// When `file` is gone: the partition's files that hold its rows now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub now_in: Vec<String>,
     #[serde(skip)]
     pub partition_key: String,
     #[serde(skip)]
@@ -188,7 +226,7 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
     let mut st = db
         .conn
         .prepare(
-            "SELECT q.dataset, q.partition, q.kind, q.rows, q.first_ts, q.example, q.detail, q.file
+            "SELECT q.dataset, q.partition, q.kind, q.rows, q.first_ts, q.example, q.detail, q.file, q.origin
              FROM quality_findings q
              WHERE (?1 IS NULL OR q.dataset = ?1)
                AND EXISTS (SELECT 1 FROM files f WHERE f.dataset = q.dataset AND f.partition = q.partition)
@@ -206,30 +244,66 @@ pub fn list(db: &Db, filter: &QualityFilter) -> Result<Vec<FindingRow>> {
                 r.get::<_, String>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                r.get::<_, String>(8)?,
             ))
         })
         .map_err(db.err())?;
     let mut out = Vec::new();
+    let mut live: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for row in rows {
-        let (dataset, partition, kind, n, first, example, detail, file) = row.map_err(db.err())?;
+        let (dataset, partition, kind, n, first, example, detail, file, origin) = row.map_err(db.err())?;
         let Some(kind) = Kind::parse(&kind) else { continue };
         if !filter.matches_partition(&partition) || (!filter.kinds.is_empty() && !filter.kinds.contains(&kind)) {
             continue;
         }
+        let files: &Vec<String> = match live.entry((dataset.clone(), partition.clone())) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(live_files(db, &dataset, &partition)?),
+        };
+        let file_exists = file.as_deref().is_some_and(|f| still_there(f, &partition, files));
         out.push(FindingRow {
             dataset,
             partition: crate::layout::partition_values(&partition).into_iter().collect(),
             kind,
+            status: Status::of(kind, &origin),
             rows: n as u64,
             first_ts: crate::time::rfc3339(first),
             example,
             detail,
+            now_in: if file_exists { Vec::new() } else { files.clone() },
             file,
+            file_exists,
             partition_key: partition,
             first_ts_ns: first,
         });
     }
     Ok(out)
+}
+
+/// A partition's files listed beside a finding whose file is gone, at most.
+const NOW_IN: usize = 10;
+
+/// The partition's files in the catalog (paths under their tier root), at
+/// most [`NOW_IN`].
+fn live_files(db: &Db, dataset: &str, partition: &str) -> Result<Vec<String>> {
+    let mut st = db
+        .conn
+        .prepare("SELECT relpath FROM files WHERE dataset = ?1 AND partition = ?2 ORDER BY relpath LIMIT ?3")
+        .map_err(db.err())?;
+    let rows = st
+        .query_map(params![dataset, partition, NOW_IN as i64], |r| r.get::<_, String>(0))
+        .map_err(db.err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// Whether a finding's file (a path under a tier root, or a source file's
+/// whole path) is one of `live`, or a source outside the data's layout
+/// that still exists. A file in the partition's folder counts only while
+/// the catalog has it: a rewrite's input may linger until it is retired.
+fn still_there(file: &str, partition: &str, live: &[String]) -> bool {
+    let path = std::path::Path::new(file);
+    live.iter().any(|r| file == r || file.ends_with(&format!("/{r}")))
+        || (path.is_absolute() && !file.contains(&format!("/{partition}/")) && path.is_file())
 }
 
 /// Partitions of the catalog (dataset, partition) that no check has seen

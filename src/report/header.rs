@@ -3,7 +3,9 @@
 //!
 //! Owns gathering them; each comes from its owner's typed query (catalog,
 //! jobs budget, scheduler) or from the filesystem, never from a data file,
-//! so the header is fresh on every page.
+//! so the header is fresh on every page. The last maintain is the newer of
+//! the schedule's record and the history's (`maintain` events, which CLI
+//! runs write too).
 
 use serde::Serialize;
 
@@ -40,11 +42,7 @@ pub fn gather(cfg: &Config, db: &Db) -> Result<Header> {
         .tier_roots()
         .first()
         .and_then(|(_, root)| crate::fsutil::root_space(cfg, root));
-    let last_maintain = crate::scheduler::last_run(db, "maintain")?.map(|(at, ok, result)| LastRun {
-        at: crate::time::rfc3339(at),
-        ok,
-        result,
-    });
+    let last_maintain = last_maintain(db)?;
     Ok(Header {
         name: host_name(),
         data_bytes: crate::catalog::totals(db)?.iter().map(|t| t.bytes).sum(),
@@ -54,6 +52,25 @@ pub fn gather(cfg: &Config, db: &Db) -> Result<Header> {
         budget_in_use_bytes: crate::jobs::budget::in_use(db)?,
         last_maintain,
     })
+}
+
+/// The newer of the last maintain the daemon's schedule recorded and the
+/// last one in the history (every run, CLI or daemon, records its end there).
+fn last_maintain(db: &Db) -> Result<Option<LastRun>> {
+    let scheduled = crate::scheduler::last_run(db, "maintain")?;
+    let logged = crate::catalog::last_event(db, crate::catalog::Action::Maintain)?.map(|(at, reason)| {
+        let result = reason.unwrap_or_else(|| "ok".into());
+        (at, !result.starts_with("error"), result)
+    });
+    let newest = match (scheduled, logged) {
+        (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    Ok(newest.map(|(at, ok, result)| LastRun {
+        at: crate::time::rfc3339(at),
+        ok,
+        result,
+    }))
 }
 
 fn host_name() -> String {

@@ -2,7 +2,8 @@
 //! charts drawn with plotters, the tables, and no network request.
 //!
 //! Owns the charts: disk use over time by dataset, the tier breakdown, and
-//! the coverage map (series by days, gaps in red).
+//! the coverage map (series by days, gaps in red). Its colours, legend and
+//! error text are shared with the jobs' equity chart ([`super::equity`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +11,7 @@ use plotters::prelude::*;
 
 use super::Report;
 
-const COLORS: [RGBColor; 6] = [
+pub(super) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -22,12 +23,12 @@ pub use super::page::esc;
 
 const MIB: f64 = 1048576.0;
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
 /// The series' labels in a framed box, the same on every chart.
-fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<(), String> {
     chart
@@ -335,8 +336,8 @@ pub fn body(r: &Report) -> String {
         "<h1>mdkeep data-retention report</h1>\n\
          <p class=\"meta\">Generated {gen}; history since {since} ({span}); {gaps} coverage gaps.</p>\n\
          <div class=\"charts\">\n{g}\n{t}\n{c}\n</div>\n{tables}",
-        gen = esc(&r.generated_at),
-        since = esc(&r.since_time),
+        gen = esc(&super::page::short_time(&r.generated_at)),
+        since = esc(&super::page::short_time(&r.since_time)),
         span = esc(&r.since),
         gaps = r.gaps.len(),
         g = chart(growth_chart(r)),

@@ -7,9 +7,11 @@
 //! It changes nothing: every plan in it is a dry run.
 
 mod cache;
+pub mod equity;
 pub mod gaps;
 pub mod header;
 pub mod html;
+pub mod jobs_page;
 pub mod page;
 pub mod quality;
 pub mod render;

@@ -1,6 +1,7 @@
 //! The HTML every page shares: the document shell with its inline CSS, the
-//! dashboard's header, tables, and the bodies of the jobs, quality and
-//! coverage pages.
+//! dashboard's header, tables, the one short form of a time ([`short_time`]),
+//! and the bodies of the quality and coverage pages (the jobs' pages are
+//! [`super::jobs_page`]'s).
 //!
 //! Owns all of mdkeep's HTML markup but the report's charts ([`super::html`]):
 //! `mdkeep report --format html` and the daemon's pages are both drawn
@@ -12,16 +13,19 @@ use std::fmt::Write;
 use super::header::Header;
 use crate::config::units::human_bytes;
 use crate::coverage::SeriesCoverage;
-use crate::jobs::queue::JobView;
-use crate::quality::Overview;
+use crate::quality::findings::Status;
+use crate::quality::{FindingRow, Overview};
 
 pub const CSS: &str =
     "body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}\
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}\
+table{border-collapse:collapse;font-size:13px;margin:6px 0;max-width:100%}\
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f4f4f4}.none{color:#777}.meta{color:#666;font-size:13px}.charts svg{display:block;margin:14px 0}\
 header{background:#f4f6f8;border:1px solid #dde;padding:8px 12px;font-size:13px;margin-bottom:12px}\
-header nav{margin-top:4px}header nav a{margin-right:12px}.bad{color:#b00}";
+header nav{margin-top:4px}header nav a{margin-right:12px}.bad{color:#b00}.good{color:#070}\
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f7f7f7;border:1px solid #ddd;padding:6px;font-size:12px;max-height:420px;overflow:auto}\
+svg{max-width:100%;height:auto}";
 
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {
@@ -82,16 +86,22 @@ pub fn section(out: &mut String, title: &str, head: &[&str], rows: &[Vec<Cell>])
 /// A whole page: `body` in the shared shell, under the dashboard's header
 /// when there is one.
 pub fn document(title: &str, header: Option<&Header>, body: &str) -> String {
+    document_at(title, header, body, "")
+}
+
+/// [`document`] for a page one folder down (`/jobs/<id>`): `up` (`../`)
+/// leads the header's links back to the top.
+pub fn document_at(title: &str, header: Option<&Header>, body: &str, up: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>{CSS}</style></head><body>\n{}{body}</body></html>\n",
         esc(title),
-        header.map(render_header).unwrap_or_default(),
+        header.map(|h| render_header(h, up)).unwrap_or_default(),
     )
 }
 
 /// The box's name, disk use, budget in use, the last maintain, and the links.
-fn render_header(h: &Header) -> String {
+fn render_header(h: &Header, up: &str) -> String {
     let disk = match (h.disk_used_bytes, h.disk_size_bytes) {
         (Some(used), Some(size)) if size > 0 => format!(
             "disk {} of {} ({:.0} %)",
@@ -104,15 +114,19 @@ fn render_header(h: &Header) -> String {
     let maintain = match &h.last_maintain {
         Some(m) => {
             let class = if m.ok { "" } else { " class=\"bad\"" };
-            format!("last maintain {} <span{class}>{}</span>", esc(&m.at), esc(&m.result))
+            format!(
+                "last maintain {} <span{class}>{}</span>",
+                esc(&short_time(&m.at)),
+                esc(&m.result)
+            )
         }
         None => "no maintain run yet".into(),
     };
     format!(
         "<header><strong>{}</strong> · mdkeep data {} · {disk} · budget {} of {} in use · {maintain}\n\
-         <nav><a href=\"./\">report</a><a href=\"jobs\">jobs</a><a href=\"quality\">quality</a>\
-         <a href=\"coverage\">coverage</a> JSON: <a href=\"api/report\">report</a><a href=\"api/jobs\">jobs</a>\
-         <a href=\"api/quality\">quality</a><a href=\"api/coverage\">coverage</a></nav></header>\n",
+         <nav><a href=\"{up}./\">report</a><a href=\"{up}jobs\">jobs</a><a href=\"{up}quality\">quality</a>\
+         <a href=\"{up}coverage\">coverage</a> JSON: <a href=\"{up}api/report\">report</a><a href=\"{up}api/jobs\">jobs</a>\
+         <a href=\"{up}api/quality\">quality</a><a href=\"{up}api/coverage\">coverage</a></nav></header>\n",
         esc(&h.name),
         human_bytes(h.data_bytes),
         human_bytes(h.budget_in_use_bytes),
@@ -120,65 +134,27 @@ fn render_header(h: &Header) -> String {
     )
 }
 
-/// `2026-12-02T12:08:08.340121767Z` → `2026-12-02 12:08:08` (UTC), for a table.
-fn short_time(t: &str) -> String {
-    let t = t.split('.').next().unwrap_or(t).trim_end_matches('Z');
-    t.replacen('T', " ", 1)
-}
-
-/// The queue, newest first, with links to each job's log tail and result.
-pub fn jobs(views: &[JobView]) -> String {
-    let rows: Vec<Vec<Cell>> = views
-        .iter()
-        .map(|v| {
-            let result = if v.finished_at.is_some() {
-                Cell::Link {
-                    text: "result.json".into(),
-                    href: format!("jobs/{}/result.json", v.id),
-                }
-            } else {
-                Cell::from("")
-            };
-            vec![
-                v.id.to_string().into(),
-                v.name.clone().into(),
-                v.framework.clone().into(),
-                v.state.into(),
-                human_bytes(v.reserved_memory_bytes).into(),
-                v.peak_memory_bytes.map(human_bytes).unwrap_or_default().into(),
-                short_time(&v.queued_at).into(),
-                v.started_at.as_deref().map(short_time).unwrap_or_default().into(),
-                v.finished_at.as_deref().map(short_time).unwrap_or_default().into(),
-                v.exit_code.map(|c| c.to_string()).unwrap_or_default().into(),
-                Cell::Link {
-                    text: "log".into(),
-                    href: format!("jobs/{}/log", v.id),
-                },
-                result,
-            ]
-        })
-        .collect();
-    let mut out = String::from("<h1>Jobs</h1>\n");
-    section(
-        &mut out,
-        &format!("Queue ({})", views.len()),
-        &[
-            "id",
-            "name",
-            "framework",
-            "state",
-            "reserved",
-            "peak",
-            "queued",
-            "started",
-            "finished",
-            "exit",
-            "log",
-            "result",
-        ],
-        &rows,
-    );
-    out
+/// `2026-12-02T12:08:08.340121767Z` → `2026-12-02 12:08:08` (UTC): every
+/// time a page or table shows is to the second (the JSON keeps them
+/// whole). Text that is not an RFC 3339 time comes back as it was.
+pub fn short_time(t: &str) -> String {
+    let b = t.as_bytes();
+    let is_time = b.len() >= 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[..19].is_ascii()
+        && b[..4].iter().all(u8::is_ascii_digit);
+    if !is_time {
+        return t.to_string();
+    }
+    let rest = &t[19..];
+    // What follows the seconds: a fraction, then `Z` or an offset.
+    let zone = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let zone = if zone == "Z" || zone == "+00:00" { "" } else { zone };
+    format!("{} {}{}", &t[..10], &t[11..19], zone)
 }
 
 /// What could not be finished yet and is retried every run (empty when
@@ -257,10 +233,36 @@ pub fn alerts(firing: &[crate::alerts::state::AlertView], targets: &[crate::aler
     out
 }
 
-/// The stored findings, one row each.
+/// The stored findings, one row each: what mdkeep's rewrites repaired
+/// (duplicates removed, rows re-filed or re-sorted), then the faults in the
+/// data now.
 pub fn quality(o: &Overview) -> String {
-    let rows: Vec<Vec<Cell>> = o
-        .findings
+    let mut out = format!(
+        "<h1>Data quality</h1>\n<p class=\"meta\">{} partitions checked. Partitions no check has seen \
+         since their files changed are checked by <code>mdkeep quality</code>.</p>\n",
+        o.partitions_checked
+    );
+    let (present, repaired): (Vec<&FindingRow>, Vec<&FindingRow>) =
+        o.findings.iter().partition(|f| f.status == Status::Present);
+    let head = ["dataset", "partition", "kind", "rows", "first", "detail", "file"];
+    section(
+        &mut out,
+        &format!("In the data now ({})", present.len()),
+        &head,
+        &finding_rows(&present),
+    );
+    section(
+        &mut out,
+        &format!("Repaired by mdkeep ({})", repaired.len()),
+        &head,
+        &finding_rows(&repaired),
+    );
+    out
+}
+
+/// Findings as table rows (dataset, partition, kind, rows, first, detail, file).
+pub fn finding_rows(findings: &[&FindingRow]) -> Vec<Vec<Cell>> {
+    findings
         .iter()
         .map(|f| {
             vec![
@@ -268,24 +270,27 @@ pub fn quality(o: &Overview) -> String {
                 f.partition_key.clone().into(),
                 f.kind.as_str().into(),
                 f.rows.to_string().into(),
-                f.first_ts.clone().into(),
+                short_time(&f.first_ts).into(),
                 f.detail.clone().unwrap_or_else(|| format!("e.g. {}", f.example)).into(),
-                f.file.clone().unwrap_or_default().into(),
+                finding_file(f).into(),
             ]
         })
-        .collect();
-    let mut out = format!(
-        "<h1>Data quality</h1>\n<p class=\"meta\">{} partitions checked. Partitions no check has seen \
-         since their files changed are checked by <code>mdkeep quality</code>.</p>\n",
-        o.partitions_checked
-    );
-    section(
-        &mut out,
-        &format!("Findings ({})", o.findings.len()),
-        &["dataset", "partition", "kind", "rows", "first", "detail", "file"],
-        &rows,
-    );
-    out
+        .collect()
+}
+
+/// The file a finding names while it exists; once a rewrite removed it,
+/// the partition's files that hold its rows now.
+pub fn finding_file(f: &FindingRow) -> String {
+    match &f.file {
+        Some(file) if f.file_exists => file.clone(),
+        Some(file) if !f.now_in.is_empty() => format!(
+            "now in {} (was {})",
+            f.now_in.join(", "),
+            file.rsplit('/').next().unwrap_or(file)
+        ),
+        None if !f.now_in.is_empty() => format!("now in {}", f.now_in.join(", ")),
+        _ => String::new(),
+    }
 }
 
 /// Gaps listed on the coverage page, at most; the JSON twin has them all.
@@ -304,8 +309,8 @@ pub fn coverage(series: &[SeriesCoverage]) -> String {
                 s.dataset.clone().into(),
                 name(s).into(),
                 s.cadence.clone().into(),
-                s.first.clone().into(),
-                s.last.clone().into(),
+                short_time(&s.first).into(),
+                short_time(&s.last).into(),
                 s.rows.to_string().into(),
                 s.files.to_string().into(),
                 s.files_unindexed.to_string().into(),
@@ -321,8 +326,8 @@ pub fn coverage(series: &[SeriesCoverage]) -> String {
                 vec![
                     s.dataset.clone().into(),
                     name(s).into(),
-                    g.from.clone().into(),
-                    g.to.clone().into(),
+                    short_time(&g.from).into(),
+                    short_time(&g.to).into(),
                     format!("{} × {}", g.missing, s.cadence).into(),
                 ]
             })
@@ -358,4 +363,20 @@ pub fn coverage(series: &[SeriesCoverage]) -> String {
     };
     section(&mut out, &title, &["dataset", "series", "from", "to", "missing"], &gaps);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        assert_eq!(short_time("2026-12-05T07:33:33.265822168Z"), "2026-12-05 07:33:33");
+        assert_eq!(short_time("2026-12-05T07:33:33Z"), "2026-12-05 07:33:33");
+        assert_eq!(short_time("2026-12-05T07:33:33.5+02:00"), "2026-12-05 07:33:33+02:00");
+        // Anything else is left as it is.
+        for t in ["2026-12-05", "12.50 %", "", "x"] {
+            assert_eq!(short_time(t), t);
+        }
+    }
 }

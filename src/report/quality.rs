@@ -1,5 +1,5 @@
-//! The report's "Data quality" section: stored findings summed by dataset
-//! and kind, the partitions with the most flagged rows, and the days of the
+//! The report's "Data quality" section: stored findings summed by dataset,
+//! kind and status (repaired by mdkeep, or in the data now), the partitions with the most flagged rows, and the days of the
 //! coverage map that hold a finding. Reads only `quality`'s typed queries;
 //! nothing is checked here (the report changes nothing).
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Coverage, Report};
 use crate::config::Config;
 use crate::error::Result;
+use crate::quality::findings::Status;
 use crate::quality::{self, QualityFilter};
 use crate::state::Db;
 
@@ -28,6 +29,8 @@ pub struct QualitySummary {
 pub struct QualityTotal {
     pub dataset: String,
     pub kind: quality::Kind,
+    /// `repaired` by mdkeep's rewrites, or `present` in the data now.
+    pub status: Status,
     pub partitions: u64,
     pub rows: u64,
 }
@@ -44,11 +47,18 @@ pub struct WorstPartition {
 pub(super) fn summarise(cfg: &Config, db: &Db, r: &mut Report) -> Result<()> {
     let rows = quality::list(db, &QualityFilter::default())?;
     r.quality.partitions_checked = quality::findings::checked_count(db, None)?;
-    r.quality.by_kind = quality::findings::totals(db)?
+    let mut totals: BTreeMap<(String, quality::Kind, Status), (u64, u64)> = BTreeMap::new();
+    for f in &rows {
+        let t = totals.entry((f.dataset.clone(), f.kind, f.status)).or_default();
+        t.0 += 1;
+        t.1 += f.rows;
+    }
+    r.quality.by_kind = totals
         .into_iter()
-        .map(|(dataset, kind, partitions, rows)| QualityTotal {
+        .map(|((dataset, kind, status), (partitions, rows))| QualityTotal {
             dataset,
             kind,
+            status,
             partitions,
             rows,
         })

@@ -272,14 +272,17 @@ fn jobs_section(r: &Report) -> Option<(String, Table)> {
     ))
 }
 
-/// "Data quality": findings by dataset and kind, then the worst partitions.
+/// "Data quality": findings by dataset and kind, those in the data now
+/// apart from those mdkeep repaired, then the worst partitions.
 fn quality_sections(r: &Report) -> Vec<(String, Table)> {
+    use crate::quality::findings::Status;
     let q = &r.quality;
-    let by_kind = Table {
+    let by_kind = |status: Status| Table {
         head: vec!["dataset", "kind", "partitions", "rows"],
         rows: q
             .by_kind
             .iter()
+            .filter(|t| t.status == status)
             .map(|t| {
                 vec![
                     t.dataset.clone(),
@@ -308,8 +311,15 @@ fn quality_sections(r: &Report) -> Vec<(String, Table)> {
     };
     vec![
         (
-            format!("Data quality ({} partitions checked)", q.partitions_checked),
-            by_kind,
+            format!(
+                "Data quality: in the data now ({} partitions checked)",
+                q.partitions_checked
+            ),
+            by_kind(Status::Present),
+        ),
+        (
+            "Data quality: repaired by mdkeep (duplicates removed, rows re-filed or re-sorted)".to_string(),
+            by_kind(Status::Repaired),
         ),
         ("Worst partitions".to_string(), worst),
     ]
@@ -341,14 +351,14 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// The same sections as HTML tables, for the HTML page.
+/// The same sections as HTML tables, for the HTML page: times to the second.
 pub fn html_tables(r: &Report) -> String {
     let mut out = String::new();
     for (title, t) in sections(r) {
         let rows: Vec<Vec<super::page::Cell>> = t
             .rows
             .into_iter()
-            .map(|row| row.into_iter().map(Into::into).collect())
+            .map(|row| row.iter().map(|c| super::page::short_time(c).into()).collect())
             .collect();
         super::page::section(&mut out, &title, &t.head, &rows);
     }
