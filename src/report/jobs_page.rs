@@ -354,7 +354,7 @@ pub fn compare(c: &Comparison) -> String {
 fn metric_keys(c: &Comparison) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     let present = |k: &str| c.jobs.iter().any(|j| j.metrics.get(k).is_some());
-    keys.extend(FIRST_METRICS.iter().filter(|k| present(**k)).map(|k| k.to_string()));
+    keys.extend(FIRST_METRICS.iter().filter(|k| present(k)).map(|k| k.to_string()));
     for j in &c.jobs {
         if let Some(m) = j.metrics.as_object() {
             for k in m.keys() {

@@ -115,13 +115,13 @@ async fn job_page(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<i64>) -> 
     }
 }
 
-/// The ids of `?ids=1,2,3`, or the answer to a request without them.
-fn compare_ids(uri: &Uri) -> std::result::Result<Vec<i64>, Response> {
+/// The ids of `?ids=1,2,3`, or why a request without them is refused.
+fn compare_ids(uri: &Uri) -> std::result::Result<Vec<i64>, String> {
     let text = query(uri).remove("ids").unwrap_or_default();
     match glance::parse_ids(&text) {
         Ok(ids) if !ids.is_empty() => Ok(ids),
-        Ok(_) => Err(bad_request("name the jobs to compare: /jobs/compare?ids=1,2".into())),
-        Err(e) => Err(bad_request(e.to_string())),
+        Ok(_) => Err("name the jobs to compare: /jobs/compare?ids=1,2".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -142,7 +142,7 @@ async fn comparison(s: Arc<AppState>, ids: Vec<i64>) -> std::result::Result<glan
 async fn compare(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
     let ids = match compare_ids(&uri) {
         Ok(ids) => ids,
-        Err(r) => return r,
+        Err(why) => return bad_request(why),
     };
     let c = match comparison(s.clone(), ids.clone()).await {
         Ok(c) => c,
@@ -156,7 +156,7 @@ async fn compare(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
 async fn api_compare(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
     let ids = match compare_ids(&uri) {
         Ok(ids) => ids,
-        Err(r) => return r,
+        Err(why) => return bad_request(why),
     };
     match comparison(s, ids).await {
         Ok(c) => match to_json(&c) {
