@@ -138,7 +138,14 @@ fn the_fingerprint_follows_the_rows_not_the_files() {
         &[&late.display().to_string(), &first],
     );
     p.ok(&["scan"]);
-    let e = p.rerun(a);
+    // Without kept snapshots (this pile keeps none), a rerun of job a falls
+    // back to its fingerprint, which the data no longer has: refused.
+    let o = p.run(&["jobs", "rerun", &a.to_string()]);
+    assert_eq!(o.status.code(), Some(65), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&fp));
+    let e = p.json(&["jobs", "submit", spec.to_str().unwrap()])["id"]
+        .as_i64()
+        .unwrap();
     let fp_e = p.fingerprint(e);
     assert_ne!(fp_e, fp);
     let diff = p.run(&["jobs", "diff", &a.to_string(), &e.to_string()]);
@@ -171,4 +178,101 @@ fn the_fingerprint_follows_the_rows_not_the_files() {
         .as_i64()
         .unwrap();
     assert_eq!(p.fingerprint(id), fp_e);
+}
+
+#[test]
+fn a_rerun_reads_the_lake_snapshot_its_job_read() {
+    let mut p = Pile::new();
+    p.env.push(("MDKEEP__LAKE__KEEP_SNAPSHOTS", "1h".to_string()));
+    p.env.push(("MDKEEP__LAKE__READER_GRACE", "0s".to_string()));
+    let spec = p.s.root().join("jobs/fp.toml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(&spec, SPEC).unwrap();
+    let submit = |sets: &[&str]| {
+        let mut args = vec!["jobs", "submit", spec.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        p.json(&args)["id"].as_i64().unwrap()
+    };
+    let a = submit(&[]);
+    let job = p.work(a);
+    let fp = job["data_fingerprint"].as_str().unwrap().to_string();
+    let snap = job["data_snapshot"]
+        .as_i64()
+        .expect("the job records its lake snapshot");
+    let dir = std::path::PathBuf::from(job["dir"].as_str().unwrap());
+    let result: Value = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["data_snapshot"], snap);
+    assert!(p
+        .ok(&["jobs", "show", &a.to_string()])
+        .contains(&format!("lake snapshot {snap}")));
+
+    // A late row, then a compaction that retires every file job a read.
+    let parts: Value = serde_json::from_slice(&std::fs::read(dir.join("data.manifest.json")).unwrap()).unwrap();
+    let part = parts["partitions"][0]["partition"].as_str().unwrap().to_string();
+    let first = parts["partitions"][0]["first"].as_str().unwrap().to_string();
+    let late = p.s.hot().join("trades").join(&part).join("late.parquet");
+    py(
+        "import pyarrow as pa, pyarrow.parquet as pq, sys, datetime\n\
+         t = datetime.datetime.fromisoformat(sys.argv[2].replace('Z', '+00:00')) + datetime.timedelta(seconds=1)\n\
+         pq.write_table(pa.table({'ts': pa.array([t], pa.timestamp('ms', tz='UTC')), 'trade_id': pa.array([987654321], pa.int64()),\n\
+             'price': [100.0], 'amount': [1.0], 'side': ['buy']}), sys.argv[1])",
+        &[&late.display().to_string(), &first],
+    );
+    p.ok(&["scan"]);
+    p.ok(&["compact"]);
+    let now = submit(&[]);
+    let fp_now = p.fingerprint(now);
+    assert_ne!(fp_now, fp, "the live data has the late row");
+
+    // The rerun reads snapshot `snap` again: the same rows, from the trash.
+    let r = p.json(&["jobs", "rerun", &a.to_string()]);
+    assert!(r["data"].as_str().unwrap().contains(&format!("snapshot {snap}")), "{r}");
+    let b = p.work(r["id"].as_i64().unwrap());
+    assert_eq!(b["data_fingerprint"], fp.as_str(), "{b}");
+    assert_eq!(b["data_snapshot"], snap);
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(std::path::Path::new(b["dir"].as_str().unwrap()).join("data.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        m["files"].as_array().unwrap().iter().any(|f| f["tier"] == "trash"),
+        "{m}"
+    );
+
+    // So do `data.snapshot` and `export --snapshot`.
+    let pinned = format!("data.snapshot={snap}");
+    assert_eq!(p.fingerprint(submit(&[&pinned])), fp);
+    let out = p.s.root().join("at-snapshot");
+    let e = p.json(&[
+        "export",
+        "--dataset",
+        "trades",
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+        "--snapshot",
+        &snap.to_string(),
+    ]);
+    assert_eq!(e["data_fingerprint"], fp.as_str(), "{e}");
+    assert_eq!(e["snapshot"], snap);
+
+    // A snapshot the lake does not keep is refused at submit, naming the key.
+    let o = p.run(&[
+        "jobs",
+        "submit",
+        spec.to_str().unwrap(),
+        "--set",
+        "data.snapshot=999999",
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("data.snapshot") && err.contains("999999"), "{err}");
+
+    // `lake status` counts what old snapshots keep.
+    let st = p.json(&["lake", "status"]);
+    assert!(st["kept_files"].as_u64().unwrap() > 0, "{st}");
+    assert!(st["oldest_snapshot"].as_i64().unwrap() <= snap, "{st}");
 }

@@ -1,6 +1,7 @@
 //! The lake (issue 30): a DuckLake 1.0 catalog that DuckDB 1.5.5 attaches
 //! READ_ONLY and reads like the Hive glob, through compaction, time travel,
-//! crashes at every rewrite failpoint, and while a reader loops.
+//! crashes at every rewrite failpoint, while a reader loops, and with a
+//! partition on the in-process S3 server (read with DuckDB's s3 settings).
 //!
 //! The reader is pinned in its own venv (`.lakevenv`: duckdb 1.5.5 and the
 //! ducklake and sqlite_scanner extension wheels), loaded from the wheels'
@@ -22,10 +23,12 @@ const ENV: [(&str, &str); 2] = [
 ];
 
 /// The reader's pinned packages (separate from tests/requirements.txt).
-const LAKE_PINS: [&str; 4] = [
+const LAKE_PINS: [&str; 5] = [
     "duckdb==1.5.5",
     "duckdb-extension-ducklake==1.5.5",
     "duckdb-extension-sqlite-scanner==1.5.5",
+    // For the S3 test: DuckDB reads the store tier's objects through httpfs.
+    "duckdb-extension-httpfs==1.5.5",
     // DuckDB returns TIMESTAMP WITH TIME ZONE values to Python through pytz.
     "pytz==2025.2",
 ];
@@ -257,4 +260,80 @@ for f in failed[:3]:
     assert_eq!(first[1], "0", "failed reads through the lake: {text}");
     assert!(!first[2].contains(','), "distinct ids changed under a reader: {text}");
     assert_clean(&s, "after compact under readers");
+}
+
+#[test]
+fn a_partition_on_the_store_is_read_through_the_lake_with_duckdbs_s3_settings() {
+    let srv = common::s3::S3Server::start();
+    let s = Sandbox::new();
+    s.gen(1, 3, 2, 60);
+    let env = srv.env("36h");
+    let mdkeep = |args: &[&str]| {
+        let o = s
+            .cmd(args)
+            .envs(ENV)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    mdkeep(&["scan"]);
+    mdkeep(&["compact"]);
+    mdkeep(&["tier"]);
+    let parts: serde_json::Value = serde_json::from_str(&mdkeep(&["ls", "--json"])).unwrap();
+    let parts = parts.as_array().unwrap();
+    let on_store: Vec<&serde_json::Value> = parts.iter().filter(|p| p["tier"] == "archive").collect();
+    assert!(!on_store.is_empty(), "a partition moved to the store: {parts:?}");
+    let total: u64 = parts.iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    let store_rows: u64 = on_store.iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    let mut days: Vec<String> = on_store
+        .iter()
+        .map(|p| p["partition"]["date"].as_str().unwrap().to_string())
+        .collect();
+    days.sort();
+    days.dedup();
+    let o = s
+        .cmd(&["lake", "check", "--json"])
+        .envs(ENV)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["differences"].as_array().unwrap().is_empty(), "{r:#}");
+
+    // DuckDB's own S3 settings: a secret with the endpoint, path style, no TLS.
+    let code = r#"
+import duckdb_extension_httpfs as _hf
+con.execute(f"LOAD '{_ext(_hf, 'httpfs')}'")
+con.execute(f"""CREATE SECRET s3test (TYPE s3, KEY_ID '{os.environ['K']}', SECRET '{os.environ['S']}',
+    ENDPOINT '127.0.0.1:{sys.argv[2]}', URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')""")
+attach(sys.argv[1])
+import sqlite3
+n = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT count(*) FROM ducklake_data_file WHERE end_snapshot IS NULL AND path LIKE 's3://%'").fetchone()[0]
+days = ", ".join(f"'{d}'" for d in sys.argv[3].split(","))
+print(n, q('SELECT count(*) FROM lake.trades')[0], q(f"SELECT count(*) FROM lake.trades WHERE date IN ({days})")[0])
+"#;
+    let o = Command::new(lake_python())
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{code}"))
+        .args([&lake(&s), &srv.port.to_string(), &days.join(",")])
+        .env("K", common::s3::ACCESS_KEY)
+        .env("S", common::s3::SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "duckdb over S3:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    let v: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(
+        v[0] >= on_store.len() as u64,
+        "the lake names the store's objects: {out}"
+    );
+    assert_eq!(v[1], total, "every row, store tier included: {out}");
+    assert_eq!(v[2], store_rows, "the store's partitions, read from S3: {out}");
 }

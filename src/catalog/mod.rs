@@ -642,12 +642,27 @@ pub struct ReadableFile {
     pub partition: String,
     pub rows: u64,
     pub bytes: u64,
+    /// When its rows arrived (what `keep` ranks duplicates by).
+    pub arrival_ns: i64,
+}
+
+/// When a cataloged file's rows arrived; `None` when it is not cataloged.
+pub fn arrival_of(db: &Db, tier: &str, relpath: &str) -> Result<Option<i64>> {
+    db.conn
+        .query_row(
+            "SELECT coalesce(arrival_ns, mtime_ns) FROM files WHERE tier = ?1 AND relpath = ?2",
+            [tier, relpath],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db.err())
 }
 
 /// Every cataloged file without schema drift, for the lake (`crate::lake`).
 pub fn readable_files(conn: &Connection) -> rusqlite::Result<Vec<ReadableFile>> {
     let mut st = conn.prepare_cached(
-        "SELECT tier, relpath, dataset, partition, rows, bytes FROM files WHERE drift IS NULL ORDER BY dataset, tier, relpath",
+        "SELECT tier, relpath, dataset, partition, rows, bytes, coalesce(arrival_ns, mtime_ns)
+         FROM files WHERE drift IS NULL ORDER BY dataset, tier, relpath",
     )?;
     let rows = st.query_map([], |r| {
         Ok(ReadableFile {
@@ -657,6 +672,7 @@ pub fn readable_files(conn: &Connection) -> rusqlite::Result<Vec<ReadableFile>> 
             partition: r.get(3)?,
             rows: r.get::<_, i64>(4)? as u64,
             bytes: r.get::<_, i64>(5)? as u64,
+            arrival_ns: r.get(6)?,
         })
     })?;
     rows.collect()

@@ -44,6 +44,9 @@ pub struct Args {
     /// fault still in the data (see `mdkeep quality`).
     #[arg(long)]
     require_clean: bool,
+    /// Read what lake snapshot N named (while it is kept), not the live files.
+    #[arg(long, value_name = "N")]
+    snapshot: Option<i64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -74,6 +77,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         out: a.out.clone(),
         precision: a.precision,
         require_clean: a.require_clean.then(mdkeep::export::quality::default_clean_kinds),
+        snapshot: a.snapshot,
     };
     // The pins belong to this run: they go when it ends, even by kill -9.
     let lease = mdkeep::lock::RunLease::take(&cfg, "export")?;
@@ -93,12 +97,16 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
     }
     let tiers: Vec<String> = report.source_files.iter().map(|(t, n)| format!("{n} {t}")).collect();
     println!(
-        "exported {} rows of {} as {} from {} source files in {:.2}s",
+        "exported {} rows of {} as {} from {} source files in {:.2}s{}",
         output::thousands(report.rows),
         report.dataset,
         report.format,
         tiers.join(" + "),
-        report.seconds
+        report.seconds,
+        report
+            .snapshot
+            .map(|n| format!(" (lake snapshot {n})"))
+            .unwrap_or_default()
     );
     Ok(0)
 }

@@ -127,10 +127,11 @@ pub fn run(cli: &Cli, cmd: &Cmd) -> anyhow::Result<i32> {
             println!("job {id}: queued again");
         }
         Cmd::Rerun { id, json } => {
-            let new = jobs::rerun(&cfg, &db, *id)?;
+            let (new, how) = jobs::rerun(&cfg, &db, *id)?;
             if *json {
-                output::json(&serde_json::json!({ "id": new }))?;
+                output::json(&serde_json::json!({ "id": new, "data": how }))?;
             } else {
+                eprintln!("job {id} again: {how}");
                 println!("{new}");
             }
         }
@@ -297,7 +298,13 @@ fn show(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
     );
     println!("  folder {}", v.dir);
     if let (Some(fp), Some(rows)) = (&v.data_fingerprint, v.data_rows) {
-        println!("  data: fingerprint {fp}, {} rows", output::thousands(rows));
+        println!(
+            "  data: fingerprint {fp}, {} rows{}",
+            output::thousands(rows),
+            v.data_snapshot
+                .map(|n| format!(", lake snapshot {n}"))
+                .unwrap_or_default()
+        );
     }
     for e in events {
         println!("  {}  {:<12} {}", e.at, e.state, e.message);

@@ -1,4 +1,4 @@
-//! `mdkeep lake attach|check|rebuild`: the DuckLake catalog readers attach.
+//! `mdkeep lake attach|status|check|rebuild`: the DuckLake catalog readers attach.
 
 use mdkeep::lake;
 
@@ -8,6 +8,12 @@ use super::{output, Cli};
 pub enum Cmd {
     /// Print the DuckDB statements that attach this root's lake, read-only.
     Attach,
+    /// Snapshots kept, live files, and what is kept only for old snapshots.
+    Status {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare the lake, the catalog and the disk; name every difference (exit 4 on any).
     Check {
         /// Print the result as JSON.
@@ -28,6 +34,26 @@ pub fn run(cli: &Cli, c: &Cmd) -> anyhow::Result<i32> {
         Cmd::Attach => {
             print!("{}", lake::attach_sql(&cfg));
             Ok(mdkeep::exit::OK)
+        }
+        Cmd::Status { json } => {
+            let s = lake::status::status(&cfg);
+            if *json {
+                output::json(&s)?;
+            } else {
+                match &s {
+                    Some(s) => println!("{}", s.line()),
+                    None if !cfg.lake.enabled => println!("the lake is off (lake.enabled = false)"),
+                    None => println!(
+                        "no lake yet at {} (the next change writes one)",
+                        cfg.lake_path().display()
+                    ),
+                }
+            }
+            Ok(if s.as_ref().is_some_and(|s| s.error.is_some()) {
+                mdkeep::exit::DONE_WITH_FAILURES
+            } else {
+                mdkeep::exit::OK
+            })
         }
         Cmd::Check { json } => {
             let r = lake::check::check(&cfg, &db)?;

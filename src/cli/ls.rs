@@ -73,6 +73,9 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<i32> {
         human_bytes(o.quarantine_bytes),
         o.open_journals
     );
+    if let Some(l) = mdkeep::lake::status::status(&cfg) {
+        println!("{}", l.line());
+    }
     Ok(0)
 }
 

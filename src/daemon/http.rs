@@ -109,8 +109,11 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
     match blocking(s, |s| {
         let db = Db::open_existing(&s.cfg.state_db())?;
         let schedules = crate::scheduler::list(&s.cfg, &db)?;
-        let jobs = crate::jobs::queue::list(&db, None)?;
-        let running: Vec<_> = jobs.iter().filter(|j| j.life.is_running()).map(|j| j.view()).collect();
+        // Bounded: the running jobs (at most what the budget admits) and a count.
+        let running: Vec<_> = crate::jobs::queue::list(&db, Some("running"))?
+            .iter()
+            .map(|j| j.view())
+            .collect();
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
@@ -121,9 +124,10 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
             "budget_in_use_bytes": crate::jobs::budget::in_use(&db)?,
             "schedules": schedules,
             "running_jobs": running,
-            "queued_jobs": jobs.iter().filter(|j| j.life.is_queued()).count(),
+            "queued_jobs": crate::jobs::queue::count(&db, "queued")?,
             "deferred": crate::engine::deferred::list(&db)?,
             "alerts": alerts_status(&db)?,
+            "lake": crate::lake::status::status(&s.cfg),
         }))
     })
     .await

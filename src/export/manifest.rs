@@ -53,6 +53,9 @@ pub struct Manifest {
     pub rows: u64,
     pub partitions: Vec<PartitionDigest>,
     pub files: Vec<SourceFile>,
+    /// The lake snapshot that named the files read (not in the fingerprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<i64>,
 }
 
 /// Running sums of one partition.
@@ -207,6 +210,7 @@ impl Digest {
             rows: partitions.iter().map(|p| p.rows).sum(),
             partitions,
             files,
+            snapshot: None,
         }
     }
 }
@@ -222,6 +226,8 @@ impl Manifest {
         }
         self.files.extend(other.files);
         self.rows += other.rows;
+        // One snapshot names both only if each export recorded one.
+        self.snapshot = self.snapshot.zip(other.snapshot).map(|(a, b)| a.max(b));
         self.fingerprint = fingerprint(&self.dataset, &self.partitions);
     }
 }
@@ -331,6 +337,7 @@ mod tests {
             rows: 0,
             partitions: parts,
             files: Vec::new(),
+            snapshot: None,
         };
         let a = m(vec![
             part("s=A/date=2024-01-01", 10, "x"),

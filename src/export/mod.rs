@@ -55,6 +55,8 @@ pub struct Request {
     pub precision: Option<(u32, u32)>,
     /// Refuse when the data has findings of these kinds (`data.require_clean`).
     pub require_clean: Option<Vec<crate::quality::Kind>>,
+    /// Read what this lake snapshot named (`data.snapshot`), not the live files.
+    pub snapshot: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +83,8 @@ pub struct ExportReport {
     pub quality: Vec<crate::quality::FindingRow>,
     /// The fingerprint of the rows exported ([`manifest`]).
     pub data_fingerprint: String,
+    /// The lake snapshot that named the files read (`None` without a lake).
+    pub snapshot: Option<i64>,
     /// What was read and handed over, partition by partition.
     #[serde(skip)]
     pub manifest: Option<manifest::Manifest>,
@@ -88,11 +92,16 @@ pub struct ExportReport {
 
 pub use crate::time::parse_time;
 
-/// The files of each series that the request touches, by series key.
+/// The files of each series that the request touches, by series key: the
+/// catalog's, or those of the lake snapshot the request names.
 fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BTreeMap<String, Vec<CatalogFile>>> {
+    let files = match req.snapshot {
+        Some(n) => at_snapshot(cfg, db, &req.dataset, n)?,
+        None => catalog_files(db, Some(&req.dataset))?,
+    };
     let mut out: BTreeMap<String, Vec<CatalogFile>> = BTreeMap::new();
-    for f in catalog_files(db, Some(&req.dataset))? {
-        if f.drift || !cfg.tiers.contains_key(&f.tier) {
+    for f in files {
+        if f.drift || !(cfg.tiers.contains_key(&f.tier) || f.tier == TRASH) {
             continue;
         }
         let values = partition_values(&f.file.partition);
@@ -117,6 +126,73 @@ fn select(cfg: &Config, db: &Db, req: &Request, ds: &DatasetConfig) -> Result<BT
         out.entry(series).or_default().push(f);
     }
     Ok(out)
+}
+
+/// The pseudo-tier of a file a lake snapshot names that has been retired
+/// since and waits in the trash (its relpath is under `trash/`).
+const TRASH: &str = "trash";
+
+/// The files snapshot `n` named, as catalog entries: by tier where they
+/// still are under a tier's root, else in the trash. Duplicates rank by
+/// the arrival the lake kept, else the catalog's, else the snapshot's time.
+fn at_snapshot(cfg: &Config, db: &Db, dataset: &str, n: i64) -> Result<Vec<CatalogFile>> {
+    let roots: Vec<(String, String)> = cfg
+        .tiers
+        .keys()
+        .map(|t| Ok((t.clone(), crate::lake::file_path(cfg, t, "")?)))
+        .collect::<Result<_>>()?;
+    let trash = crate::lake::file_path_in(&cfg.trash_dir(), "");
+    let mut out = Vec::new();
+    for f in crate::lake::snapshot::files_at(cfg, dataset, n)? {
+        let located = roots
+            .iter()
+            .find_map(|(t, root)| {
+                f.path
+                    .strip_prefix(root.as_str())
+                    .map(|rel| (t.clone(), rel.to_string()))
+            })
+            .or_else(|| {
+                f.path
+                    .strip_prefix(trash.as_str())
+                    .map(|rel| (TRASH.to_string(), rel.to_string()))
+            });
+        let Some((tier, relpath)) = located else {
+            return Err(Error::Invalid(format!(
+                "snapshot {n} names {}, which is under no tier's root nor the trash (did the root move? `mdkeep lake rebuild` starts a new history)",
+                f.path
+            )));
+        };
+        let arrival = match f.arrival_ns {
+            Some(a) => a,
+            None => crate::catalog::arrival_of(db, &tier, &relpath)?.unwrap_or(f.added_ns),
+        };
+        out.push(CatalogFile {
+            dataset: dataset.to_string(),
+            tier,
+            file: crate::engine::series::PlanFile {
+                relpath,
+                partition: f.partition,
+                rows: f.rows,
+                bytes: f.bytes,
+                min_ts: f.min_ts,
+                max_ts: f.max_ts,
+                mtime_ns: 0,
+                arrival_ns: arrival,
+            },
+            drift: false,
+            misfiled: false,
+            compacted: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Where a selected file is read from.
+fn source_root(cfg: &Config, tier: &str) -> Result<PathBuf> {
+    if tier == TRASH {
+        return Ok(cfg.trash_dir());
+    }
+    cfg.tier_root(tier)
 }
 
 /// Refuse a request whose data has findings of the kinds it requires clean
@@ -167,11 +243,26 @@ fn select_and_pin<'a>(
         files: Vec::new(),
     };
     for f in chosen.values().flatten() {
-        pins::pin(&tx, &f.tier, &f.file.relpath, owner).map_err(&dberr)?;
-        pins.files.push((f.tier.clone(), f.file.relpath.clone()));
+        let (tier, rel) = pin_key(f);
+        pins::pin(&tx, &tier, &rel, owner).map_err(&dberr)?;
+        pins.files.push((tier, rel));
     }
     tx.commit().map_err(&dberr)?;
     Ok((chosen, pins))
+}
+
+/// What pins a selected file: its tier and relpath, or for a file in the
+/// trash (`<tier>/<relpath>[.n]`) the ones it had, which its trash entry keeps.
+fn pin_key(f: &CatalogFile) -> (String, String) {
+    if f.tier != TRASH {
+        return (f.tier.clone(), f.file.relpath.clone());
+    }
+    let (tier, rel) = f.file.relpath.split_once('/').unwrap_or(("", &f.file.relpath));
+    let rel = match rel.rsplit_once('.') {
+        Some((base, n)) if n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => base,
+        _ => rel,
+    };
+    (tier.to_string(), rel.to_string())
 }
 
 /// Passes on the rows of merged batches that fall in the requested range,
@@ -229,6 +320,7 @@ pub fn export(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> R
         if let (Some(m), Some(other)) = (report.manifest.as_mut(), r.manifest) {
             m.absorb(other);
             report.data_fingerprint = m.fingerprint.clone();
+            report.snapshot = m.snapshot;
         }
     }
     Ok(report)
@@ -298,6 +390,17 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> R
         )));
     }
     crate::failpoint::hit(crate::failpoint::EXPORT_PINNED);
+    let snapshot = match req.snapshot {
+        Some(n) => Some(n),
+        None => {
+            let paths = chosen
+                .values()
+                .flatten()
+                .map(|f| crate::lake::file_path(cfg, &f.tier, &f.file.relpath))
+                .collect::<Result<Vec<_>>>()?;
+            crate::lake::snapshot::naming(cfg, &req.dataset, &paths)
+        }
+    };
     let findings = quality::findings_of(cfg, db, &req.dataset, &chosen)?;
     if let Some(kinds) = &req.require_clean {
         quality::require_clean(&req.dataset, &findings, kinds)?;
@@ -305,7 +408,8 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> R
     std::fs::create_dir_all(&req.out).map_err(Error::io("create folder", &req.out))?;
     let result = run_scratch(cfg, ds, req, &chosen, true);
     drop(pins);
-    let (files, m, manifest) = result?;
+    let (files, m, mut manifest) = result?;
+    manifest.snapshot = snapshot;
     let mut report = ExportReport {
         dataset: req.dataset.clone(),
         format: req.format.name().to_string(),
@@ -315,6 +419,7 @@ fn export_one(cfg: &Config, db: &Db, req: &Request, owner: &pins::PinOwner) -> R
         duplicates_removed: m.duplicates_removed,
         quality: findings,
         data_fingerprint: manifest.fingerprint.clone(),
+        snapshot,
         manifest: Some(manifest),
         ..Default::default()
     };
@@ -397,7 +502,7 @@ fn run(
         let inputs: Vec<MergeInput> = files
             .iter()
             .map(|f| {
-                let root = cfg.tier_root(&f.tier)?;
+                let root = source_root(cfg, &f.tier)?;
                 Ok(MergeInput {
                     path: root.join(&f.file.relpath),
                     moved_to: Some(cfg.trash_dir().join(&f.tier).join(&f.file.relpath)),

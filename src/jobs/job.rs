@@ -126,6 +126,8 @@ pub struct Job {
     /// The fingerprint and rows of the data its export handed over.
     pub data_fingerprint: Option<String>,
     pub data_rows: Option<u64>,
+    /// The lake snapshot that named the files it read.
+    pub data_snapshot: Option<i64>,
 }
 
 /// The stable JSON shape of `jobs show --json` and each `jobs ls --json` element.
@@ -152,6 +154,8 @@ pub struct JobView {
     /// The fingerprint of the data the job read (`export::manifest`).
     pub data_fingerprint: Option<String>,
     pub data_rows: Option<u64>,
+    /// The lake snapshot that named the files it read (`data.snapshot` reads it again).
+    pub data_snapshot: Option<i64>,
 }
 
 impl Job {
@@ -178,6 +182,7 @@ impl Job {
             slurm_id: self.slurm_id,
             data_fingerprint: self.data_fingerprint.clone(),
             data_rows: self.data_rows,
+            data_snapshot: self.data_snapshot,
         }
     }
 }

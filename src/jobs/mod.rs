@@ -47,11 +47,36 @@ pub fn submit(cfg: &Config, db: &Db, spec_path: &Path, sets: &[(String, String)]
     submit_spec(cfg, db, &spec, spec_path, &spec_dir)
 }
 
-/// Queue job `id`'s spec again, as it was submitted (`jobs rerun`).
-pub fn rerun(cfg: &Config, db: &Db, id: i64) -> Result<i64> {
+/// Queue job `id`'s spec again (`jobs rerun`), on the same data: the lake
+/// snapshot its export read while it is kept, else the data must still
+/// have its fingerprint. Returns the new id and which of these applies.
+pub fn rerun(cfg: &Config, db: &Db, id: i64) -> Result<(i64, String)> {
     let job = queue::get(db, id)?;
     let origin = std::path::PathBuf::from(format!("the spec of job {id}"));
-    submit_spec(cfg, db, &job.spec, &origin, Path::new(&job.spec_dir))
+    let mut spec = job.spec.clone();
+    let mut how = "as submitted (its data was not recorded)".to_string();
+    if let Some(d) = spec.data.as_mut() {
+        match (job.data_snapshot, &job.data_fingerprint) {
+            (Some(n), _) if crate::lake::snapshot::is_kept(cfg, n) => {
+                d.snapshot = Some(n);
+                how = format!("reads lake snapshot {n}, as job {id} did");
+            }
+            (n, Some(fp)) => {
+                d.snapshot = None;
+                d.fingerprint = Some(fp.clone());
+                how = match n {
+                    Some(n) => format!(
+                        "lake snapshot {n} is no longer kept (lake.keep_snapshots = {}); the data must still have fingerprint {fp}",
+                        cfg.lake.keep_snapshots
+                    ),
+                    None => format!("the data must still have fingerprint {fp}"),
+                };
+            }
+            _ => {}
+        }
+    }
+    let new = submit_spec(cfg, db, &spec, &origin, Path::new(&job.spec_dir))?;
+    Ok((new, how))
 }
 
 /// [`submit`] of a loaded spec; `spec_path` names it in errors, and
@@ -84,6 +109,16 @@ fn submit_spec(cfg: &Config, db: &Db, spec: &JobSpec, spec_path: &Path, spec_dir
     }
     // Data that must be clean, or unchanged, is checked now too.
     if let Some(d) = spec.data.as_ref() {
+        if let Some(n) = d.snapshot.filter(|n| !crate::lake::snapshot::is_kept(cfg, *n)) {
+            return Err(Error::Spec {
+                path: spec_path.to_path_buf(),
+                key: "data.snapshot".into(),
+                message: format!(
+                    "lake snapshot {n} is not kept (lake.keep_snapshots = {}; `mdkeep lake status` shows what is)",
+                    cfg.lake.keep_snapshots
+                ),
+            });
+        }
         let req = d.request(crate::export::Format::Parquet, cfg.tmp_dir())?;
         if d.require_clean {
             crate::export::check_clean(cfg, db, &req)?;

@@ -23,7 +23,7 @@ pub use super::job::{Job, JobView, Lifecycle, Outcome};
 
 const COLUMNS: &str = "id, name, framework, grp, spec, spec_dir, fingerprint, priority, retries, attempts, state,
      reserved_bytes, peak_bytes, limit_mechanism, exit_code, pgid, worker_pid, cancel_requested, timeout_ms,
-     message, dir, queued_at, started_at, finished_at, slurm_id, data_fingerprint, data_rows, worker_run, pgid_start";
+     message, dir, queued_at, started_at, finished_at, slurm_id, data_fingerprint, data_rows, worker_run, pgid_start, data_snapshot";
 
 fn from_row(r: &Row) -> rusqlite::Result<Job> {
     let spec_json: String = r.get(4)?;
@@ -71,6 +71,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Job> {
         slurm_id: r.get(24)?,
         data_fingerprint: r.get(25)?,
         data_rows: r.get::<_, Option<i64>>(26)?.map(|v| v as u64),
+        data_snapshot: r.get(29)?,
     })
 }
 
@@ -79,8 +80,9 @@ pub fn record_data(db: &Db, id: i64, m: &crate::export::manifest::Manifest) -> R
     let text = serde_json::to_string(m).map_err(|e| Error::Invalid(e.to_string()))?;
     db.conn
         .execute(
-            "UPDATE jobs SET data_fingerprint = ?2, data_rows = ?3, data_manifest = ?4 WHERE id = ?1 AND state = 'running'",
-            params![id, m.fingerprint, m.rows as i64, text],
+            "UPDATE jobs SET data_fingerprint = ?2, data_rows = ?3, data_manifest = ?4, data_snapshot = ?5
+             WHERE id = ?1 AND state = 'running'",
+            params![id, m.fingerprint, m.rows as i64, text, m.snapshot],
         )
         .map_err(db.err())?;
     Ok(())
@@ -219,6 +221,16 @@ pub fn list(db: &Db, state: Option<&str>) -> Result<Vec<Job>> {
         .map_err(db.err())?;
     let rows = st.query_map([state], from_row).map_err(db.err())?;
     rows.collect::<rusqlite::Result<_>>().map_err(db.err())
+}
+
+/// How many jobs are in `state`, without reading them.
+pub fn count(db: &Db, state: &str) -> Result<u64> {
+    db.conn
+        .query_row("SELECT count(*) FROM jobs WHERE state = ?1", [state], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n.max(0) as u64)
+        .map_err(db.err())
 }
 
 /// (id, folder) of jobs in a final state that ended before `cutoff_ns`.

@@ -606,6 +606,7 @@ fn write_result(l: &Launch, dir: &Path, f: &Finish) {
         "metrics": metrics,
         "data_fingerprint": data.as_ref().map(|m| &m.fingerprint),
         "data_rows": data.as_ref().map(|m| m.rows),
+        "data_snapshot": data.as_ref().and_then(|m| m.snapshot),
     });
     let text = serde_json::to_vec_pretty(&v).unwrap_or_default();
     if let Err(e) = crate::fsutil::write_atomic(&dir.join("result.json"), &text) {

@@ -86,6 +86,10 @@ pub struct DataNeeds {
     /// the data's fingerprint is still this one (`jobs show`'s `data_fingerprint`).
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Read what this lake snapshot named (`jobs show`'s `data_snapshot`)
+    /// while `lake.keep_snapshots` keeps it; refused once it is gone.
+    #[serde(default)]
+    pub snapshot: Option<i64>,
 }
 
 impl DataNeeds {
@@ -118,6 +122,7 @@ impl DataNeeds {
             out,
             precision: self.precision,
             require_clean: self.clean_kinds(),
+            snapshot: self.snapshot,
         })
     }
 }

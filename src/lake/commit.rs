@@ -76,6 +76,7 @@ pub(super) fn write(
             ],
         )?;
         t.next_row_id += st.rows;
+        super::snapshot::record_arrival(tx, id, w.arrival_ns)?;
         for (k, (_, v)) in crate::layout::partition_values(&w.partition).iter().enumerate() {
             tx.execute(
                 "INSERT INTO ducklake_file_partition_value VALUES (?1, ?2, ?3, ?4)",

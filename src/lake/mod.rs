@@ -15,7 +15,9 @@
 
 pub mod check;
 mod schema;
+pub mod snapshot;
 mod stats;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -104,6 +106,7 @@ impl Lake {
         if !read_only {
             conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
                 .map_err(db_err(path))?;
+            conn.execute_batch(snapshot::ARRIVAL_TABLE).map_err(db_err(path))?;
         }
         Ok(Lake {
             conn,
@@ -177,13 +180,17 @@ pub(crate) struct Live {
 
 /// The path a lake names for a cataloged file: absolute, or `s3://...`.
 pub fn file_path(cfg: &Config, tier: &str, relpath: &str) -> Result<String> {
-    let root = cfg.tier_root(tier)?;
-    let p = if crate::store::is_remote(&root) {
+    Ok(file_path_in(&cfg.tier_root(tier)?, relpath))
+}
+
+/// [`file_path`] under any root (the trash's, for held files).
+pub fn file_path_in(root: &Path, relpath: &str) -> String {
+    let p = if crate::store::is_remote(root) {
         root.join(relpath)
     } else {
-        absolute(&root).join(relpath)
+        absolute(root).join(relpath)
     };
-    Ok(p.to_string_lossy().into_owned())
+    p.to_string_lossy().into_owned()
 }
 
 /// The files the lake should name live, by path, from mdkeep's catalog.
@@ -467,6 +474,7 @@ pub fn expire(cfg: &Config) -> Result<Expired> {
             [oldest],
         )
         .map_err(&lerr)? as u64;
+    snapshot::forget_arrivals(&tx).map_err(&lerr)?;
     tx.execute("DELETE FROM ducklake_snapshot_changes WHERE snapshot_id < ?1", [oldest])
         .map_err(&lerr)?;
     out.snapshots = tx

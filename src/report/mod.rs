@@ -55,6 +55,8 @@ pub struct Report {
     pub stores: Vec<StoreStatus>,
     /// Data-quality findings (as stored; `mdkeep quality` checks the rest).
     pub quality: quality::QualitySummary,
+    /// The DuckLake catalog readers attach (null when off or not written yet).
+    pub lake: Option<crate::lake::status::LakeStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +164,7 @@ pub fn build_with(cfg: &Config, db: &Db, since: crate::config::Span, reads: Read
         jobs: Vec::new(),
         stores: Vec::new(),
         quality: Default::default(),
+        lake: crate::lake::status::status(cfg),
     };
     let down = stores(cfg, db, &mut r)?;
     let facts = cache::Facts::new(cfg, db, reads == Reads::Files);

@@ -96,6 +96,9 @@ fn stored_sections(r: &Report) -> Vec<(String, Table)> {
             },
         ));
     }
+    if let Some(l) = &r.lake {
+        s.push(("Lake".to_string(), lake_table(l)));
+    }
     s.push((
         "Stored".to_string(),
         Table {
@@ -363,4 +366,31 @@ pub fn html_tables(r: &Report) -> String {
         super::page::section(&mut out, &title, &t.head, &rows);
     }
     out
+}
+
+/// The lake's snapshots and what old snapshots keep on disk.
+fn lake_table(l: &crate::lake::status::LakeStatus) -> Table {
+    let opt = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
+    Table {
+        head: vec![
+            "lake",
+            "snapshots",
+            "latest",
+            "oldest kept",
+            "live files",
+            "kept for old snapshots",
+        ],
+        rows: vec![vec![
+            l.path.clone(),
+            l.error.clone().unwrap_or_else(|| l.snapshots.to_string()),
+            opt(l.latest_snapshot),
+            format!(
+                "{} {}",
+                opt(l.oldest_snapshot),
+                l.oldest_time.clone().unwrap_or_default()
+            ),
+            format!("{} ({})", l.live_files, human_bytes(l.live_bytes)),
+            format!("{} ({})", l.kept_files, human_bytes(l.kept_bytes)),
+        ]],
+    }
 }

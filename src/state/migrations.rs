@@ -329,4 +329,8 @@ pub const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     );
     "#,
+    // 18: the lake snapshot a job's export read (`data.snapshot`, `jobs rerun`).
+    r#"
+    ALTER TABLE jobs ADD COLUMN data_snapshot INTEGER;
+    "#,
 ];
