@@ -266,7 +266,7 @@ for f in failed[:3]:
 fn a_partition_on_the_store_is_read_through_the_lake_with_duckdbs_s3_settings() {
     let srv = common::s3::S3Server::start();
     let s = Sandbox::new();
-    s.gen(1, 3, 2, 60);
+    s.gen(1, 3, 2, 300);
     let env = srv.env("36h");
     let mdkeep = |args: &[&str]| {
         let o = s
