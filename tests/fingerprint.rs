@@ -66,6 +66,19 @@ impl Pile {
         self.work(id)["data_fingerprint"].as_str().unwrap().to_string()
     }
 
+    /// One trade a second after `first` in hot `part` (a new file, not yet scanned).
+    fn late_trade(&self, part: &str, first: &str) {
+        let late = self.s.hot().join("trades").join(part).join("late.parquet");
+        std::fs::create_dir_all(late.parent().unwrap()).unwrap();
+        py(
+            "import pyarrow as pa, pyarrow.parquet as pq, sys, datetime\n\
+             t = datetime.datetime.fromisoformat(sys.argv[2].replace('Z', '+00:00')) + datetime.timedelta(seconds=1)\n\
+             pq.write_table(pa.table({'ts': pa.array([t], pa.timestamp('ms', tz='UTC')), 'trade_id': pa.array([987654321], pa.int64()),\n\
+                 'price': [100.0], 'amount': [1.0], 'side': ['buy']}), sys.argv[1])",
+            &[&late.display().to_string(), first],
+        );
+    }
+
     fn rerun(&self, id: i64) -> i64 {
         self.json(&["jobs", "rerun", &id.to_string()])["id"].as_i64().unwrap()
     }
@@ -128,15 +141,7 @@ fn the_fingerprint_follows_the_rows_not_the_files() {
     // One late trade in the range changes it; the diff names its partition.
     let part = parts[1]["partition"].as_str().unwrap().to_string();
     let first = parts[1]["first"].as_str().unwrap().to_string();
-    let late = p.s.hot().join("trades").join(&part).join("late.parquet");
-    std::fs::create_dir_all(late.parent().unwrap()).unwrap();
-    py(
-        "import pyarrow as pa, pyarrow.parquet as pq, sys, datetime\n\
-         t = datetime.datetime.fromisoformat(sys.argv[2].replace('Z', '+00:00')) + datetime.timedelta(seconds=1)\n\
-         pq.write_table(pa.table({'ts': pa.array([t], pa.timestamp('ms', tz='UTC')), 'trade_id': pa.array([987654321], pa.int64()),\n\
-             'price': [100.0], 'amount': [1.0], 'side': ['buy']}), sys.argv[1])",
-        &[&late.display().to_string(), &first],
-    );
+    p.late_trade(&part, &first);
     p.ok(&["scan"]);
     // Without kept snapshots (this pile keeps none), a rerun of job a falls
     // back to its fingerprint, which the data no longer has: refused.
@@ -212,14 +217,7 @@ fn a_rerun_reads_the_lake_snapshot_its_job_read() {
     let parts: Value = serde_json::from_slice(&std::fs::read(dir.join("data.manifest.json")).unwrap()).unwrap();
     let part = parts["partitions"][0]["partition"].as_str().unwrap().to_string();
     let first = parts["partitions"][0]["first"].as_str().unwrap().to_string();
-    let late = p.s.hot().join("trades").join(&part).join("late.parquet");
-    py(
-        "import pyarrow as pa, pyarrow.parquet as pq, sys, datetime\n\
-         t = datetime.datetime.fromisoformat(sys.argv[2].replace('Z', '+00:00')) + datetime.timedelta(seconds=1)\n\
-         pq.write_table(pa.table({'ts': pa.array([t], pa.timestamp('ms', tz='UTC')), 'trade_id': pa.array([987654321], pa.int64()),\n\
-             'price': [100.0], 'amount': [1.0], 'side': ['buy']}), sys.argv[1])",
-        &[&late.display().to_string(), &first],
-    );
+    p.late_trade(&part, &first);
     p.ok(&["scan"]);
     p.ok(&["compact"]);
     let now = submit(&[]);

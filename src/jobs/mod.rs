@@ -109,15 +109,12 @@ fn submit_spec(cfg: &Config, db: &Db, spec: &JobSpec, spec_path: &Path, spec_dir
     }
     // Data that must be clean, or unchanged, is checked now too.
     if let Some(d) = spec.data.as_ref() {
-        if let Some(n) = d.snapshot.filter(|n| !crate::lake::snapshot::is_kept(cfg, *n)) {
-            return Err(Error::Spec {
+        if let Some(n) = d.snapshot {
+            crate::lake::snapshot::open_kept(cfg, n).map_err(|e| Error::Spec {
                 path: spec_path.to_path_buf(),
                 key: "data.snapshot".into(),
-                message: format!(
-                    "lake snapshot {n} is not kept (lake.keep_snapshots = {}; `mdkeep lake status` shows what is)",
-                    cfg.lake.keep_snapshots
-                ),
-            });
+                message: e.to_string(),
+            })?;
         }
         let req = d.request(crate::export::Format::Parquet, cfg.tmp_dir())?;
         if d.require_clean {

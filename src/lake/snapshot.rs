@@ -70,17 +70,14 @@ fn kept(lake: &Lake) -> Result<Option<(i64, i64)>> {
     Ok(lo.zip(hi))
 }
 
-/// Whether snapshot `n` is still kept (so `data.snapshot = n` can be read):
-/// the lake has it, and holds retired files for its snapshots at all.
+/// Whether snapshot `n` is still kept (so `data.snapshot = n` can be read).
 pub fn is_kept(cfg: &Config, n: i64) -> bool {
-    !cfg.lake.keep_snapshots.0.is_zero()
-        && matches!(Lake::open_existing(cfg), Ok(Some(l)) if kept(&l).ok().flatten().is_some_and(|(lo, hi)| (lo..=hi).contains(&n)))
+    open_kept(cfg, n).is_ok()
 }
 
-/// The files of `dataset` that snapshot `n` names. Refused, saying what is
-/// kept, when the lake is off or no longer keeps `n`.
-pub fn files_at(cfg: &Config, dataset: &str, n: i64) -> Result<Vec<SnapshotFile>> {
-    let ds = cfg.dataset(dataset)?;
+/// The lake, when it still keeps snapshot `n`: it has it, and holds retired
+/// files for its snapshots at all. Refused, saying what is kept, otherwise.
+pub fn open_kept(cfg: &Config, n: i64) -> Result<Lake> {
     let lake = match Lake::open_existing(cfg)? {
         Some(l) if cfg.lake.enabled => l,
         _ => {
@@ -97,15 +94,19 @@ pub fn files_at(cfg: &Config, dataset: &str, n: i64) -> Result<Vec<SnapshotFile>
         )));
     }
     match kept(&lake)? {
-        Some((lo, hi)) if (lo..=hi).contains(&n) => {}
-        range => {
-            return Err(Error::Invalid(format!(
-                "snapshot {n} is not kept: the lake keeps {} (lake.keep_snapshots = {})",
-                range.map_or("none".into(), |(lo, hi)| format!("snapshots {lo} to {hi}")),
-                cfg.lake.keep_snapshots
-            )))
-        }
+        Some((lo, hi)) if (lo..=hi).contains(&n) => Ok(lake),
+        range => Err(Error::Invalid(format!(
+            "snapshot {n} is not kept: the lake keeps {} (lake.keep_snapshots = {}; `mdkeep lake status` shows what is)",
+            range.map_or("none".into(), |(lo, hi)| format!("snapshots {lo} to {hi}")),
+            cfg.lake.keep_snapshots
+        ))),
     }
+}
+
+/// The files of `dataset` that snapshot `n` names ([`open_kept`]'s refusals apply).
+pub fn files_at(cfg: &Config, dataset: &str, n: i64) -> Result<Vec<SnapshotFile>> {
+    let ds = cfg.dataset(dataset)?;
+    let lake = open_kept(cfg, n)?;
     let time_col = super::schema::table_columns(ds)
         .iter()
         .position(|(c, _)| c == &ds.time_column)

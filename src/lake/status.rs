@@ -106,6 +106,7 @@ impl LakeStatus {
     }
 }
 
-fn opt(v: Option<i64>) -> String {
+/// A snapshot id, or `-`.
+pub fn opt(v: Option<i64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }

@@ -370,7 +370,7 @@ pub fn html_tables(r: &Report) -> String {
 
 /// The lake's snapshots and what old snapshots keep on disk.
 fn lake_table(l: &crate::lake::status::LakeStatus) -> Table {
-    let opt = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
+    use crate::lake::status::opt;
     Table {
         head: vec![
             "lake",
