@@ -64,7 +64,46 @@ fn all_processes() -> Vec<Stat> {
 
 /// Whether `pid`'s environment holds `entry` (`KEY=value`) exactly.
 fn environ_has(pid: i32, entry: &[u8]) -> bool {
-    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == entry))
+    let path = format!("/proc/{pid}/environ");
+    let env = match fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => as_owner_of(pid, || fs::read(&path)),
+        other => other,
+    };
+    env.is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == entry))
+}
+
+/// Run `read` with this thread's filesystem uid and gid set to those of
+/// `pid`'s owner, then set them back. A root worker without CAP_SYS_PTRACE
+/// (a container's default set) may not read the environment of a job that
+/// runs as `jobs.run_as`; the kernel lets a caller whose fs uid and gid
+/// match the target's. setfsuid and setfsgid change the calling thread only.
+fn as_owner_of<T>(pid: i32, read: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    // "Uid:\treal\teffective\tsaved\tfs": all four must agree for the check to pass.
+    let ids = |key: &str| -> Option<u32> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+        let v: Vec<u32> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        (v.len() == 4 && v.iter().all(|&x| x == v[0])).then_some(v[0])
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (Some(uid), Some(gid), true) = (ids("Uid:"), ids("Gid:"), root) else {
+        return Err(denied());
+    };
+    // SAFETY: raw setfsgid/setfsuid syscalls on this thread; they take and return ids only.
+    let (old_gid, old_uid) = unsafe {
+        let g = libc::syscall(libc::SYS_setfsgid, gid);
+        let u = libc::syscall(libc::SYS_setfsuid, uid);
+        (g, u)
+    };
+    let out = read();
+    // SAFETY: as above, restoring the ids this thread had.
+    unsafe {
+        libc::syscall(libc::SYS_setfsuid, old_uid as u32);
+        libc::syscall(libc::SYS_setfsgid, old_gid as u32);
+    }
+    out
 }
 
 /// What one look at the job's processes found.
