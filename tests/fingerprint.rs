@@ -238,6 +238,18 @@ fn a_rerun_reads_the_lake_snapshot_its_job_read() {
         m["files"].as_array().unwrap().iter().any(|f| f["tier"] == "trash"),
         "{m}"
     );
+    // The list and the comparison show each job's fingerprint and snapshot.
+    let (a_id, b_id) = (a.to_string(), b["id"].to_string());
+    assert!(
+        p.ok(&["jobs", "ls"]).contains(&format!("{} @{snap}", &fp[..12])),
+        "jobs ls names the snapshot"
+    );
+    let c = p.json(&["jobs", "compare", &a_id, &b_id]);
+    assert!(
+        c["jobs"].as_array().unwrap().iter().all(|j| j["data_snapshot"] == snap),
+        "{c}"
+    );
+    assert_eq!(c["same_data"], true, "{c}");
 
     // So do `data.snapshot` and `export --snapshot`.
     let pinned = format!("data.snapshot={snap}");

@@ -85,7 +85,9 @@ fn ser_ts<S: serde::Serializer>(v: &Option<i64>, s: S) -> std::result::Result<S:
 pub fn seen_files(db: &Db) -> Result<HashMap<(String, String), Seen>> {
     let mut st = db
         .conn
-        .prepare("SELECT tier, relpath, bytes, mtime_ns FROM files")
+        // A drifted entry (an older mdkeep cataloged it) never looks
+        // unchanged, so this scan inspects and quarantines it.
+        .prepare("SELECT tier, relpath, CASE WHEN drift IS NULL THEN bytes ELSE -1 END, mtime_ns FROM files")
         .map_err(db.err())?;
     let rows = st
         .query_map([], |r| {

@@ -32,7 +32,9 @@ pub struct ScanReport {
     pub pending: Vec<String>,
     /// Unreadable files, moved to the quarantine folder.
     pub corrupt: Vec<Corrupt>,
-    /// Cataloged files whose schema differs from their dataset's.
+    /// Cataloged files whose schema differs from their dataset's and that
+    /// could not be moved (pinned by a job); a drifted file is otherwise
+    /// isolated like a corrupt one and listed under `corrupt` with its reason.
     pub drift: Vec<String>,
     /// Cataloged files holding rows outside their partition's time range.
     pub misfiled: Vec<String>,
@@ -247,6 +249,22 @@ fn entry_of(cfg: &Config, c: &Candidate, info: FileInfo) -> FileEntry {
     }
 }
 
+/// A readable file whose columns differ from its dataset's is isolated
+/// like a corrupt one: compaction could never merge it, and a reader of the
+/// dataset would trip on it. Its reason names each difference and the fix.
+fn drifted(cfg: &Config, c: &Candidate, result: Inspected) -> Inspected {
+    let Inspected::Ok(info) = result else { return result };
+    let drift = cfg.datasets[&c.dataset].schema_drift(&info.schema);
+    if drift.is_empty() {
+        return Inspected::Ok(info);
+    }
+    Inspected::Corrupt(format!(
+        "schema drift: {}; fix the file or dataset `{}`'s columns in the config, then move it back",
+        drift.join("; "),
+        c.dataset
+    ))
+}
+
 /// One inspected file into the catalog (in the scan's transaction): an
 /// entry, a file left for the next run, or a quarantined one.
 fn record(
@@ -261,7 +279,7 @@ fn record(
     let db_path = cfg.state_db();
     let dberr = crate::state::db_err(&db_path);
     let key = (c.tier.clone(), c.relpath.clone());
-    match result {
+    match drifted(cfg, &c, result) {
         Inspected::Unavailable(reason) => {
             // Healthy as far as we know: keep any catalog entry, retry next run.
             tracing::warn!(path = %c.abs().display(), %reason, "cannot read file now; retried next run");

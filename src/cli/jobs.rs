@@ -188,7 +188,7 @@ fn ls(db: &Db, state: Option<&str>, sort: Option<&str>, asc: bool, json: bool) -
                 dd,
                 trades,
                 jobs_page::duration(s.duration_seconds),
-                jobs_page::short_fp(v.data_fingerprint.as_deref()),
+                jobs_page::short_fp(v.data_fingerprint.as_deref(), v.data_snapshot),
                 human_bytes(v.reserved_memory_bytes),
                 v.peak_memory_bytes.map(human_bytes).unwrap_or_default(),
                 v.limit_mechanism.clone().unwrap_or_default(),
@@ -246,7 +246,9 @@ fn compare(db: &Db, ids: &[i64], json: bool) -> anyhow::Result<()> {
             j.summary.trades.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
         }),
         line("duration", &|j| jobs_page::duration(j.duration_seconds)),
-        line("data", &|j| jobs_page::short_fp(j.data_fingerprint.as_deref())),
+        line("data", &|j| {
+            jobs_page::short_fp(j.data_fingerprint.as_deref(), j.data_snapshot)
+        }),
         line("final equity", &|j| {
             j.equity_last.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
         }),

@@ -277,6 +277,8 @@ pub struct Compared {
     pub metrics: Value,
     pub data_fingerprint: Option<String>,
     pub data_rows: Option<u64>,
+    /// The lake snapshot its export read, when the lake is on.
+    pub data_snapshot: Option<i64>,
     /// Rows of its equity series, when it left one.
     pub equity_rows: Option<u64>,
     /// The equity series' first and last values.
@@ -331,6 +333,7 @@ pub fn compare(db: &Db, ids: &[i64]) -> Result<Comparison> {
             metrics: result.as_ref().map(|r| r["metrics"].clone()).unwrap_or(Value::Null),
             data_fingerprint: job.data_fingerprint.clone(),
             data_rows: job.data_rows,
+            data_snapshot: job.data_snapshot,
             equity_rows: equity.as_ref().map(|e| e.rows),
             equity_first: equity.as_ref().and_then(Equity::first),
             equity_last: equity.as_ref().and_then(Equity::last),

@@ -40,9 +40,14 @@ pub fn duration(secs: Option<f64>) -> String {
     }
 }
 
-/// The first 12 hex digits of a data fingerprint.
-pub fn short_fp(fp: Option<&str>) -> String {
-    fp.map(|f| f.chars().take(12).collect()).unwrap_or_default()
+/// The first 12 hex digits of a data fingerprint, then the lake snapshot
+/// the export read (`@7`) when there is one.
+pub fn short_fp(fp: Option<&str>, snapshot: Option<i64>) -> String {
+    let mut out: String = fp.map(|f| f.chars().take(12).collect()).unwrap_or_default();
+    if let Some(n) = snapshot {
+        let _ = write!(out, " @{n}");
+    }
+    out
 }
 
 /// The links that order the list, the current one in bold.
@@ -94,7 +99,7 @@ pub fn list(items: &[Summary], sort: Option<(&str, bool)>) -> String {
                 pct(m.max_drawdown).into(),
                 m.trades.map(|t| t.to_string()).unwrap_or_else(|| "-".into()).into(),
                 duration(s.duration_seconds).into(),
-                short_fp(v.data_fingerprint.as_deref()).into(),
+                short_fp(v.data_fingerprint.as_deref(), v.data_snapshot).into(),
                 memory(v.peak_memory_bytes, v.reserved_memory_bytes).into(),
                 v.finished_at.as_deref().map(short_time).unwrap_or_default().into(),
                 v.exit_code.map(|c| c.to_string()).unwrap_or_default().into(),
@@ -329,7 +334,12 @@ pub fn compare(c: &Comparison) -> String {
         row("total return", c.jobs.iter().map(|j| pct(j.summary.total_return))),
         row("max drawdown", c.jobs.iter().map(|j| pct(j.summary.max_drawdown))),
         row("duration", c.jobs.iter().map(|j| duration(j.duration_seconds))),
-        row("data", c.jobs.iter().map(|j| short_fp(j.data_fingerprint.as_deref()))),
+        row(
+            "data",
+            c.jobs
+                .iter()
+                .map(|j| short_fp(j.data_fingerprint.as_deref(), j.data_snapshot)),
+        ),
         row("final equity", c.jobs.iter().map(|j| num(j.equity_last))),
     ];
     for key in metric_keys(c) {

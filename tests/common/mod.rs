@@ -17,6 +17,14 @@ pub mod s3;
 #[allow(unused_imports)]
 pub use mdkeep::failpoint::REWRITE_STEPS;
 
+/// The binary under test: this build's, or `MDKEEP_TEST_BIN` (to show that a
+/// test fails on an older build: `scripts/fails_before.sh`).
+pub fn bin() -> PathBuf {
+    std::env::var_os("MDKEEP_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mdkeep")))
+}
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
@@ -44,7 +52,7 @@ impl Sandbox {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mdkeep"));
+        let mut c = Command::new(bin());
         c.args(args)
             .env("MDKEEP_ROOT", self.root())
             .env_remove("MDKEEP_CONFIG")
