@@ -10,6 +10,8 @@ and -sqlite-scanner 1.5.5, pytz; see tests/lake.rs), e.g.
     .lakevenv/bin/python benches/lake_scale.py [--symbols 50 --days 180] [--runs 7]
         [--work /tmp/mdkeep-lake-scale] [--mdkeep target/release/mdkeep]
         [--rows-per-day 1000] [--gen ingest|mdkeep] [--no-reference] [--no-strace] [--keep]
+        [--root DIR]   (an existing root as it is, e.g. the compact bench's
+                        /tmp/mdkeep-query-bench/mdkeep-root: the bench pile)
 
 How the catalog is built (all files are written by mdkeep, every change is a
 lake snapshot):
@@ -23,6 +25,7 @@ lake snapshot):
       partition first.
 
 What it measures, with DuckDB 1.5.5 (threads=2), median of --runs after one warm-up:
+  scan    query_vs_peers.sh's full-scan aggregate by symbol
   slice   SELECT count(*), sum(amount) WHERE symbol = S AND date = D AND ts BETWEEN lo AND hi
           (a 5-minute window in the middle of a middle day)
   lookup  SELECT ts, price, amount WHERE symbol = S AND trade_id = X
@@ -54,6 +57,7 @@ ap.add_argument("--gen", choices=["ingest", "mdkeep"], default="ingest")
 ap.add_argument("--no-reference", action="store_true")
 ap.add_argument("--no-strace", action="store_true")
 ap.add_argument("--keep", action="store_true", help="reuse the root of an earlier run with the same shape")
+ap.add_argument("--root", help="an mdkeep root as it is (e.g. the compact bench's mdkeep-root): build nothing, probe its data")
 a = ap.parse_args()
 
 import duckdb_extension_ducklake as _dl, duckdb_extension_sqlite_scanner as _sq
@@ -74,7 +78,7 @@ con.execute("LOAD '{_ext(_sq, 'sqlite_scanner')}'")
 exec(PRELUDE)  # defines con
 
 work = os.path.abspath(a.work)
-root = f"{work}/root"
+root = os.path.abspath(a.root) if a.root else f"{work}/root"
 hot = f"{root}/data/processed"
 env = dict(os.environ, MDKEEP_ROOT=root, MDKEEP__SCAN__SETTLE_TIME="0s")
 shape = f"{a.gen} {a.symbols}x{a.days}x{a.rows_per_day}"
@@ -96,7 +100,12 @@ def symbols():
 
 
 build = {}
-if not (a.keep and os.path.exists(f"{work}/shape") and open(f"{work}/shape").read() == shape):
+if a.root:
+    os.makedirs(work, exist_ok=True)
+    for old in ("ref.sqlite", "ref.sqlite.wal"):
+        if os.path.exists(f"{work}/{old}"):
+            os.remove(f"{work}/{old}")
+elif not (a.keep and os.path.exists(f"{work}/shape") and open(f"{work}/shape").read() == shape):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(root)
     mdkeep("init")
@@ -169,13 +178,20 @@ if not a.no_reference:
     src["ref"] = "ref.trades"
 
 # The probe: a middle symbol, a middle day, a 5-minute window in its middle and one trade id there.
-ex, sym = symbols()[len(symbols()) // 2]
-day = con.execute(f"SELECT strftime(TIMESTAMP '2024-01-01' + to_days({a.days // 2}), '%Y-%m-%d')").fetchone()[0]
+if a.root:
+    series = con.execute("SELECT DISTINCT exchange, symbol FROM lake.trades ORDER BY ALL").fetchall()
+    ex, sym = series[len(series) // 2]
+    days = [d for (d,) in con.execute(f"SELECT DISTINCT date FROM lake.trades WHERE exchange = '{ex}' AND symbol = '{sym}' ORDER BY 1").fetchall()]
+    day = days[len(days) // 2]
+else:
+    ex, sym = symbols()[len(symbols()) // 2]
+    day = con.execute(f"SELECT strftime(TIMESTAMP '2024-01-01' + to_days({a.days // 2}), '%Y-%m-%d')").fetchone()[0]
 lo = f"{day} 12:00:00+00"
 hi = f"{day} 12:05:00+00"
 tid = con.execute(f"SELECT min(trade_id) FROM lake.trades WHERE exchange = '{ex}' AND symbol = '{sym}' AND date = '{day}' AND ts >= '{lo}'").fetchone()[0]
 where = f"exchange = '{ex}' AND symbol = '{sym}'"
 Q = {
+    "scan": "SELECT symbol, count(*), round(sum(amount), 4), round(avg(price), 6), round(sum(price*amount)/sum(amount), 6) FROM {t} GROUP BY symbol ORDER BY symbol",
     "slice": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND date = '{day}' AND ts BETWEEN '{lo}' AND '{hi}'",
     "lookup": f"SELECT ts, price, amount FROM {{t}} WHERE {where} AND trade_id = {tid}",
     "floor": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND date = '{day}' AND ts < '2000-01-01'",
@@ -230,7 +246,7 @@ total = prof.get("latency", 0.0) * 1e3
 scan = sum(t for name, t, _ in ops if "SCAN" in name.upper()) * 1e3
 ops_ms = sum(t for _, t, _ in ops) * 1e3
 
-print(f"\nlake scale: {a.gen} {a.symbols} symbols x {a.days} days, {a.rows_per_day} rows a day; {live} live files "
+print(f"\nlake scale: " + (f"the root {root}" if a.root else f"{a.gen} {a.symbols} symbols x {a.days} days, {a.rows_per_day} rows a day") + f"; {live} live files "
       f"(lake check: {check.get('live_files')} live, snapshot {check.get('snapshot')})")
 print("build: " + ", ".join(f"{k} {v:.1f}" for k, v in build.items()) if build else "build: reused")
 print(f"lake.sqlite: {lake_bytes / 1e6:.2f} MB = {lake_bytes / max(live, 1):.0f} bytes per live file"

@@ -7,13 +7,18 @@
 #
 # BASE is built in a worktree under $TMPDIR with its own target folder
 # (a cold debug build); the tests are this tree's, pointed at the old
-# binary through MDKEEP_TEST_BIN. Run as root for the jobs tests.
+# binary through MDKEEP_TEST_BIN (or BEFORE_BIN=<a build of BASE>). Run
+# as root for the jobs tests.
 set -u
 base=${1:-8ffd551}
 wt=${TMPDIR:-/tmp}/mdkeep-before-$base
-[ -d "$wt" ] || git worktree add --detach "$wt" "$base" >/dev/null
-CARGO_TARGET_DIR="$wt/target" cargo build -q --manifest-path "$wt/Cargo.toml" --bin mdkeep || exit 1
-old="$wt/target/debug/mdkeep"
+if [ -n "${BEFORE_BIN:-}" ]; then
+  old=$BEFORE_BIN # a build of BASE made elsewhere (e.g. for the maintain bench)
+else
+  [ -d "$wt" ] || git worktree add --detach "$wt" "$base" >/dev/null
+  CARGO_TARGET_DIR="$wt/target" cargo build -q --manifest-path "$wt/Cargo.toml" --bin mdkeep || exit 1
+  old="$wt/target/debug/mdkeep"
+fi
 cargo test -q --no-run 2>/dev/null
 log=${TMPDIR:-/tmp}/fails_before.log
 : >"$log"

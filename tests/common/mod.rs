@@ -125,10 +125,20 @@ impl Sandbox {
         // The venvs' Python links into root's home (pyenv), which a job run as
         // nobody cannot enter: a root test worker keeps root for these.
         let run_as = ("MDKEEP__JOBS__RUN_AS", "root");
+        // MDKEEP_TEST_FRAMEWORK_LIMITS=1 runs them as a container would: the
+        // watchdog, with every job process under its hard RLIMIT_DATA.
+        let limits: Vec<(&str, &str)> = match std::env::var_os("MDKEEP_TEST_FRAMEWORK_LIMITS") {
+            Some(_) => vec![
+                ("MDKEEP__JOBS__LIMIT", "watchdog"),
+                ("MDKEEP__JOBS__DATA_LIMIT", "always"),
+            ],
+            None => Vec::new(),
+        };
         let o = self
             .cmd(&["jobs", "submit", spec.to_str().unwrap(), "--json"])
             .env(&var, py)
             .env(run_as.0, run_as.1)
+            .envs(limits.iter().copied())
             .output()
             .unwrap();
         assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
@@ -139,6 +149,7 @@ impl Sandbox {
             .cmd(&["jobs", "work", "--once"])
             .env(&var, py)
             .env(run_as.0, run_as.1)
+            .envs(limits.iter().copied())
             .output()
             .unwrap();
         assert!(o.status.success(), "work: {}", String::from_utf8_lossy(&o.stderr));
