@@ -17,15 +17,20 @@ timed() {
   echo "$wall $rss"
 }
 
-# pile WORK OPTS: the venv's Python in $py, a release build in $mdkeep, and
+# pile WORK OPTS: the venv's Python in $py, a release build in $mdkeep
+# ($MDKEEP_BIN when set, else cargo builds one), and
 # a gen_trades.py pile (../shared/bench) at WORK/pile, made once.
 pile() {
   local work=$1 opts=$2 here
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   py="$here/.venv/bin/python"
   [ -x "$py" ] || { python3 -m venv "$here/.venv"; "$py" -m pip install -q -r "$here/tests/requirements.txt"; }
-  (cd "$here" && cargo build --release -q)
-  mdkeep="$here/target/release/mdkeep"
+  if [ -n "${MDKEEP_BIN:-}" ]; then
+    mdkeep=$MDKEEP_BIN # a release build made earlier (no cargo here)
+  else
+    (cd "$here" && cargo build --release -q)
+    mdkeep="$here/target/release/mdkeep"
+  fi
   mkdir -p "$work"
   if [ ! -d "$work/pile/trades" ]; then
     echo "==> generating the pile: gen_trades.py $opts"

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
-use common::{wait_for, Sandbox};
+use common::{stop, wait_for, Sandbox};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -260,12 +260,6 @@ fn daemon(s: &Sandbox, port: u16, more: &[(&str, &str)]) -> std::process::Child 
     let mut env = vec![("MDKEEP__ALERTS__INTERVAL", "1s"), ("MDKEEP__ALERTS__TIMEOUT", "2s")];
     env.extend_from_slice(more);
     s.daemon(port, &env, Stdio::null())
-}
-
-fn stop(mut d: std::process::Child) {
-    // SAFETY: a plain signal to our own child.
-    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-    let _ = d.wait();
 }
 
 #[test]

@@ -9,23 +9,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{free_port, http_get, http_get_with, py, wait_for, Sandbox};
+use common::{free_port, get_ok as get, http_get, http_get_with, py, stop, wait_for, Sandbox};
 use serde_json::Value;
 
 fn start(s: &Sandbox, port: u16, env: &[(&str, &str)]) -> Child {
     s.daemon(port, env, Stdio::null())
-}
-
-fn stop(mut d: Child) {
-    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-    let _ = d.wait();
-}
-
-/// A page that must answer 200.
-fn get(port: u16, path: &str) -> String {
-    let (code, body) = http_get(port, path).unwrap();
-    assert_eq!(code, 200, "GET {path}: {body}");
-    body
 }
 
 fn get_json(port: u16, path: &str) -> Value {

@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{free_port, http_get, py, python, wait_for, Sandbox};
+use common::{free_port, get_ok as get, http_get, py, python, stop, wait_for, Sandbox};
 use serde_json::Value;
 
 /// A job that writes its metrics to `$MDKEEP_RESULT` and ten points of
@@ -55,17 +55,6 @@ fn start(s: &Sandbox, port: u16) -> Child {
         http_get(port, "/healthz").is_ok_and(|(code, _)| code == 200)
     });
     d
-}
-
-fn stop(mut d: Child) {
-    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-    let _ = d.wait();
-}
-
-fn get(port: u16, path: &str) -> String {
-    let (code, body) = http_get(port, path).unwrap();
-    assert_eq!(code, 200, "GET {path}: {body}");
-    body
 }
 
 /// Where each job's row starts on a `/jobs` page.

@@ -12,7 +12,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use common::{copy_tree, Sandbox, REWRITE_STEPS};
 
@@ -40,7 +39,6 @@ fn lake_python() -> PathBuf {
     PY.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let venv = root.join(".lakevenv");
-        let py = venv.join("bin/python");
         let check = format!(
             "import importlib.metadata as m\nfor l in {:?}:\n    n, v = l.split('==')\n    assert m.version(n) == v, (n, m.version(n))",
             LAKE_PINS
@@ -51,28 +49,8 @@ fn lake_python() -> PathBuf {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if ready(&py) {
-            return py;
-        }
-        let lock = root.join(".lakevenv.lock");
-        let deadline = std::time::Instant::now() + Duration::from_secs(900);
-        while std::fs::create_dir(&lock).is_err() {
-            assert!(std::time::Instant::now() < deadline, "waited 15 min for {}", lock.display());
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        if !ready(&py) {
-            let run = |c: &mut Command| {
-                let o = c.output().expect("run python3");
-                if !o.status.success() {
-                    let _ = std::fs::remove_dir(&lock);
-                    panic!("creating .lakevenv failed:\n{}", String::from_utf8_lossy(&o.stderr));
-                }
-            };
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(&py).args(["-m", "pip", "install", "-q"]).args(LAKE_PINS));
-        }
-        let _ = std::fs::remove_dir(&lock);
-        py
+        let pins: Vec<&std::ffi::OsStr> = LAKE_PINS.iter().map(|p| p.as_ref()).collect();
+        common::make_venv(&venv, &ready, &pins)
     })
     .clone()
 }

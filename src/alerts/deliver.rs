@@ -8,8 +8,7 @@
 //! Telegram token is read from its 0600 file for each message, and is
 //! never logged).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -140,22 +139,14 @@ fn telegram(cfg: &Config, origin: &Origin, t: &AlertTarget, n: &Notice, timeout:
 /// environment; exit 0 within the timeout is delivered.
 fn command(cfg: &Config, t: &AlertTarget, json: &[u8], timeout: Duration) -> Result<(), String> {
     let (prog, args) = t.argv.split_first().ok_or("no argv")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .current_dir(&cfg.root)
-        .env_clear()
-        .envs(crate::jobs::launch::inherited_env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its stdin is not a failure.
-        let _ = stdin.write_all(json);
-        let _ = stdin.write_all(b"\n");
-    }
-    let (status, err) = http::wait_with_timeout(child, timeout)?;
+    let mut input = json.to_vec();
+    input.push(b'\n');
+    let (status, err) = http::run_fed(
+        Command::new(prog).args(args).current_dir(&cfg.root),
+        &input,
+        timeout,
+        &format!("cannot run {prog}"),
+    )?;
     if status.success() {
         Ok(())
     } else {

@@ -166,19 +166,12 @@ fn curl(url: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -
         conf.push_str(&format!("header = {}\n", quoted(&format!("{k}: {}", header_value(v)))));
     }
     conf.push_str(&format!("data-binary = {}\n", quoted(&String::from_utf8_lossy(body))));
-    let mut child = Command::new("curl")
-        .args(["--config", "-"])
-        .env_clear()
-        .envs(crate::jobs::launch::inherited_env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("https needs curl, which could not be run: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(conf.as_bytes());
-    }
-    let out = wait_with_timeout(child, timeout + Duration::from_secs(2))?;
+    let out = run_fed(
+        Command::new("curl").args(["--config", "-"]),
+        conf.as_bytes(),
+        timeout + Duration::from_secs(2),
+        "https needs curl, which could not be run",
+    )?;
     if out.0.success() {
         return Ok(());
     }
@@ -189,8 +182,31 @@ fn curl(url: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -
     ))
 }
 
+/// Run `cmd` in the jobs' clean environment with `input` on its stdin (one
+/// that does not read it is not a failure), at most `limit`; its status and
+/// stderr. When it cannot start, the error is `cannot: <why>`.
+pub fn run_fed(
+    cmd: &mut Command,
+    input: &[u8],
+    limit: Duration,
+    cannot: &str,
+) -> Result<(std::process::ExitStatus, String), String> {
+    let mut child = cmd
+        .env_clear()
+        .envs(crate::jobs::launch::inherited_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cannot}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    wait_with_timeout(child, limit)
+}
+
 /// Wait for `child` at most `limit`, killing it past that; its status and stderr.
-pub fn wait_with_timeout(
+fn wait_with_timeout(
     mut child: std::process::Child,
     limit: Duration,
 ) -> Result<(std::process::ExitStatus, String), String> {

@@ -270,7 +270,7 @@ pub enum Retired {
     /// kept, and the next scan catalogs it.
     Replaced,
     /// A kept lake snapshot still names it: held in the trash, readable,
-    /// until the snapshot expires ([`crate::lake::hold`]).
+    /// until the snapshot expires ([`crate::lake::Holds`]).
     Held,
 }
 
@@ -278,7 +278,14 @@ pub enum Retired {
 /// still the file the rewrite read. A pinned file is moved to the trash
 /// folder instead (an object stays where it is), to be deleted after its
 /// pins go and a grace period.
-pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpath: &str) -> Result<Retired> {
+pub fn retire_input(
+    cfg: &Config,
+    conn: &Connection,
+    holds: &mut crate::lake::Holds,
+    id: i64,
+    tier: &str,
+    relpath: &str,
+) -> Result<Retired> {
     let root = cfg.tier_root(tier)?;
     let path = root.join(relpath);
     let remote = crate::store::is_remote(&path);
@@ -310,7 +317,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
     // A pinned file waits for its pins; else a lake reader may still read
     // it (while snapshots are kept), unless a quota evicts it for room.
     let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
-    let held = !pinned && crate::lake::holds(cfg, &path) && kind(conn, id)? != Action::Evict.as_str();
+    let held = !pinned && holds.holds(&path) && kind(conn, id)? != Action::Evict.as_str();
     if held || pinned {
         let kept_at = if remote {
             path
@@ -323,7 +330,7 @@ pub fn retire_input(cfg: &Config, conn: &Connection, id: i64, tier: &str, relpat
             }
             if held {
                 // The old name goes after the reader grace (`finish`).
-                crate::lake::hold(cfg, &path, &to)?;
+                holds.hold(&path, &to)?;
             } else {
                 fsutil::move_file(&path, &to)?;
             }
@@ -377,9 +384,9 @@ pub fn finish(
     }
     let root = cfg.tier_root(tier).ok();
     // Held inputs keep their old names until readers that listed them are done.
-    let (mut old_names, since) = (Vec::new(), std::time::Instant::now());
+    let (mut holds, mut old_names) = (crate::lake::Holds::new(cfg), Vec::new());
     for (i, rel) in paths(conn, "journal_inputs", id).map_err(&dberr)?.iter().enumerate() {
-        match retire_input(cfg, conn, id, tier, rel) {
+        match retire_input(cfg, conn, &mut holds, id, tier, rel) {
             Ok(Retired::Removed) => done.removed += 1,
             Ok(Retired::Trashed) => done.trashed += 1,
             Ok(Retired::Replaced) => done.replaced += 1,
@@ -396,6 +403,8 @@ pub fn finish(
             crate::failpoint::hit("rewrite:mid-delete");
         }
     }
+    holds.commit();
+    let since = std::time::Instant::now();
     if let Err((file, e)) = crate::lake::release_old_names(cfg, &old_names, since) {
         first.get_or_insert(("retire", file.display().to_string(), e));
     }

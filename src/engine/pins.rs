@@ -158,8 +158,9 @@ pub fn purge_trash(cfg: &Config, db: &mut Db) -> Result<u64> {
         r.collect::<rusqlite::Result<_>>().map_err(&dberr)?
     };
     let mut purged = 0;
+    let holds = crate::lake::Holds::new(cfg);
     for (id, tier, rel, path, released) in rows {
-        let pinned = is_pinned(&db.conn, &tier, &rel).map_err(&dberr)? || crate::lake::holds(cfg, Path::new(&path));
+        let pinned = is_pinned(&db.conn, &tier, &rel).map_err(&dberr)? || holds.holds(Path::new(&path));
         match (pinned, released) {
             (true, Some(_)) => {
                 db.conn

@@ -10,10 +10,11 @@
 //! the catalog agree. It runs after every catalog change commits and before
 //! any input is retired ([`after_change`], which never fails the data
 //! work). A retired file an unexpired snapshot still names is held in the
-//! trash and repointed there ([`hold`], [`names`]); [`expire`] lets
+//! trash and repointed there ([`Holds`]); [`expire`] lets
 //! snapshots older than `lake.keep_snapshots` go. Planners never see it.
 
 pub mod check;
+mod hold;
 mod schema;
 pub mod snapshot;
 mod stats;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::catalog::{self, ReadableFile};
@@ -32,6 +33,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::db_err;
 
+pub use hold::{release_old_names, Holds};
 pub use schema::VERSION;
 
 /// One sync at a time in this process (compaction runs series in parallel);
@@ -335,99 +337,6 @@ pub fn after_change(cfg: &Config, conn: &Connection) -> Option<Synced> {
             None
         }
     }
-}
-
-/// Whether the lake keeps `path` readable for its snapshots: it names the
-/// file and snapshots are kept at all (`lake.keep_snapshots` > 0).
-pub fn holds(cfg: &Config, path: &Path) -> bool {
-    !cfg.lake.keep_snapshots.0.is_zero() && names(cfg, path)
-}
-
-/// Whether any kept snapshot of the lake names `path` (so a reader may
-/// still open it). False without a lake, or when it cannot be read.
-pub fn names(cfg: &Config, path: &Path) -> bool {
-    if !cfg.lake.enabled {
-        return false;
-    }
-    let Ok(Some(lake)) = Lake::open_existing(cfg) else {
-        return false;
-    };
-    lake.conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM ducklake_data_file WHERE path = ?1)",
-            [path.to_string_lossy()],
-            |r| r.get(0),
-        )
-        .unwrap_or(false)
-}
-
-/// Keep a retired file that a snapshot names readable at `to` (the trash):
-/// link it there and point the lake at it. Where a link cannot be made
-/// (another filesystem) it is moved. Returns whether the old name is still
-/// there: the caller unlinks it after `lake.reader_grace`
-/// ([`release_old_names`]), so a reader that listed it a moment before
-/// still opens it.
-pub fn hold(cfg: &Config, from: &Path, to: &Path) -> Result<bool> {
-    if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
-    }
-    let linked = std::fs::hard_link(from, to).is_ok();
-    if linked {
-        if let Some(dir) = to.parent() {
-            crate::fsutil::fsync_dir(dir)?;
-        }
-    } else {
-        crate::fsutil::move_file(from, to)?;
-    }
-    if let Err(e) = repoint(cfg, from, to) {
-        tracing::warn!(path = %from.display(), error = %e, "lake: could not repoint a held file; old snapshots may not read it");
-    }
-    Ok(linked)
-}
-
-/// Unlink the old names of files [`hold`] linked into the trash, once
-/// `lake.reader_grace` has passed since `since`; each folder is synced.
-/// Returns the first failure, with its file.
-pub fn release_old_names(
-    cfg: &Config,
-    names: &[PathBuf],
-    since: std::time::Instant,
-) -> std::result::Result<(), (PathBuf, Error)> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    if let Some(left) = cfg.lake.reader_grace.0.checked_sub(since.elapsed()) {
-        std::thread::sleep(left);
-    }
-    let mut first = None;
-    for p in names {
-        let r = std::fs::remove_file(p)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(Error::io("remove", p))
-            .and_then(|()| p.parent().map_or(Ok(()), crate::fsutil::fsync_dir));
-        if let Err(e) = r {
-            first.get_or_insert((p.clone(), e));
-        }
-    }
-    first.map_or(Ok(()), Err)
-}
-
-fn repoint(cfg: &Config, from: &Path, to: &Path) -> Result<()> {
-    let lake = Lake::open(cfg)?;
-    let to = absolute(to);
-    lake.conn
-        .execute(
-            "UPDATE ducklake_data_file SET path = ?2 WHERE path = ?1",
-            params![from.to_string_lossy(), to.to_string_lossy()],
-        )
-        .map_err(db_err(&lake.path))?;
-    Ok(())
 }
 
 /// What [`expire`] let go.

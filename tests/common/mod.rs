@@ -243,7 +243,6 @@ pub fn python() -> PathBuf {
             root.display()
         );
         let venv = root.join(".venv");
-        let py = venv.join("bin/python");
         let pins = root.join("tests/requirements.txt");
         // Every pinned package at its pinned version, not only importable.
         let ready = |py: &Path| {
@@ -263,34 +262,46 @@ pub fn python() -> PathBuf {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if ready(&py) {
-            return py;
-        }
-        let lock = root.join(".venv.lock");
-        let deadline = std::time::Instant::now() + Duration::from_secs(900);
-        while std::fs::create_dir(&lock).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited 15 min for {}",
-                lock.display()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        if !ready(&py) {
-            let run = |c: &mut Command| {
-                let o = c.output().expect("run python3");
-                if !o.status.success() {
-                    let _ = std::fs::remove_dir(&lock);
-                    panic!("creating the test venv failed:\n{}", String::from_utf8_lossy(&o.stderr));
-                }
-            };
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(&py).args(["-m", "pip", "install", "-q", "-r"]).arg(&pins));
-        }
-        let _ = std::fs::remove_dir(&lock);
-        py
+        make_venv(&venv, &ready, &["-r".as_ref(), pins.as_os_str()])
     })
     .clone()
+}
+
+/// Make `venv` with `pip install INSTALL` unless `ready` already holds for
+/// its Python, under a lock folder beside it so parallel tests wait for one
+/// install. Returns its Python.
+pub fn make_venv(venv: &Path, ready: &dyn Fn(&Path) -> bool, install: &[&std::ffi::OsStr]) -> PathBuf {
+    let py = venv.join("bin/python");
+    if ready(&py) {
+        return py;
+    }
+    let lock = venv.with_extension("lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(900);
+    while std::fs::create_dir(&lock).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 15 min for {}",
+            lock.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !ready(&py) {
+        let run = |c: &mut Command| {
+            let o = c.output().expect("run python3");
+            if !o.status.success() {
+                let _ = std::fs::remove_dir(&lock);
+                panic!(
+                    "creating {} failed:\n{}",
+                    venv.display(),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv));
+        run(Command::new(&py).args(["-m", "pip", "install", "-q"]).args(install));
+    }
+    let _ = std::fs::remove_dir(&lock);
+    py
 }
 
 /// Run a Python snippet (argv[1..] = args) and return its stdout, trimmed.
@@ -450,6 +461,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A page that must answer 200: its body.
+pub fn get_ok(port: u16, path: &str) -> String {
+    let (code, body) = http_get(port, path).unwrap();
+    assert_eq!(code, 200, "GET {path}: {body}");
+    body
+}
+
+/// Stop a daemon started by a test (SIGTERM, then wait).
+pub fn stop(mut d: std::process::Child) {
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let _ = d.wait();
 }
 
 /// `GET path` over plain HTTP/1.1; (status, body).

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{free_port, wait_for, walk};
+use super::{wait_for, walk};
 
 pub const BUCKET: &str = "market-cold";
 pub const ACCESS_KEY: &str = "mdkeep-test-access";
@@ -25,20 +25,29 @@ impl S3Server {
     pub fn start() -> S3Server {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("data").join(BUCKET)).unwrap();
+        // Bound here, not picked and bound later: a port found free can be
+        // taken meanwhile (by any connection's local end).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = S3Server {
             running: None,
-            port: free_port(),
+            port: listener.local_addr().unwrap().port(),
             root,
         };
-        s.resume();
+        s.serve_on(listener);
         s
     }
 
     /// Start (again) on the same port and folder.
     pub fn resume(&mut self) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.serve_on(listener);
+    }
+
+    fn serve_on(&mut self, listener: std::net::TcpListener) {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (data, port) = (self.root.path().join("data"), self.port);
-        let thread = std::thread::spawn(move || serve(&data, port, stopped));
+        listener.set_nonblocking(true).unwrap();
+        let thread = std::thread::spawn(move || serve(&data, listener, stopped));
         self.running = Some((thread, stop));
         wait_for("the S3 server to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -123,8 +132,8 @@ pub fn py_s3(s: &S3Server, body: &str) -> String {
     super::py_env(&code, &[], &[("K", ACCESS_KEY), ("S", SECRET_KEY)])
 }
 
-/// Serve `s3s-fs` over `data` on 127.0.0.1:`port` until told to stop.
-fn serve(data: &Path, port: u16, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+/// Serve `s3s-fs` over `data` on `listener` until told to stop.
+fn serve(data: &Path, listener: std::net::TcpListener, mut stopped: tokio::sync::oneshot::Receiver<()>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -135,7 +144,7 @@ fn serve(data: &Path, port: u16, mut stopped: tokio::sync::oneshot::Receiver<()>
         let mut b = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(data).unwrap());
         b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = b.build();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         loop {
             tokio::select! {
