@@ -88,6 +88,8 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) 
         m.series_rewritten += 1;
     }
     m.failures = failures.into_inner().expect("lock");
+    // Held inputs' old names go after one reader grace for the whole run.
+    crate::engine::release::settle(cfg, &db.conn)?;
     progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();

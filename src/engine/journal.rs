@@ -364,7 +364,8 @@ impl Retirements {
 
 /// Finish journal `id`'s committed rewrite: drop its upload claims and
 /// retire every input, each tried whichever other fails. When all are
-/// settled the journal is `done` (and any deferral cleared); else it stays
+/// settled the journal is `done` (and any deferral cleared), or queued for
+/// [`super::release::settle`] while held inputs keep their old names; else it stays
 /// `committed`, deferred with the first failure's step, file and reason,
 /// and the next run's recovery retries it. Its inputs stay out of the
 /// catalog meanwhile ([`deferred::unsettled_paths`]). Only the state
@@ -404,16 +405,12 @@ pub fn finish(
         }
     }
     holds.commit();
-    let since = std::time::Instant::now();
-    if let Err((file, e)) = crate::lake::release_old_names(cfg, &old_names, since) {
-        first.get_or_insert(("retire", file.display().to_string(), e));
-    }
-    if let Some(root) = &root {
-        for dir in old_names.iter().filter_map(|p| p.parent()) {
-            remove_empty_dirs(dir, root);
-        }
-    }
     match first {
+        // The old names go after the reader grace, once for the whole run.
+        None if !old_names.is_empty() => {
+            super::release::queue(id, old_names, std::time::Instant::now(), root);
+            Ok((done, None))
+        }
         None => {
             set_state(conn, id, State::Done).map_err(&dberr)?;
             deferred::clear(conn, Kind::Journal, id).map_err(&dberr)?;
@@ -470,6 +467,8 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
         tracing::debug!("recovery skipped: this process does not hold the data lock");
         return Ok(report);
     };
+    // Journals this process left for the reader grace are its own to finish.
+    super::release::settle(cfg, &db.conn)?;
     crate::lake::after_change(cfg, &db.conn);
     let open: Vec<(i64, String, String, String, i64, Option<String>)> = {
         let mut st = db
@@ -514,6 +513,8 @@ pub fn recover(cfg: &Config, db: &mut Db) -> Result<RecoveryReport> {
     report.stale_pins = pins::release_stale_pins(cfg, db)?;
     report.trash_purged = pins::purge_trash(cfg, db)?;
     report.deferred = deferred::list(db)?;
+    // What recovery finished itself, after the grace.
+    super::release::settle(cfg, &db.conn)?;
     Ok(report)
 }
 

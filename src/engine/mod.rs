@@ -17,6 +17,7 @@ pub mod journal;
 pub mod merge;
 pub mod pins;
 pub mod quarantine;
+pub mod release;
 pub mod rewrite;
 pub mod scratch;
 pub mod series;

@@ -212,6 +212,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &RetentionPlan) -> Result<Retent
         m.rows_removed += r.rows_trimmed;
         m.bytes_removed += r.bytes_in.saturating_sub(r.bytes_out);
     }
+    crate::engine::release::settle(cfg, &db.conn)?;
     m.seconds = started.elapsed().as_secs_f64();
     Ok(m)
 }

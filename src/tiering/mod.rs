@@ -308,6 +308,7 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &TierPlan, progress: &dyn Progre
             }
         }
     }
+    crate::engine::release::settle(cfg, &db.conn)?;
     progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();

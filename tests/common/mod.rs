@@ -67,7 +67,10 @@ impl Sandbox {
         c.env("MDKEEP__QUOTA__MIN_FREE", "0%");
         // Retired files are deleted at once, not held for lake readers
         // (tests/lake.rs keeps snapshots, and holds, as a user's root does).
-        c.env("MDKEEP__LAKE__KEEP_SNAPSHOTS", "0s");
+        // A build from before the lake (MDKEEP_TEST_BIN) refuses the key.
+        if std::env::var_os("MDKEEP_TEST_BIN").is_none() {
+            c.env("MDKEEP__LAKE__KEEP_SNAPSHOTS", "0s");
+        }
         c
     }
 

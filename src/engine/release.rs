@@ -1,0 +1,76 @@
+//! Old names of held inputs, waiting out `lake.reader_grace`. A rewrite's
+//! input that a kept lake snapshot names is linked into the trash and the
+//! lake repointed there ([`crate::lake::Holds`]); its old name must stay a
+//! moment for a reader that listed it just before. Instead of sleeping that
+//! grace once per rewrite, [`journal::finish`] leaves such a journal
+//! `committed` and queues it here; [`settle`] waits out the grace once for
+//! all of them (at the end of each run, and before recovery), unlinks the
+//! old names and marks the journals done. A crash before that leaves them
+//! `committed`, and recovery finishes them: the lake no longer names the old
+//! names, so they are removed.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::deferred::{self, Kind};
+use super::journal::{self, remove_empty_dirs, State};
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::db_err;
+
+/// A journal whose held inputs still have their old names.
+struct Pending {
+    id: i64,
+    names: Vec<PathBuf>,
+    /// When the lake stopped naming them.
+    since: Instant,
+    root: Option<PathBuf>,
+}
+
+static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+
+/// Queue journal `id`, whose inputs are retired but for `names`.
+pub(crate) fn queue(id: i64, names: Vec<PathBuf>, since: Instant, root: Option<PathBuf>) {
+    lock().push(Pending { id, names, since, root });
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<Pending>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Unlink the queued old names once their grace has passed (one wait for
+/// all) and mark their journals done; a name that cannot be removed defers
+/// its journal with the reason, as `finish` would.
+pub fn settle(cfg: &Config, conn: &Connection) -> Result<()> {
+    let mut pending = std::mem::take(&mut *lock());
+    pending.sort_by_key(|p| p.since);
+    let dberr = db_err(std::path::Path::new("state"));
+    for p in pending {
+        match crate::lake::release_old_names(cfg, &p.names, p.since) {
+            Ok(()) => {
+                journal::set_state(conn, p.id, State::Done).map_err(&dberr)?;
+                deferred::clear(conn, Kind::Journal, p.id).map_err(&dberr)?;
+            }
+            Err((file, e)) => {
+                tracing::warn!(journal = p.id, path = %file.display(), error = %e, "cannot remove a held input's old name; deferred");
+                deferred::defer(
+                    conn,
+                    Kind::Journal,
+                    p.id,
+                    "retire",
+                    &file.display().to_string(),
+                    &e.to_string(),
+                )?;
+            }
+        }
+        if let Some(root) = &p.root {
+            for dir in p.names.iter().filter_map(|n| n.parent()) {
+                remove_empty_dirs(dir, root);
+            }
+        }
+    }
+    Ok(())
+}
