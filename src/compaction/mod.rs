@@ -43,8 +43,18 @@ pub struct Metrics {
     pub failures: Vec<Failure>,
 }
 
-/// Carry out a plan. Recovery of interrupted rewrites runs first.
+/// Carry out a plan. Recovery of interrupted rewrites runs first; held
+/// inputs' old names go after the reader grace, before it returns.
 pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) -> Result<Metrics> {
+    let m = execute_unsettled(cfg, db, plan, progress)?;
+    crate::engine::release::settle(cfg, &db.conn)?;
+    Ok(m)
+}
+
+/// [`execute`], leaving the reader grace to the caller
+/// ([`crate::engine::release::settle`]): `maintain` lets it pass during
+/// the steps that follow.
+pub fn execute_unsettled(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) -> Result<Metrics> {
     let started = Instant::now();
     let mut m = Metrics {
         recovered: journal::recover(cfg, db)?,
@@ -88,8 +98,6 @@ pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) 
         m.series_rewritten += 1;
     }
     m.failures = failures.into_inner().expect("lock");
-    // Held inputs' old names go after one reader grace for the whole run.
-    crate::engine::release::settle(cfg, &db.conn)?;
     progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();

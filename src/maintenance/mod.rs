@@ -160,6 +160,9 @@ pub fn maintain(
             r.failures.push(Failure::new(step.as_str(), "", &e, "step failed"));
         }
     }
+    // The reader grace of compaction's held inputs passed during the steps
+    // after it (retention's and tier's recovery settle it sooner).
+    crate::engine::release::settle(cfg, &db.conn)?;
     r.deferred = deferred::list(db)?;
     crate::lake::expire_logged(cfg);
     record_run(db, &r);
@@ -216,7 +219,7 @@ fn run_step(cfg: &Config, db: &mut Db, step: Step, progress: &dyn Progress, r: &
         }
         Step::Compact => {
             let plan = compaction::plan(cfg, db, &Default::default())?;
-            r.compact = compaction::execute(cfg, db, &plan, progress)?;
+            r.compact = compaction::execute_unsettled(cfg, db, &plan, progress)?;
             r.failures.extend(r.compact.failures.iter().cloned());
         }
         Step::Rollup => {
