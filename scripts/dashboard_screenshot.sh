@@ -25,6 +25,9 @@ job hello '["sh", "-c", "echo hello from a job"]'
 job failing '["sh", "-c", "echo something went wrong >&2; exit 3"]'
 # Two strategies that report metrics and an equity curve (a random walk).
 py=${MDKEEP_PY:-python3}
+# A root daemon runs jobs as jobs.run_as (nobody), who cannot enter a venv
+# under /root (pyenv's Python): as root, the jobs keep root, as the tests do.
+[ "$(id -u)" != 0 ] || export MDKEEP__JOBS__RUN_AS=root
 walk=$(cat <<'PY'
 import json, os, random, sys
 import pyarrow as pa, pyarrow.parquet as pq
