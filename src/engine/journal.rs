@@ -412,8 +412,7 @@ pub fn finish(
             Ok((done, None))
         }
         None => {
-            set_state(conn, id, State::Done).map_err(&dberr)?;
-            deferred::clear(conn, Kind::Journal, id).map_err(&dberr)?;
+            mark_done(conn, id)?;
             Ok((done, None))
         }
         Some((step, file, e)) => {
@@ -421,6 +420,13 @@ pub fn finish(
             Ok((done, Some(d)))
         }
     }
+}
+
+/// Journal `id` is finished: `done`, and any deferral of it cleared.
+pub(crate) fn mark_done(conn: &Connection, id: i64) -> Result<()> {
+    let dberr = db_err(Path::new("state"));
+    set_state(conn, id, State::Done).map_err(&dberr)?;
+    deferred::clear(conn, Kind::Journal, id).map_err(&dberr)
 }
 
 /// The kind (`compact`, `evict`, ...) of journal entry `id`.

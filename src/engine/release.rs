@@ -16,10 +16,9 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::deferred::{self, Kind};
-use super::journal::{self, remove_empty_dirs, State};
+use super::journal::{self, remove_empty_dirs};
 use crate::config::Config;
 use crate::error::Result;
-use crate::state::db_err;
 
 /// A journal whose held inputs still have their old names.
 struct Pending {
@@ -47,13 +46,9 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<Pending>> {
 pub fn settle(cfg: &Config, conn: &Connection) -> Result<()> {
     let mut pending = std::mem::take(&mut *lock());
     pending.sort_by_key(|p| p.since);
-    let dberr = db_err(std::path::Path::new("state"));
     for p in pending {
         match crate::lake::release_old_names(cfg, &p.names, p.since) {
-            Ok(()) => {
-                journal::set_state(conn, p.id, State::Done).map_err(&dberr)?;
-                deferred::clear(conn, Kind::Journal, p.id).map_err(&dberr)?;
-            }
+            Ok(()) => journal::mark_done(conn, p.id)?,
             Err((file, e)) => {
                 tracing::warn!(journal = p.id, path = %file.display(), error = %e, "cannot remove a held input's old name; deferred");
                 deferred::defer(
