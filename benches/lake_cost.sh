@@ -18,8 +18,7 @@ export MDKEEP__SCAN__SETTLE_TIME=0s
 for i in $(seq "$runs"); do
   for lake in true false; do
     root="$work/lake-cost-$lake"
-    rm -rf "$root"; mkdir -p "$root/data/processed"
-    cp -r "$work/pile/trades" "$root/data/processed/"
+    fresh_root "$root"
     export MDKEEP_ROOT="$root" MDKEEP__LAKE__ENABLED=$lake
     "$mdkeep" init > /dev/null
     "$mdkeep" scan > /dev/null

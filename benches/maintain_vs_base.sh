@@ -23,8 +23,7 @@ export MDKEEP__SCAN__SETTLE_TIME=0s
 : > "$work/maintain.txt"
 one() { # label binary [VAR=value...]
   local label=$1 bin=$2 root="$work/maintain-$1"; shift 2
-  rm -rf "$root"; mkdir -p "$root/data/processed"
-  cp -r "$work/pile/trades" "$root/data/processed/"
+  fresh_root "$root"
   env MDKEEP_ROOT="$root" "$@" "$bin" init > /dev/null
   echo "$label $(timed "$work/maintain-$label.out" env MDKEEP_ROOT="$root" "$@" "$bin" maintain --json)" >> "$work/maintain.txt"
 }

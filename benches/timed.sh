@@ -37,3 +37,9 @@ pile() {
     "$py" "$here/../shared/bench/gen_trades.py" "$work/pile" $opts
   fi
 }
+
+# fresh_root ROOT: an empty root holding a copy of the pile's trades (after pile).
+fresh_root() {
+  rm -rf "$1"; mkdir -p "$1/data/processed"
+  cp -r "$work/pile/trades" "$1/data/processed/"
+}
