@@ -31,6 +31,8 @@ What it measures, with DuckDB 1.5.5 (threads=2), median of --runs after one warm
   lookup  SELECT ts, price, amount WHERE symbol = S AND trade_id = X
   floor   the slice's query with a ts range no file holds: the reader's fixed cost
           (catalog queries / glob + hive filter + footers) when nothing is read
+  slice_ts, floor_ts  query_vs_peers.sh's slice and floor as it writes them: no date
+          filter, so only the files' ts statistics prune
 through: lake  (ATTACH exactly as `mdkeep lake attach` prints, READ_ONLY),
          glob  read_parquet('<root>/data/processed/trades/**/*.parquet', hive_partitioning=true),
          ref   a DuckLake that DuckDB builds itself over the same files with
@@ -195,6 +197,10 @@ Q = {
     "slice": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND date = '{day}' AND ts BETWEEN '{lo}' AND '{hi}'",
     "lookup": f"SELECT ts, price, amount FROM {{t}} WHERE {where} AND trade_id = {tid}",
     "floor": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND date = '{day}' AND ts < '2000-01-01'",
+    # query_vs_peers.sh's own slice and floor: no partition filter, so only
+    # the ts statistics prune (its scan and lookup are the ones above).
+    "slice_ts": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND ts >= '{lo}' AND ts < '{hi}'",
+    "floor_ts": f"SELECT count(*), sum(amount) FROM {{t}} WHERE {where} AND ts < '2000-01-01'",
 }
 
 

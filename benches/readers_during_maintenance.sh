@@ -55,6 +55,11 @@
 #   MDKEEP_BIN=target/release/mdkeep  the binary (built with cargo build --release when absent)
 #   LAKE_PY=.lakevenv/bin/python      duckdb==1.5.5 + extension wheels + pytz (made when absent)
 #   ROWS=1000 (trades per flush)  MIN_READS=200  GLOB_TIERS=all|hot
+#   SHARE_CORE=19  the reader and maintain share core 0 (taskset), maintain at
+#                  this nice level, so that maintain runs long enough for most
+#                  reads to start while it does (a release maintain takes about
+#                  5 s alone, one read of the 1,800 flushes about 1 s); empty:
+#                  both run freely on every core
 #   GEN=mdkeep|py  (py: ../shared/bench/gen_trades.py with PY=.venv/bin/python; it
 #                   starts at 2024-01-01 too, and the dropped day is then left out)
 # Exits 1 when the lake reader had a failed, missing, doubled or bad read.
@@ -66,6 +71,9 @@ min_reads=${MIN_READS:-200}
 glob_tiers=${GLOB_TIERS:-all}
 gen=${GEN:-mdkeep}
 mdkeep=${MDKEEP_BIN:-$here/target/release/mdkeep}
+share=${SHARE_CORE-19}
+on_core=(); slowed=()
+if [ -n "$share" ]; then on_core=(taskset -c 0); slowed=(taskset -c 0 nice -n "$share"); fi
 lake_py=${LAKE_PY:-$here/.lakevenv/bin/python}
 
 if [ ! -x "$mdkeep" ]; then
@@ -99,9 +107,9 @@ echo "==> readers attach with: $attach"
 
 export MDKEEP__DATASETS__TRADES__KEEP=30h MDKEEP__DATASETS__TRADES__TRIM=true
 export MDKEEP__DATASETS__TRADES__TIER_AFTER='{ warm = "12h", cold = "30d" }'
-stop="$work/maintain.done"; rm -f "$stop"
+stop="$work/maintain.done"; rm -f "$stop" "$stop.ready"
 
-"$lake_py" - "$root" "$attach" "$stop" "$min_reads" "$glob_tiers" > "$work/readers.out" 2> "$work/readers.err" <<'PY' &
+"${on_core[@]}" "$lake_py" - "$root" "$attach" "$stop" "$min_reads" "$glob_tiers" > "$work/readers.out" 2> "$work/readers.err" <<'PY' &
 import duckdb, glob, json, os, sys, time
 import duckdb_extension_ducklake as _dl, duckdb_extension_sqlite_scanner as _sq
 root, attach, stop, min_reads, tiers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
@@ -180,9 +188,9 @@ while [ ! -e "$stop.ready" ]; do
   kill -0 "$reader" 2>/dev/null || { cat "$work/readers.err" >&2; exit 1; }
   sleep 0.2
 done
-echo "==> maintain (compact, rollup, retention: trim + drop, tier) while the readers loop"
+echo "==> maintain (compact, rollup, retention: trim + drop, tier) while the readers loop${share:+ (sharing core 0, maintain at nice $share)}"
 t0=$(date +%s.%N)
-"$mdkeep" maintain | tee "$work/maintain.out" | sed 's/^/    /'
+"${slowed[@]}" "$mdkeep" maintain | tee "$work/maintain.out" | sed 's/^/    /'
 t1=$(date +%s.%N)
 touch "$stop"
 wait "$reader" || { cat "$work/readers.err" >&2; exit 1; }

@@ -172,6 +172,15 @@ pub fn read_private(path: &Path) -> std::result::Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// Whether `a` and `b` are the same file (one inode, e.g. hard links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// fsync a folder so a rename or unlink in it survives a power cut.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -117,6 +117,33 @@ fn assert_clean(s: &Sandbox, what: &str) -> serde_json::Value {
     r
 }
 
+/// Every file in the trash has its trash row (a link a killed run made is
+/// reused by recovery, never left behind unnamed), and no row names a
+/// file twice.
+fn assert_trash_accounted(s: &Sandbox, what: &str) {
+    let script = r#"
+import os, sqlite3, sys
+db, trash = sys.argv[1], sys.argv[2]
+rows = [p for (p,) in sqlite3.connect(db).execute("SELECT path FROM trash")]
+files = {os.path.join(d, f) for d, _, fs in os.walk(trash) for f in fs}
+print(sorted(files - set(rows)), len(rows) - len(set(rows)))
+"#;
+    let root = s.root();
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(root.join("data/state/mdkeep.db"))
+        .arg(root.join("data/trash"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        text.trim(),
+        "[] 0",
+        "{what}: trash files without a row, rows named twice"
+    );
+}
+
 /// Count, price sum, distinct ids and one symbol-day's count: through the
 /// lake and by the glob over the hot tier; both lines must match.
 const SAME_ANSWERS: &str = r#"
@@ -191,6 +218,7 @@ fn lake_check_is_clean_after_a_kill_at_every_rewrite_failpoint() {
         assert!(!o.status.success(), "{step}: compact should have aborted");
         ok(&s, &["scan"]);
         assert_clean(&s, &format!("after a kill at {step} and recovery"));
+        assert_trash_accounted(&s, step);
         same_answers(&s);
         ok(&s, &["compact"]);
         assert_clean(&s, &format!("{step}: after the next compact"));

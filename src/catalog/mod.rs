@@ -660,22 +660,30 @@ pub fn arrival_of(db: &Db, tier: &str, relpath: &str) -> Result<Option<i64>> {
         .map_err(db.err())
 }
 
+const READABLE: &str = "SELECT tier, relpath, dataset, partition, rows, bytes, coalesce(arrival_ns, mtime_ns) FROM files WHERE drift IS NULL";
+
+fn readable_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadableFile> {
+    Ok(ReadableFile {
+        tier: r.get(0)?,
+        relpath: r.get(1)?,
+        dataset: r.get(2)?,
+        partition: r.get(3)?,
+        rows: r.get::<_, i64>(4)? as u64,
+        bytes: r.get::<_, i64>(5)? as u64,
+        arrival_ns: r.get(6)?,
+    })
+}
+
 /// Every cataloged file without schema drift, for the lake (`crate::lake`).
 pub fn readable_files(conn: &Connection) -> rusqlite::Result<Vec<ReadableFile>> {
-    let mut st = conn.prepare_cached(
-        "SELECT tier, relpath, dataset, partition, rows, bytes, coalesce(arrival_ns, mtime_ns)
-         FROM files WHERE drift IS NULL ORDER BY dataset, tier, relpath",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok(ReadableFile {
-            tier: r.get(0)?,
-            relpath: r.get(1)?,
-            dataset: r.get(2)?,
-            partition: r.get(3)?,
-            rows: r.get::<_, i64>(4)? as u64,
-            bytes: r.get::<_, i64>(5)? as u64,
-            arrival_ns: r.get(6)?,
-        })
-    })?;
+    let mut st = conn.prepare_cached(&format!("{READABLE} ORDER BY dataset, tier, relpath"))?;
+    let rows = st.query_map([], readable_row)?;
     rows.collect()
+}
+
+/// [`readable_files`] for one file, when it is cataloged and readable.
+pub fn readable_file(conn: &Connection, tier: &str, relpath: &str) -> rusqlite::Result<Option<ReadableFile>> {
+    conn.prepare_cached(&format!("{READABLE} AND tier = ?1 AND relpath = ?2"))?
+        .query_row([tier, relpath], readable_row)
+        .optional()
 }

@@ -41,13 +41,16 @@ pub struct Metrics {
     pub skipped_drift: Vec<String>,
     /// Files quarantined and series skipped; the rest of the run went on.
     pub failures: Vec<Failure>,
+    /// This process's time on the lake and waiting out its reader grace.
+    pub lake: crate::lake::cost::LakeCost,
 }
 
 /// Carry out a plan. Recovery of interrupted rewrites runs first; held
 /// inputs' old names go after the reader grace, before it returns.
 pub fn execute(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn Progress) -> Result<Metrics> {
-    let m = execute_unsettled(cfg, db, plan, progress)?;
+    let mut m = execute_unsettled(cfg, db, plan, progress)?;
     crate::engine::release::settle(cfg, &db.conn)?;
+    m.lake = crate::lake::cost::so_far();
     Ok(m)
 }
 
@@ -98,6 +101,9 @@ pub fn execute_unsettled(cfg: &Config, db: &mut Db, plan: &Plan, progress: &dyn 
         m.series_rewritten += 1;
     }
     m.failures = failures.into_inner().expect("lock");
+    // Each rewrite synced only its own files: one full comparison per run
+    // catches anything a failed sync left behind.
+    crate::lake::after_change(cfg, &db.conn);
     progress.finish();
     m.seconds = started.elapsed().as_secs_f64();
     m.peak_memory_bytes = peak_rss();

@@ -5,8 +5,8 @@
 //! records its inputs, then each output *before* writing it; commits the
 //! catalog swap; only then removes inputs. Recovery, run at every start,
 //! rolls back a rewrite that had not committed (deleting its outputs and
-//! temporaries) and finishes one that had (removing its inputs). It does
-//! not decide what to rewrite.
+//! temporaries) and finishes one that had (removing its inputs, through
+//! [`super::retire`]). It does not decide what to rewrite.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::deferred::{self, Deferred, Kind};
 use super::pins;
+pub use super::retire::{finish, retire_input, Retired, Retirements};
 use crate::catalog::{self, Action};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -131,7 +132,7 @@ pub fn begin(cfg: &Config, conn: &Connection, e: &NewEntry) -> Result<i64> {
 }
 
 /// The identity an input had when its rewrite began (`None`: not recorded).
-fn recorded_identity(conn: &Connection, id: i64, relpath: &str) -> Result<Option<Identity>> {
+pub(super) fn recorded_identity(conn: &Connection, id: i64, relpath: &str) -> Result<Option<Identity>> {
     conn.query_row(
         "SELECT dev, ino, bytes, mtime_ns FROM journal_inputs WHERE journal_id = ?1 AND relpath = ?2",
         params![id, relpath],
@@ -185,7 +186,7 @@ pub fn scratch_dir(cfg: &Config, id: i64) -> PathBuf {
 }
 
 /// Paths recorded for a journal entry in `journal_inputs` or `journal_outputs`.
-fn paths(conn: &Connection, table: &'static str, id: i64) -> rusqlite::Result<Vec<String>> {
+pub(super) fn paths(conn: &Connection, table: &'static str, id: i64) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare(&format!(
         "SELECT relpath FROM {table} WHERE journal_id = ?1 ORDER BY rowid"
     ))?;
@@ -258,170 +259,6 @@ pub fn remove_output(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What became of a retired input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retired {
-    /// It was already gone (a recovery finishing what a crash began).
-    Absent,
-    Removed,
-    /// Pinned: kept, with a trash entry that deletes it once unpinned.
-    Trashed,
-    /// Another file now has its name (a collector replaced it in place):
-    /// kept, and the next scan catalogs it.
-    Replaced,
-    /// A kept lake snapshot still names it: held in the trash, readable,
-    /// until the snapshot expires ([`crate::lake::Holds`]).
-    Held,
-}
-
-/// Remove an input that journal `id`'s committed rewrite replaced, if it is
-/// still the file the rewrite read. A pinned file is moved to the trash
-/// folder instead (an object stays where it is), to be deleted after its
-/// pins go and a grace period.
-pub fn retire_input(
-    cfg: &Config,
-    conn: &Connection,
-    holds: &mut crate::lake::Holds,
-    id: i64,
-    tier: &str,
-    relpath: &str,
-) -> Result<Retired> {
-    let root = cfg.tier_root(tier)?;
-    let path = root.join(relpath);
-    let remote = crate::store::is_remote(&path);
-    // One stat (for an object, one HEAD): its size, or None when gone.
-    let bytes = if remote {
-        crate::store::for_path(&path)?.size(&path)?
-    } else {
-        std::fs::symlink_metadata(&path).ok().map(|m| m.len())
-    };
-    let Some(bytes) = bytes else { return Ok(Retired::Absent) };
-    if let Some(was) = recorded_identity(conn, id, relpath)? {
-        if Identity::of(&path) != Some(was) {
-            tracing::warn!(path = %path.display(), journal = id, "input was replaced in place after it was read; kept for the next scan");
-            catalog::record(
-                conn,
-                &catalog::HistoryEvent {
-                    action: Action::Kept,
-                    path: Some(&path.display().to_string()),
-                    bytes: Some(bytes),
-                    reason: Some("replaced in place after a rewrite read it; rescanned next run"),
-                    ..Default::default()
-                },
-            )
-            .map_err(db_err(Path::new("state")))?;
-            return Ok(Retired::Replaced);
-        }
-    }
-    let dberr = db_err(Path::new("state"));
-    // A pinned file waits for its pins; else a lake reader may still read
-    // it (while snapshots are kept), unless a quota evicts it for room.
-    let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
-    let held = !pinned && holds.holds(&path) && kind(conn, id)? != Action::Evict.as_str();
-    if held || pinned {
-        let kept_at = if remote {
-            path
-        } else {
-            let mut to = cfg.trash_dir().join(tier).join(relpath);
-            let mut n = 1;
-            while to.exists() {
-                to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
-                n += 1;
-            }
-            if held {
-                // The old name goes after the reader grace (`finish`).
-                holds.hold(&path, &to)?;
-            } else {
-                fsutil::move_file(&path, &to)?;
-            }
-            to
-        };
-        pins::to_trash(conn, tier, relpath, &kept_at, bytes).map_err(&dberr)?;
-        return Ok(if held { Retired::Held } else { Retired::Trashed });
-    }
-    crate::store::remove(&path)?;
-    if let Some(dir) = path.parent().filter(|_| !remote) {
-        fsutil::fsync_dir(dir)?;
-        remove_empty_dirs(dir, &root);
-    }
-    Ok(Retired::Removed)
-}
-
-/// What retiring a committed rewrite's inputs did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Retirements {
-    pub removed: u64,
-    pub trashed: u64,
-    pub replaced: u64,
-}
-
-impl Retirements {
-    /// Inputs that were still there and are settled now.
-    pub fn total(&self) -> u64 {
-        self.removed + self.trashed + self.replaced
-    }
-}
-
-/// Finish journal `id`'s committed rewrite: drop its upload claims and
-/// retire every input, each tried whichever other fails. When all are
-/// settled the journal is `done` (and any deferral cleared), or queued for
-/// [`super::release::settle`] while held inputs keep their old names; else it stays
-/// `committed`, deferred with the first failure's step, file and reason,
-/// and the next run's recovery retries it. Its inputs stay out of the
-/// catalog meanwhile ([`deferred::unsettled_paths`]). Only the state
-/// database failing is an error: nothing else stops the caller.
-pub fn finish(
-    cfg: &Config,
-    conn: &Connection,
-    id: i64,
-    tier: &str,
-    out_tier: &str,
-) -> Result<(Retirements, Option<Deferred>)> {
-    let dberr = db_err(Path::new("state"));
-    let mut done = Retirements::default();
-    let mut first: Option<(&str, String, Error)> = None;
-    if let Err(e) = drop_claims(cfg, conn, id, out_tier) {
-        first = Some(("drop claims", deferred::file_of(&e, out_tier), e));
-    }
-    let root = cfg.tier_root(tier).ok();
-    // Held inputs keep their old names until readers that listed them are done.
-    let (mut holds, mut old_names) = (crate::lake::Holds::new(cfg), Vec::new());
-    for (i, rel) in paths(conn, "journal_inputs", id).map_err(&dberr)?.iter().enumerate() {
-        match retire_input(cfg, conn, &mut holds, id, tier, rel) {
-            Ok(Retired::Removed) => done.removed += 1,
-            Ok(Retired::Trashed) => done.trashed += 1,
-            Ok(Retired::Replaced) => done.replaced += 1,
-            Ok(Retired::Held) => old_names.extend(root.as_ref().map(|r| r.join(rel)).filter(|p| p.exists())),
-            Ok(Retired::Absent) => {}
-            Err(e @ Error::Db { .. }) => return Err(e),
-            Err(e) => {
-                let file = cfg.tier_root(tier).map(|r| r.join(rel)).unwrap_or_else(|_| rel.into());
-                tracing::warn!(journal = id, path = %file.display(), error = %e, "cannot retire an input of a committed rewrite; deferred");
-                first.get_or_insert(("retire", file.display().to_string(), e));
-            }
-        }
-        if i == 0 {
-            crate::failpoint::hit("rewrite:mid-delete");
-        }
-    }
-    holds.commit();
-    match first {
-        // The old names go after the reader grace, once for the whole run.
-        None if !old_names.is_empty() => {
-            super::release::queue(id, old_names, std::time::Instant::now(), root);
-            Ok((done, None))
-        }
-        None => {
-            mark_done(conn, id)?;
-            Ok((done, None))
-        }
-        Some((step, file, e)) => {
-            let d = deferred::defer(conn, Kind::Journal, id, step, &file, &e.to_string())?;
-            Ok((done, Some(d)))
-        }
-    }
-}
-
 /// Journal `id` is finished: `done`, and any deferral of it cleared.
 pub(crate) fn mark_done(conn: &Connection, id: i64) -> Result<()> {
     let dberr = db_err(Path::new("state"));
@@ -430,7 +267,7 @@ pub(crate) fn mark_done(conn: &Connection, id: i64) -> Result<()> {
 }
 
 /// The kind (`compact`, `evict`, ...) of journal entry `id`.
-fn kind(conn: &Connection, id: i64) -> Result<String> {
+pub(super) fn kind(conn: &Connection, id: i64) -> Result<String> {
     conn.query_row("SELECT kind FROM journal WHERE id = ?1", [id], |r| r.get(0))
         .map_err(db_err(Path::new("state")))
 }

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod pins;
 pub mod quarantine;
 pub mod release;
+pub mod retire;
 pub mod rewrite;
 pub mod scratch;
 pub mod series;

@@ -42,6 +42,15 @@ pub(crate) fn to_trash(
     Ok(())
 }
 
+/// Whether the trash already has a row for `path`.
+pub(crate) fn in_trash(conn: &Connection, path: &Path) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM trash WHERE path = ?1)",
+        [path.display().to_string()],
+        |r| r.get(0),
+    )
+}
+
 /// Who a pin belongs to: its name (what `mdkeep pins` shows) and its
 /// holder (`job:<id>`, `run:<run id>`, or none for a manual pin).
 #[derive(Debug, Clone)]

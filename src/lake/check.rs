@@ -55,8 +55,8 @@ pub fn check(cfg: &Config, db: &Db) -> Result<CheckReport> {
         return Ok(r);
     };
     let lerr = db_err(&lake.path);
-    let want = wanted(cfg, &db.conn)?;
-    let live = lake.live().map_err(&lerr)?;
+    let want = wanted(cfg, &db.conn, None)?;
+    let live = lake.live(None).map_err(&lerr)?;
     (r.snapshot, r.snapshots) = lake
         .conn
         .query_row("SELECT max(snapshot_id), count(*) FROM ducklake_snapshot", [], |x| {
@@ -152,7 +152,7 @@ pub fn rebuild(cfg: &Config, db: &Db) -> Result<Rebuilt> {
     let _one = super::SYNC.lock().unwrap_or_else(|e| e.into_inner());
     let synced = {
         let lake = Lake::open_at(cfg, &tmp)?;
-        let s = super::sync_into(cfg, &db.conn, &lake)?;
+        let s = super::sync_into(cfg, &db.conn, &lake, None)?;
         lake.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
             .map_err(db_err(&tmp))?;

@@ -5,11 +5,12 @@
 //! [`Holds`] does this for a whole journal with one lake connection and one
 //! transaction, not one of each per file.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use super::{absolute, Lake};
+use super::{absolute, cost, Lake};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::db_err;
@@ -22,46 +23,47 @@ pub struct Holds {
     lake: Option<Lake>,
     /// Files linked into the trash whose lake rows still name the old path.
     linked: Vec<(PathBuf, PathBuf)>,
+    /// The folders of those links, synced once each before the repoint.
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl Holds {
     pub fn new(cfg: &Config) -> Holds {
         let kept = cfg.lake.enabled && !cfg.lake.keep_snapshots.0.is_zero() && cfg.lake_path().exists();
-        let lake = kept.then(|| Lake::open(cfg)).and_then(|r| {
+        let lake = kept.then(|| cost::timed(|| Lake::open(cfg))).and_then(|r| {
             r.inspect_err(|e| tracing::warn!(error = %e, "lake unreadable; nothing held"))
                 .ok()
         });
         Holds {
             lake,
             linked: Vec::new(),
+            dirs: BTreeSet::new(),
         }
     }
 
     /// Whether a kept snapshot names `path`, so a reader may still open it.
     pub fn holds(&self, path: &Path) -> bool {
         self.lake.as_ref().is_some_and(|l| {
-            l.conn
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM ducklake_data_file WHERE path = ?1)",
-                    [path.to_string_lossy()],
-                    |r| r.get(0),
-                )
-                .unwrap_or(false)
+            cost::timed(|| {
+                l.conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM ducklake_data_file WHERE path = ?1)")
+                    .and_then(|mut st| st.query_row([path.to_string_lossy()], |r| r.get(0)))
+                    .unwrap_or(false)
+            })
         })
     }
 
     /// Keep `from` readable at `to` (the trash): a hard link, whose lake row
-    /// [`Holds::commit`] repoints. Where no link can be made (another
-    /// filesystem) it is moved and repointed at once. Returns whether the
-    /// old name is still there, for [`release_old_names`].
+    /// [`Holds::commit`] repoints, or `to` itself when it already is that
+    /// file (linked by a run a crash stopped). Where no link can be made
+    /// (another filesystem) it is moved and repointed at once. Returns
+    /// whether the old name is still there, for [`release_old_names`].
     pub fn hold(&mut self, from: &Path, to: &Path) -> Result<bool> {
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
         }
-        if std::fs::hard_link(from, to).is_ok() {
-            if let Some(dir) = to.parent() {
-                crate::fsutil::fsync_dir(dir)?;
-            }
+        if crate::fsutil::same_file(from, to) || std::fs::hard_link(from, to).is_ok() {
+            self.dirs.extend(to.parent().map(Path::to_path_buf));
             self.linked.push((from.to_path_buf(), to.to_path_buf()));
             return Ok(true);
         }
@@ -70,12 +72,17 @@ impl Holds {
         Ok(false)
     }
 
-    /// Point the lake at the trash copies of every linked file, in one
-    /// transaction. Until then it names the old paths, which are still
-    /// there; a crash before it leaves them so, and recovery holds again.
-    pub fn commit(&mut self) {
+    /// Make the links durable (each folder synced once), then point the
+    /// lake at the trash copies of every linked file, in one transaction.
+    /// Until then it names the old paths, which are still there; a crash or
+    /// a failed sync before it leaves them so, and recovery holds again.
+    pub fn commit(&mut self) -> Result<()> {
+        for dir in std::mem::take(&mut self.dirs) {
+            crate::fsutil::fsync_dir(&dir)?;
+        }
         let linked = std::mem::take(&mut self.linked);
-        self.repoint(&linked);
+        cost::timed(|| self.repoint(&linked));
+        Ok(())
     }
 
     fn repoint(&self, moved: &[(PathBuf, PathBuf)]) {
@@ -113,21 +120,33 @@ pub fn release_old_names(
     }
     if let Some(left) = cfg.lake.reader_grace.0.checked_sub(since.elapsed()) {
         std::thread::sleep(left);
+        cost::waited(left);
     }
     let mut first = None;
+    // Each folder is synced once, after all its names went.
+    let mut dirs = std::collections::BTreeMap::new();
     for p in names {
-        let r = std::fs::remove_file(p)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
+        let r = std::fs::remove_file(p).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        });
+        match r {
+            Ok(()) => {
+                if let Some(d) = p.parent() {
+                    dirs.entry(d.to_path_buf()).or_insert_with(|| p.clone());
                 }
-            })
-            .map_err(Error::io("remove", p))
-            .and_then(|()| p.parent().map_or(Ok(()), crate::fsutil::fsync_dir));
-        if let Err(e) = r {
-            first.get_or_insert((p.clone(), e));
+            }
+            Err(e) => {
+                first.get_or_insert((p.clone(), Error::io("remove", p)(e)));
+            }
+        }
+    }
+    for (dir, p) in dirs {
+        if let Err(e) = crate::fsutil::fsync_dir(&dir) {
+            first.get_or_insert((p, e));
         }
     }
     first.map_or(Ok(()), Err)

@@ -14,6 +14,7 @@
 //! snapshots older than `lake.keep_snapshots` go. Planners never see it.
 
 pub mod check;
+pub mod cost;
 mod hold;
 mod schema;
 pub mod snapshot;
@@ -139,14 +140,13 @@ impl Lake {
         }
     }
 
-    /// The live files (`end_snapshot IS NULL`) by path.
-    fn live(&self) -> rusqlite::Result<HashMap<String, Live>> {
-        let mut st = self.conn.prepare(
-            "SELECT f.data_file_id, f.table_id, f.path, f.record_count, f.file_size_bytes, t.table_name
+    /// The live files (`end_snapshot IS NULL`) by path: all of them, or
+    /// those among `scope`'s paths.
+    fn live(&self, scope: Option<&[String]>) -> rusqlite::Result<HashMap<String, Live>> {
+        const LIVE: &str = "SELECT f.data_file_id, f.table_id, f.path, f.record_count, f.file_size_bytes, t.table_name
              FROM ducklake_data_file f JOIN ducklake_table t ON t.table_id = f.table_id AND t.end_snapshot IS NULL
-             WHERE f.end_snapshot IS NULL",
-        )?;
-        let rows = st.query_map([], |r| {
+             WHERE f.end_snapshot IS NULL";
+        let row = |r: &rusqlite::Row<'_>| {
             Ok(Live {
                 id: r.get(0)?,
                 table_id: r.get(1)?,
@@ -155,8 +155,20 @@ impl Lake {
                 bytes: r.get(4)?,
                 table: r.get(5)?,
             })
-        })?;
-        rows.map(|l| l.map(|l| (l.path.clone(), l))).collect()
+        };
+        let Some(paths) = scope else {
+            let mut st = self.conn.prepare(LIVE)?;
+            let rows = st.query_map([], row)?;
+            return rows.map(|l| l.map(|l| (l.path.clone(), l))).collect();
+        };
+        let mut st = self.conn.prepare_cached(&format!("{LIVE} AND f.path = ?1"))?;
+        let mut out = HashMap::new();
+        for p in paths {
+            if let Some(l) = st.query_row([p], row).optional()? {
+                out.insert(l.path.clone(), l);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -195,9 +207,20 @@ pub fn file_path_in(root: &Path, relpath: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// The files the lake should name live, by path, from mdkeep's catalog.
-fn wanted(cfg: &Config, conn: &Connection) -> Result<BTreeMap<String, ReadableFile>> {
-    let files = catalog::readable_files(conn).map_err(db_err(Path::new("state")))?;
+/// The files the lake should name live, by path, from mdkeep's catalog:
+/// all of them, or those among `scope` (tier, relpath).
+fn wanted(cfg: &Config, conn: &Connection, scope: Scope<'_>) -> Result<BTreeMap<String, ReadableFile>> {
+    let dberr = db_err(Path::new("state"));
+    let files = match scope {
+        None => catalog::readable_files(conn).map_err(&dberr)?,
+        Some(s) => {
+            let mut files = Vec::new();
+            for (tier, rel) in s {
+                files.extend(catalog::readable_file(conn, tier, rel).map_err(&dberr)?);
+            }
+            files
+        }
+    };
     let mut out = BTreeMap::new();
     for f in files {
         if !cfg.datasets.contains_key(&f.dataset) {
@@ -226,13 +249,20 @@ pub fn sync(cfg: &Config, conn: &Connection) -> Result<Synced> {
     }
     let _one = SYNC.lock().unwrap_or_else(|e| e.into_inner());
     let lake = Lake::open(cfg)?;
-    sync_into(cfg, conn, &lake)
+    sync_into(cfg, conn, &lake, None)
 }
 
-pub(crate) fn sync_into(cfg: &Config, conn: &Connection, lake: &Lake) -> Result<Synced> {
+/// The files a sync compares: every one, or only these (tier, relpath),
+/// the inputs and outputs of one rewrite.
+pub(crate) type Scope<'a> = Option<&'a [(String, String)]>;
+
+pub(crate) fn sync_into(cfg: &Config, conn: &Connection, lake: &Lake, scope: Scope<'_>) -> Result<Synced> {
     let lerr = db_err(&lake.path);
-    let want = wanted(cfg, conn)?;
-    let live = lake.live().map_err(&lerr)?;
+    let want = wanted(cfg, conn, scope)?;
+    let paths = scope
+        .map(|s| s.iter().map(|(t, r)| file_path(cfg, t, r)).collect::<Result<Vec<_>>>())
+        .transpose()?;
+    let live = lake.live(paths.as_deref()).map_err(&lerr)?;
     let removed: Vec<Live> = live
         .values()
         .filter(|l| {
@@ -269,10 +299,10 @@ pub(crate) fn sync_into(cfg: &Config, conn: &Connection, lake: &Lake) -> Result<
         return Ok(out);
     }
     // A lake another process changed since `live` was read is read again.
-    let now = lake.live().map_err(&lerr)?;
+    let now = lake.live(paths.as_deref()).map_err(&lerr)?;
     if now.len() != live.len() || now.keys().any(|k| !live.contains_key(k)) {
         drop(tx);
-        return sync_into(cfg, conn, lake);
+        return sync_into(cfg, conn, lake, scope);
     }
     let ids = commit::write(&tx, cfg, tables, &missing, &removed, &added).map_err(&lerr)?;
     tx.commit().map_err(&lerr)?;
@@ -327,10 +357,22 @@ fn tables(conn: &Connection) -> rusqlite::Result<HashMap<String, Table>> {
 /// never fails the data work (the next sync catches up). Inside an open
 /// transaction it does nothing: that transaction's own commit syncs.
 pub fn after_change(cfg: &Config, conn: &Connection) -> Option<Synced> {
+    after_change_of(cfg, conn, None)
+}
+
+/// [`after_change`] for a change that touched only `scope`'s files (a
+/// rewrite's inputs and outputs): it compares those, not every file. A
+/// difference elsewhere (a sync that failed before) waits for the next
+/// full sync: scan's, recovery's, or any other change's.
+pub fn after_change_of(cfg: &Config, conn: &Connection, scope: Scope<'_>) -> Option<Synced> {
     if !cfg.lake.enabled || !conn.is_autocommit() {
         return None;
     }
-    match sync(cfg, conn) {
+    let synced = cost::timed(|| {
+        let _one = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+        Lake::open(cfg).and_then(|lake| sync_into(cfg, conn, &lake, scope))
+    });
+    match synced {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(lake = %cfg.lake_path().display(), error = %e, "lake not synced; the next change retries");
@@ -395,7 +437,7 @@ pub fn expire(cfg: &Config) -> Result<Expired> {
 
 /// [`expire`] for `maintain`: a lake that cannot expire is reported, never a failure.
 pub fn expire_logged(cfg: &Config) -> Option<Expired> {
-    match expire(cfg) {
+    match cost::timed(|| expire(cfg)) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!(lake = %cfg.lake_path().display(), error = %e, "lake snapshots not expired; the next maintain retries");
