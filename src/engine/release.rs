@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use super::deferred::{self, Kind};
 use super::journal::{self, remove_empty_dirs};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A journal whose held inputs still have their old names.
 struct Pending {
@@ -47,7 +47,7 @@ pub fn settle(cfg: &Config, conn: &Connection) -> Result<()> {
     let mut pending = std::mem::take(&mut *lock());
     pending.sort_by_key(|p| p.since);
     for p in pending {
-        match crate::lake::release_old_names(cfg, &p.names, p.since) {
+        match release_old_names(cfg, &p.names, p.since) {
             Ok(()) => journal::mark_done(conn, p.id)?,
             Err((file, e)) => {
                 tracing::warn!(journal = p.id, path = %file.display(), error = %e, "cannot remove a held input's old name; deferred");
@@ -68,4 +68,45 @@ pub fn settle(cfg: &Config, conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Unlink the old names of files [`crate::lake::Holds`] linked into the trash, once
+/// `lake.reader_grace` has passed since `since` (the repoint); each folder
+/// is synced. Returns the first failure, with its file.
+fn release_old_names(cfg: &Config, names: &[PathBuf], since: Instant) -> std::result::Result<(), (PathBuf, Error)> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if let Some(left) = cfg.lake.reader_grace.0.checked_sub(since.elapsed()) {
+        std::thread::sleep(left);
+        crate::lake::cost::waited(left);
+    }
+    let mut first = None;
+    // Each folder is synced once, after all its names went.
+    let mut dirs = std::collections::BTreeMap::new();
+    for p in names {
+        let r = std::fs::remove_file(p).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        });
+        match r {
+            Ok(()) => {
+                if let Some(d) = p.parent() {
+                    dirs.entry(d.to_path_buf()).or_insert_with(|| p.clone());
+                }
+            }
+            Err(e) => {
+                first.get_or_insert((p.clone(), Error::io("remove", p)(e)));
+            }
+        }
+    }
+    for (dir, p) in dirs {
+        if let Err(e) = crate::fsutil::fsync_dir(&dir) {
+            first.get_or_insert((p, e));
+        }
+    }
+    first.map_or(Ok(()), Err)
 }

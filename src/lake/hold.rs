@@ -1,7 +1,8 @@
 //! Holding retired files for the lake's kept snapshots. A rewrite's input
 //! that an unexpired snapshot names is linked into the trash and the lake
 //! pointed at that copy, so a reader of the old snapshot still opens it;
-//! the old name goes after `lake.reader_grace` ([`release_old_names`]).
+//! the old name goes after `lake.reader_grace`
+//! ([`crate::engine::release`]).
 //! [`Holds`] does this for a whole journal with one lake connection and one
 //! transaction, not one of each per file.
 
@@ -57,7 +58,7 @@ impl Holds {
     /// [`Holds::commit`] repoints, or `to` itself when it already is that
     /// file (linked by a run a crash stopped). Where no link can be made
     /// (another filesystem) it is moved and repointed at once. Returns
-    /// whether the old name is still there, for [`release_old_names`].
+    /// whether the old name is still there, for [`crate::engine::release`].
     pub fn hold(&mut self, from: &Path, to: &Path) -> Result<bool> {
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("create folder", dir))?;
@@ -105,49 +106,4 @@ impl Holds {
             tracing::warn!(files = moved.len(), error = %e, "lake: could not repoint held files; old snapshots may not read them");
         }
     }
-}
-
-/// Unlink the old names of files [`Holds`] linked into the trash, once
-/// `lake.reader_grace` has passed since `since` (the repoint); each folder
-/// is synced. Returns the first failure, with its file.
-pub fn release_old_names(
-    cfg: &Config,
-    names: &[PathBuf],
-    since: std::time::Instant,
-) -> std::result::Result<(), (PathBuf, Error)> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    if let Some(left) = cfg.lake.reader_grace.0.checked_sub(since.elapsed()) {
-        std::thread::sleep(left);
-        cost::waited(left);
-    }
-    let mut first = None;
-    // Each folder is synced once, after all its names went.
-    let mut dirs = std::collections::BTreeMap::new();
-    for p in names {
-        let r = std::fs::remove_file(p).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        });
-        match r {
-            Ok(()) => {
-                if let Some(d) = p.parent() {
-                    dirs.entry(d.to_path_buf()).or_insert_with(|| p.clone());
-                }
-            }
-            Err(e) => {
-                first.get_or_insert((p.clone(), Error::io("remove", p)(e)));
-            }
-        }
-    }
-    for (dir, p) in dirs {
-        if let Err(e) = crate::fsutil::fsync_dir(&dir) {
-            first.get_or_insert((p, e));
-        }
-    }
-    first.map_or(Ok(()), Err)
 }

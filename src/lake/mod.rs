@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::db_err;
 
-pub use hold::{release_old_names, Holds};
+pub use hold::Holds;
 pub use schema::VERSION;
 
 /// One sync at a time in this process (compaction runs series in parallel);
