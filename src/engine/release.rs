@@ -85,21 +85,14 @@ fn release_old_names(cfg: &Config, names: &[PathBuf], since: Instant) -> std::re
     // Each folder is synced once, after all its names went.
     let mut dirs = std::collections::BTreeMap::new();
     for p in names {
-        let r = std::fs::remove_file(p).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                first.get_or_insert((p.clone(), Error::io("remove", p)(e)));
             }
-        });
-        match r {
-            Ok(()) => {
+            _ => {
                 if let Some(d) = p.parent() {
                     dirs.entry(d.to_path_buf()).or_insert_with(|| p.clone());
                 }
-            }
-            Err(e) => {
-                first.get_or_insert((p.clone(), Error::io("remove", p)(e)));
             }
         }
     }

@@ -78,8 +78,9 @@ pub fn retire_input(
     let pinned = pins::is_pinned(conn, tier, relpath).map_err(&dberr)?;
     let held = !pinned && holds.holds(&path) && kind(conn, id)? != Action::Evict.as_str();
     if held || pinned {
-        let kept_at = if remote {
-            path
+        // Where it waits, and whether an interrupted run already recorded it there.
+        let (kept_at, recorded) = if remote {
+            (path, false)
         } else {
             let mut to = cfg.trash_dir().join(tier).join(relpath);
             let mut n = 1;
@@ -88,19 +89,18 @@ pub fn retire_input(
                 to = cfg.trash_dir().join(tier).join(format!("{relpath}.{n}"));
                 n += 1;
             }
-            let relinked = to.exists() && pins::in_trash(conn, &to).map_err(&dberr)?;
+            let recorded = to.exists() && pins::in_trash(conn, &to).map_err(&dberr)?;
             if held {
                 // The old name goes after the reader grace (`finish`).
                 holds.hold(&path, &to)?;
             } else {
                 fsutil::move_file(&path, &to)?;
             }
-            if relinked {
-                return Ok(Retired::Held);
-            }
-            to
+            (to, recorded)
         };
-        pins::to_trash(conn, tier, relpath, &kept_at, bytes).map_err(&dberr)?;
+        if !recorded {
+            pins::to_trash(conn, tier, relpath, &kept_at, bytes).map_err(&dberr)?;
+        }
         return Ok(if held { Retired::Held } else { Retired::Trashed });
     }
     // Its folder is synced by `finish`, once for all the inputs it held.
@@ -145,6 +145,7 @@ pub fn finish(
         first = Some(("drop claims", deferred::file_of(&e, out_tier), e));
     }
     let root = cfg.tier_root(tier).ok();
+    let local_root = root.as_deref().filter(|r| !crate::store::is_remote(r));
     // Held inputs keep their old names until readers that listed them are done.
     let (mut holds, mut old_names) = (crate::lake::Holds::new(cfg), Vec::new());
     let inputs = paths(conn, "journal_inputs", id).map_err(&dberr)?;
@@ -154,16 +155,12 @@ pub fn finish(
     // state sync, not one per input. A pinned move commits at once, so a
     // moved file never lacks its row; a crash before the commit leaves
     // held inputs at their old names, and recovery holds them again.
-    let batch = Batch::begin(conn, root.as_deref().is_some_and(|r| !crate::store::is_remote(r))).map_err(&dberr)?;
+    let batch = Batch::begin(conn, local_root.is_some()).map_err(&dberr)?;
     for (i, rel) in inputs.iter().enumerate() {
         match retire_input(cfg, conn, &mut holds, id, tier, rel) {
             Ok(Retired::Removed) => {
                 done.removed += 1;
-                removed_from.extend(
-                    root.as_ref()
-                        .filter(|r| !crate::store::is_remote(r))
-                        .and_then(|r| r.join(rel).parent().map(Path::to_path_buf)),
-                );
+                removed_from.extend(local_root.and_then(|r| r.join(rel).parent().map(Path::to_path_buf)));
             }
             Ok(Retired::Trashed) => {
                 done.trashed += 1;
@@ -174,7 +171,7 @@ pub fn finish(
             Ok(Retired::Absent) => {}
             Err(e @ Error::Db { .. }) => return Err(e),
             Err(e) => {
-                let file = cfg.tier_root(tier).map(|r| r.join(rel)).unwrap_or_else(|_| rel.into());
+                let file = root.as_ref().map_or_else(|| rel.into(), |r| r.join(rel));
                 tracing::warn!(journal = id, path = %file.display(), error = %e, "cannot retire an input of a committed rewrite; deferred");
                 first.get_or_insert(("retire", file.display().to_string(), e));
             }
@@ -186,7 +183,7 @@ pub fn finish(
     batch.commit().map_err(&dberr)?;
     for dir in removed_from {
         match fsutil::fsync_dir(&dir) {
-            Ok(()) => remove_empty_dirs(&dir, root.as_deref().unwrap_or(&dir)),
+            Ok(()) => remove_empty_dirs(&dir, local_root.unwrap_or(&dir)),
             Err(e) => {
                 first.get_or_insert(("retire", dir.display().to_string(), e));
             }

@@ -241,7 +241,10 @@ pub(crate) fn rewrite_series(
     let outputs = &finished.outputs;
 
     swap(cfg, db, sp, how, jid, &finished, findings.as_ref())?;
-    let touched: Vec<(String, String)> = (sp.inputs.iter().map(|f| (sp.tier.clone(), f.relpath.clone())))
+    let touched: Vec<(String, String)> = sp
+        .inputs
+        .iter()
+        .map(|f| (sp.tier.clone(), f.relpath.clone()))
         .chain(outputs.iter().map(|o| (how.out_tier.to_string(), o.relpath.clone())))
         .collect();
     crate::lake::after_change_of(cfg, &db.conn, Some(&touched));

@@ -241,15 +241,16 @@ pub struct Synced {
     pub unreadable: Vec<String>,
 }
 
-/// Make the lake name exactly the catalog's live files, in one snapshot;
-/// `None` when they already agree (or the lake is off).
-pub fn sync(cfg: &Config, conn: &Connection) -> Result<Synced> {
+/// Make the lake name exactly the catalog's live files (or, with a scope,
+/// exactly those of its files that are live), in one snapshot; none when
+/// they already agree (or the lake is off).
+pub fn sync(cfg: &Config, conn: &Connection, scope: Scope<'_>) -> Result<Synced> {
     if !cfg.lake.enabled {
         return Ok(Synced::default());
     }
     let _one = SYNC.lock().unwrap_or_else(|e| e.into_inner());
     let lake = Lake::open(cfg)?;
-    sync_into(cfg, conn, &lake, None)
+    sync_into(cfg, conn, &lake, scope)
 }
 
 /// The files a sync compares: every one, or only these (tier, relpath),
@@ -368,11 +369,7 @@ pub fn after_change_of(cfg: &Config, conn: &Connection, scope: Scope<'_>) -> Opt
     if !cfg.lake.enabled || !conn.is_autocommit() {
         return None;
     }
-    let synced = cost::timed(|| {
-        let _one = SYNC.lock().unwrap_or_else(|e| e.into_inner());
-        Lake::open(cfg).and_then(|lake| sync_into(cfg, conn, &lake, scope))
-    });
-    match synced {
+    match cost::timed(|| sync(cfg, conn, scope)) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(lake = %cfg.lake_path().display(), error = %e, "lake not synced; the next change retries");
